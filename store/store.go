@@ -1,0 +1,230 @@
+// Package store defines the contract every Spool backend implements: the job
+// model, the batch-first Store interface and the errors it returns. The
+// conformance suite in store/storetest checks that a backend keeps it.
+//
+// Every write takes a slice and answers per item: one bad or stale item is
+// refused with its own typed error and changes nothing, while the others go
+// through. Whole-call errors (a closed store, a cancelled context, a batch
+// over MaxBatch) come back as the second return value and mean nothing was
+// written.
+package store
+
+import (
+	"context"
+	"database/sql"
+	"strconv"
+	"time"
+)
+
+// Store is the contract every backend implements. Implementations are safe
+// for concurrent use.
+type Store interface {
+	// Enqueue validates and inserts jobs durably, all or nothing: if any item
+	// is invalid the call returns the *ItemError of each bad item (joined) and
+	// writes nothing. Results are in input order. A job whose (tenant, unique
+	// key) matches a live job, or an earlier item of the same call, is not
+	// inserted; its result carries the existing job's ID and Duplicate=true.
+	Enqueue(ctx context.Context, jobs []EnqueueParams) ([]EnqueueResult, error)
+
+	// Claim locks up to Limit available jobs of one queue, in priority then
+	// run_at then enqueue order, for LockFor. Each returned job carries a
+	// fresh LockToken. Jobs whose run_at has come are made available first. A
+	// paused queue hands out nothing. A job with an ordering key is claimable
+	// only when no earlier live job shares its (tenant, ordering key).
+	Claim(ctx context.Context, p ClaimParams) ([]*Job, error)
+
+	// Renew extends locks. Per item: nil, or ErrLockLost / ErrNotFound.
+	Renew(ctx context.Context, renewals []Renewal) ([]error, error)
+
+	// Settle applies verdicts, each fenced by its lock token. Per item: nil,
+	// or ErrLockLost (token stale: the job was reaped or claimed again),
+	// ErrNotFound, or a *ValidationError. A refused verdict changes nothing.
+	Settle(ctx context.Context, verdicts []Verdict) ([]error, error)
+
+	// ReapExpired returns up to limit running jobs whose lock expired before
+	// now to available, or dead-letters them with reason max_deliveries when
+	// their deliveries reached max_deliveries.
+	ReapExpired(ctx context.Context, limit int) (ReapResult, error)
+
+	// Get returns one job, or ErrNotFound.
+	Get(ctx context.Context, id ID) (*Job, error)
+
+	// List returns jobs matching the filter in ID (enqueue) order, with a
+	// cursor for the next page.
+	List(ctx context.Context, f ListParams) (*ListPage, error)
+
+	// Cancel cancels live jobs. A running job is cancelled too: its holder's
+	// settle is then refused with ErrLockLost. Per item: nil, ErrNotFound, or
+	// a *StateError for a finished job.
+	Cancel(ctx context.Context, ids []ID) ([]error, error)
+
+	// Requeue makes dead or cancelled jobs available again with attempts and
+	// deliveries reset; their error history is kept. Per item: nil,
+	// ErrNotFound, a *StateError, or ErrDuplicate when a live job holds its
+	// unique key.
+	Requeue(ctx context.Context, ids []ID) ([]error, error)
+
+	// Purge deletes dead jobs matching the filter and returns how many.
+	Purge(ctx context.Context, p PurgeParams) (int, error)
+
+	// PauseQueue stops a queue from handing out jobs (claims return none);
+	// ResumeQueue undoes it. Neither needs the queue to have jobs.
+	PauseQueue(ctx context.Context, queue string) error
+	ResumeQueue(ctx context.Context, queue string) error
+
+	// Stats returns per-queue counts by state and the age of the oldest
+	// available job, for every queue that has jobs or settings.
+	Stats(ctx context.Context) ([]QueueStats, error)
+
+	// Prune deletes up to Limit finished jobs whose finished_at is before the
+	// cutoff for their state, and returns how many. Zero cutoffs keep that state.
+	Prune(ctx context.Context, p PruneParams) (int, error)
+
+	// Close releases the store's resources. Calls after Close fail with ErrClosed.
+	Close() error
+}
+
+// SQLTxEnqueuer is implemented by SQL backends that can enqueue inside the
+// caller's own transaction, so jobs commit or roll back with the caller's rows.
+// The caller's *sql.Tx must be on the same database as the store.
+type SQLTxEnqueuer interface {
+	EnqueueTx(ctx context.Context, tx *sql.Tx, jobs []EnqueueParams) ([]EnqueueResult, error)
+}
+
+// Notifier is implemented by stores that can tell waiters, in process, that
+// jobs changed. Each call returns a channel that is closed at the next change
+// of that kind; the caller then looks again. Notifications are hints: a
+// waiter must still poll slowly for changes made by other processes.
+type Notifier interface {
+	// Available is closed when jobs may have become claimable in queue.
+	Available(queue string) <-chan struct{}
+	// Finished is closed when some job reached a finished state.
+	Finished() <-chan struct{}
+}
+
+// EnqueueParams describes one job to insert. Zero fields take the defaults
+// documented on each.
+type EnqueueParams struct {
+	ID          ID     // zero: a new ID is made
+	Queue       string // default "default"
+	Kind        string // required
+	Payload     []byte // at most MaxPayloadBytes
+	Priority    int    // MinPriority..MaxPriority, lower runs first; default 0
+	RunAt       time.Time
+	Tenant      string
+	UniqueKey   string // dedupe among live jobs of the same tenant
+	OrderingKey string // one at a time, in enqueue order, per tenant
+	// MaxAttempts defaults to DefaultMaxAttempts; MaxDeliveries to DefaultMaxDeliveries.
+	MaxAttempts   int
+	MaxDeliveries int
+}
+
+// EnqueueResult reports what happened to one EnqueueParams.
+type EnqueueResult struct {
+	ID        ID    // the new job, or the live job holding the unique key
+	Duplicate bool  // true when an existing job was returned instead of inserting
+	State     State // state of the job ID names
+}
+
+// ItemError says which item of a batch was refused and why.
+type ItemError struct {
+	Index int
+	Err   error
+}
+
+func (e *ItemError) Error() string { return "item " + strconv.Itoa(e.Index) + ": " + e.Err.Error() }
+
+// Unwrap returns the item's error.
+func (e *ItemError) Unwrap() error { return e.Err }
+
+// ClaimParams asks for jobs from one queue.
+type ClaimParams struct {
+	Queue   string
+	Limit   int           // 1..MaxClaim; default 1
+	LockFor time.Duration // MinLockDuration..MaxLockDuration
+	Worker  string        // optional, for diagnostics
+}
+
+// Renewal extends one lock to now+LockFor.
+type Renewal struct {
+	ID      ID
+	Token   LockToken
+	LockFor time.Duration
+}
+
+// Outcome is the kind of verdict a settle carries.
+type Outcome uint8
+
+// Verdict outcomes.
+const (
+	Complete   Outcome = iota + 1 // finished successfully, with an optional Result
+	Fail                          // attempt failed: retry at RetryAt, or dead-letter if attempts are spent
+	DeadLetter                    // fail for good now
+	Cancel                        // finish as cancelled
+	Snooze                        // run again at RetryAt without spending an attempt
+	Release                       // hand back unprocessed: available now, no attempt spent, delivery given back
+)
+
+var outcomeNames = [...]string{"", "complete", "fail", "dead_letter", "cancel", "snooze", "release"}
+
+func (o Outcome) String() string {
+	if int(o) < len(outcomeNames) {
+		return outcomeNames[o]
+	}
+	return "outcome(" + strconv.Itoa(int(o)) + ")"
+}
+
+// Verdict settles one delivery.
+type Verdict struct {
+	ID      ID
+	Token   LockToken
+	Outcome Outcome
+	Result  []byte        // Complete: optional output, at most MaxResultBytes
+	Error   *AttemptError // Fail, DeadLetter, Cancel: recorded in the job's history (At and Attempt are filled in)
+	RetryAt time.Time     // Fail, Snooze: when to run again; zero means now
+}
+
+// ReapResult counts what ReapExpired did.
+type ReapResult struct {
+	Returned     int // back to available
+	DeadLettered int // reached max deliveries
+}
+
+// ListParams filters List. Zero fields do not filter.
+type ListParams struct {
+	Queue  string
+	Kind   string
+	Tenant string
+	States []State
+	After  ID  // cursor: only jobs with a larger ID (use ListPage.Next)
+	Limit  int // 1..MaxListLimit; default DefaultListLimit
+}
+
+// ListPage is one page of List.
+type ListPage struct {
+	Jobs []*Job
+	Next ID // pass as ListParams.After for the next page; zero when this is the last page
+}
+
+// PurgeParams selects dead jobs to delete. Zero fields do not filter.
+type PurgeParams struct {
+	Queue string
+	IDs   []ID
+}
+
+// PruneParams sets, per finished state, the finished_at before which jobs are deleted.
+type PruneParams struct {
+	CompletedBefore time.Time
+	CancelledBefore time.Time
+	DeadBefore      time.Time
+	Limit           int // at most this many rows per call; default 10,000
+}
+
+// QueueStats describes one queue.
+type QueueStats struct {
+	Queue  string
+	Paused bool
+	Counts map[State]int
+	// OldestAvailable is the age of the longest-waiting available job, zero when none.
+	OldestAvailable time.Duration
+}

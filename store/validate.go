@@ -1,0 +1,178 @@
+package store
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+	"unicode/utf8"
+)
+
+// ValidName reports why a queue, kind or tenant name is unacceptable, or nil.
+// Names are 1..MaxNameLen bytes of letters, digits and . _ : / -
+// (tenants may be empty: pass allowEmpty).
+func ValidName(field, s string, allowEmpty bool) error {
+	if s == "" {
+		if allowEmpty {
+			return nil
+		}
+		return &ValidationError{Field: field, Reason: "is required"}
+	}
+	if len(s) > MaxNameLen {
+		return &LimitError{Field: field + " length", Limit: MaxNameLen, Got: len(s)}
+	}
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("._:/-", r)) {
+			return &ValidationError{Field: field, Reason: fmt.Sprintf("%q has %q; use letters, digits and . _ : / -", s, r)}
+		}
+	}
+	return nil
+}
+
+func validKey(field, s string) error {
+	if len(s) > MaxKeyLen {
+		return &LimitError{Field: field + " length", Limit: MaxKeyLen, Got: len(s)}
+	}
+	if !utf8.ValidString(s) {
+		return &ValidationError{Field: field, Reason: "is not valid UTF-8"}
+	}
+	return nil
+}
+
+// Normalize fills defaults into p and validates it, returning every mistake at
+// once (errors.Join). now is used for a zero RunAt.
+func (p *EnqueueParams) Normalize(now time.Time) error {
+	if p.ID.IsZero() {
+		p.ID = NewID()
+	}
+	if p.Queue == "" {
+		p.Queue = DefaultQueue
+	}
+	if p.RunAt.IsZero() {
+		p.RunAt = now
+	}
+	if p.MaxAttempts == 0 {
+		p.MaxAttempts = DefaultMaxAttempts
+	}
+	if p.MaxDeliveries == 0 {
+		p.MaxDeliveries = DefaultMaxDeliveries
+	}
+	var errs []error
+	errs = append(errs,
+		ValidName("queue", p.Queue, false),
+		ValidName("kind", p.Kind, false),
+		ValidName("tenant", p.Tenant, true),
+		validKey("unique key", p.UniqueKey),
+		validKey("ordering key", p.OrderingKey),
+	)
+	if len(p.Payload) > MaxPayloadBytes {
+		errs = append(errs, &LimitError{Field: "payload size", Limit: MaxPayloadBytes, Got: len(p.Payload)})
+	}
+	if p.Priority < MinPriority || p.Priority > MaxPriority {
+		errs = append(errs, &ValidationError{Field: "priority", Reason: fmt.Sprintf("%d is outside %d..%d", p.Priority, MinPriority, MaxPriority)})
+	}
+	if p.MaxAttempts < 1 || p.MaxAttempts > MaxAttemptsLimit {
+		errs = append(errs, &ValidationError{Field: "max attempts", Reason: fmt.Sprintf("%d is outside 1..%d", p.MaxAttempts, MaxAttemptsLimit)})
+	}
+	if p.MaxDeliveries < 1 || p.MaxDeliveries > MaxAttemptsLimit {
+		errs = append(errs, &ValidationError{Field: "max deliveries", Reason: fmt.Sprintf("%d is outside 1..%d", p.MaxDeliveries, MaxAttemptsLimit)})
+	}
+	return errors.Join(errs...)
+}
+
+// Normalize fills defaults into p and validates it.
+func (p *ClaimParams) Normalize() error {
+	if p.Limit == 0 {
+		p.Limit = DefaultClaimLimit
+	}
+	var errs []error
+	errs = append(errs, ValidName("queue", p.Queue, false))
+	if p.Limit < 1 || p.Limit > MaxClaim {
+		errs = append(errs, &ValidationError{Field: "claim limit", Reason: fmt.Sprintf("%d is outside 1..%d", p.Limit, MaxClaim)})
+	}
+	errs = append(errs, ValidLockDuration(p.LockFor))
+	return errors.Join(errs...)
+}
+
+// ValidLockDuration reports whether d is an acceptable lock duration.
+func ValidLockDuration(d time.Duration) error {
+	if d < MinLockDuration || d > MaxLockDuration {
+		return &ValidationError{Field: "lock duration", Reason: fmt.Sprintf("%v is outside %v..%v", d, MinLockDuration, MaxLockDuration)}
+	}
+	return nil
+}
+
+// Check validates a verdict without touching the store.
+func (v *Verdict) Check() error {
+	switch v.Outcome {
+	case Complete:
+		if len(v.Result) > MaxResultBytes {
+			return &LimitError{Field: "result size", Limit: MaxResultBytes, Got: len(v.Result)}
+		}
+	case Fail, DeadLetter, Cancel, Snooze, Release:
+	default:
+		return &ValidationError{Field: "outcome", Reason: fmt.Sprintf("%d is not a known outcome", v.Outcome)}
+	}
+	if v.Token == 0 {
+		return &ValidationError{Field: "lock token", Reason: "is missing"}
+	}
+	return nil
+}
+
+// Check validates list parameters and fills the default limit.
+func (p *ListParams) Check() error {
+	if p.Limit == 0 {
+		p.Limit = DefaultListLimit
+	}
+	var errs []error
+	if p.Limit < 1 || p.Limit > MaxListLimit {
+		errs = append(errs, &ValidationError{Field: "list limit", Reason: fmt.Sprintf("%d is outside 1..%d", p.Limit, MaxListLimit)})
+	}
+	for _, s := range p.States {
+		if !s.Valid() {
+			errs = append(errs, &ValidationError{Field: "state", Reason: fmt.Sprintf("%q is not a job state", s)})
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// CheckBatch refuses an empty-safe batch larger than MaxBatch.
+func CheckBatch(n int) error {
+	if n > MaxBatch {
+		return &LimitError{Field: "batch size", Limit: MaxBatch, Got: n}
+	}
+	return nil
+}
+
+// Truncate shortens an attempt error's message and stack to the limits,
+// keeping the head of the message and the head of the stack.
+func (e *AttemptError) Truncate() {
+	e.Message = truncateUTF8(e.Message, MaxErrorMessage)
+	e.Stack = truncateUTF8(e.Stack, MaxErrorStack)
+}
+
+func truncateUTF8(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	s = s[:n]
+	for len(s) > 0 && !utf8.ValidString(s) {
+		s = s[:len(s)-1]
+	}
+	return s
+}
+
+// NormalizeAll normalizes every item and returns the *ItemError of each bad
+// one, joined; nil when all are valid.
+func NormalizeAll(jobs []EnqueueParams, now time.Time) error {
+	if err := CheckBatch(len(jobs)); err != nil {
+		return err
+	}
+	var errs []error
+	for i := range jobs {
+		if err := jobs[i].Normalize(now); err != nil {
+			errs = append(errs, &ItemError{Index: i, Err: err})
+		}
+	}
+	return errors.Join(errs...)
+}
