@@ -43,7 +43,9 @@ type Store interface {
 
 	// ReapExpired returns up to limit running jobs whose lock expired before
 	// now to available, or dead-letters them with reason max_deliveries when
-	// their deliveries reached max_deliveries.
+	// their deliveries reached max_deliveries. Every lost lock is recorded in
+	// the job's error history ("lock expired on delivery N"), so a job that
+	// keeps crashing its workers shows each crash.
 	ReapExpired(ctx context.Context, limit int) (ReapResult, error)
 
 	// Get returns one job, or ErrNotFound.

@@ -1,0 +1,487 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/spoolrun/spool/store"
+)
+
+const jobColumns = `id, queue, kind, payload, priority, run_at, state, tenant, unique_key, ordering_key,
+	attempts, max_attempts, deliveries, max_deliveries, lock_token, locked_until,
+	errors, result, dead_reason, created_at, finished_at`
+
+type scanner interface{ Scan(dest ...any) error }
+
+func scanJob(r scanner) (*store.Job, error) {
+	var (
+		j                                 store.Job
+		state                             string
+		uniq, ord, errs, dead             sql.NullString
+		token, lockedUntil, runAt, finish sql.NullInt64
+		created                           int64
+	)
+	if err := r.Scan(&j.ID, &j.Queue, &j.Kind, &j.Payload, &j.Priority, &runAt, &state, &j.Tenant, &uniq, &ord,
+		&j.Attempts, &j.MaxAttempts, &j.Deliveries, &j.MaxDeliveries, &token, &lockedUntil,
+		&errs, &j.Result, &dead, &created, &finish); err != nil {
+		return nil, err
+	}
+	j.State = store.State(state)
+	j.RunAt = fromMicros(runAt)
+	j.UniqueKey, j.OrderingKey, j.DeadReason = uniq.String, ord.String, dead.String
+	j.LockToken = store.LockToken(token.Int64)
+	j.LockedUntil = fromMicros(lockedUntil)
+	j.CreatedAt = time.UnixMicro(created).UTC()
+	j.FinishedAt = fromMicros(finish)
+	if errs.Valid && errs.String != "" {
+		if err := json.Unmarshal([]byte(errs.String), &j.Errors); err != nil {
+			return nil, fmt.Errorf("spool: job %s: decode error history: %w", j.ID, err)
+		}
+	}
+	return &j, nil
+}
+
+// Enqueue implements store.Store.
+func (s *Store) Enqueue(ctx context.Context, jobs []store.EnqueueParams) ([]store.EnqueueResult, error) {
+	now := s.now()
+	jobs = slices.Clone(jobs) // Normalize fills defaults; the caller's slice stays as it was
+	if err := store.NormalizeAll(jobs, now); err != nil {
+		return nil, err
+	}
+	if len(jobs) == 0 {
+		return nil, nil
+	}
+	b := &insertBatch{jobs: jobs, results: make([]store.EnqueueResult, len(jobs)), now: now}
+	if err := s.writer.insert(ctx, b, func() { s.wakeQueues(b.jobs, b.results) }); err != nil {
+		return nil, err
+	}
+	return b.results, nil
+}
+
+// EnqueueTx implements store.SQLTxEnqueuer: the jobs are inserted on the
+// caller's transaction and become visible, durable and claimable only when
+// the caller commits. tx must belong to a *sql.DB opened on the same file
+// (see DSN). Workers in this process notice the jobs on their next poll.
+func (s *Store) EnqueueTx(ctx context.Context, tx *sql.Tx, jobs []store.EnqueueParams) ([]store.EnqueueResult, error) {
+	if tx == nil {
+		return nil, &store.ValidationError{Field: "tx", Reason: "is nil"}
+	}
+	now := s.now()
+	jobs = slices.Clone(jobs)
+	if err := store.NormalizeAll(jobs, now); err != nil {
+		return nil, err
+	}
+	results := make([]store.EnqueueResult, len(jobs))
+	if _, err := tx.ExecContext(ctx, "SAVEPOINT spool_enqueue"); err != nil {
+		return nil, fmt.Errorf("spool: enqueue in tx: %w", err)
+	}
+	if err := insertJobs(txExec{ctx, tx}, jobs, results, now); err != nil {
+		_, rerr := tx.ExecContext(ctx, "ROLLBACK TO spool_enqueue")
+		return nil, errors.Join(err, rerr)
+	}
+	if _, err := tx.ExecContext(ctx, "RELEASE spool_enqueue"); err != nil {
+		return nil, fmt.Errorf("spool: enqueue in tx: %w", err)
+	}
+	return results, nil
+}
+
+const insertHead = `INSERT INTO spool_jobs (id, queue, kind, payload, priority, run_at, state, tenant,
+	unique_key, ordering_key, max_attempts, max_deliveries, created_at) VALUES `
+
+const insertTail = ` ON CONFLICT DO NOTHING RETURNING id`
+
+// insertChunk is how many rows one INSERT statement carries (13 parameters each).
+const insertChunk = 64
+
+var insertSQL [insertChunk + 1]string
+
+func init() {
+	row := "(" + placeholders(13) + ")"
+	for n := 1; n <= insertChunk; n++ {
+		insertSQL[n] = insertHead + strings.TrimSuffix(strings.Repeat(row+", ", n), ", ") + insertTail
+	}
+}
+
+const findLiveUniqueSQL = `SELECT id, state FROM spool_jobs
+	WHERE tenant = ? AND unique_key = ? AND state IN ('scheduled', 'available', 'running')`
+
+// insertJobs inserts normalized jobs in multi-row statements and fills
+// results. A row that is not inserted lost to a live unique key (its result
+// names the holder) or to a taken ID (an *ItemError fails the whole call).
+func insertJobs(x execer, jobs []store.EnqueueParams, results []store.EnqueueResult, now time.Time) error {
+	created := now.UnixMicro()
+	args := make([]any, 0, 13*min(len(jobs), insertChunk))
+	for start := 0; start < len(jobs); start += insertChunk {
+		chunk := jobs[start:min(start+insertChunk, len(jobs))]
+		args = args[:0]
+		for i := range chunk {
+			p := &chunk[i]
+			state := store.StateAvailable
+			if p.RunAt.After(now) {
+				state = store.StateScheduled
+			}
+			results[start+i] = store.EnqueueResult{ID: p.ID, State: state}
+			args = append(args, p.ID, p.Queue, p.Kind, p.Payload, p.Priority, p.RunAt.UnixMicro(), string(state),
+				p.Tenant, nullString(p.UniqueKey), nullString(p.OrderingKey), p.MaxAttempts, p.MaxDeliveries, created)
+		}
+		rows, err := x.query(insertSQL[len(chunk)], args...)
+		if err != nil {
+			return fmt.Errorf("spool: enqueue: %w", err)
+		}
+		inserted := make(map[store.ID]bool, len(chunk))
+		for rows.Next() {
+			var id store.ID
+			if err := rows.Scan(&id); err != nil {
+				rows.Close()
+				return fmt.Errorf("spool: enqueue: %w", err)
+			}
+			inserted[id] = true
+		}
+		if err := rows.Close(); err != nil {
+			return fmt.Errorf("spool: enqueue: %w", err)
+		}
+		if len(inserted) == len(chunk) {
+			continue
+		}
+		for i := range chunk {
+			if inserted[chunk[i].ID] {
+				continue
+			}
+			if err := resolveConflict(x, &chunk[i], &results[start+i]); err != nil {
+				return &store.ItemError{Index: start + i, Err: err}
+			}
+		}
+	}
+	return nil
+}
+
+// resolveConflict explains a row the INSERT skipped: a live job holds its
+// unique key (the result then names that job), or its ID is taken (an error).
+func resolveConflict(x execer, p *store.EnqueueParams, res *store.EnqueueResult) error {
+	if p.UniqueKey != "" {
+		var id store.ID
+		var st string
+		err := x.queryRow(findLiveUniqueSQL, p.Tenant, p.UniqueKey).Scan(&id, &st)
+		if err == nil {
+			*res = store.EnqueueResult{ID: id, Duplicate: true, State: store.State(st)}
+			return nil
+		}
+		if !errors.Is(err, sql.ErrNoRows) {
+			return err
+		}
+	}
+	return &store.ValidationError{Field: "id", Reason: p.ID.String() + " is already taken"}
+}
+
+func (s *Store) wakeQueues(jobs []store.EnqueueParams, results []store.EnqueueResult) {
+	last := ""
+	for i := range jobs {
+		if results[i].Duplicate || results[i].State != store.StateAvailable || jobs[i].Queue == last {
+			continue
+		}
+		last = jobs[i].Queue
+		s.available.Fire(last)
+	}
+}
+
+const promoteSQL = `UPDATE spool_jobs SET state = 'available'
+	WHERE id IN (SELECT id FROM spool_jobs WHERE state = 'scheduled' AND queue = ? AND run_at <= ? ORDER BY run_at LIMIT 1000)`
+
+const claimSQL = `UPDATE spool_jobs
+	SET state = 'running', lock_token = (random() | 1), locked_until = ?, deliveries = deliveries + 1, worker = ?
+	WHERE id IN (
+		SELECT j.id FROM spool_jobs AS j
+		WHERE j.state = 'available' AND j.queue = ?
+		  AND (j.ordering_key IS NULL OR NOT EXISTS (
+			SELECT 1 FROM spool_jobs AS o
+			WHERE o.tenant = j.tenant AND o.ordering_key = j.ordering_key AND o.ordering_key IS NOT NULL
+			  AND o.state IN ('scheduled', 'available', 'running') AND o.id < j.id))
+		ORDER BY j.priority, j.run_at, j.id
+		LIMIT ?)
+	RETURNING ` + jobColumns
+
+const pausedSQL = `SELECT paused FROM spool_queues WHERE name = ?`
+
+// Claim implements store.Store.
+func (s *Store) Claim(ctx context.Context, p store.ClaimParams) ([]*store.Job, error) {
+	if err := p.Normalize(); err != nil {
+		return nil, err
+	}
+	var jobs []*store.Job
+	err := s.writer.do(ctx, func(x execer) error {
+		jobs = jobs[:0]
+		var paused bool
+		if err := x.queryRow(pausedSQL, p.Queue).Scan(&paused); err != nil && !errors.Is(err, sql.ErrNoRows) {
+			return err
+		}
+		if paused {
+			return nil
+		}
+		now := s.now()
+		if _, err := x.exec(promoteSQL, p.Queue, now.UnixMicro()); err != nil {
+			return fmt.Errorf("spool: claim: %w", err)
+		}
+		rows, err := x.query(claimSQL, now.Add(p.LockFor).UnixMicro(), nullString(p.Worker), p.Queue, p.Limit)
+		if err != nil {
+			return fmt.Errorf("spool: claim: %w", err)
+		}
+		defer rows.Close()
+		for rows.Next() {
+			j, err := scanJob(rows)
+			if err != nil {
+				return fmt.Errorf("spool: claim: %w", err)
+			}
+			jobs = append(jobs, j)
+		}
+		return rows.Err()
+	}, nil)
+	if err != nil {
+		return nil, err
+	}
+	slices.SortFunc(jobs, func(a, b *store.Job) int {
+		if a.Priority != b.Priority {
+			return a.Priority - b.Priority
+		}
+		if c := a.RunAt.Compare(b.RunAt); c != 0 {
+			return c
+		}
+		return slices.Compare(a.ID[:], b.ID[:])
+	})
+	return jobs, nil
+}
+
+const renewSQL = `UPDATE spool_jobs SET locked_until = ? WHERE id = ? AND lock_token = ? AND state = 'running'`
+
+// Renew implements store.Store.
+func (s *Store) Renew(ctx context.Context, renewals []store.Renewal) ([]error, error) {
+	if err := store.CheckBatch(len(renewals)); err != nil {
+		return nil, err
+	}
+	errs := make([]error, len(renewals))
+	for i, r := range renewals {
+		errs[i] = store.ValidLockDuration(r.LockFor)
+	}
+	err := s.writer.do(ctx, func(x execer) error {
+		now := s.now()
+		for i, r := range renewals {
+			if errs[i] != nil {
+				continue
+			}
+			res, err := x.exec(renewSQL, now.Add(r.LockFor).UnixMicro(), r.ID, int64(r.Token))
+			if err != nil {
+				return fmt.Errorf("spool: renew: %w", err)
+			}
+			if errs[i], err = refusal(x, res, r.ID); err != nil {
+				return err
+			}
+		}
+		return nil
+	}, nil)
+	if err != nil {
+		return nil, err
+	}
+	return errs, nil
+}
+
+// refusal turns a fenced update's row count into the per-item answer:
+// nil when it applied, else ErrLockLost if the job exists, ErrNotFound if not.
+func refusal(x execer, res sql.Result, id store.ID) (error, error) {
+	n, err := res.RowsAffected()
+	if err != nil {
+		return nil, err
+	}
+	if n == 1 {
+		return nil, nil
+	}
+	var one int
+	switch err := x.queryRow(`SELECT 1 FROM spool_jobs WHERE id = ?`, id).Scan(&one); {
+	case errors.Is(err, sql.ErrNoRows):
+		return store.ErrNotFound, nil
+	case err != nil:
+		return nil, err
+	}
+	return store.ErrLockLost, nil
+}
+
+// appendErrorSQL appends the JSON object in ?2.. to a job's history, keeping
+// the newest store.MaxErrorHistory entries. The object is built in SQL so its
+// attempt number reads the row.
+var appendErrorSQL = fmt.Sprintf(`(CASE WHEN json_array_length(coalesce(errors, '[]')) >= %d
+		THEN json_insert(json_remove(errors, '$[0]'), '$[#]', json_object('at', ?, 'attempt', attempts + 1, 'message', ?, 'stack', ?))
+		ELSE json_insert(coalesce(errors, '[]'), '$[#]', json_object('at', ?, 'attempt', attempts + 1, 'message', ?, 'stack', ?)) END)`,
+	store.MaxErrorHistory)
+
+const fence = ` WHERE id = ? AND lock_token = ? AND state = 'running'`
+
+var settleSQL = map[store.Outcome]string{
+	store.Complete: `UPDATE spool_jobs SET state = 'completed', finished_at = ?, result = ?, lock_token = NULL, locked_until = NULL` + fence,
+	store.Fail: `UPDATE spool_jobs SET
+		errors = ` + appendErrorSQL + `,
+		state = CASE WHEN attempts + 1 >= max_attempts THEN 'dead' WHEN ? <= ? THEN 'available' ELSE 'scheduled' END,
+		dead_reason = CASE WHEN attempts + 1 >= max_attempts THEN 'max_attempts' END,
+		finished_at = CASE WHEN attempts + 1 >= max_attempts THEN ? END,
+		run_at = CASE WHEN attempts + 1 >= max_attempts THEN run_at ELSE ? END,
+		attempts = attempts + 1, lock_token = NULL, locked_until = NULL` + fence,
+	store.DeadLetter: `UPDATE spool_jobs SET errors = ` + appendErrorSQL + `,
+		state = 'dead', dead_reason = 'dead_lettered', finished_at = ?, attempts = attempts + 1,
+		lock_token = NULL, locked_until = NULL` + fence,
+	store.Cancel: `UPDATE spool_jobs SET errors = CASE WHEN ? THEN ` + appendErrorSQL + ` ELSE errors END,
+		state = 'cancelled', finished_at = ?, lock_token = NULL, locked_until = NULL` + fence,
+	store.Snooze: `UPDATE spool_jobs SET state = CASE WHEN ? <= ? THEN 'available' ELSE 'scheduled' END, run_at = ?,
+		lock_token = NULL, locked_until = NULL` + fence,
+	store.Release: `UPDATE spool_jobs SET state = 'available', deliveries = max(deliveries - 1, 0),
+		lock_token = NULL, locked_until = NULL` + fence,
+}
+
+// errArgs are the six parameters of appendErrorSQL.
+func errArgs(e *store.AttemptError, now time.Time, fallback string) []any {
+	msg, stack := fallback, ""
+	if e != nil {
+		c := *e
+		c.Truncate()
+		msg, stack = cmpString(c.Message, fallback), c.Stack
+	}
+	at := now.UTC().Format(time.RFC3339Nano)
+	return []any{at, msg, nullString(stack), at, msg, nullString(stack)}
+}
+
+func cmpString(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}
+
+// Settle implements store.Store.
+func (s *Store) Settle(ctx context.Context, verdicts []store.Verdict) ([]error, error) {
+	if err := store.CheckBatch(len(verdicts)); err != nil {
+		return nil, err
+	}
+	errs := make([]error, len(verdicts))
+	for i := range verdicts {
+		errs[i] = verdicts[i].Check()
+	}
+	finished, available := false, map[string]bool{}
+	err := s.writer.do(ctx, func(x execer) error {
+		now := s.now()
+		nowUS := now.UnixMicro()
+		for i := range verdicts {
+			if errs[i] != nil {
+				continue
+			}
+			v := &verdicts[i]
+			retry := v.RetryAt
+			if retry.IsZero() {
+				retry = now
+			}
+			var args []any
+			switch v.Outcome {
+			case store.Complete:
+				args = []any{nowUS, v.Result}
+				finished = true
+			case store.Fail:
+				args = append(errArgs(v.Error, now, "failed"), retry.UnixMicro(), nowUS, nowUS, retry.UnixMicro())
+			case store.DeadLetter:
+				args = append(errArgs(v.Error, now, "dead-lettered by handler"), nowUS)
+				finished = true
+			case store.Cancel:
+				args = append(append([]any{v.Error != nil}, errArgs(v.Error, now, "cancelled")...), nowUS)
+				finished = true
+			case store.Snooze:
+				args = []any{retry.UnixMicro(), nowUS, retry.UnixMicro()}
+			case store.Release:
+			}
+			args = append(args, v.ID, int64(v.Token))
+			res, err := x.exec(settleSQL[v.Outcome], args...)
+			if err != nil {
+				return fmt.Errorf("spool: settle: %w", err)
+			}
+			if errs[i], err = refusal(x, res, v.ID); err != nil {
+				return err
+			}
+			if errs[i] == nil && v.Outcome != store.Complete {
+				// Failures may finish the job too (dead at max attempts), and
+				// releases make it claimable: wake both kinds of waiter.
+				finished = true
+				var q string
+				if err := x.queryRow(`SELECT queue FROM spool_jobs WHERE id = ?`, v.ID).Scan(&q); err == nil {
+					available[q] = true
+				}
+			}
+		}
+		return nil
+	}, func() {
+		if finished {
+			s.finished.Fire()
+		}
+		for q := range available {
+			s.available.Fire(q)
+		}
+	})
+	if err != nil {
+		return nil, err
+	}
+	return errs, nil
+}
+
+var reapSQL = `UPDATE spool_jobs SET
+	errors = ` + `(CASE WHEN json_array_length(coalesce(errors, '[]')) >= ` + strconv.Itoa(store.MaxErrorHistory) + `
+		THEN json_insert(json_remove(errors, '$[0]'), '$[#]', json_object('at', ?1, 'attempt', attempts + 1, 'message', 'lock expired on delivery ' || deliveries))
+		ELSE json_insert(coalesce(errors, '[]'), '$[#]', json_object('at', ?1, 'attempt', attempts + 1, 'message', 'lock expired on delivery ' || deliveries)) END),
+	state = CASE WHEN deliveries >= max_deliveries THEN 'dead' ELSE 'available' END,
+	dead_reason = CASE WHEN deliveries >= max_deliveries THEN 'max_deliveries' END,
+	finished_at = CASE WHEN deliveries >= max_deliveries THEN ?2 END,
+	lock_token = NULL, locked_until = NULL
+	WHERE id IN (SELECT id FROM spool_jobs WHERE state = 'running' AND locked_until < ?2 ORDER BY locked_until LIMIT ?3)
+	RETURNING state, queue`
+
+// ReapExpired implements store.Store.
+func (s *Store) ReapExpired(ctx context.Context, limit int) (store.ReapResult, error) {
+	if limit <= 0 || limit > store.MaxBatch {
+		return store.ReapResult{}, &store.ValidationError{Field: "reap limit", Reason: fmt.Sprintf("%d is outside 1..%d", limit, store.MaxBatch)}
+	}
+	var r store.ReapResult
+	queues := map[string]bool{}
+	err := s.writer.do(ctx, func(x execer) error {
+		r = store.ReapResult{}
+		now := s.now()
+		rows, err := x.query(reapSQL, now.UTC().Format(time.RFC3339Nano), now.UnixMicro(), limit)
+		if err != nil {
+			return fmt.Errorf("spool: reap: %w", err)
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var state, queue string
+			if err := rows.Scan(&state, &queue); err != nil {
+				return err
+			}
+			if state == string(store.StateDead) {
+				r.DeadLettered++
+			} else {
+				r.Returned++
+				queues[queue] = true
+			}
+		}
+		return rows.Err()
+	}, func() {
+		if r.DeadLettered > 0 {
+			s.finished.Fire()
+		}
+		for q := range queues {
+			s.available.Fire(q)
+		}
+	})
+	return r, err
+}
+
+// placeholders returns "?, ?, ?" for n parameters.
+func placeholders(n int) string {
+	return strings.TrimSuffix(strings.Repeat("?, ", n), ", ")
+}

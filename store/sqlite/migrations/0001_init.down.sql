@@ -1,0 +1,2 @@
+DROP TABLE spool_queues;
+DROP TABLE spool_jobs;

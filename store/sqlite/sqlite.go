@@ -1,0 +1,193 @@
+// Package sqlite is Spool's embedded store: one file, pure Go
+// (modernc.org/sqlite), WAL with synchronous=FULL so a job is on disk when
+// Enqueue returns.
+//
+// All writes of a process go through one writer goroutine that commits
+// concurrent operations together (group commit): while one transaction is
+// being made durable, the next operations queue up and share the next
+// commit, so throughput grows with concurrency instead of serialising on
+// fsync. Reads use a separate pool of connections and never wait for writes.
+//
+// Several processes on one machine may open the same file: SQLite's file
+// locks serialise their writers, and busy waits are absorbed by the busy
+// timeout and retried, never surfaced as errors.
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"sync"
+	"time"
+
+	"github.com/spoolrun/spool/internal/signal"
+	"github.com/spoolrun/spool/store"
+
+	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
+)
+
+// Config tunes a store. The zero value is ready to use.
+type Config struct {
+	// Now is the clock. Default: time.Now.
+	Now func() time.Time
+	// Logger receives operational messages. Default: discard.
+	Logger *slog.Logger
+	// BusyTimeout is how long one statement waits for another process's
+	// write lock before the writer retries. Default: 5s.
+	BusyTimeout time.Duration
+	// MaxGroup caps how many operations share one commit. Default: 512.
+	MaxGroup int
+	// Readers is the size of the read connection pool. Default: 4.
+	Readers int
+	// CacheMiB is SQLite's page cache per connection, in MiB. Default: 32.
+	CacheMiB int
+}
+
+// Store is the SQLite backend. It implements store.Store,
+// store.SQLTxEnqueuer and store.Notifier.
+type Store struct {
+	cfg    Config
+	now    func() time.Time
+	log    *slog.Logger
+	path   string
+	rdb    *sql.DB // read pool
+	wdb    *sql.DB // holds the writer's single connection
+	writer *writer
+
+	available signal.Set    // per queue: jobs became claimable
+	finished  signal.Signal // some job finished
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+var (
+	_ store.Store         = (*Store)(nil)
+	_ store.SQLTxEnqueuer = (*Store)(nil)
+	_ store.Notifier      = (*Store)(nil)
+)
+
+// DSN returns the database/sql data source name Spool uses for path, with
+// the pragmas every connection to a Spool file needs (WAL, synchronous=FULL,
+// a busy timeout). Open your own *sql.DB with driver "sqlite" and this DSN to
+// pass its transactions to EnqueueTx.
+func DSN(path string, busyTimeout time.Duration) string {
+	if busyTimeout <= 0 {
+		busyTimeout = 5 * time.Second
+	}
+	q := url.Values{}
+	q.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", busyTimeout.Milliseconds()))
+	q.Add("_pragma", "journal_mode(WAL)")
+	q.Add("_pragma", "synchronous(FULL)")
+	q.Add("_pragma", "foreign_keys(ON)")
+	q.Add("_txlock", "immediate")
+	return "file:" + path + "?" + q.Encode()
+}
+
+// Open opens (creating if needed) the Spool database at path and migrates it
+// to the current schema. It refuses a file whose schema is newer than this
+// build knows, with an error matching store.ErrSchema.
+func Open(path string, cfg Config) (*Store, error) {
+	if path == "" {
+		return nil, &store.ValidationError{Field: "path", Reason: "is required"}
+	}
+	s := &Store{cfg: cfg, path: path}
+	s.now = cfg.Now
+	if s.now == nil {
+		s.now = time.Now
+	}
+	s.log = cfg.Logger
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	busy := cfg.BusyTimeout
+	if busy <= 0 {
+		busy = 5 * time.Second
+	}
+	cache := cfg.CacheMiB
+	if cache <= 0 {
+		cache = 32
+	}
+	dsn := DSN(path, busy) + fmt.Sprintf("&_pragma=cache_size(-%d)&_pragma=temp_store(MEMORY)", cache*1024)
+
+	wdb, err := sql.Open("sqlite", dsn)
+	if err != nil {
+		return nil, fmt.Errorf("spool: open %s: %w", path, err)
+	}
+	wdb.SetMaxOpenConns(1)
+	wdb.SetMaxIdleConns(1)
+	wdb.SetConnMaxLifetime(0)
+	wdb.SetConnMaxIdleTime(0)
+	ctx := context.Background()
+	if err := migrate(ctx, wdb, s.log); err != nil {
+		wdb.Close()
+		return nil, err
+	}
+	conn, err := wdb.Conn(ctx)
+	if err != nil {
+		wdb.Close()
+		return nil, fmt.Errorf("spool: open %s: %w", path, err)
+	}
+
+	readers := cfg.Readers
+	if readers <= 0 {
+		readers = 4
+	}
+	rdb, err := sql.Open("sqlite", dsn+"&_pragma=query_only(1)")
+	if err != nil {
+		conn.Close()
+		wdb.Close()
+		return nil, fmt.Errorf("spool: open %s: %w", path, err)
+	}
+	rdb.SetMaxOpenConns(readers)
+	rdb.SetMaxIdleConns(readers)
+
+	s.wdb, s.rdb = wdb, rdb
+	maxGroup := cfg.MaxGroup
+	if maxGroup <= 0 {
+		maxGroup = 512
+	}
+	s.writer = newWriter(conn, maxGroup, s.log)
+	return s, nil
+}
+
+// Close waits for queued writes, then closes the database. It is idempotent.
+func (s *Store) Close() error {
+	s.closeOnce.Do(func() {
+		s.writer.close()
+		s.closeErr = errors.Join(s.rdb.Close(), s.wdb.Close())
+		s.finished.Fire()
+	})
+	return s.closeErr
+}
+
+// Available implements store.Notifier.
+func (s *Store) Available(queue string) <-chan struct{} { return s.available.Get(queue).C() }
+
+// Finished implements store.Notifier.
+func (s *Store) Finished() <-chan struct{} { return s.finished.C() }
+
+// micros converts a time to the stored form; zero stays NULL.
+func micros(t time.Time) any {
+	if t.IsZero() {
+		return nil
+	}
+	return t.UnixMicro()
+}
+
+func fromMicros(v sql.NullInt64) time.Time {
+	if !v.Valid {
+		return time.Time{}
+	}
+	return time.UnixMicro(v.Int64).UTC()
+}
+
+func nullString(s string) any {
+	if s == "" {
+		return nil
+	}
+	return s
+}

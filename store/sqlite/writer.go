@@ -1,0 +1,371 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/spoolrun/spool/store"
+)
+
+// An op is one store operation run by the writer inside a shared
+// transaction. fn must only touch the database through x. If fn fails, its
+// own changes are rolled back (savepoint) and the rest of the group commits.
+// after, if set, runs once the group committed (wake-ups).
+//
+// Enqueue ops also carry their jobs (ins), so a group's enqueues can share
+// multi-row INSERT statements instead of running one statement per op.
+type op struct {
+	ctx   context.Context
+	fn    func(x execer) error
+	after func()
+	ins   *insertBatch
+	done  chan error
+}
+
+// insertBatch is an enqueue op's rows and where its results go.
+type insertBatch struct {
+	jobs    []store.EnqueueParams
+	results []store.EnqueueResult
+	now     time.Time
+}
+
+// writer owns the single write connection. One goroutine drains queued ops
+// and commits them in groups: while a commit is being made durable, new ops
+// queue up and ride the next one.
+type writer struct {
+	conn     *sql.Conn
+	stmts    map[string]*sql.Stmt // prepared on conn; only the writer goroutine touches it
+	ops      chan *op
+	maxGroup int
+	merged   insertBatch // scratch for merging a group's enqueues
+	log      *slog.Logger
+
+	mu     sync.RWMutex // guards closed against sends on ops
+	closed bool
+	done   chan struct{} // closed when the loop has exited
+}
+
+func newWriter(conn *sql.Conn, maxGroup int, log *slog.Logger) *writer {
+	w := &writer{
+		conn:     conn,
+		stmts:    make(map[string]*sql.Stmt),
+		ops:      make(chan *op, 4*maxGroup),
+		maxGroup: maxGroup,
+		log:      log,
+		done:     make(chan struct{}),
+	}
+	go w.loop()
+	return w
+}
+
+var opPool = sync.Pool{New: func() any { return &op{done: make(chan error, 1)} }}
+
+// do runs fn in the next group commit and returns its error, or the commit's.
+// Once queued, an op always runs to its verdict (unless its ctx ends before
+// its turn), so a caller never returns while its write might still land.
+func (w *writer) do(ctx context.Context, fn func(x execer) error, after func()) error {
+	return w.submit(ctx, fn, after, nil)
+}
+
+// insert runs an enqueue op: like do, but its rows may share statements with
+// other enqueues of the same group.
+func (w *writer) insert(ctx context.Context, b *insertBatch, after func()) error {
+	return w.submit(ctx, func(x execer) error { return insertJobs(x, b.jobs, b.results, b.now) }, after, b)
+}
+
+func (w *writer) submit(ctx context.Context, fn func(x execer) error, after func(), ins *insertBatch) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	o := opPool.Get().(*op)
+	o.ctx, o.fn, o.after, o.ins = ctx, fn, after, ins
+	w.mu.RLock()
+	if w.closed {
+		w.mu.RUnlock()
+		opPool.Put(o)
+		return store.ErrClosed
+	}
+	select {
+	case w.ops <- o:
+		w.mu.RUnlock()
+	case <-ctx.Done():
+		w.mu.RUnlock()
+		opPool.Put(o)
+		return ctx.Err()
+	}
+	err := <-o.done
+	o.ctx, o.fn, o.after, o.ins = nil, nil, nil, nil
+	opPool.Put(o)
+	return err
+}
+
+// close stops accepting ops, runs those already queued, and waits for the loop.
+func (w *writer) close() {
+	w.mu.Lock()
+	if !w.closed {
+		w.closed = true
+		close(w.ops)
+	}
+	w.mu.Unlock()
+	<-w.done
+	for _, st := range w.stmts {
+		st.Close()
+	}
+	w.conn.Close()
+}
+
+func (w *writer) loop() {
+	defer close(w.done)
+	group := make([]*op, 0, w.maxGroup)
+	for first := range w.ops {
+		group = append(group[:0], first)
+	drain:
+		for len(group) < w.maxGroup {
+			select {
+			case o, ok := <-w.ops:
+				if !ok {
+					break drain
+				}
+				group = append(group, o)
+			default:
+				break drain
+			}
+		}
+		w.commit(group)
+	}
+}
+
+// bg is the context statements run under: an op's own context only decides
+// whether the op starts, so a cancellation never interrupts a half-done group.
+var bg = context.Background()
+
+func (w *writer) commit(group []*op) {
+	errs := make([]error, len(group))
+	live := 0
+	for i, o := range group {
+		if err := o.ctx.Err(); err != nil {
+			errs[i] = err
+			continue
+		}
+		live++
+	}
+	if live == 0 {
+		w.finish(group, errs, false)
+		return
+	}
+	if err := w.begin(); err != nil {
+		for i := range errs {
+			if errs[i] == nil {
+				errs[i] = err
+			}
+		}
+		w.finish(group, errs, false)
+		return
+	}
+	// Optimistic: run every op in the one transaction. Ops rarely fail (per-item
+	// refusals are answers, not errors); when one does, undo the whole group and
+	// run it again with a savepoint around each op, so only the failing op is
+	// rolled back.
+	x := stmtExec{w}
+	mergeErr := w.insertMerged(group, errs)
+	failed := mergeErr != nil
+	for i, o := range group {
+		if failed {
+			break
+		}
+		if errs[i] != nil || o.ins != nil {
+			continue
+		}
+		if err := o.fn(x); err != nil {
+			errs[i], failed = err, true
+			break
+		}
+	}
+	if failed {
+		w.conn.ExecContext(bg, "ROLLBACK") //nolint:errcheck // undoing the optimistic attempt
+		if live == 1 && mergeErr == nil {
+			w.finish(group, errs, false) // a lone op: its own error is the answer
+			return
+		}
+		if err := w.begin(); err != nil {
+			for i := range errs {
+				if errs[i] == nil {
+					errs[i] = err
+				}
+			}
+			w.finish(group, errs, false)
+			return
+		}
+		w.runWithSavepoints(group, errs)
+	}
+	var commitErr error
+	if _, err := w.conn.ExecContext(bg, "COMMIT"); err != nil {
+		commitErr = err
+		w.conn.ExecContext(bg, "ROLLBACK") //nolint:errcheck // best effort after a failed commit
+		w.log.Error("spool: sqlite commit failed", "err", err, "ops", live)
+		for i := range errs {
+			if errs[i] == nil {
+				errs[i] = commitErr
+			}
+		}
+	}
+	w.finish(group, errs, commitErr == nil)
+}
+
+// insertMerged runs every enqueue op of the group as one list of rows, so
+// they share multi-row INSERT statements. Enqueues are concurrent requests, so
+// running them ahead of the group's other ops is as good as any order.
+func (w *writer) insertMerged(group []*op, errs []error) error {
+	m := &w.merged
+	m.jobs, m.results, m.now = m.jobs[:0], m.results[:0], time.Time{}
+	for i, o := range group {
+		if o.ins == nil || errs[i] != nil {
+			continue
+		}
+		m.jobs = append(m.jobs, o.ins.jobs...)
+		if o.ins.now.After(m.now) {
+			m.now = o.ins.now
+		}
+	}
+	if len(m.jobs) == 0 {
+		return nil
+	}
+	m.results = append(m.results, make([]store.EnqueueResult, len(m.jobs))...)
+	err := insertJobs(stmtExec{w}, m.jobs, m.results, m.now)
+	if err != nil {
+		return err // the group falls back to one savepoint per op, which finds the culprit
+	}
+	k := 0
+	for i, o := range group {
+		if o.ins == nil || errs[i] != nil {
+			continue
+		}
+		k += copy(o.ins.results, m.results[k:k+len(o.ins.jobs)])
+	}
+	clear(m.jobs) // drop payload references
+	return nil
+}
+
+// runWithSavepoints runs each op that has no error yet inside its own
+// savepoint; a failing op is rolled back alone and gets its error.
+func (w *writer) runWithSavepoints(group []*op, errs []error) {
+	x := stmtExec{w}
+	for i, o := range group {
+		if errs[i] != nil && o.ctx.Err() != nil {
+			continue
+		}
+		errs[i] = nil
+		if _, err := w.conn.ExecContext(bg, "SAVEPOINT op"); err != nil {
+			errs[i] = err
+			continue
+		}
+		if err := o.fn(x); err != nil {
+			errs[i] = err
+			if _, rerr := w.conn.ExecContext(bg, "ROLLBACK TO op"); rerr != nil {
+				errs[i] = errors.Join(err, rerr)
+			}
+		}
+		if _, err := w.conn.ExecContext(bg, "RELEASE op"); err != nil && errs[i] == nil {
+			errs[i] = err
+		}
+	}
+}
+
+func (w *writer) finish(group []*op, errs []error, committed bool) {
+	for i, o := range group {
+		if committed && errs[i] == nil && o.after != nil {
+			o.after()
+		}
+		o.done <- errs[i]
+	}
+}
+
+// begin takes the database write lock, waiting out other processes: a busy
+// database is retried with backoff rather than reported.
+func (w *writer) begin() error {
+	delay := time.Millisecond
+	for {
+		_, err := w.conn.ExecContext(bg, "BEGIN IMMEDIATE")
+		if err == nil || !isBusy(err) {
+			return err
+		}
+		w.log.Warn("spool: sqlite database is busy; retrying", "err", err, "after", delay)
+		time.Sleep(delay)
+		delay = min(2*delay, time.Second)
+	}
+}
+
+func isBusy(err error) bool {
+	msg := err.Error()
+	return strings.Contains(msg, "SQLITE_BUSY") || strings.Contains(msg, "database is locked")
+}
+
+// execer is what an operation uses to reach the database: the writer's
+// cached prepared statements, or a caller's transaction.
+type execer interface {
+	exec(q string, args ...any) (sql.Result, error)
+	query(q string, args ...any) (*sql.Rows, error)
+	queryRow(q string, args ...any) *sql.Row
+}
+
+type stmtExec struct{ w *writer }
+
+func (x stmtExec) stmt(q string) (*sql.Stmt, error) {
+	if st, ok := x.w.stmts[q]; ok {
+		return st, nil
+	}
+	st, err := x.w.conn.PrepareContext(bg, q)
+	if err != nil {
+		return nil, err
+	}
+	x.w.stmts[q] = st
+	return st, nil
+}
+
+func (x stmtExec) exec(q string, args ...any) (sql.Result, error) {
+	st, err := x.stmt(q)
+	if err != nil {
+		return nil, err
+	}
+	return st.ExecContext(bg, args...)
+}
+
+func (x stmtExec) query(q string, args ...any) (*sql.Rows, error) {
+	st, err := x.stmt(q)
+	if err != nil {
+		return nil, err
+	}
+	return st.QueryContext(bg, args...)
+}
+
+func (x stmtExec) queryRow(q string, args ...any) *sql.Row {
+	st, err := x.stmt(q)
+	if err != nil {
+		// Surface the prepare error through Row.Scan.
+		return x.w.conn.QueryRowContext(bg, q, args...)
+	}
+	return st.QueryRowContext(bg, args...)
+}
+
+// txExec runs statements on a caller's transaction.
+type txExec struct {
+	ctx context.Context
+	tx  *sql.Tx
+}
+
+func (x txExec) exec(q string, args ...any) (sql.Result, error) {
+	return x.tx.ExecContext(x.ctx, q, args...)
+}
+
+func (x txExec) query(q string, args ...any) (*sql.Rows, error) {
+	return x.tx.QueryContext(x.ctx, q, args...)
+}
+
+func (x txExec) queryRow(q string, args ...any) *sql.Row {
+	return x.tx.QueryRowContext(x.ctx, q, args...)
+}
