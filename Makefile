@@ -1,0 +1,37 @@
+# Everyday commands. `make` runs the tests.
+
+GO ?= go
+
+.PHONY: all test bench lint fmt cover
+
+all: test
+
+## test: run every test with the race detector, uncached
+test:
+	$(GO) test -race -count=1 ./...
+
+## bench: run the benchmarks (no tests), with allocation counts
+bench:
+	$(GO) test -run='^$$' -bench=. -benchmem ./...
+
+## lint: gofmt check, go vet, and golangci-lint when installed
+lint:
+	@unformatted="$$(gofmt -l .)"; \
+	if [ -n "$$unformatted" ]; then \
+		echo "gofmt needed on:"; echo "$$unformatted"; exit 1; \
+	fi
+	$(GO) vet ./...
+	@if command -v golangci-lint >/dev/null 2>&1; then \
+		golangci-lint run ./...; \
+	else \
+		echo "golangci-lint not installed; skipped"; \
+	fi
+
+## fmt: format the code in place
+fmt:
+	gofmt -w .
+
+## cover: test with coverage and write coverage.html
+cover:
+	$(GO) test -race -count=1 -coverprofile=coverage.out ./...
+	$(GO) tool cover -html=coverage.out -o coverage.html

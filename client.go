@@ -1,0 +1,212 @@
+package spool
+
+import (
+	"cmp"
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/spoolrun/spool/store"
+)
+
+// Config configures a Client. Zero fields take the defaults documented on
+// each; NewClient reports every mistake at once.
+type Config struct {
+	// Store is where jobs live, such as a *sqlite.Store. Required. The
+	// Client does not own it: closing the store is the caller's job, after
+	// the Client is no longer used.
+	Store store.Store
+
+	// Logger receives the Client's diagnostic logs (debug level only).
+	// Default: a logger that discards everything.
+	Logger *slog.Logger
+
+	// Now is the clock used to turn EnqueueOptions.Delay into a run-at time.
+	// Default time.Now. Give it the same clock as the store's when tests
+	// inject one.
+	Now func() time.Time
+}
+
+// Client enqueues and inspects jobs. It is safe for concurrent use and holds
+// no resources of its own, so there is nothing to close.
+type Client struct {
+	store  store.Store
+	logger *slog.Logger
+	now    func() time.Time
+}
+
+// NewClient returns a Client for cfg. An invalid cfg gives errors matching
+// ErrInvalid, all of them joined.
+func NewClient(cfg Config) (*Client, error) {
+	var errs []error
+	if cfg.Store == nil {
+		errs = append(errs, &store.ValidationError{Field: "Config.Store", Reason: "is required"})
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	c := &Client{
+		store:  cfg.Store,
+		logger: cmp.Or(cfg.Logger, slog.New(slog.DiscardHandler)),
+		now:    cfg.Now,
+	}
+	if c.now == nil {
+		c.now = time.Now
+	}
+	return c, nil
+}
+
+// EnqueueMany adds items as jobs, all or nothing: if any item is invalid the
+// call writes nothing and returns a *store.ItemError for each bad item
+// (joined; each names the item's index and matches ErrInvalid). When it
+// returns nil every job is durable. Results are in item order; an item whose
+// unique key is held by a live job, or by an earlier item of the same call,
+// gets that job's ID with Duplicate set. No items is a no-op.
+func (c *Client) EnqueueMany(ctx context.Context, items ...Item) ([]EnqueueResult, error) {
+	return c.enqueue(ctx, nil, items)
+}
+
+// EnqueueTx adds items as jobs inside the caller's transaction tx, all or
+// nothing like EnqueueMany: the jobs become visible, and durable, only when
+// tx commits, and vanish if it rolls back. tx must be on the store's
+// database. It returns ErrTxUnsupported when the store cannot enqueue in a
+// caller's transaction (it does not implement store.SQLTxEnqueuer).
+func (c *Client) EnqueueTx(ctx context.Context, tx *sql.Tx, items ...Item) ([]EnqueueResult, error) {
+	if tx == nil {
+		return nil, &store.ValidationError{Field: "tx", Reason: "is nil"}
+	}
+	return c.enqueue(ctx, tx, items)
+}
+
+// enqueue sends items to the store, through tx when it is not nil.
+func (c *Client) enqueue(ctx context.Context, tx *sql.Tx, items []Item) ([]EnqueueResult, error) {
+	if c == nil {
+		return nil, &store.ValidationError{Field: "client", Reason: "is nil"}
+	}
+	var txe store.SQLTxEnqueuer
+	if tx != nil {
+		var ok bool
+		if txe, ok = c.store.(store.SQLTxEnqueuer); !ok {
+			return nil, ErrTxUnsupported
+		}
+	}
+	if len(items) == 0 {
+		return []EnqueueResult{}, nil
+	}
+	if err := store.CheckBatch(len(items)); err != nil {
+		return nil, err
+	}
+	now := c.now()
+	params := make([]store.EnqueueParams, len(items))
+	itemErrs := make([]error, len(items))
+	refused := false
+	for i := range items {
+		params[i], itemErrs[i] = items[i].params(now)
+		refused = refused || itemErrs[i] != nil
+	}
+	if refused {
+		// The store would refuse the other bad items too; name them all,
+		// in item order, checking copies so nothing is sent.
+		var errs []error
+		for i, err := range itemErrs {
+			if err == nil {
+				cp := params[i]
+				err = cp.Normalize(now)
+			}
+			if err != nil {
+				errs = append(errs, &store.ItemError{Index: i, Err: err})
+			}
+		}
+		return nil, errors.Join(errs...)
+	}
+	var (
+		res []EnqueueResult
+		err error
+	)
+	if tx != nil {
+		res, err = txe.EnqueueTx(ctx, tx, params)
+	} else {
+		res, err = c.store.Enqueue(ctx, params)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if len(res) != len(params) {
+		return nil, fmt.Errorf("spool: store returned %d results for %d jobs", len(res), len(params))
+	}
+	c.logger.LogAttrs(ctx, slog.LevelDebug, "spool: enqueued", slog.Int("jobs", len(res)), slog.Bool("tx", tx != nil))
+	return res, nil
+}
+
+// unwrapSingle strips the "item 0" wrapper from the error of a one-item
+// enqueue, so single enqueues report the mistake itself.
+func unwrapSingle(err error) error {
+	var ie *store.ItemError
+	if errors.As(err, &ie) && ie.Index == 0 {
+		return ie.Err
+	}
+	return err
+}
+
+// Get returns the job with the given ID, or an error matching ErrNotFound
+// when there is none (it never existed, or was pruned after finishing).
+func (c *Client) Get(ctx context.Context, id ID) (*Job, error) {
+	return c.store.Get(ctx, id)
+}
+
+// List returns jobs matching p in enqueue order, one page at a time: pass
+// the page's Next as p.After for the next page. Bad parameters give errors
+// matching ErrInvalid.
+func (c *Client) List(ctx context.Context, p ListParams) (*ListPage, error) {
+	return c.store.List(ctx, p)
+}
+
+// Stats returns, for every queue that has jobs or settings, its counts by
+// state, whether it is paused and the age of its oldest available job.
+func (c *Client) Stats(ctx context.Context) ([]QueueStats, error) {
+	return c.store.Stats(ctx)
+}
+
+// Cancel cancels live jobs; a running job is cancelled too and its worker's
+// verdict is then refused. Jobs are handled independently: the ones that can
+// be cancelled are, and each one that cannot gives a *JobError naming it,
+// wrapping ErrNotFound or a *store.StateError (ErrWrongState) for a job that
+// already finished. The errors are joined. No IDs is a no-op.
+func (c *Client) Cancel(ctx context.Context, ids ...ID) error {
+	return c.perJob(ctx, ids, c.store.Cancel)
+}
+
+// Requeue makes dead or cancelled jobs available again, with attempts and
+// deliveries reset and their error history kept. Jobs are handled
+// independently; each one refused gives a *JobError naming it, wrapping
+// ErrNotFound, a *store.StateError (ErrWrongState) for a job that is live or
+// completed, or ErrDuplicate when a live job now holds its unique key. The
+// errors are joined. No IDs is a no-op.
+func (c *Client) Requeue(ctx context.Context, ids ...ID) error {
+	return c.perJob(ctx, ids, c.store.Requeue)
+}
+
+// perJob runs a per-item store operation and joins its item errors, each
+// wrapped with its job's ID.
+func (c *Client) perJob(ctx context.Context, ids []ID, op func(context.Context, []ID) ([]error, error)) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	res, err := op(ctx, ids)
+	if err != nil {
+		return err
+	}
+	if len(res) != len(ids) {
+		return fmt.Errorf("spool: store returned %d results for %d jobs", len(res), len(ids))
+	}
+	var errs []error
+	for i, err := range res {
+		if err != nil {
+			errs = append(errs, &JobError{ID: ids[i], Err: err})
+		}
+	}
+	return errors.Join(errs...)
+}

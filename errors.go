@@ -1,0 +1,54 @@
+package spool
+
+import (
+	"errors"
+
+	"github.com/spoolrun/spool/store"
+)
+
+// Sentinel errors. They are the store's own values, so errors.Is works the
+// same whether an error came from the Client or straight from a store.
+var (
+	// ErrNotFound: the job does not exist (never did, or was pruned).
+	ErrNotFound = store.ErrNotFound
+	// ErrLockLost: a settle or renew presented a stale lock token.
+	ErrLockLost = store.ErrLockLost
+	// ErrInvalid: an input was refused; a *store.ValidationError or
+	// *store.LimitError says which field and why.
+	ErrInvalid = store.ErrInvalid
+	// ErrTooLarge: an input is over one of the documented limits (it also
+	// matches ErrInvalid).
+	ErrTooLarge = store.ErrTooLarge
+	// ErrWrongState: the operation does not apply to the job in its current
+	// state, such as cancelling a completed job.
+	ErrWrongState = store.ErrWrongState
+	// ErrDuplicate: a live job already holds the unique key (returned by
+	// Requeue; Enqueue reports duplicates in EnqueueResult.Duplicate instead).
+	ErrDuplicate = store.ErrDuplicate
+	// ErrClosed: the store has been closed.
+	ErrClosed = store.ErrClosed
+)
+
+// ErrTxUnsupported is returned by the transactional enqueue methods when the
+// Client's store cannot enqueue inside a caller's *sql.Tx (it does not
+// implement store.SQLTxEnqueuer).
+var ErrTxUnsupported = errors.New("spool: the store does not support enqueueing in a caller's transaction")
+
+// JobError says which job of a Cancel or Requeue call was refused and why.
+// Unwrap returns the reason, so errors.Is(err, ErrNotFound) and
+// errors.Is(err, ErrWrongState) see through it.
+type JobError struct {
+	ID  ID
+	Err error
+}
+
+func (e *JobError) Error() string {
+	var se *store.StateError
+	if errors.As(e.Err, &se) && se.ID == e.ID {
+		return e.Err.Error() // already names the job
+	}
+	return "spool: job " + e.ID.String() + ": " + e.Err.Error()
+}
+
+// Unwrap returns the reason the job was refused.
+func (e *JobError) Unwrap() error { return e.Err }

@@ -1,0 +1,220 @@
+package spool
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/spoolrun/spool/store"
+)
+
+// EnqueueOptions say where and when a job runs. A nil *EnqueueOptions, and
+// every zero field, means the default documented on the field.
+type EnqueueOptions struct {
+	// Queue is the lane the job waits in; workers claim from named queues.
+	// Default "default". Letters, digits and . _ : / -, at most 128 bytes.
+	Queue string
+
+	// Priority orders jobs within a queue: lower runs first. Default 0;
+	// allowed -100..100.
+	Priority int
+
+	// Delay postpones the job: it becomes available no earlier than
+	// now+Delay (now from Config.Now). Default 0, run as soon as possible.
+	// Negative delays are refused, and so is setting both Delay and RunAt.
+	Delay time.Duration
+
+	// RunAt is when the job becomes available. Default (zero): now. A time in
+	// the past also means now. Set Delay or RunAt, not both.
+	RunAt time.Time
+
+	// UniqueKey deduplicates: while a live (scheduled, available or running)
+	// job of the same Tenant holds this key, enqueueing another returns the
+	// existing job with EnqueueResult.Duplicate set and inserts nothing.
+	// Default "": no deduplication. At most 255 bytes of UTF-8.
+	UniqueKey string
+
+	// Tenant partitions jobs for fairness and access scoping; unique keys and
+	// ordering keys are scoped by it. Default "": no tenant.
+	Tenant string
+
+	// OrderingKey serialises jobs: at most one job per (Tenant, OrderingKey)
+	// runs at a time, in enqueue order. Default "": no ordering constraint.
+	// At most 255 bytes of UTF-8.
+	OrderingKey string
+
+	// MaxAttempts is how many failed executions the job may have before it
+	// is dead-lettered. Default 25; allowed 1..10000.
+	MaxAttempts int
+
+	// MaxDeliveries is how many times the job may be claimed, counting
+	// claims lost to crashes or expired locks, before it is dead-lettered
+	// (poison-message protection). Default 10; allowed 1..10000.
+	MaxDeliveries int
+}
+
+// Item is one job ready to be enqueued with Client.EnqueueMany or
+// Client.EnqueueTx. Build it with Kind.Item for typed payloads or RawItem
+// for bytes; the zero Item has no kind and is refused at enqueue.
+type Item struct {
+	kind    string
+	payload []byte
+	opts    EnqueueOptions
+	err     error // from marshalling the payload; reported at enqueue
+}
+
+// RawItem returns an Item of the given kind whose payload is taken as is
+// (usually JSON, at most 1 MiB; nil is allowed). The kind is validated when
+// the item is enqueued. The payload is not copied: do not modify it until the
+// item has been enqueued. opts may be nil.
+func RawItem(kind string, payload []byte, opts *EnqueueOptions) Item {
+	it := Item{kind: kind, payload: payload}
+	if opts != nil {
+		it.opts = *opts
+	}
+	return it
+}
+
+// Kind returns the item's kind name.
+func (it Item) Kind() string { return it.kind }
+
+// params turns the item into store parameters, checking what only the client
+// knows about (the payload encoding, Delay against RunAt). The store
+// validates the rest.
+func (it *Item) params(now time.Time) (store.EnqueueParams, error) {
+	p := store.EnqueueParams{
+		Queue:         it.opts.Queue,
+		Kind:          it.kind,
+		Payload:       it.payload,
+		Priority:      it.opts.Priority,
+		RunAt:         it.opts.RunAt,
+		Tenant:        it.opts.Tenant,
+		UniqueKey:     it.opts.UniqueKey,
+		OrderingKey:   it.opts.OrderingKey,
+		MaxAttempts:   it.opts.MaxAttempts,
+		MaxDeliveries: it.opts.MaxDeliveries,
+	}
+	var errs []error
+	if it.err != nil {
+		errs = append(errs, it.err)
+	}
+	switch {
+	case it.opts.Delay < 0:
+		errs = append(errs, &store.ValidationError{Field: "delay", Reason: fmt.Sprintf("%v is negative", it.opts.Delay)})
+	case it.opts.Delay > 0 && !it.opts.RunAt.IsZero():
+		errs = append(errs, &store.ValidationError{Field: "delay", Reason: "set Delay or RunAt, not both"})
+	case it.opts.Delay > 0:
+		p.RunAt = now.Add(it.opts.Delay)
+	}
+	if len(errs) == 0 {
+		return p, nil
+	}
+	// Report the store's objections too, so every mistake shows at once.
+	// Normalize works on a copy; the real parameters are never sent.
+	cp := p
+	errs = append(errs, cp.Normalize(now))
+	return p, errors.Join(errs...)
+}
+
+// Kind is a job type with a typed payload T, encoded as JSON. Declare one per
+// job type, usually as a package-level variable, and use it both to enqueue
+// and, in handlers, to decode:
+//
+//	var SendEmail = spool.NewKind[Email]("email.send")
+//
+// The zero Kind has no name and its enqueues are refused.
+type Kind[T any] struct {
+	name string
+}
+
+// NewKind returns the Kind with the given name. It cannot fail: the name
+// (1..128 bytes of letters, digits and . _ : / -) is validated when a job is
+// enqueued, where a bad name gives a *store.ValidationError matching
+// ErrInvalid. Use ValidKindName to check a name up front.
+func NewKind[T any](name string) Kind[T] { return Kind[T]{name: name} }
+
+// ValidKindName reports why name cannot be a kind name, or nil.
+func ValidKindName(name string) error { return store.ValidName("kind", name, false) }
+
+// Name returns the kind's name, as stored in Job.Kind.
+func (k Kind[T]) Name() string { return k.name }
+
+// Item returns payload as an Item of this kind, for Client.EnqueueMany and
+// Client.EnqueueTx. A payload that cannot be encoded as JSON is reported
+// when the item is enqueued. opts may be nil.
+func (k Kind[T]) Item(payload T, opts *EnqueueOptions) Item {
+	it := RawItem(k.name, nil, opts)
+	it.payload, it.err = json.Marshal(payload)
+	if it.err != nil {
+		it.err = &store.ValidationError{Field: "payload", Reason: "cannot encode as JSON: " + it.err.Error()}
+	}
+	return it
+}
+
+// Enqueue adds one job of this kind through c. When it returns nil the job is
+// durable. Invalid input gives an error matching ErrInvalid and writes
+// nothing; a live job with the same unique key is returned with Duplicate
+// set. opts may be nil.
+func (k Kind[T]) Enqueue(ctx context.Context, c *Client, payload T, opts *EnqueueOptions) (EnqueueResult, error) {
+	res, err := c.enqueue(ctx, nil, []Item{k.Item(payload, opts)})
+	if err != nil {
+		return EnqueueResult{}, unwrapSingle(err)
+	}
+	return res[0], nil
+}
+
+// EnqueueTx adds one job of this kind inside the caller's transaction tx: the
+// job becomes visible, and durable, only when tx commits, and disappears if
+// tx rolls back. tx must be on the store's database. It returns
+// ErrTxUnsupported when c's store cannot do this. opts may be nil.
+func (k Kind[T]) EnqueueTx(ctx context.Context, c *Client, tx *sql.Tx, payload T, opts *EnqueueOptions) (EnqueueResult, error) {
+	res, err := c.enqueue(ctx, tx, []Item{k.Item(payload, opts)})
+	if err != nil {
+		return EnqueueResult{}, unwrapSingle(err)
+	}
+	return res[0], nil
+}
+
+// Decode returns job's payload as a T. It refuses a nil job, and a job of
+// another kind, with an error matching ErrInvalid. An empty payload decodes
+// to the zero T.
+func (k Kind[T]) Decode(job *Job) (T, error) {
+	var v T
+	if job == nil {
+		return v, &store.ValidationError{Field: "job", Reason: "is nil"}
+	}
+	if job.Kind != k.name {
+		return v, &store.ValidationError{Field: "kind", Reason: fmt.Sprintf("job %s is of kind %q, not %q", job.ID, job.Kind, k.name)}
+	}
+	if len(job.Payload) == 0 {
+		return v, nil
+	}
+	if err := json.Unmarshal(job.Payload, &v); err != nil {
+		return v, fmt.Errorf("spool: decode payload of job %s (%s): %w", job.ID, job.Kind, err)
+	}
+	return v, nil
+}
+
+// DecodeResult returns a completed job's result as an R (results are JSON).
+// A job that is not completed gives a *store.StateError matching
+// ErrWrongState; a nil job an error matching ErrInvalid. A completed job
+// without a result decodes to the zero R.
+func DecodeResult[R any](job *Job) (R, error) {
+	var v R
+	if job == nil {
+		return v, &store.ValidationError{Field: "job", Reason: "is nil"}
+	}
+	if job.State != StateCompleted {
+		return v, &store.StateError{ID: job.ID, State: job.State, Op: "read the result of"}
+	}
+	if len(job.Result) == 0 {
+		return v, nil
+	}
+	if err := json.Unmarshal(job.Result, &v); err != nil {
+		return v, fmt.Errorf("spool: decode result of job %s (%s): %w", job.ID, job.Kind, err)
+	}
+	return v, nil
+}

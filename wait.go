@@ -1,0 +1,58 @@
+package spool
+
+import (
+	"context"
+	"time"
+
+	"github.com/spoolrun/spool/store"
+)
+
+// Wait polls the store no less often than this while a job is live, backing
+// off from waitPollMin. Waits are usually ended by the store's in-process
+// notifications; polling covers changes made by other processes.
+const (
+	waitPollMin = 5 * time.Millisecond
+	waitPollMax = 250 * time.Millisecond
+)
+
+// Wait blocks until the job with the given ID is finished (completed,
+// cancelled or dead) and returns it, with its result and error history.
+// Read the result with DecodeResult.
+//
+// When the store implements store.Notifier, Wait wakes as soon as a job
+// finishes in this process; it also polls, backing off from 5ms to 250ms, to
+// notice jobs finished by other processes. Wait returns ctx.Err() when ctx
+// ends first, and an error matching ErrNotFound when the job does not exist,
+// including when it finished and was pruned before Wait looked.
+func (c *Client) Wait(ctx context.Context, id ID) (*Job, error) {
+	notifier, _ := c.store.(store.Notifier)
+	delay := waitPollMin
+	timer := time.NewTimer(delay)
+	defer timer.Stop()
+	for {
+		// Subscribe before looking, so a finish between the look and the
+		// select still closes the channel we wait on.
+		var finished <-chan struct{}
+		if notifier != nil {
+			finished = notifier.Finished()
+		}
+		job, err := c.store.Get(ctx, id)
+		if err != nil {
+			if ctxErr := ctx.Err(); ctxErr != nil {
+				return nil, ctxErr
+			}
+			return nil, err
+		}
+		if job.State.Finished() {
+			return job, nil
+		}
+		timer.Reset(delay)
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-finished: // some job finished; look again
+		case <-timer.C:
+			delay = min(2*delay, waitPollMax)
+		}
+	}
+}
