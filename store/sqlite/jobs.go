@@ -372,8 +372,15 @@ func (s *Store) Settle(ctx context.Context, verdicts []store.Verdict) ([]error, 
 	err := s.writer.do(ctx, func(x execer) error {
 		now := s.now()
 		nowUS := now.UnixMicro()
+		bulk, err := completeBulk(x, verdicts, errs, nowUS)
+		if err != nil {
+			return err
+		}
+		if bulk > 0 {
+			finished = true
+		}
 		for i := range verdicts {
-			if errs[i] != nil {
+			if errs[i] != nil || isBulkComplete(&verdicts[i]) {
 				continue
 			}
 			v := &verdicts[i]
@@ -429,6 +436,85 @@ func (s *Store) Settle(ctx context.Context, verdicts []store.Verdict) ([]error, 
 		return nil, err
 	}
 	return errs, nil
+}
+
+// isBulkComplete tells the common verdict, a completion without a result,
+// which completeBulk writes many at a time.
+func isBulkComplete(v *store.Verdict) bool { return v.Outcome == store.Complete && len(v.Result) == 0 }
+
+const completeChunk = 128
+
+var completeSQL [completeChunk + 1]string
+
+func init() {
+	for n := 1; n <= completeChunk; n++ {
+		completeSQL[n] = `WITH v(id, tok) AS (VALUES ` + strings.TrimSuffix(strings.Repeat("(?, ?), ", n), ", ") + `)
+			UPDATE spool_jobs SET state = 'completed', finished_at = ?, lock_token = NULL, locked_until = NULL
+			FROM v WHERE spool_jobs.id = v.id AND spool_jobs.lock_token = v.tok AND spool_jobs.state = 'running'
+			RETURNING spool_jobs.id`
+	}
+}
+
+// completeBulk applies the batch's plain completions in a few statements and
+// sets errs for those it refused. It returns how many it applied.
+func completeBulk(x execer, verdicts []store.Verdict, errs []error, nowUS int64) (int, error) {
+	var idx []int
+	seen := make(map[store.ID]bool)
+	for i := range verdicts {
+		if errs[i] != nil || !isBulkComplete(&verdicts[i]) {
+			continue
+		}
+		if seen[verdicts[i].ID] {
+			errs[i] = store.ErrLockLost // the same delivery settled twice in one call: the first wins
+			continue
+		}
+		seen[verdicts[i].ID] = true
+		idx = append(idx, i)
+	}
+	applied := 0
+	args := make([]any, 0, 2*min(len(idx), completeChunk)+1)
+	for start := 0; start < len(idx); start += completeChunk {
+		chunk := idx[start:min(start+completeChunk, len(idx))]
+		args = args[:0]
+		for _, i := range chunk {
+			args = append(args, verdicts[i].ID, int64(verdicts[i].Token))
+		}
+		args = append(args, nowUS)
+		rows, err := x.query(completeSQL[len(chunk)], args...)
+		if err != nil {
+			return 0, fmt.Errorf("spool: settle: %w", err)
+		}
+		done := make(map[store.ID]bool, len(chunk))
+		for rows.Next() {
+			var id store.ID
+			if err := rows.Scan(&id); err != nil {
+				rows.Close()
+				return 0, fmt.Errorf("spool: settle: %w", err)
+			}
+			done[id] = true
+		}
+		if err := rows.Close(); err != nil {
+			return 0, fmt.Errorf("spool: settle: %w", err)
+		}
+		applied += len(done)
+		if len(done) == len(chunk) {
+			continue
+		}
+		for _, i := range chunk {
+			if done[verdicts[i].ID] {
+				continue
+			}
+			errs[i] = store.ErrLockLost
+			var one int
+			switch err := x.queryRow(`SELECT 1 FROM spool_jobs WHERE id = ?`, verdicts[i].ID).Scan(&one); {
+			case errors.Is(err, sql.ErrNoRows):
+				errs[i] = store.ErrNotFound
+			case err != nil:
+				return 0, err
+			}
+		}
+	}
+	return applied, nil
 }
 
 var reapSQL = `UPDATE spool_jobs SET
