@@ -218,7 +218,9 @@ func (s *Store) Purge(ctx context.Context, p store.PurgeParams) (int, error) {
 }
 
 // PauseQueue implements store.Store.
-func (s *Store) PauseQueue(ctx context.Context, queue string) error { return s.setPaused(ctx, queue, true) }
+func (s *Store) PauseQueue(ctx context.Context, queue string) error {
+	return s.setPaused(ctx, queue, true)
+}
 
 // ResumeQueue implements store.Store.
 func (s *Store) ResumeQueue(ctx context.Context, queue string) error {
