@@ -1,0 +1,179 @@
+package storetest
+
+import (
+	"testing"
+	"time"
+
+	"github.com/spoolrun/spool/store"
+)
+
+var orderingTests = []test{
+	{"OneAtATime", testOrderingOneAtATime},
+	{"EnqueueOrderBeatsPriority", testOrderingBeatsPriority},
+	{"OnePerKeyPerClaim", testOrderingOnePerKey},
+	{"TenantsIndependent", testOrderingTenants},
+	{"WaitsWhileFirstRetries", testOrderingRetry},
+	{"WaitsForScheduledFirst", testOrderingScheduledFirst},
+	{"FinishedFirstFreesNext", testOrderingFinished},
+	{"ReleasedOrReapedFirstKeepsTurn", testOrderingKeepsTurn},
+	{"SpansQueues", testOrderingSpansQueues},
+}
+
+// claimSet claims up to limit jobs of queue and returns them by ID.
+func (h *harness) claimSet(queue string, limit int) map[store.ID]*store.Job {
+	h.t.Helper()
+	set := map[store.ID]*store.Job{}
+	for _, j := range h.claim(queue, limit) {
+		set[j.ID] = j
+	}
+	return set
+}
+
+func testOrderingOneAtATime(t *testing.T, h *harness) {
+	a := h.add(store.EnqueueParams{OrderingKey: "k"})
+	b := h.add(store.EnqueueParams{OrderingKey: "k"})
+	got := h.claimSet(store.DefaultQueue, 10)
+	if len(got) != 1 || got[a] == nil {
+		t.Fatalf("claimed %d jobs, want only the first of the key", len(got))
+	}
+	h.claimNone(store.DefaultQueue)
+	h.settleOK(verdict(got[a], store.Complete))
+	h.claimID(store.DefaultQueue, b)
+}
+
+func testOrderingBeatsPriority(t *testing.T, h *harness) {
+	a := h.add(store.EnqueueParams{OrderingKey: "k", Priority: 50})
+	b := h.add(store.EnqueueParams{OrderingKey: "k", Priority: -50})
+	j := h.claimID(store.DefaultQueue, a)
+	h.claimNone(store.DefaultQueue)
+	h.settleOK(verdict(j, store.Complete))
+	h.claimID(store.DefaultQueue, b)
+}
+
+func testOrderingOnePerKey(t *testing.T, h *harness) {
+	keys := []string{"k0", "k1", "k2", "k3", "k4"}
+	var ps []store.EnqueueParams
+	for range 3 {
+		for _, k := range keys {
+			ps = append(ps, store.EnqueueParams{OrderingKey: k})
+		}
+		ps = append(ps, store.EnqueueParams{}, store.EnqueueParams{})
+	}
+	res := h.enqueue(ps...)
+	first := map[string]store.ID{}
+	for i, r := range res {
+		if k := ps[i].OrderingKey; k != "" && first[k].IsZero() {
+			first[k] = r.ID
+		}
+	}
+	got := h.claim(store.DefaultQueue, 100)
+	if len(got) != len(keys)+6 {
+		t.Errorf("claimed %d jobs, want %d (one per key and every job without a key)", len(got), len(keys)+6)
+	}
+	seen := map[string]bool{}
+	for _, j := range got {
+		if j.OrderingKey == "" {
+			continue
+		}
+		if seen[j.OrderingKey] {
+			t.Errorf("two jobs with ordering key %q in one claim", j.OrderingKey)
+		}
+		seen[j.OrderingKey] = true
+		if j.ID != first[j.OrderingKey] {
+			t.Errorf("key %q: claimed %s, want the first enqueued, %s", j.OrderingKey, j.ID, first[j.OrderingKey])
+		}
+	}
+	h.claimNone(store.DefaultQueue)
+}
+
+func testOrderingTenants(t *testing.T, h *harness) {
+	a := h.add(store.EnqueueParams{OrderingKey: "k", Tenant: "t1"})
+	b := h.add(store.EnqueueParams{OrderingKey: "k", Tenant: "t2"})
+	c := h.add(store.EnqueueParams{OrderingKey: "k"})
+	d := h.add(store.EnqueueParams{OrderingKey: "k", Tenant: "t1"})
+	got := h.claimSet(store.DefaultQueue, 10)
+	if len(got) != 3 || got[a] == nil || got[b] == nil || got[c] == nil {
+		t.Fatalf("claimed %d jobs, want the first of the key in each of three tenants", len(got))
+	}
+	if got[d] != nil {
+		t.Fatal("claimed the second job of tenant t1's key while the first is running")
+	}
+}
+
+func testOrderingRetry(t *testing.T, h *harness) {
+	a := h.add(store.EnqueueParams{OrderingKey: "k"})
+	b := h.add(store.EnqueueParams{OrderingKey: "k"})
+	j := h.claimID(store.DefaultQueue, a)
+	h.settleOK(failed(j, "boom", h.now().Add(time.Minute)))
+	h.wantState(a, store.StateScheduled)
+	h.claimNone(store.DefaultQueue)
+	h.clock.Advance(time.Minute)
+	got := h.claimSet(store.DefaultQueue, 10)
+	if len(got) != 1 || got[a] == nil {
+		t.Fatalf("after the retry time: claimed %d jobs, want only the retried first job", len(got))
+	}
+	h.settleOK(verdict(got[a], store.Complete))
+	h.claimID(store.DefaultQueue, b)
+}
+
+func testOrderingScheduledFirst(t *testing.T, h *harness) {
+	a := h.add(store.EnqueueParams{OrderingKey: "k", RunAt: h.now().Add(time.Hour)})
+	b := h.add(store.EnqueueParams{OrderingKey: "k"})
+	h.claimNone(store.DefaultQueue)
+	h.clock.Advance(time.Hour)
+	got := h.claimSet(store.DefaultQueue, 10)
+	if len(got) != 1 || got[a] == nil {
+		t.Fatalf("claimed %d jobs, want only the first of the key", len(got))
+	}
+	h.settleOK(verdict(got[a], store.Complete))
+	h.claimID(store.DefaultQueue, b)
+}
+
+func testOrderingFinished(t *testing.T, h *harness) {
+	ends := []struct {
+		name string
+		end  func(j *store.Job)
+	}{
+		{"cancelled by Cancel", func(j *store.Job) { h.cancelOK(j.ID) }},
+		{"cancel verdict", func(j *store.Job) { h.settleOK(verdict(j, store.Cancel)) }},
+		{"dead-lettered", func(j *store.Job) { h.settleOK(verdict(j, store.DeadLetter)) }},
+		{"out of attempts", func(j *store.Job) { h.settleOK(failed(j, "last", time.Time{})) }},
+	}
+	for _, e := range ends {
+		key := "key " + e.name
+		a := h.add(store.EnqueueParams{OrderingKey: key, MaxAttempts: 1})
+		b := h.add(store.EnqueueParams{OrderingKey: key})
+		e.end(h.claimID(store.DefaultQueue, a))
+		if st := h.get(a).State; !st.Finished() {
+			t.Fatalf("%s: first job is %s, want finished", e.name, st)
+		}
+		h.settleOK(verdict(h.claimID(store.DefaultQueue, b), store.Complete))
+	}
+}
+
+func testOrderingKeepsTurn(t *testing.T, h *harness) {
+	a := h.add(store.EnqueueParams{OrderingKey: "k"})
+	h.add(store.EnqueueParams{OrderingKey: "k"})
+	h.settleOK(verdict(h.claimID(store.DefaultQueue, a), store.Release))
+	got := h.claimSet(store.DefaultQueue, 10)
+	if len(got) != 1 || got[a] == nil {
+		t.Fatalf("after release: claimed %d jobs, want only the released first job", len(got))
+	}
+	h.clock.Advance(defaultLock + time.Second)
+	if r, err := h.s.ReapExpired(h.ctx, 10); err != nil || r.Returned != 1 {
+		t.Fatalf("ReapExpired = %+v, %v; want one returned", r, err)
+	}
+	got = h.claimSet(store.DefaultQueue, 10)
+	if len(got) != 1 || got[a] == nil {
+		t.Fatalf("after reaping: claimed %d jobs, want only the reaped first job", len(got))
+	}
+}
+
+// testOrderingSpansQueues: the key is (tenant, ordering key); the queue is not part of it.
+func testOrderingSpansQueues(t *testing.T, h *harness) {
+	a := h.add(store.EnqueueParams{Queue: "q1", OrderingKey: "k", Tenant: "t"})
+	b := h.add(store.EnqueueParams{Queue: "q2", OrderingKey: "k", Tenant: "t"})
+	h.claimNone("q2")
+	h.settleOK(verdict(h.claimID("q1", a), store.Complete))
+	h.claimID("q2", b)
+}

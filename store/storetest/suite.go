@@ -1,0 +1,444 @@
+package storetest
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/spoolrun/spool/store"
+)
+
+// Factory returns a fresh, empty store whose clock is now. The suite closes it.
+type Factory func(t *testing.T, now func() time.Time) store.Store
+
+// epoch is where every subtest's clock starts: whole seconds, far from the
+// real time, so a backend that reads the wall clock instead of now shows up.
+var epoch = time.Date(2031, time.March, 4, 5, 6, 7, 0, time.UTC)
+
+// defaultLock is the lock duration the helpers claim with.
+const defaultLock = 30 * time.Second
+
+// test is one conformance check; it gets a fresh store.
+type test struct {
+	name string
+	run  func(t *testing.T, h *harness)
+}
+
+// Run runs the conformance suite against the stores newStore makes. Every
+// subtest runs in parallel with its own store.
+func Run(t *testing.T, newStore Factory) {
+	groups := []struct {
+		name  string
+		tests []test
+	}{
+		{"Enqueue", enqueueTests},
+		{"Unique", uniqueTests},
+		{"Claim", claimTests},
+		{"Ordering", orderingTests},
+		{"Settle", settleTests},
+		{"Renew", renewTests},
+		{"Reap", reapTests},
+		{"Read", readTests},
+		{"Cancel", cancelTests},
+		{"Requeue", requeueTests},
+		{"Purge", purgeTests},
+		{"Stats", statsTests},
+		{"Prune", pruneTests},
+		{"Lifecycle", lifecycleTests},
+		{"Notify", notifyTests},
+	}
+	for _, g := range groups {
+		t.Run(g.name, func(t *testing.T) {
+			t.Parallel()
+			for _, tc := range g.tests {
+				t.Run(tc.name, func(t *testing.T) {
+					t.Parallel()
+					tc.run(t, newHarness(t, newStore))
+				})
+			}
+		})
+	}
+}
+
+// harness is one subtest's store, clock and helpers. Helpers fail the test
+// on any error they do not expect, so the tests read as the scenario.
+type harness struct {
+	t     *testing.T
+	s     store.Store
+	clock *Clock
+	ctx   context.Context
+}
+
+func newHarness(t *testing.T, newStore Factory) *harness {
+	t.Helper()
+	clock := NewClock(epoch)
+	s := newStore(t, clock.Now)
+	if s == nil {
+		t.Fatal("factory returned a nil store")
+	}
+	t.Cleanup(func() {
+		if err := s.Close(); err != nil && !errors.Is(err, store.ErrClosed) {
+			t.Errorf("Close: %v", err)
+		}
+	})
+	return &harness{t: t, s: s, clock: clock, ctx: t.Context()}
+}
+
+// now is the store's current time.
+func (h *harness) now() time.Time { return h.clock.Now() }
+
+// enqueue inserts jobs and fails the test on any error. Jobs without a kind
+// get kind "test".
+func (h *harness) enqueue(ps ...store.EnqueueParams) []store.EnqueueResult {
+	h.t.Helper()
+	for i := range ps {
+		if ps[i].Kind == "" {
+			ps[i].Kind = "test"
+		}
+	}
+	res, err := h.s.Enqueue(h.ctx, ps)
+	if err != nil {
+		h.t.Fatalf("Enqueue: %v", err)
+	}
+	if len(res) != len(ps) {
+		h.t.Fatalf("Enqueue of %d jobs returned %d results", len(ps), len(res))
+	}
+	return res
+}
+
+// add inserts one job and returns its ID.
+func (h *harness) add(p store.EnqueueParams) store.ID {
+	h.t.Helper()
+	r := h.enqueue(p)[0]
+	if r.ID.IsZero() {
+		h.t.Fatal("Enqueue returned a zero ID")
+	}
+	return r.ID
+}
+
+// addN inserts n jobs made by mk in one call and returns their IDs.
+func (h *harness) addN(n int, mk func(i int) store.EnqueueParams) []store.ID {
+	h.t.Helper()
+	ps := make([]store.EnqueueParams, n)
+	for i := range ps {
+		ps[i] = mk(i)
+	}
+	ids := make([]store.ID, n)
+	for i, r := range h.enqueue(ps...) {
+		ids[i] = r.ID
+	}
+	return ids
+}
+
+// claim claims up to limit jobs of queue with the default lock duration.
+func (h *harness) claim(queue string, limit int) []*store.Job {
+	h.t.Helper()
+	return h.claimFor(queue, limit, defaultLock)
+}
+
+func (h *harness) claimFor(queue string, limit int, lockFor time.Duration) []*store.Job {
+	h.t.Helper()
+	jobs, err := h.s.Claim(h.ctx, store.ClaimParams{Queue: queue, Limit: limit, LockFor: lockFor, Worker: "storetest"})
+	if err != nil {
+		h.t.Fatalf("Claim(%q, %d): %v", queue, limit, err)
+	}
+	if len(jobs) > limit {
+		h.t.Fatalf("Claim(%q, %d) returned %d jobs", queue, limit, len(jobs))
+	}
+	for _, j := range jobs {
+		if j == nil {
+			h.t.Fatalf("Claim(%q) returned a nil job", queue)
+		}
+	}
+	return jobs
+}
+
+// claimOne claims exactly one job of queue and fails the test otherwise.
+func (h *harness) claimOne(queue string) *store.Job {
+	h.t.Helper()
+	jobs := h.claim(queue, 1)
+	if len(jobs) != 1 {
+		h.t.Fatalf("Claim(%q) returned %d jobs, want 1", queue, len(jobs))
+	}
+	return jobs[0]
+}
+
+// claimID claims one job of queue and fails unless it is id.
+func (h *harness) claimID(queue string, id store.ID) *store.Job {
+	h.t.Helper()
+	j := h.claimOne(queue)
+	if j.ID != id {
+		h.t.Fatalf("Claim(%q) returned job %s, want %s", queue, j.ID, id)
+	}
+	return j
+}
+
+// claimNone fails the test if a claim of queue returns any job.
+func (h *harness) claimNone(queue string) {
+	h.t.Helper()
+	if jobs := h.claim(queue, store.MaxClaim); len(jobs) != 0 {
+		h.t.Fatalf("Claim(%q) returned %d jobs (first %s), want none", queue, len(jobs), jobs[0].ID)
+	}
+}
+
+// settle applies verdicts and returns the per-item errors; a whole-call
+// error fails the test.
+func (h *harness) settle(vs ...store.Verdict) []error {
+	h.t.Helper()
+	errs, err := h.s.Settle(h.ctx, vs)
+	if err != nil {
+		h.t.Fatalf("Settle: %v", err)
+	}
+	if len(errs) != len(vs) {
+		h.t.Fatalf("Settle of %d verdicts returned %d results", len(vs), len(errs))
+	}
+	return errs
+}
+
+// settleOK applies verdicts and fails the test if any is refused.
+func (h *harness) settleOK(vs ...store.Verdict) {
+	h.t.Helper()
+	for i, err := range h.settle(vs...) {
+		if err != nil {
+			h.t.Fatalf("Settle item %d (%s of %s): %v", i, vs[i].Outcome, vs[i].ID, err)
+		}
+	}
+}
+
+// verdict builds a verdict for the delivery j.
+func verdict(j *store.Job, o store.Outcome) store.Verdict {
+	return store.Verdict{ID: j.ID, Token: j.LockToken, Outcome: o}
+}
+
+// failed builds a Fail verdict with an error message and retry time.
+func failed(j *store.Job, msg string, retryAt time.Time) store.Verdict {
+	v := verdict(j, store.Fail)
+	v.Error = &store.AttemptError{Message: msg}
+	v.RetryAt = retryAt
+	return v
+}
+
+// get returns a job and fails the test if it cannot.
+func (h *harness) get(id store.ID) *store.Job {
+	h.t.Helper()
+	j, err := h.s.Get(h.ctx, id)
+	if err != nil {
+		h.t.Fatalf("Get(%s): %v", id, err)
+	}
+	if j == nil {
+		h.t.Fatalf("Get(%s) returned nil", id)
+	}
+	if j.ID != id {
+		h.t.Fatalf("Get(%s) returned job %s", id, j.ID)
+	}
+	return j
+}
+
+// gone fails the test unless Get(id) reports ErrNotFound.
+func (h *harness) gone(id store.ID) {
+	h.t.Helper()
+	if _, err := h.s.Get(h.ctx, id); !errors.Is(err, store.ErrNotFound) {
+		h.t.Fatalf("Get(%s) = %v, want ErrNotFound", id, err)
+	}
+}
+
+// wantState fails the test unless job id is in state want.
+func (h *harness) wantState(id store.ID, want store.State) *store.Job {
+	h.t.Helper()
+	j := h.get(id)
+	if j.State != want {
+		h.t.Fatalf("job %s is %s, want %s", id, j.State, want)
+	}
+	return j
+}
+
+// list returns every job matching p, following the cursor.
+func (h *harness) list(p store.ListParams) []*store.Job {
+	h.t.Helper()
+	var all []*store.Job
+	for range 10_000 {
+		page, err := h.s.List(h.ctx, p)
+		if err != nil {
+			h.t.Fatalf("List(%+v): %v", p, err)
+		}
+		all = append(all, page.Jobs...)
+		if page.Next.IsZero() {
+			return all
+		}
+		p.After = page.Next
+	}
+	h.t.Fatal("List: cursor never ended")
+	return nil
+}
+
+// all returns every job in the store.
+func (h *harness) all() []*store.Job {
+	h.t.Helper()
+	return h.list(store.ListParams{Limit: store.MaxListLimit})
+}
+
+// wantEmpty fails the test if the store holds any job.
+func (h *harness) wantEmpty() {
+	h.t.Helper()
+	if jobs := h.all(); len(jobs) != 0 {
+		h.t.Fatalf("store holds %d jobs (first %s, kind %q), want none", len(jobs), jobs[0].ID, jobs[0].Kind)
+	}
+}
+
+// finish drives a new job to a finished state: completed and dead by
+// claiming it (it must be first in line in its queue), cancelled by Cancel.
+func (h *harness) finish(p store.EnqueueParams, st store.State) store.ID {
+	h.t.Helper()
+	id := h.add(p)
+	queue := cmpOr(p.Queue, store.DefaultQueue)
+	switch st {
+	case store.StateCompleted:
+		h.settleOK(verdict(h.claimID(queue, id), store.Complete))
+	case store.StateDead:
+		v := verdict(h.claimID(queue, id), store.DeadLetter)
+		v.Error = &store.AttemptError{Message: "dead on purpose"}
+		h.settleOK(v)
+	case store.StateCancelled:
+		h.cancelOK(id)
+	default:
+		h.t.Fatalf("finish: %s is not a finished state", st)
+	}
+	h.wantState(id, st)
+	return id
+}
+
+// cancelOK cancels jobs and fails the test if any is refused.
+func (h *harness) cancelOK(ids ...store.ID) {
+	h.t.Helper()
+	errs, err := h.s.Cancel(h.ctx, ids)
+	if err != nil {
+		h.t.Fatalf("Cancel: %v", err)
+	}
+	if len(errs) != len(ids) {
+		h.t.Fatalf("Cancel of %d IDs returned %d results", len(ids), len(errs))
+	}
+	for i, err := range errs {
+		if err != nil {
+			h.t.Fatalf("Cancel(%s): %v", ids[i], err)
+		}
+	}
+}
+
+func cmpOr(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}
+
+// itemErrors returns every *store.ItemError in err's tree, in order.
+func itemErrors(err error) []*store.ItemError {
+	var out []*store.ItemError
+	var walk func(error)
+	walk = func(err error) {
+		switch e := err.(type) {
+		case nil:
+		case *store.ItemError:
+			out = append(out, e)
+		case interface{ Unwrap() []error }:
+			for _, inner := range e.Unwrap() {
+				walk(inner)
+			}
+		case interface{ Unwrap() error }:
+			walk(e.Unwrap())
+		}
+	}
+	walk(err)
+	return out
+}
+
+// idLess reports whether a sorts before b.
+func idLess(a, b store.ID) bool { return bytes.Compare(a[:], b[:]) < 0 }
+
+// diffJobs describes how two snapshots of a job differ; empty when equal.
+func diffJobs(a, b *store.Job) []string {
+	var d []string
+	add := func(field string, x, y any) { d = append(d, fmt.Sprintf("%s: %v -> %v", field, x, y)) }
+	if a.ID != b.ID {
+		add("ID", a.ID, b.ID)
+	}
+	if a.Queue != b.Queue {
+		add("Queue", a.Queue, b.Queue)
+	}
+	if a.Kind != b.Kind {
+		add("Kind", a.Kind, b.Kind)
+	}
+	if !bytes.Equal(a.Payload, b.Payload) {
+		add("Payload", len(a.Payload), len(b.Payload))
+	}
+	if a.Priority != b.Priority {
+		add("Priority", a.Priority, b.Priority)
+	}
+	if !a.RunAt.Equal(b.RunAt) {
+		add("RunAt", a.RunAt, b.RunAt)
+	}
+	if a.State != b.State {
+		add("State", a.State, b.State)
+	}
+	if a.Tenant != b.Tenant {
+		add("Tenant", a.Tenant, b.Tenant)
+	}
+	if a.UniqueKey != b.UniqueKey {
+		add("UniqueKey", a.UniqueKey, b.UniqueKey)
+	}
+	if a.OrderingKey != b.OrderingKey {
+		add("OrderingKey", a.OrderingKey, b.OrderingKey)
+	}
+	if a.Attempts != b.Attempts {
+		add("Attempts", a.Attempts, b.Attempts)
+	}
+	if a.MaxAttempts != b.MaxAttempts {
+		add("MaxAttempts", a.MaxAttempts, b.MaxAttempts)
+	}
+	if a.Deliveries != b.Deliveries {
+		add("Deliveries", a.Deliveries, b.Deliveries)
+	}
+	if a.MaxDeliveries != b.MaxDeliveries {
+		add("MaxDeliveries", a.MaxDeliveries, b.MaxDeliveries)
+	}
+	if a.LockToken != b.LockToken {
+		add("LockToken", a.LockToken, b.LockToken)
+	}
+	if !a.LockedUntil.Equal(b.LockedUntil) {
+		add("LockedUntil", a.LockedUntil, b.LockedUntil)
+	}
+	if len(a.Errors) != len(b.Errors) {
+		add("len(Errors)", len(a.Errors), len(b.Errors))
+	} else {
+		for i := range a.Errors {
+			x, y := a.Errors[i], b.Errors[i]
+			if !x.At.Equal(y.At) || x.Attempt != y.Attempt || x.Message != y.Message || x.Stack != y.Stack {
+				add(fmt.Sprintf("Errors[%d]", i), x, y)
+			}
+		}
+	}
+	if !bytes.Equal(a.Result, b.Result) {
+		add("Result", len(a.Result), len(b.Result))
+	}
+	if a.DeadReason != b.DeadReason {
+		add("DeadReason", a.DeadReason, b.DeadReason)
+	}
+	if !a.CreatedAt.Equal(b.CreatedAt) {
+		add("CreatedAt", a.CreatedAt, b.CreatedAt)
+	}
+	if !a.FinishedAt.Equal(b.FinishedAt) {
+		add("FinishedAt", a.FinishedAt, b.FinishedAt)
+	}
+	return d
+}
+
+// unchanged fails the test if job id differs from the snapshot before.
+func (h *harness) unchanged(before *store.Job) {
+	h.t.Helper()
+	if d := diffJobs(before, h.get(before.ID)); len(d) != 0 {
+		h.t.Fatalf("job %s changed: %v", before.ID, d)
+	}
+}
