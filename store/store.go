@@ -24,6 +24,7 @@ type Store interface {
 	// writes nothing. Results are in input order. A job whose (tenant, unique
 	// key) matches a live job, or an earlier item of the same call, is not
 	// inserted; its result carries the existing job's ID and Duplicate=true.
+	// The caller's slice is not modified.
 	Enqueue(ctx context.Context, jobs []EnqueueParams) ([]EnqueueResult, error)
 
 	// Claim locks up to Limit available jobs of one queue, in priority then
@@ -36,9 +37,13 @@ type Store interface {
 	// Renew extends locks. Per item: nil, or ErrLockLost / ErrNotFound.
 	Renew(ctx context.Context, renewals []Renewal) ([]error, error)
 
-	// Settle applies verdicts, each fenced by its lock token. Per item: nil,
-	// or ErrLockLost (token stale: the job was reaped or claimed again),
-	// ErrNotFound, or a *ValidationError. A refused verdict changes nothing.
+	// Settle applies verdicts in input order, each fenced by its lock token.
+	// Per item: nil, or ErrLockLost (token stale: the job was reaped,
+	// cancelled or claimed again, or an earlier verdict of the call settled
+	// it), ErrNotFound, or a *ValidationError. A refused verdict changes
+	// nothing. A verdict whose lock passed locked_until is still applied
+	// while its token is current: no one else holds the job until the reaper
+	// returns it, so finished work is not thrown away.
 	Settle(ctx context.Context, verdicts []Verdict) ([]error, error)
 
 	// ReapExpired returns up to limit running jobs whose lock expired before

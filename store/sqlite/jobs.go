@@ -191,8 +191,9 @@ func (s *Store) wakeQueues(jobs []store.EnqueueParams, results []store.EnqueueRe
 	}
 }
 
-const promoteSQL = `UPDATE spool_jobs SET state = 'available'
-	WHERE id IN (SELECT id FROM spool_jobs WHERE state = 'scheduled' AND queue = ? AND run_at <= ? ORDER BY run_at LIMIT 1000)`
+// promoteSQL makes every due scheduled job of a queue available, so the
+// claim that follows sees all of them in priority order.
+const promoteSQL = `UPDATE spool_jobs SET state = 'available' WHERE state = 'scheduled' AND queue = ? AND run_at <= ?`
 
 const claimSQL = `UPDATE spool_jobs
 	SET state = 'running', lock_token = (random() | 1), locked_until = ?, deliveries = deliveries + 1, worker = ?
@@ -268,7 +269,9 @@ func (s *Store) Renew(ctx context.Context, renewals []store.Renewal) ([]error, e
 	for i, r := range renewals {
 		errs[i] = store.ValidLockDuration(r.LockFor)
 	}
+	checked := slices.Clone(errs) // the writer may run the op twice: start each run from here
 	err := s.writer.do(ctx, func(x execer) error {
+		copy(errs, checked)
 		now := s.now()
 		for i, r := range renewals {
 			if errs[i] != nil {
@@ -368,11 +371,21 @@ func (s *Store) Settle(ctx context.Context, verdicts []store.Verdict) ([]error, 
 	for i := range verdicts {
 		errs[i] = verdicts[i].Check()
 	}
+	repeated := map[store.ID]bool{}
+	seen := make(map[store.ID]bool, len(verdicts))
+	for i := range verdicts {
+		if seen[verdicts[i].ID] {
+			repeated[verdicts[i].ID] = true
+		}
+		seen[verdicts[i].ID] = true
+	}
 	finished, available := false, map[string]bool{}
+	checked := slices.Clone(errs) // the writer may run the op twice: start each run from here
 	err := s.writer.do(ctx, func(x execer) error {
+		copy(errs, checked)
 		now := s.now()
 		nowUS := now.UnixMicro()
-		bulk, err := completeBulk(x, verdicts, errs, nowUS)
+		bulk, err := completeBulk(x, verdicts, errs, repeated, nowUS)
 		if err != nil {
 			return err
 		}
@@ -380,7 +393,7 @@ func (s *Store) Settle(ctx context.Context, verdicts []store.Verdict) ([]error, 
 			finished = true
 		}
 		for i := range verdicts {
-			if errs[i] != nil || isBulkComplete(&verdicts[i]) {
+			if errs[i] != nil || isBulkComplete(&verdicts[i]) && !repeated[verdicts[i].ID] {
 				continue
 			}
 			v := &verdicts[i]
@@ -457,19 +470,14 @@ func init() {
 
 // completeBulk applies the batch's plain completions in a few statements and
 // sets errs for those it refused. It returns how many it applied.
-func completeBulk(x execer, verdicts []store.Verdict, errs []error, nowUS int64) (int, error) {
+// Verdicts for a job named more than once in the call (repeated) are left to
+// the one-by-one path, which applies them in input order.
+func completeBulk(x execer, verdicts []store.Verdict, errs []error, repeated map[store.ID]bool, nowUS int64) (int, error) {
 	var idx []int
-	seen := make(map[store.ID]bool)
 	for i := range verdicts {
-		if errs[i] != nil || !isBulkComplete(&verdicts[i]) {
-			continue
+		if errs[i] == nil && isBulkComplete(&verdicts[i]) && !repeated[verdicts[i].ID] {
+			idx = append(idx, i)
 		}
-		if seen[verdicts[i].ID] {
-			errs[i] = store.ErrLockLost // the same delivery settled twice in one call: the first wins
-			continue
-		}
-		seen[verdicts[i].ID] = true
-		idx = append(idx, i)
 	}
 	applied := 0
 	args := make([]any, 0, 2*min(len(idx), completeChunk)+1)

@@ -15,6 +15,8 @@ import (
 // An op is one store operation run by the writer inside a shared
 // transaction. fn must only touch the database through x. If fn fails, its
 // own changes are rolled back (savepoint) and the rest of the group commits.
+// Because a failing neighbour makes the writer run the group again, fn may
+// run twice and must start each run from the same state.
 // after, if set, runs once the group committed (wake-ups).
 //
 // Enqueue ops also carry their jobs (ins), so a group's enqueues can share
