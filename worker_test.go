@@ -1,0 +1,310 @@
+package spool_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/spoolrun/spool"
+	"github.com/spoolrun/spool/store"
+	"github.com/spoolrun/spool/store/sqlite"
+)
+
+// realStore opens a store on the real clock: workers measure lock and
+// retry times against it.
+func realStore(t *testing.T) *sqlite.Store {
+	t.Helper()
+	st, err := sqlite.Open(filepath.Join(t.TempDir(), "spool.db"), sqlite.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	return st
+}
+
+func startWorker(t *testing.T, cfg spool.WorkerConfig, register func(w *spool.Worker)) *spool.Worker {
+	t.Helper()
+	w, err := spool.NewWorker(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	register(w)
+	if err := w.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := w.Stop(ctx); err != nil {
+			t.Errorf("Stop: %v", err)
+		}
+	})
+	return w
+}
+
+func waitFinished(t *testing.T, c *spool.Client, id spool.ID) *spool.Job {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	j, err := c.Wait(ctx, id)
+	if err != nil {
+		t.Fatalf("Wait %s: %v", id, err)
+	}
+	return j
+}
+
+type addArgs struct{ A, B int }
+
+var addKind = spool.NewKind[addArgs]("add")
+
+func TestWorkerRunsJobsAndRecordsResults(t *testing.T) {
+	t.Parallel()
+	st := realStore(t)
+	c, _ := spool.NewClient(spool.Config{Store: st})
+	startWorker(t, spool.WorkerConfig{Store: st, Queues: map[string]spool.QueueConfig{"default": {Concurrency: 4}}},
+		func(w *spool.Worker) {
+			spool.Handle(w, addKind, func(ctx context.Context, task *spool.Task[addArgs]) error {
+				return task.SetResult(task.Payload.A + task.Payload.B)
+			}, nil)
+		})
+	ctx := context.Background()
+	var ids []spool.ID
+	for i := range 50 {
+		res, err := addKind.Enqueue(ctx, c, addArgs{A: i, B: 1}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, res.ID)
+	}
+	for i, id := range ids {
+		j := waitFinished(t, c, id)
+		if j.State != spool.StateCompleted {
+			t.Fatalf("job %d: state %s, want completed", i, j.State)
+		}
+		sum, err := spool.DecodeResult[int](j)
+		if err != nil || sum != i+1 {
+			t.Fatalf("job %d: result %d, %v; want %d", i, sum, err, i+1)
+		}
+	}
+}
+
+func TestWorkerRetriesThenDeadLetters(t *testing.T) {
+	t.Parallel()
+	st := realStore(t)
+	c, _ := spool.NewClient(spool.Config{Store: st})
+	var calls atomic.Int32
+	startWorker(t, spool.WorkerConfig{Store: st, Retry: spool.Backoff{Base: time.Millisecond, Max: 5 * time.Millisecond}, PollInterval: 5 * time.Millisecond},
+		func(w *spool.Worker) {
+			spool.Handle(w, addKind, func(ctx context.Context, task *spool.Task[addArgs]) error {
+				n := calls.Add(1)
+				if n == 2 {
+					panic("boom")
+				}
+				return fmt.Errorf("failure %d", n)
+			}, nil)
+		})
+	res, err := addKind.Enqueue(context.Background(), c, addArgs{}, &spool.EnqueueOptions{MaxAttempts: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	j := waitFinished(t, c, res.ID)
+	if j.State != spool.StateDead || j.DeadReason != store.DeadMaxAttempts || j.Attempts != 3 {
+		t.Fatalf("got state %s reason %q attempts %d; want dead, max_attempts, 3", j.State, j.DeadReason, j.Attempts)
+	}
+	if len(j.Errors) != 3 {
+		t.Fatalf("error history has %d entries, want 3: %+v", len(j.Errors), j.Errors)
+	}
+	if j.Errors[0].Message != "failure 1" || j.Errors[0].Attempt != 1 {
+		t.Errorf("first error = %+v", j.Errors[0])
+	}
+	if !strings.Contains(j.Errors[1].Message, "boom") || !strings.Contains(j.Errors[1].Stack, "worker_test.go") {
+		t.Errorf("panic not recorded with its stack: %+v", j.Errors[1])
+	}
+}
+
+func TestWorkerOutcomes(t *testing.T) {
+	t.Parallel()
+	st := realStore(t)
+	c, _ := spool.NewClient(spool.Config{Store: st})
+	var snoozed atomic.Bool
+	kind := spool.NewKind[string]("outcome")
+	startWorker(t, spool.WorkerConfig{Store: st, PollInterval: 5 * time.Millisecond}, func(w *spool.Worker) {
+		spool.Handle(w, kind, func(ctx context.Context, task *spool.Task[string]) error {
+			switch task.Payload {
+			case "cancel":
+				return spool.Cancel(errors.New("not needed"))
+			case "dead":
+				return spool.DeadLetter(errors.New("bad input"))
+			case "snooze":
+				if snoozed.CompareAndSwap(false, true) {
+					return spool.Snooze(10 * time.Millisecond)
+				}
+				return nil
+			}
+			return errors.New("unexpected payload")
+		}, nil)
+	})
+	ctx := context.Background()
+	want := map[string]spool.State{"cancel": spool.StateCancelled, "dead": spool.StateDead, "snooze": spool.StateCompleted}
+	for payload, state := range want {
+		res, err := kind.Enqueue(ctx, c, payload, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		j := waitFinished(t, c, res.ID)
+		if j.State != state {
+			t.Errorf("%s: state %s, want %s", payload, j.State, state)
+		}
+		if j.Attempts != map[string]int{"dead": 1}[payload] {
+			t.Errorf("%s: attempts %d", payload, j.Attempts)
+		}
+	}
+}
+
+func TestWorkerTimesOutJobs(t *testing.T) {
+	t.Parallel()
+	st := realStore(t)
+	c, _ := spool.NewClient(spool.Config{Store: st})
+	startWorker(t, spool.WorkerConfig{Store: st}, func(w *spool.Worker) {
+		spool.Handle(w, addKind, func(ctx context.Context, task *spool.Task[addArgs]) error {
+			<-ctx.Done()
+			return ctx.Err()
+		}, &spool.HandlerOptions{Timeout: 20 * time.Millisecond})
+	})
+	res, _ := addKind.Enqueue(context.Background(), c, addArgs{}, &spool.EnqueueOptions{MaxAttempts: 1})
+	j := waitFinished(t, c, res.ID)
+	if j.State != spool.StateDead || len(j.Errors) != 1 || !strings.Contains(j.Errors[0].Message, "timed out") {
+		t.Fatalf("got %s %+v; want dead with a timeout error", j.State, j.Errors)
+	}
+}
+
+// A job running five times its lock duration keeps its lock by renewal and
+// is delivered exactly once, even with the reaper running.
+func TestWorkerRenewsLocks(t *testing.T) {
+	t.Parallel()
+	st := realStore(t)
+	c, _ := spool.NewClient(spool.Config{Store: st})
+	const lock = 200 * time.Millisecond
+	var runs atomic.Int32
+	startWorker(t, spool.WorkerConfig{Store: st, LockDuration: lock,
+		Maintenance: spool.MaintenanceConfig{ReapInterval: 20 * time.Millisecond}}, func(w *spool.Worker) {
+		spool.Handle(w, addKind, func(ctx context.Context, task *spool.Task[addArgs]) error {
+			runs.Add(1)
+			select {
+			case <-time.After(5 * lock):
+				return nil
+			case <-ctx.Done():
+				return context.Cause(ctx)
+			}
+		}, nil)
+	})
+	res, _ := addKind.Enqueue(context.Background(), c, addArgs{}, nil)
+	j := waitFinished(t, c, res.ID)
+	if j.State != spool.StateCompleted || j.Deliveries != 1 || runs.Load() != 1 || len(j.Errors) != 0 {
+		t.Fatalf("state %s, deliveries %d, runs %d, errors %+v; want completed once", j.State, j.Deliveries, runs.Load(), j.Errors)
+	}
+}
+
+// A holder whose lock expired cannot settle the job another worker now holds.
+func TestStaleHolderIsFenced(t *testing.T) {
+	t.Parallel()
+	st := realStore(t)
+	c, _ := spool.NewClient(spool.Config{Store: st})
+	ctx := context.Background()
+	res, _ := addKind.Enqueue(ctx, c, addArgs{}, nil)
+	stale, err := st.Claim(ctx, store.ClaimParams{Queue: "default", Limit: 1, LockFor: store.MinLockDuration})
+	if err != nil || len(stale) != 1 {
+		t.Fatalf("claim: %v %d", err, len(stale))
+	}
+	started, release := make(chan struct{}), make(chan struct{})
+	startWorker(t, spool.WorkerConfig{Store: st, PollInterval: 10 * time.Millisecond,
+		Maintenance: spool.MaintenanceConfig{ReapInterval: 10 * time.Millisecond}}, func(w *spool.Worker) {
+		spool.Handle(w, addKind, func(ctx context.Context, task *spool.Task[addArgs]) error {
+			close(started)
+			<-release
+			return task.SetResult("second holder")
+		}, nil)
+	})
+	<-started // the reaper returned the job and the worker holds it now
+	errs, err := st.Settle(ctx, []store.Verdict{{ID: res.ID, Token: stale[0].LockToken, Outcome: store.Complete, Result: []byte(`"stale"`)}})
+	if err != nil || !errors.Is(errs[0], store.ErrLockLost) {
+		t.Fatalf("stale settle: %v %v; want ErrLockLost", err, errs)
+	}
+	close(release)
+	j := waitFinished(t, c, res.ID)
+	if got, _ := spool.DecodeResult[string](j); got != "second holder" || j.Deliveries != 2 {
+		t.Fatalf("result %q deliveries %d; want the second holder's result after 2 deliveries", got, j.Deliveries)
+	}
+}
+
+// Stop waits for running jobs until its deadline, then cancels them and
+// releases their jobs without spending an attempt; nothing is lost or stuck.
+func TestWorkerShutdownReleasesUnfinishedJobs(t *testing.T) {
+	t.Parallel()
+	st := realStore(t)
+	c, _ := spool.NewClient(spool.Config{Store: st})
+	ctx := context.Background()
+	var started sync.WaitGroup
+	started.Add(4)
+	w, err := spool.NewWorker(spool.WorkerConfig{Store: st, Queues: map[string]spool.QueueConfig{"default": {Concurrency: 4, Prefetch: 4}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	quick := spool.NewKind[int]("quick")
+	spool.Handle(w, addKind, func(ctx context.Context, task *spool.Task[addArgs]) error {
+		started.Done()
+		<-ctx.Done() // only shutdown ends these
+		return context.Cause(ctx)
+	}, nil)
+	spool.Handle(w, quick, func(ctx context.Context, task *spool.Task[int]) error { return nil }, nil)
+	for range 4 {
+		if _, err := addKind.Enqueue(ctx, c, addArgs{}, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range 4 {
+		if _, err := quick.Enqueue(ctx, c, i, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	started.Wait()
+	stopCtx, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+	defer cancel()
+	if err := w.Stop(stopCtx); err != nil {
+		t.Fatalf("Stop: %v", err)
+	}
+	page, err := c.List(ctx, spool.ListParams{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, j := range page.Jobs {
+		switch {
+		case j.Kind == "add" && (j.State != spool.StateAvailable || j.Attempts != 0 || j.Deliveries != 0):
+			t.Errorf("blocked job after shutdown: state %s attempts %d deliveries %d; want available, 0, 0", j.State, j.Attempts, j.Deliveries)
+		case j.Kind == "quick" && j.State != spool.StateCompleted && j.State != spool.StateAvailable:
+			t.Errorf("quick job after shutdown: state %s; want completed or released", j.State)
+		}
+	}
+}
+
+func TestNewWorkerValidates(t *testing.T) {
+	t.Parallel()
+	_, err := spool.NewWorker(spool.WorkerConfig{LockDuration: time.Millisecond, Queues: map[string]spool.QueueConfig{"bad queue": {Concurrency: -1}}})
+	for _, want := range []string{"Store", "lock duration", "queue"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("error %v does not mention %s", err, want)
+		}
+	}
+	if !errors.Is(err, spool.ErrInvalid) {
+		t.Errorf("error %v does not match ErrInvalid", err)
+	}
+}
