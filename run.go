@@ -123,6 +123,7 @@ func (q *queueRunner) fetch(ctx context.Context) {
 		if notifier != nil {
 			available = notifier.Available(q.name) // before claiming: no lost wake-up
 		}
+		w.settler.Nudge() // let pending verdicts share the claim's commit
 		jobs, err := w.cfg.Store.Claim(ctx, store.ClaimParams{Queue: q.name, Limit: free, LockFor: w.cfg.LockDuration, Worker: w.cfg.ID})
 		if err != nil {
 			if ctx.Err() != nil {

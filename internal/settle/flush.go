@@ -111,7 +111,7 @@ func (s *Settler) dueLocked(now time.Time, draining bool) (reason, time.Time) {
 		return dueStop, now
 	case len(s.pending) >= s.cfg.MaxBatch:
 		return dueFull, now
-	case s.cfg.FlushWhenIdle:
+	case s.cfg.FlushWhenIdle, s.nudged:
 		return dueIdle, now
 	}
 	due, why := s.pending[0].added.Add(s.cfg.MaxDelay), dueDelay
@@ -127,6 +127,7 @@ func (s *Settler) dueLocked(now time.Time, draining bool) (reason, time.Time) {
 // takeLocked cuts the next batch from the head of the buffer and returns it
 // with its earliest flush deadline (zero if none).
 func (s *Settler) takeLocked(why reason) ([]item, time.Time) {
+	s.nudged = false
 	n := min(len(s.pending), s.cfg.MaxBatch)
 	batch := s.pending[:n:n]
 	s.pending = s.pending[n:]

@@ -112,6 +112,8 @@ type Settler struct {
 	// abort cancels the current run's flush context (its Settle calls) when
 	// Stop runs out of time.
 	abort context.CancelCauseFunc
+	// nudged asks the loop to cut a batch now (see Nudge); cleared when one is cut.
+	nudged bool
 	// stats are the counters Stats returns; Pending and InFlight are filled
 	// in by Stats from len(pending) and inFlightItems.
 	stats Stats
@@ -334,6 +336,21 @@ func (s *Settler) flushBy(now, lockedUntil time.Time) time.Time {
 		margin = max(lockedUntil.Sub(now)/10, 0)
 	}
 	return lockedUntil.Add(-margin)
+}
+
+// Nudge asks for the pending verdicts to be flushed now rather than after
+// MaxDelay, without waiting. A caller about to make its own store call (a
+// worker about to claim) nudges first, so that both calls reach the store
+// together and can share one commit. Batches cut by a nudge count as
+// BatchesIdle.
+func (s *Settler) Nudge() {
+	s.mu.Lock()
+	pending := len(s.pending) > 0
+	s.nudged = pending
+	s.mu.Unlock()
+	if pending {
+		s.wake()
+	}
 }
 
 // Stats returns a snapshot of the counters.

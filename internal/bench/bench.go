@@ -1,0 +1,358 @@
+// Package bench is the engine behind `spool bench`: a burn-down (enqueue N
+// no-op jobs, then work them) and a continuous run (enqueue at a fixed rate
+// and measure enqueue→start latency), on any store.
+//
+// Completions are counted where they become durable: a wrapper around the
+// store counts the completions each Settle call applied, so "the last
+// durable completion" is when the store acknowledged it, not when a handler
+// returned.
+package bench
+
+import (
+	"cmp"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/spoolrun/spool"
+	"github.com/spoolrun/spool/store"
+)
+
+// Config describes one run. Zero fields take the documented defaults.
+type Config struct {
+	// Store is the store to measure. Required.
+	Store store.Store
+	// Jobs is how many jobs a burn-down works. Default 100,000.
+	Jobs int
+	// Workers is the worker's concurrency (jobs running at once). Default 100.
+	Workers int
+	// Rate is the continuous run's enqueue rate in jobs/s. Default 1,000.
+	Rate int
+	// Duration is how long the continuous run enqueues. Default 10s.
+	Duration time.Duration
+	// Queue is the queue used. Default "bench".
+	Queue string
+	// Progress, if set, is called about ten times a second with the jobs
+	// completed so far and the total.
+	Progress func(done, total int)
+}
+
+// Result is what a run measured.
+type Result struct {
+	Mode       string   `json:"mode"`
+	Jobs       int      `json:"jobs"`
+	Workers    int      `json:"workers"`
+	Seconds    float64  `json:"seconds"`
+	JobsPerSec float64  `json:"jobs_per_sec"`
+	LatencyMS  *Latency `json:"latency_ms,omitempty"`
+	// EnqueueSeconds is how long a burn-down took to enqueue its jobs
+	// (not part of Seconds).
+	EnqueueSeconds float64 `json:"enqueue_seconds,omitempty"`
+	// Rate is the continuous run's target enqueue rate.
+	Rate int `json:"rate,omitempty"`
+	// SettleBatch is the average number of verdicts per store Settle call.
+	SettleBatch float64 `json:"settle_batch"`
+}
+
+// Latency summarises enqueue→start latencies in milliseconds.
+type Latency struct {
+	P50 float64 `json:"p50"`
+	P95 float64 `json:"p95"`
+	P99 float64 `json:"p99"`
+	Max float64 `json:"max"`
+}
+
+func (c *Config) defaults() error {
+	if c.Store == nil {
+		return &store.ValidationError{Field: "store", Reason: "is required"}
+	}
+	c.Jobs = cmp.Or(c.Jobs, 100_000)
+	c.Workers = cmp.Or(c.Workers, 100)
+	c.Rate = cmp.Or(c.Rate, 1_000)
+	c.Duration = cmp.Or(c.Duration, 10*time.Second)
+	c.Queue = cmp.Or(c.Queue, "bench")
+	var errs []error
+	if c.Jobs < 1 {
+		errs = append(errs, &store.ValidationError{Field: "jobs", Reason: fmt.Sprintf("%d must be positive", c.Jobs)})
+	}
+	if c.Workers < 1 || c.Workers > store.MaxClaim/2 {
+		errs = append(errs, &store.ValidationError{Field: "workers", Reason: fmt.Sprintf("%d is outside 1..%d", c.Workers, store.MaxClaim/2)})
+	}
+	if c.Rate < 1 {
+		errs = append(errs, &store.ValidationError{Field: "rate", Reason: fmt.Sprintf("%d must be positive", c.Rate)})
+	}
+	if c.Duration <= 0 {
+		errs = append(errs, &store.ValidationError{Field: "duration", Reason: fmt.Sprintf("%v must be positive", c.Duration)})
+	}
+	return errors.Join(errs...)
+}
+
+// BurnDown enqueues cfg.Jobs no-op jobs, then starts a worker and reports
+// jobs/s from worker start to the last durable completion.
+func BurnDown(ctx context.Context, cfg Config) (*Result, error) {
+	if err := cfg.defaults(); err != nil {
+		return nil, err
+	}
+	cs := &countingStore{Store: cfg.Store, target: int64(cfg.Jobs), done: make(chan struct{})}
+	client, err := spool.NewClient(spool.Config{Store: cs})
+	if err != nil {
+		return nil, err
+	}
+	enqStart := time.Now()
+	const batch = 1000
+	items := make([]spool.Item, 0, batch)
+	for n := 0; n < cfg.Jobs; {
+		items = items[:0]
+		for ; len(items) < batch && n < cfg.Jobs; n++ {
+			items = append(items, spool.RawItem("noop", nil, &spool.EnqueueOptions{Queue: cfg.Queue}))
+		}
+		if _, err := client.EnqueueMany(ctx, items...); err != nil {
+			return nil, fmt.Errorf("bench: enqueue: %w", err)
+		}
+	}
+	enqSeconds := time.Since(enqStart).Seconds()
+
+	w, err := newWorker(cs, cfg, func(context.Context, *spool.Job) ([]byte, error) { return nil, nil })
+	if err != nil {
+		return nil, err
+	}
+	start := time.Now()
+	if err := w.Start(ctx); err != nil {
+		return nil, err
+	}
+	err = cs.wait(ctx, cfg.Progress)
+	elapsed := cs.finishedAt().Sub(start)
+	stopErr := stop(w)
+	if err != nil {
+		return nil, err
+	}
+	return &Result{
+		Mode:           "burn-down",
+		Jobs:           cfg.Jobs,
+		Workers:        cfg.Workers,
+		Seconds:        elapsed.Seconds(),
+		JobsPerSec:     float64(cfg.Jobs) / elapsed.Seconds(),
+		EnqueueSeconds: enqSeconds,
+		SettleBatch:    w.SettleStats().AverageBatch(),
+	}, stopErr
+}
+
+// Continuous enqueues at cfg.Rate jobs/s for cfg.Duration while a worker
+// runs them, and reports the throughput and the enqueue→start latency: from
+// just before Enqueue is called to the moment the handler starts.
+func Continuous(ctx context.Context, cfg Config) (*Result, error) {
+	if err := cfg.defaults(); err != nil {
+		return nil, err
+	}
+	total := int(float64(cfg.Rate) * cfg.Duration.Seconds())
+	if total < 1 {
+		return nil, &store.ValidationError{Field: "rate", Reason: "rate × duration is less than one job"}
+	}
+	cs := &countingStore{Store: cfg.Store, target: int64(total), done: make(chan struct{})}
+	client, err := spool.NewClient(spool.Config{Store: cs})
+	if err != nil {
+		return nil, err
+	}
+	latencies := make([]time.Duration, total)
+	var started atomic.Int64
+	base := time.Now()
+	w, err := newWorker(cs, cfg, func(_ context.Context, job *spool.Job) ([]byte, error) {
+		lat := time.Since(base) - time.Duration(binary.LittleEndian.Uint64(job.Payload))
+		if i := started.Add(1) - 1; i < int64(len(latencies)) {
+			latencies[i] = lat
+		}
+		return nil, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if err := w.Start(ctx); err != nil {
+		return nil, err
+	}
+	start := time.Now()
+	err = produce(ctx, client, cfg, total, base)
+	if err == nil {
+		err = cs.wait(ctx, cfg.Progress)
+	}
+	elapsed := cs.finishedAt().Sub(start)
+	stopErr := stop(w)
+	if err != nil {
+		return nil, err
+	}
+	n := min(int(started.Load()), total)
+	lat := latencies[:n]
+	slices.Sort(lat)
+	return &Result{
+		Mode:        "continuous",
+		Jobs:        total,
+		Workers:     cfg.Workers,
+		Rate:        cfg.Rate,
+		Seconds:     elapsed.Seconds(),
+		JobsPerSec:  float64(total) / elapsed.Seconds(),
+		LatencyMS:   &Latency{P50: pct(lat, 0.50), P95: pct(lat, 0.95), P99: pct(lat, 0.99), Max: pct(lat, 1)},
+		SettleBatch: w.SettleStats().AverageBatch(),
+	}, stopErr
+}
+
+// produce enqueues total jobs, one per Enqueue call as an application
+// would, paced to cfg.Rate. Several producers run at once so a slow commit
+// does not delay the jobs due after it; each job carries the time its
+// enqueue began (nanoseconds since base).
+func produce(ctx context.Context, client *spool.Client, cfg Config, total int, base time.Time) error {
+	const producers = 16
+	due := make(chan int, producers)
+	var wg sync.WaitGroup
+	var firstErr error
+	var errOnce sync.Once
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	for range producers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			payload := make([]byte, 8)
+			for range due {
+				binary.LittleEndian.PutUint64(payload, uint64(time.Since(base)))
+				if _, err := client.EnqueueMany(ctx, spool.RawItem("noop", slices.Clone(payload), &spool.EnqueueOptions{Queue: cfg.Queue})); err != nil {
+					errOnce.Do(func() { firstErr = err; cancel() })
+					return
+				}
+			}
+		}()
+	}
+	interval := time.Second / time.Duration(cfg.Rate)
+	start := time.Now()
+	tick := time.NewTicker(time.Millisecond)
+	defer tick.Stop()
+	sent := 0
+loop:
+	for sent < total {
+		// Send every job whose slot has come; the ticker only paces checks.
+		for want := min(int(time.Since(start)/interval)+1, total); sent < want; sent++ {
+			select {
+			case due <- sent:
+			case <-ctx.Done():
+				break loop
+			}
+		}
+		select {
+		case <-tick.C:
+		case <-ctx.Done():
+			break loop
+		}
+	}
+	close(due)
+	wg.Wait()
+	if firstErr != nil {
+		return fmt.Errorf("bench: enqueue: %w", firstErr)
+	}
+	return ctx.Err()
+}
+
+func newWorker(st store.Store, cfg Config, fn func(context.Context, *spool.Job) ([]byte, error)) (*spool.Worker, error) {
+	w, err := spool.NewWorker(spool.WorkerConfig{
+		Store:  st,
+		Queues: map[string]spool.QueueConfig{cfg.Queue: {Concurrency: cfg.Workers, Prefetch: cfg.Workers}},
+	})
+	if err != nil {
+		return nil, err
+	}
+	spool.HandleRaw(w, "noop", fn, nil)
+	return w, nil
+}
+
+func stop(w *spool.Worker) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	return w.Stop(ctx)
+}
+
+func pct(sorted []time.Duration, p float64) float64 {
+	if len(sorted) == 0 {
+		return 0
+	}
+	i := min(int(p*float64(len(sorted))), len(sorted)-1)
+	return float64(sorted[i].Microseconds()) / 1000
+}
+
+// countingStore passes everything through and counts the completions the
+// store applied; done closes when target completions have been counted.
+type countingStore struct {
+	store.Store
+	target    int64
+	completed atomic.Int64
+	done      chan struct{}
+	once      sync.Once
+	mu        sync.Mutex // guards last
+	last      time.Time
+}
+
+func (c *countingStore) Settle(ctx context.Context, vs []store.Verdict) ([]error, error) {
+	errs, err := c.Store.Settle(ctx, vs)
+	if err != nil {
+		return errs, err
+	}
+	n := int64(0)
+	for i, e := range errs {
+		if e == nil && vs[i].Outcome == store.Complete {
+			n++
+		}
+	}
+	if n > 0 {
+		now := time.Now()
+		c.mu.Lock()
+		c.last = now
+		c.mu.Unlock()
+		if c.completed.Add(n) >= c.target {
+			c.once.Do(func() { close(c.done) })
+		}
+	}
+	return errs, nil
+}
+
+// Available and Finished forward the wrapped store's wake-ups, so the worker
+// is woken by enqueues instead of polling.
+func (c *countingStore) Available(queue string) <-chan struct{} {
+	if n, ok := c.Store.(store.Notifier); ok {
+		return n.Available(queue)
+	}
+	return nil
+}
+
+func (c *countingStore) Finished() <-chan struct{} {
+	if n, ok := c.Store.(store.Notifier); ok {
+		return n.Finished()
+	}
+	return nil
+}
+
+func (c *countingStore) finishedAt() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.last
+}
+
+func (c *countingStore) wait(ctx context.Context, progress func(done, total int)) error {
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case <-c.done:
+			if progress != nil {
+				progress(int(c.target), int(c.target))
+			}
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-tick.C:
+			if progress != nil {
+				progress(int(c.completed.Load()), int(c.target))
+			}
+		}
+	}
+}
