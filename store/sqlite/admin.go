@@ -314,7 +314,7 @@ func (s *Store) Prune(ctx context.Context, p store.PruneParams) (int, error) {
 		return 0, &store.ValidationError{Field: "prune limit", Reason: fmt.Sprintf("%d is outside 1..100000", p.Limit)}
 	}
 	var total int64
-	err := s.writer.do(ctx, func(x execer) error {
+	err := s.writer.doLight(ctx, func(x execer) error {
 		total = 0
 		for _, c := range []struct {
 			state  store.State

@@ -216,7 +216,7 @@ func (s *Store) Claim(ctx context.Context, p store.ClaimParams) ([]*store.Job, e
 		return nil, err
 	}
 	var jobs []*store.Job
-	err := s.writer.do(ctx, func(x execer) error {
+	err := s.writer.doLight(ctx, func(x execer) error {
 		jobs = jobs[:0]
 		var paused bool
 		if err := x.queryRow(pausedSQL, p.Queue).Scan(&paused); err != nil && !errors.Is(err, sql.ErrNoRows) {
@@ -270,7 +270,7 @@ func (s *Store) Renew(ctx context.Context, renewals []store.Renewal) ([]error, e
 		errs[i] = store.ValidLockDuration(r.LockFor)
 	}
 	checked := slices.Clone(errs) // the writer may run the op twice: start each run from here
-	err := s.writer.do(ctx, func(x execer) error {
+	err := s.writer.doLight(ctx, func(x execer) error {
 		copy(errs, checked)
 		now := s.now()
 		for i, r := range renewals {
@@ -543,7 +543,7 @@ func (s *Store) ReapExpired(ctx context.Context, limit int) (store.ReapResult, e
 	}
 	var r store.ReapResult
 	queues := map[string]bool{}
-	err := s.writer.do(ctx, func(x execer) error {
+	err := s.writer.doLight(ctx, func(x execer) error {
 		r = store.ReapResult{}
 		now := s.now()
 		rows, err := x.query(reapSQL, now.UTC().Format(time.RFC3339Nano), now.UnixMicro(), limit)

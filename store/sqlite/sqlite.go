@@ -20,6 +20,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
+	"strings"
 	"sync"
 	"time"
 
@@ -91,8 +92,8 @@ func DSN(path string, busyTimeout time.Duration) string {
 // to the current schema. It refuses a file whose schema is newer than this
 // build knows, with an error matching store.ErrSchema.
 func Open(path string, cfg Config) (*Store, error) {
-	if path == "" {
-		return nil, &store.ValidationError{Field: "path", Reason: "is required"}
+	if path == "" || strings.Contains(path, ":memory:") || strings.Contains(path, "mode=memory") {
+		return nil, &store.ValidationError{Field: "path", Reason: fmt.Sprintf("%q: a file path is required (in-memory databases are not durable)", path)}
 	}
 	s := &Store{cfg: cfg, path: path}
 	s.now = cfg.Now
@@ -150,7 +151,13 @@ func Open(path string, cfg Config) (*Store, error) {
 	if maxGroup <= 0 {
 		maxGroup = 512
 	}
-	s.writer = newWriter(conn, maxGroup, s.log)
+	s.writer, err = newWriter(conn, path+"-wal", maxGroup, s.log)
+	if err != nil {
+		conn.Close()
+		rdb.Close()
+		wdb.Close()
+		return nil, fmt.Errorf("spool: open %s: %w", path, err)
+	}
 	return s, nil
 }
 

@@ -4,7 +4,9 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
 	"log/slog"
+	"os"
 	"runtime"
 	"strings"
 	"sync"
@@ -28,7 +30,15 @@ type op struct {
 	fn    func(x execer) error
 	after func()
 	ins   *insertBatch
-	done  chan error
+	// light marks an op whose loss in a power failure loses nothing (a
+	// claim, renewal, reap or prune: the job only falls back to its earlier
+	// state). It is answered as soon as its group commits; other ops are
+	// answered once an fsync of the WAL covering their commit returned.
+	light bool
+	// onCommit, if set, runs right after the commit, before the fsync: the
+	// wake-up for new jobs, so a worker can claim them while the fsync runs.
+	onCommit func()
+	done     chan error
 }
 
 // insertBatch is an enqueue op's rows and where its results go.
@@ -47,6 +57,9 @@ type writer struct {
 	ops      chan *op
 	maxGroup int
 	merged   insertBatch // scratch for merging a group's enqueues
+	walPath  string      // the WAL file the syncer fsyncs
+	syncQ    chan []ack  // committed durable ops waiting for an fsync; closed after the loop ends
+	syncDone chan struct{}
 	log      *slog.Logger
 
 	stats writerStats // updated by the writer goroutine only; read atomically
@@ -56,17 +69,26 @@ type writer struct {
 	done   chan struct{} // closed when the loop has exited
 }
 
-func newWriter(conn *sql.Conn, maxGroup int, log *slog.Logger) *writer {
+// newWriter starts the writer on conn, whose synchronous setting it lowers to
+// NORMAL: durability comes from the syncer's explicit fsync of walPath.
+func newWriter(conn *sql.Conn, walPath string, maxGroup int, log *slog.Logger) (*writer, error) {
+	if _, err := conn.ExecContext(bg, "PRAGMA synchronous = NORMAL"); err != nil {
+		return nil, err
+	}
 	w := &writer{
 		conn:     conn,
 		stmts:    make(map[string]*sql.Stmt),
+		walPath:  walPath,
+		syncQ:    make(chan []ack, 4*maxGroup),
+		syncDone: make(chan struct{}),
 		ops:      make(chan *op, 4*maxGroup),
 		maxGroup: maxGroup,
 		log:      log,
 		done:     make(chan struct{}),
 	}
 	go w.loop()
-	return w
+	go w.syncLoop()
+	return w, nil
 }
 
 var opPool = sync.Pool{New: func() any { return &op{done: make(chan error, 1)} }}
@@ -75,21 +97,30 @@ var opPool = sync.Pool{New: func() any { return &op{done: make(chan error, 1)} }
 // Once queued, an op always runs to its verdict (unless its ctx ends before
 // its turn), so a caller never returns while its write might still land.
 func (w *writer) do(ctx context.Context, fn func(x execer) error, after func()) error {
-	return w.submit(ctx, fn, after, nil)
+	return w.submit(ctx, fn, after, nil, false, nil)
+}
+
+// doLight is do for an op whose loss in a power failure loses nothing (see
+// op.light): it is answered when its group commits, without waiting for the
+// fsync. The next fsync makes it durable too: WAL frames are synced in order.
+func (w *writer) doLight(ctx context.Context, fn func(x execer) error, after func()) error {
+	return w.submit(ctx, fn, after, nil, true, nil)
 }
 
 // insert runs an enqueue op: like do, but its rows may share statements with
 // other enqueues of the same group.
-func (w *writer) insert(ctx context.Context, b *insertBatch, after func()) error {
-	return w.submit(ctx, func(x execer) error { return insertJobs(x, b.jobs, b.results, b.now) }, after, b)
+// wake runs right after the commit, before the fsync, so that workers can
+// claim the new jobs while their durability is being made.
+func (w *writer) insert(ctx context.Context, b *insertBatch, wake func()) error {
+	return w.submit(ctx, func(x execer) error { return insertJobs(x, b.jobs, b.results, b.now) }, nil, b, false, wake)
 }
 
-func (w *writer) submit(ctx context.Context, fn func(x execer) error, after func(), ins *insertBatch) error {
+func (w *writer) submit(ctx context.Context, fn func(x execer) error, after func(), ins *insertBatch, light bool, onCommit func()) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
 	o := opPool.Get().(*op)
-	o.ctx, o.fn, o.after, o.ins = ctx, fn, after, ins
+	o.ctx, o.fn, o.after, o.ins, o.light, o.onCommit = ctx, fn, after, ins, light, onCommit
 	w.mu.RLock()
 	if w.closed {
 		w.mu.RUnlock()
@@ -105,7 +136,7 @@ func (w *writer) submit(ctx context.Context, fn func(x execer) error, after func
 		return ctx.Err()
 	}
 	err := <-o.done
-	o.ctx, o.fn, o.after, o.ins = nil, nil, nil, nil
+	o.ctx, o.fn, o.after, o.ins, o.onCommit = nil, nil, nil, nil, nil
 	opPool.Put(o)
 	return err
 }
@@ -119,6 +150,8 @@ func (w *writer) close() {
 	}
 	w.mu.Unlock()
 	<-w.done
+	close(w.syncQ) // the loop was its only sender
+	<-w.syncDone
 	for _, st := range w.stmts {
 		st.Close()
 	}
@@ -157,7 +190,7 @@ func (w *writer) loop() {
 
 // writerStats counts the writer's work.
 type writerStats struct {
-	groups, ops, busy atomic.Int64
+	groups, ops, busy, syncs atomic.Int64
 }
 
 // WriterStats describes the group-commit writer's work so far.
@@ -165,13 +198,14 @@ type WriterStats struct {
 	Groups int64         // transactions committed (or attempted)
 	Ops    int64         // operations they carried
 	Busy   time.Duration // time spent running and committing groups
+	Syncs  int64         // fsyncs of the WAL; each made every commit before it durable
 }
 
 // WriterStats reports the group-commit writer's counters: Ops/Groups is the
 // average group size, and Busy against wall time is how saturated it is.
 func (s *Store) WriterStats() WriterStats {
 	st := &s.writer.stats
-	return WriterStats{Groups: st.groups.Load(), Ops: st.ops.Load(), Busy: time.Duration(st.busy.Load())}
+	return WriterStats{Groups: st.groups.Load(), Ops: st.ops.Load(), Busy: time.Duration(st.busy.Load()), Syncs: st.syncs.Load()}
 }
 
 // bg is the context statements run under: an op's own context only decides
@@ -311,11 +345,80 @@ func (w *writer) runWithSavepoints(group []*op, errs []error) {
 }
 
 func (w *writer) finish(group []*op, errs []error, committed bool) {
+	var durable []ack
 	for i, o := range group {
-		if committed && errs[i] == nil && o.after != nil {
-			o.after()
+		if !committed || errs[i] != nil {
+			o.done <- errs[i]
+			continue
 		}
-		o.done <- errs[i]
+		if o.onCommit != nil {
+			o.onCommit()
+		}
+		if o.light {
+			if o.after != nil {
+				o.after()
+			}
+			o.done <- nil
+			continue
+		}
+		durable = append(durable, ack{o})
+	}
+	if len(durable) > 0 {
+		w.syncQ <- durable
+	}
+}
+
+// ack is a committed op waiting for the fsync that makes it durable.
+type ack struct{ o *op }
+
+// syncLoop makes commits durable: it fsyncs the WAL once for every commit
+// that finished since its last fsync, then answers their ops. Commits with
+// synchronous=NORMAL plus this fsync are what synchronous=FULL does in WAL
+// mode, with one difference: the writer goes on committing while an fsync
+// runs, and one fsync covers every commit before it.
+func (w *writer) syncLoop() {
+	defer close(w.syncDone)
+	var wal *os.File
+	defer func() {
+		if wal != nil {
+			wal.Close()
+		}
+	}()
+	var batch []ack
+	for first := range w.syncQ {
+		batch = append(batch[:0], first...)
+	drain:
+		for {
+			select {
+			case more, ok := <-w.syncQ:
+				if !ok {
+					break drain
+				}
+				batch = append(batch, more...)
+			default:
+				break drain
+			}
+		}
+		var err error
+		if wal == nil {
+			wal, err = os.OpenFile(w.walPath, os.O_RDWR, 0)
+		}
+		if err == nil {
+			err = wal.Sync()
+		}
+		if err != nil {
+			// The commit happened but is not known to be durable: say so.
+			err = fmt.Errorf("spool: sqlite: fsync of the write-ahead log failed: %w", err)
+			w.log.Error("spool: fsync failed", "err", err)
+		}
+		for _, a := range batch {
+			if err == nil && a.o.after != nil {
+				a.o.after()
+			}
+			a.o.done <- err
+		}
+		w.stats.syncs.Add(1)
+		clear(batch)
 	}
 }
 
