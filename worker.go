@@ -289,6 +289,9 @@ func (w *Worker) SettleStats() settle.Stats { return w.settler.Stats() }
 func (w *Worker) handlerFor(kind string) (handler, bool) {
 	h, ok := w.handlers[kind]
 	if !ok {
+		h, ok = w.handlers[anyKind] // the catch-all from HandleAll, if any
+	}
+	if !ok {
 		return handler{}, false
 	}
 	h.opts.Timeout = cmp.Or(h.opts.Timeout, w.cfg.JobTimeout)

@@ -1,0 +1,144 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/spoolrun/spool/internal/bench"
+	"github.com/spoolrun/spool/store"
+)
+
+const benchLong = `Bench measures throughput on a store with no-op jobs.
+
+  burn-down   enqueue --jobs jobs, then work them with --workers running at once;
+              reports jobs/s from worker start to the last durable completion.
+  continuous  enqueue --rate jobs/s for --duration while a worker runs them;
+              reports jobs/s and the enqueue→start latency (p50, p95, p99, max).
+
+Unless --store is given on the command line, bench runs on a fresh temporary
+SQLite file that it deletes afterwards ($SPOOL_STORE is ignored), so it never
+touches your jobs. With --json it prints exactly one JSON object:
+{"mode", "jobs", "workers", "seconds", "jobs_per_sec", "latency_ms": {"p50",
+"p95", "p99", "max"}, ...}.`
+
+const benchExample = `  spool bench
+  spool bench --jobs 200000 --workers 200
+  spool bench --mode continuous --rate 2000 --duration 30s --json`
+
+type benchFlags struct {
+	mode     string
+	jobs     int
+	workers  int
+	rate     int
+	duration time.Duration
+}
+
+func (a *app) benchCmd() *cobra.Command {
+	var f benchFlags
+	cmd := &cobra.Command{
+		Use:     "bench [flags]",
+		Short:   "Measure jobs/s and latency with no-op jobs on a throwaway database",
+		Long:    benchLong,
+		Example: benchExample,
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return a.bench(cmd, &f)
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVarP(&f.mode, "mode", "m", "burn-down", "burn-down or continuous")
+	fl.IntVarP(&f.jobs, "jobs", "n", 100_000, "burn-down: how many jobs to enqueue and work")
+	fl.IntVarP(&f.workers, "workers", "w", 100, "jobs running at once")
+	fl.IntVar(&f.rate, "rate", 1_000, "continuous: jobs enqueued per second")
+	fl.DurationVar(&f.duration, "duration", 10*time.Second, "continuous: how long to enqueue")
+	return cmd
+}
+
+func (a *app) bench(cmd *cobra.Command, f *benchFlags) error {
+	var run func(context.Context, bench.Config) (*bench.Result, error)
+	total := f.jobs
+	switch f.mode {
+	case "burn-down", "burndown":
+		run = bench.BurnDown
+	case "continuous":
+		run = bench.Continuous
+		total = int(float64(f.rate) * f.duration.Seconds())
+	default:
+		return usagef("unknown --mode %q: use burn-down or continuous", f.mode)
+	}
+	if f.jobs < 1 || f.workers < 1 || f.rate < 1 || f.duration <= 0 {
+		return usagef("--jobs, --workers, --rate and --duration must be positive")
+	}
+	st, where, cleanup, err := a.scratchStore(cmd, "spool-bench-*")
+	if err != nil {
+		return err
+	}
+	defer cleanup()
+
+	bar := a.newProgress(total, f.mode)
+	defer bar.Finish()
+	res, err := run(cmd.Context(), bench.Config{
+		Store:    st,
+		Jobs:     f.jobs,
+		Workers:  f.workers,
+		Rate:     f.rate,
+		Duration: f.duration,
+		Progress: func(done, _ int) { bar.Set(done) },
+	})
+	bar.Finish()
+	if err != nil {
+		return err
+	}
+	if a.jsonOut {
+		a.printJSON(res)
+		return nil
+	}
+	w := a.stdout
+	fmt.Fprintf(w, "%s on %s: %d jobs in %.2fs = %.0f jobs/s (%d workers)\n",
+		res.Mode, where, res.Jobs, res.Seconds, res.JobsPerSec, res.Workers)
+	if res.EnqueueSeconds > 0 {
+		fmt.Fprintf(w, "  enqueue:       %.2fs (%.0f jobs/s, batches of 1000)\n", res.EnqueueSeconds, float64(res.Jobs)/res.EnqueueSeconds)
+	}
+	if res.Rate > 0 {
+		fmt.Fprintf(w, "  target rate:   %d jobs/s\n", res.Rate)
+	}
+	if l := res.LatencyMS; l != nil {
+		fmt.Fprintf(w, "  latency (ms):  p50 %.2f  p95 %.2f  p99 %.2f  max %.2f  (enqueue to handler start)\n", l.P50, l.P95, l.P99, l.Max)
+	}
+	if res.SettleBatch > 0 {
+		fmt.Fprintf(w, "  settle batch:  %.1f verdicts per commit on average\n", res.SettleBatch)
+	}
+	return nil
+}
+
+// scratchStore opens the store named by --store when it was given on the
+// command line, else a fresh SQLite file in a new temporary directory that
+// cleanup deletes. where describes the store for people.
+func (a *app) scratchStore(cmd *cobra.Command, pattern string) (st store.Store, where string, cleanup func(), err error) {
+	if storeFlagGiven(cmd) {
+		st, err := a.openOrCreate(cmd)
+		if err != nil {
+			return nil, "", nil, err
+		}
+		return st, a.storeFlag, func() { st.Close() }, nil
+	}
+	dir, err := os.MkdirTemp("", pattern)
+	if err != nil {
+		return nil, "", nil, fmt.Errorf("make a temporary directory: %w", err)
+	}
+	path := filepath.Join(dir, "spool.db")
+	st, err = openStore("sqlite:" + path)
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, "", nil, err
+	}
+	return st, "a temporary SQLite file", func() {
+		st.Close()
+		os.RemoveAll(dir)
+	}, nil
+}

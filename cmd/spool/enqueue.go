@@ -1,0 +1,219 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/spoolrun/spool"
+	"github.com/spoolrun/spool/store"
+)
+
+// enqueueBatch is how many jobs one EnqueueMany call writes for --count.
+const enqueueBatch = 1000
+
+const enqueueLong = `Enqueue adds a job, or --count copies of it, and prints the new job's ID.
+When it returns, the jobs are durable.
+
+The payload must be valid JSON (at most 1 MiB); give it inline or as "-" to
+read it from stdin. Without --payload the job has none.
+
+With --unique-key, while a live job (scheduled, available or running) of the
+same tenant holds the key, no job is added: the live job's ID is printed
+instead, and "duplicate" is true in the --json output.
+
+Output: the job's ID, or for --count N > 1 a one-line summary. With --json:
+{"id": ..., "duplicate": ..., "state": ...} for one job, or
+{"enqueued": N, "duplicates": D, "first_id": ..., "last_id": ...}.`
+
+const enqueueExample = `  spool enqueue --queue mail --kind welcome --payload '{"to":"ada@example.com"}'
+  echo '{"report":"daily"}' | spool enqueue --kind report --payload - --delay 1h
+  spool enqueue --kind ping --count 100000 --priority -10
+  spool enqueue --kind sync --payload '{"tenant":42}' --unique-key sync-42 --json`
+
+type enqueueFlags struct {
+	queue       string
+	kind        string
+	payload     string
+	count       int
+	uniqueKey   string
+	delay       time.Duration
+	priority    int
+	tenant      string
+	orderingKey string
+	maxAttempts int
+}
+
+func (a *app) enqueueCmd() *cobra.Command {
+	var f enqueueFlags
+	cmd := &cobra.Command{
+		Use:     "enqueue --kind KIND [flags]",
+		Short:   "Add a job (or many copies of one) to a queue",
+		Long:    enqueueLong,
+		Example: enqueueExample,
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return a.enqueue(cmd, &f)
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVarP(&f.queue, "queue", "q", store.DefaultQueue, "queue to add the job to")
+	fl.StringVarP(&f.kind, "kind", "k", "", "the job's kind: letters, digits and . _ : / - (required)")
+	fl.StringVarP(&f.payload, "payload", "p", "", `JSON payload, or "-" to read it from stdin`)
+	fl.IntVarP(&f.count, "count", "n", 1, "how many copies of the job to add")
+	fl.StringVar(&f.uniqueKey, "unique-key", "", "add nothing while a live job of the tenant holds this key")
+	fl.DurationVar(&f.delay, "delay", 0, "run no earlier than this long from now, such as 30s or 2h")
+	fl.IntVar(&f.priority, "priority", 0, "lower runs first, -100..100")
+	fl.StringVar(&f.tenant, "tenant", "", "tenant the job belongs to")
+	fl.StringVar(&f.orderingKey, "ordering-key", "", "jobs sharing this key run one at a time, in enqueue order")
+	fl.IntVar(&f.maxAttempts, "max-attempts", 0, "failed attempts before the job is dead-lettered (default 25)")
+	_ = cmd.MarkFlagRequired("kind")
+	return cmd
+}
+
+func (a *app) enqueue(cmd *cobra.Command, f *enqueueFlags) error {
+	if f.count < 1 {
+		return usagef("--count must be at least 1, not %d", f.count)
+	}
+	payload, err := a.readPayload(f.payload)
+	if err != nil {
+		return err
+	}
+	opts := &spool.EnqueueOptions{
+		Queue:       f.queue,
+		Priority:    f.priority,
+		Delay:       f.delay,
+		UniqueKey:   f.uniqueKey,
+		Tenant:      f.tenant,
+		OrderingKey: f.orderingKey,
+		MaxAttempts: f.maxAttempts,
+	}
+	// Check the job before opening (and perhaps creating) the store, so
+	// that invalid input changes nothing at all.
+	if err := spool.ValidKindName(f.kind); err != nil {
+		return err
+	}
+	st, err := a.openOrCreate(cmd)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	client, err := spool.NewClient(spool.Config{Store: st})
+	if err != nil {
+		return err
+	}
+	ctx := cmd.Context()
+	item := spool.RawItem(f.kind, payload, opts)
+
+	if f.count == 1 {
+		res, err := client.EnqueueMany(ctx, item)
+		if err != nil {
+			return unwrapItem(err)
+		}
+		r := res[0]
+		if a.jsonOut {
+			a.printJSON(struct {
+				ID        string      `json:"id"`
+				Duplicate bool        `json:"duplicate"`
+				State     spool.State `json:"state"`
+			}{r.ID.String(), r.Duplicate, r.State})
+			return nil
+		}
+		fmt.Fprintln(a.stdout, r.ID)
+		if r.Duplicate {
+			fmt.Fprintf(a.stderr, "spool: not added: live job %s (%s) holds unique key %q\n", r.ID, r.State, f.uniqueKey)
+		}
+		return nil
+	}
+
+	bar := a.newProgress(f.count, "enqueue")
+	defer bar.Finish()
+	batch := make([]spool.Item, 0, min(f.count, enqueueBatch))
+	var done, dups int
+	var first, last spool.ID
+	for done < f.count {
+		batch = batch[:0]
+		for range min(enqueueBatch, f.count-done) {
+			batch = append(batch, item)
+		}
+		res, err := client.EnqueueMany(ctx, batch...)
+		if err != nil {
+			if done > 0 {
+				fmt.Fprintf(a.stderr, "spool: %d of %d jobs were enqueued before the error\n", done, f.count)
+			}
+			return unwrapItem(err)
+		}
+		for _, r := range res {
+			if first.IsZero() {
+				first = r.ID
+			}
+			last = r.ID
+			if r.Duplicate {
+				dups++
+			}
+		}
+		done += len(res)
+		bar.Set(done)
+	}
+	bar.Finish()
+	if a.jsonOut {
+		a.printJSON(struct {
+			Enqueued   int    `json:"enqueued"`
+			Duplicates int    `json:"duplicates"`
+			FirstID    string `json:"first_id"`
+			LastID     string `json:"last_id"`
+		}{done - dups, dups, first.String(), last.String()})
+		return nil
+	}
+	if dups > 0 {
+		fmt.Fprintf(a.stdout, "enqueued %d jobs to queue %s (%d duplicates not added)\n", done-dups, f.queue, dups)
+	} else {
+		fmt.Fprintf(a.stdout, "enqueued %d jobs to queue %s\n", done, f.queue)
+	}
+	return nil
+}
+
+// readPayload returns the --payload value as bytes: nil when not given, the
+// whole of stdin for "-". It must be valid JSON.
+func (a *app) readPayload(flag string) ([]byte, error) {
+	if flag == "" {
+		return nil, nil
+	}
+	var b []byte
+	if flag == "-" {
+		var err error
+		b, err = io.ReadAll(io.LimitReader(a.stdin, store.MaxPayloadBytes+1))
+		if err != nil {
+			return nil, fmt.Errorf("read payload from stdin: %w", err)
+		}
+		if len(b) > store.MaxPayloadBytes {
+			return nil, &store.LimitError{Field: "payload size", Limit: store.MaxPayloadBytes, Got: len(b)}
+		}
+	} else {
+		b = []byte(flag)
+	}
+	if !json.Valid(b) {
+		var v any
+		err := json.Unmarshal(b, &v)
+		reason := "is not valid JSON"
+		if err != nil {
+			reason += ": " + err.Error()
+		}
+		return nil, &store.ValidationError{Field: "payload", Reason: reason}
+	}
+	return b, nil
+}
+
+// unwrapItem returns the first refused item's own error: every item of an
+// enqueue is a copy of the same job, so its mistake is the job's.
+func unwrapItem(err error) error {
+	var ie *store.ItemError
+	if errors.As(err, &ie) {
+		return ie.Err
+	}
+	return err
+}

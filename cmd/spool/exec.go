@@ -1,0 +1,231 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+	"unicode/utf8"
+
+	"github.com/spoolrun/spool"
+	"github.com/spoolrun/spool/store"
+)
+
+const (
+	// stderrTail is how much of the end of a failed command's stderr is
+	// recorded as the attempt's error message.
+	stderrTail = 2 << 10
+	// waitDelay bounds how long a command's output pipes are read after it
+	// exited or was killed: a background process it left behind that
+	// still holds them open does not hold the job up longer than this.
+	waitDelay = 2 * time.Second
+)
+
+// commandRunner runs one command per job: the payload on stdin, the job's
+// identity in the environment, stdout as the result, and a non-zero exit as
+// a failed attempt.
+type commandRunner struct {
+	argv      []string
+	maxOutput int
+	procs     *procSet
+	log       *slog.Logger
+}
+
+// run is the Worker's catch-all handler.
+func (r *commandRunner) run(ctx context.Context, job *spool.Job) ([]byte, error) {
+	start := time.Now()
+	cmd := exec.CommandContext(ctx, r.argv[0], r.argv[1:]...)
+	cmd.Stdin = bytes.NewReader(job.Payload)
+	cmd.Env = append(os.Environ(),
+		"SPOOL_JOB_ID="+job.ID.String(),
+		"SPOOL_JOB_KIND="+job.Kind,
+		"SPOOL_JOB_QUEUE="+job.Queue,
+		"SPOOL_JOB_ATTEMPT="+strconv.Itoa(job.Attempts+1),
+		"SPOOL_JOB_TENANT="+job.Tenant,
+	)
+	stdout := &cappedBuffer{limit: r.maxOutput}
+	stderr := &tailBuffer{limit: stderrTail}
+	cmd.Stdout, cmd.Stderr = stdout, stderr
+	// The command and everything it starts get a process group of their
+	// own: a timeout or shutdown kills the whole group, and a Ctrl-C in
+	// the terminal reaches only spool, which shuts down gracefully.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return killGroup(cmd.Process.Pid) }
+	cmd.WaitDelay = waitDelay
+
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start command: %w", err)
+	}
+	pid := cmd.Process.Pid
+	r.procs.add(pid)
+	err := cmd.Wait()
+	r.procs.remove(pid)
+	elapsed := time.Since(start)
+
+	if errors.Is(err, exec.ErrWaitDelay) && cmd.ProcessState.Success() {
+		r.log.Warn("command exited but a process it started kept its output open; output cut short",
+			"job", job.ID, "kind", job.Kind)
+		err = nil
+	}
+	if err != nil {
+		err = commandError(ctx, cmd.ProcessState, err, stderr.String())
+		msg := "job failed"
+		if ctx.Err() != nil {
+			// A timeout fails the attempt; a shutdown releases the job.
+			msg = "command killed"
+		}
+		r.log.Warn(msg, "job", job.ID, "kind", job.Kind, "queue", job.Queue, "attempt", job.Attempts+1,
+			"elapsed", elapsed.Round(time.Millisecond), "err", err)
+		return nil, err
+	}
+	if stdout.truncated {
+		r.log.Warn("command output over --max-output; result truncated",
+			"job", job.ID, "kind", job.Kind, "limit", r.maxOutput)
+	}
+	r.log.Debug("job completed", "job", job.ID, "kind", job.Kind, "queue", job.Queue, "elapsed", elapsed.Round(time.Millisecond))
+	return commandResult(stdout.Bytes(), stdout.truncated), nil
+}
+
+// commandError says why a command failed: its exit status or signal, or
+// why its context ended (wrapped, so the Worker sees a timeout or shutdown
+// for what it is), and the tail of its stderr.
+func commandError(ctx context.Context, ps *os.ProcessState, err error, stderr string) error {
+	tail := ""
+	if s := strings.TrimSpace(stderr); s != "" {
+		tail = ": " + s
+	}
+	if ctx.Err() != nil {
+		return fmt.Errorf("command killed (%w)%s", context.Cause(ctx), tail)
+	}
+	if ps == nil {
+		return fmt.Errorf("command failed: %w%s", err, tail)
+	}
+	if ws, ok := ps.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+		return fmt.Errorf("command killed by signal %s%s", ws.Signal(), tail)
+	}
+	return fmt.Errorf("command exited with status %d%s", ps.ExitCode(), tail)
+}
+
+// commandResult turns a command's stdout into a job result, which is JSON:
+// stdout itself when it is a JSON document, else stdout as a JSON string
+// (without its trailing newlines). Empty output is no result.
+func commandResult(out []byte, truncated bool) []byte {
+	trimmed := bytes.TrimSpace(out)
+	if len(trimmed) == 0 {
+		return nil
+	}
+	if !truncated && json.Valid(trimmed) {
+		return bytes.Clone(trimmed)
+	}
+	s := strings.TrimRight(string(out), "\r\n")
+	for {
+		var buf bytes.Buffer
+		enc := json.NewEncoder(&buf)
+		enc.SetEscapeHTML(false)
+		_ = enc.Encode(s) // a string always encodes
+		b := bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
+		if len(b) <= store.MaxResultBytes {
+			return b
+		}
+		// Escaping grew it past the store's limit: keep less.
+		s = s[:len(s)*9/10]
+	}
+}
+
+// killGroup kills the process group led by pid.
+func killGroup(pid int) error {
+	err := syscall.Kill(-pid, syscall.SIGKILL)
+	if errors.Is(err, syscall.ESRCH) {
+		return os.ErrProcessDone
+	}
+	return err
+}
+
+// cappedBuffer keeps the first limit bytes written to it and discards the
+// rest, without failing the writer (a failed write would break the pipe
+// of the command writing it).
+type cappedBuffer struct {
+	limit     int
+	buf       bytes.Buffer
+	truncated bool
+}
+
+func (c *cappedBuffer) Write(p []byte) (int, error) {
+	if room := c.limit - c.buf.Len(); room < len(p) {
+		c.truncated = true
+		c.buf.Write(p[:max(room, 0)])
+		return len(p), nil
+	}
+	return c.buf.Write(p)
+}
+
+func (c *cappedBuffer) Bytes() []byte { return c.buf.Bytes() }
+
+// tailBuffer keeps the last limit bytes written to it.
+type tailBuffer struct {
+	limit int
+	buf   []byte
+}
+
+func (t *tailBuffer) Write(p []byte) (int, error) {
+	t.buf = append(t.buf, p...)
+	if len(t.buf) > 2*t.limit {
+		t.buf = append(t.buf[:0], t.buf[len(t.buf)-t.limit:]...)
+	}
+	return len(p), nil
+}
+
+// String returns the kept tail, starting at a whole UTF-8 character.
+func (t *tailBuffer) String() string {
+	b := t.buf
+	cut := len(b) > t.limit
+	if cut {
+		b = b[len(b)-t.limit:]
+		for len(b) > 0 && !utf8.RuneStart(b[0]) {
+			b = b[1:]
+		}
+	}
+	if cut {
+		return "…" + string(b)
+	}
+	return string(b)
+}
+
+// procSet is the set of process groups `spool work` is running.
+type procSet struct {
+	mu   sync.Mutex // guards pids
+	pids map[int]struct{}
+}
+
+func newProcSet() *procSet { return &procSet{pids: map[int]struct{}{}} }
+
+func (s *procSet) add(pid int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.pids[pid] = struct{}{}
+}
+
+func (s *procSet) remove(pid int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.pids, pid)
+}
+
+// killAll kills every running process group and returns how many there were.
+func (s *procSet) killAll() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for pid := range s.pids {
+		_ = killGroup(pid)
+	}
+	return len(s.pids)
+}

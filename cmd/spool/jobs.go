@@ -1,0 +1,392 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/spoolrun/spool"
+	"github.com/spoolrun/spool/store"
+)
+
+func (a *app) jobsCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "jobs",
+		Short: "List, inspect, cancel and requeue jobs",
+		Long: `Jobs lists and inspects jobs in any state, cancels live jobs and requeues
+dead or cancelled ones. Finished jobs stay listed until retention removes them
+(completed and cancelled after 24h by default; dead letters until purged).`,
+	}
+	cmd.AddCommand(a.jobsListCmd(), a.jobsGetCmd(), a.jobsCancelCmd(), a.jobsRequeueCmd())
+	return cmd
+}
+
+type listFlags struct {
+	queue  string
+	kind   string
+	tenant string
+	states []string
+	limit  int
+	after  string
+}
+
+func (a *app) jobsListCmd() *cobra.Command {
+	var f listFlags
+	cmd := &cobra.Command{
+		Use:   "list [flags]",
+		Short: "List jobs, oldest first, one page at a time",
+		Long: `List prints jobs matching the filters in enqueue order, at most --limit of them.
+When there are more, it says so and gives the cursor: pass it as --after to
+get the next page.
+
+With --json it prints {"jobs": [...], "next": "ID or empty"}.`,
+		Example: `  spool jobs list --queue mail --state available,running
+  spool jobs list --state dead --limit 20 --json
+  spool jobs list --after 0193a4c1-5e3b-7d2e-8f00-1a2b3c4d5e6f`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return a.jobsList(cmd, &f)
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVarP(&f.queue, "queue", "q", "", "only jobs of this queue")
+	fl.StringVarP(&f.kind, "kind", "k", "", "only jobs of this kind")
+	fl.StringVar(&f.tenant, "tenant", "", "only jobs of this tenant")
+	fl.StringSliceVarP(&f.states, "state", "s", nil, "only jobs in these states: "+stateNames())
+	fl.IntVarP(&f.limit, "limit", "l", store.DefaultListLimit, fmt.Sprintf("most jobs to print, 1..%d", store.MaxListLimit))
+	fl.StringVar(&f.after, "after", "", "cursor: only jobs enqueued after this job ID (the previous page's next)")
+	return cmd
+}
+
+func stateNames() string {
+	names := make([]string, len(store.States))
+	for i, s := range store.States {
+		names[i] = string(s)
+	}
+	return strings.Join(names, ", ")
+}
+
+// parseStates checks state names given on the command line.
+func parseStates(names []string) ([]spool.State, error) {
+	var out []spool.State
+	for _, n := range names {
+		s := spool.State(strings.ToLower(strings.TrimSpace(n)))
+		if !s.Valid() {
+			return nil, usagef("unknown state %q: use %s", n, stateNames())
+		}
+		out = append(out, s)
+	}
+	return out, nil
+}
+
+func (a *app) jobsList(cmd *cobra.Command, f *listFlags) error {
+	states, err := parseStates(f.states)
+	if err != nil {
+		return err
+	}
+	p := spool.ListParams{Queue: f.queue, Kind: f.kind, Tenant: f.tenant, States: states, Limit: f.limit}
+	if f.after != "" {
+		if p.After, err = spool.ParseID(f.after); err != nil {
+			return err
+		}
+	}
+	if err := p.Check(); err != nil {
+		return err
+	}
+	client, closeStore, err := a.client(cmd)
+	if err != nil {
+		return err
+	}
+	defer closeStore()
+	page, err := client.List(cmd.Context(), p)
+	if err != nil {
+		return err
+	}
+	a.printPage(page, false)
+	return nil
+}
+
+// printPage prints a page of jobs as a table, or as {"jobs", "next"}. dead
+// picks the dead-letter columns.
+func (a *app) printPage(page *spool.ListPage, dead bool) {
+	next := ""
+	if !page.Next.IsZero() {
+		next = page.Next.String()
+	}
+	if a.jsonOut {
+		a.printJSON(map[string]any{"jobs": jobViews(page.Jobs), "next": next})
+		return
+	}
+	if len(page.Jobs) == 0 {
+		fmt.Fprintln(a.stderr, "no jobs")
+		return
+	}
+	if dead {
+		printDeadTable(a.stdout, page.Jobs, time.Now())
+	} else {
+		printJobTable(a.stdout, page.Jobs, time.Now())
+	}
+	if next != "" {
+		fmt.Fprintf(a.stderr, "more jobs: next page with --after %s\n", next)
+	}
+}
+
+func printJobTable(w io.Writer, jobs []*spool.Job, now time.Time) {
+	tw := newTable(w)
+	fmt.Fprintln(tw, "ID\tQUEUE\tKIND\tSTATE\tATTEMPTS\tAGE\tLAST ERROR")
+	for _, j := range jobs {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d/%d\t%s\t%s\n", j.ID, j.Queue, j.Kind, j.State,
+			j.Attempts, j.MaxAttempts, age(now.Sub(j.CreatedAt)), oneLine(lastError(j), 60))
+	}
+	_ = tw.Flush()
+}
+
+func printDeadTable(w io.Writer, jobs []*spool.Job, now time.Time) {
+	tw := newTable(w)
+	fmt.Fprintln(tw, "ID\tQUEUE\tKIND\tATTEMPTS\tREASON\tDIED\tLAST ERROR")
+	for _, j := range jobs {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s ago\t%s\n", j.ID, j.Queue, j.Kind, j.Attempts,
+			j.DeadReason, age(now.Sub(j.FinishedAt)), oneLine(lastError(j), 60))
+	}
+	_ = tw.Flush()
+}
+
+func (a *app) jobsGetCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "get ID",
+		Short: "Show one job in full, with its payload, result and error history",
+		Long: `Get prints everything stored about one job: its settings and counters, its
+payload and result, and its error history (oldest first, with panic stacks).
+A job that does not exist (or was removed by retention) exits 1.`,
+		Example: `  spool jobs get 0193a4c1-5e3b-7d2e-8f00-1a2b3c4d5e6f
+  spool jobs get 0193a4c1-5e3b-7d2e-8f00-1a2b3c4d5e6f --json | jq .result`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			id, err := spool.ParseID(args[0])
+			if err != nil {
+				return err
+			}
+			client, closeStore, err := a.client(cmd)
+			if err != nil {
+				return err
+			}
+			defer closeStore()
+			job, err := client.Get(cmd.Context(), id)
+			if err != nil {
+				return err
+			}
+			if a.jsonOut {
+				a.printJSON(jobView(job, true))
+				return nil
+			}
+			printJob(a.stdout, job)
+			return nil
+		},
+	}
+}
+
+// printJob prints a job for a person: one field a line, then its history.
+func printJob(w io.Writer, j *spool.Job) {
+	tw := newTable(w)
+	row := func(k, v string) {
+		if v != "" {
+			fmt.Fprintf(tw, "%s:\t%s\n", k, v)
+		}
+	}
+	ts := func(t time.Time) string {
+		if t.IsZero() {
+			return ""
+		}
+		return t.UTC().Format(time.RFC3339Nano)
+	}
+	row("ID", j.ID.String())
+	row("Queue", j.Queue)
+	row("Kind", j.Kind)
+	row("State", string(j.State))
+	row("Priority", fmt.Sprint(j.Priority))
+	row("Tenant", j.Tenant)
+	row("Unique key", j.UniqueKey)
+	row("Ordering key", j.OrderingKey)
+	row("Attempts", fmt.Sprintf("%d of %d", j.Attempts, j.MaxAttempts))
+	row("Deliveries", fmt.Sprintf("%d of %d", j.Deliveries, j.MaxDeliveries))
+	row("Created", ts(j.CreatedAt))
+	row("Run at", ts(j.RunAt))
+	row("Locked until", ts(j.LockedUntil))
+	row("Finished", ts(j.FinishedAt))
+	row("Dead reason", j.DeadReason)
+	row("Payload", bytesText(j.Payload))
+	row("Result", bytesText(j.Result))
+	_ = tw.Flush()
+	if len(j.Errors) == 0 {
+		return
+	}
+	fmt.Fprintf(w, "Errors (%d, oldest first):\n", len(j.Errors))
+	for _, e := range j.Errors {
+		fmt.Fprintf(w, "  attempt %d at %s: %s\n", e.Attempt, ts(e.At), e.Message)
+		if e.Stack != "" {
+			for l := range strings.SplitSeq(strings.TrimRight(e.Stack, "\n"), "\n") {
+				fmt.Fprintf(w, "      %s\n", l)
+			}
+		}
+	}
+}
+
+func (a *app) jobsCancelCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "cancel ID...",
+		Short: "Cancel live jobs",
+		Long: `Cancel finishes scheduled, available and running jobs as cancelled; a running
+job's worker has its verdict refused. Each job is handled on its own: the ones
+that can be cancelled are, and if any cannot (not found, already finished) the
+command says which and exits 1.
+
+With --json it prints {"done": [IDs], "refused": [{"id", "error"}]}.`,
+		Example: `  spool jobs cancel 0193a4c1-5e3b-7d2e-8f00-1a2b3c4d5e6f`,
+		Args:    cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return a.perJob(cmd, args, "cancelled", (*spool.Client).Cancel)
+		},
+	}
+}
+
+func (a *app) jobsRequeueCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "requeue ID...",
+		Short: "Run dead or cancelled jobs again",
+		Long: `Requeue makes dead or cancelled jobs available again with their attempts
+reset; their error history is kept. Each job is handled on its own; if any is
+refused (not found, live or completed, or its unique key is held by a live job)
+the command says which and exits 1.
+
+With --json it prints {"done": [IDs], "refused": [{"id", "error"}]}.`,
+		Example: `  spool jobs requeue 0193a4c1-5e3b-7d2e-8f00-1a2b3c4d5e6f`,
+		Args:    cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return a.perJob(cmd, args, "requeued", (*spool.Client).Requeue)
+		},
+	}
+}
+
+// perJob runs a per-job Client operation on the IDs in args and reports
+// which jobs it was done to and which were refused.
+func (a *app) perJob(cmd *cobra.Command, args []string, verb string, op func(*spool.Client, context.Context, ...spool.ID) error) error {
+	ids, err := parseIDs(args)
+	if err != nil {
+		return err
+	}
+	client, closeStore, err := a.client(cmd)
+	if err != nil {
+		return err
+	}
+	defer closeStore()
+	var done []spool.ID
+	refused := map[spool.ID]error{}
+	for chunk := range slices.Chunk(ids, store.MaxBatch) {
+		err := op(client, cmd.Context(), chunk...)
+		if err != nil && !collectJobErrors(err, refused) {
+			return err // the whole call failed
+		}
+		for _, id := range chunk {
+			if refused[id] == nil {
+				done = append(done, id)
+			}
+		}
+	}
+	return a.reportPerJob(verb, ids, done, refused)
+}
+
+// collectJobErrors records each *spool.JobError of a joined error by job
+// ID. It reports false when err is not made of job errors alone.
+func collectJobErrors(err error, into map[spool.ID]error) bool {
+	var errs []error
+	if joined, ok := err.(interface{ Unwrap() []error }); ok { //nolint:errorlint // taking a join apart, not testing for an error
+		errs = joined.Unwrap()
+	} else {
+		errs = []error{err}
+	}
+	for _, e := range errs {
+		var je *spool.JobError
+		if !errors.As(e, &je) {
+			return false
+		}
+		into[je.ID] = je
+	}
+	return true
+}
+
+// joinFlat joins errs, taking joined errors among them apart first, so that
+// the result is one flat join (as collectJobErrors expects).
+func joinFlat(errs []error) error {
+	var flat []error
+	for _, err := range errs {
+		if joined, ok := err.(interface{ Unwrap() []error }); ok { //nolint:errorlint // taking a join apart
+			flat = append(flat, joined.Unwrap()...)
+		} else {
+			flat = append(flat, err)
+		}
+	}
+	return errors.Join(flat...)
+}
+
+// reportPerJob prints the outcome of a per-job operation; it returns an
+// error (exit 1) when any job was refused.
+func (a *app) reportPerJob(verb string, ids, done []spool.ID, refused map[spool.ID]error) error {
+	var errs []error
+	for _, id := range ids {
+		if err := refused[id]; err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if a.jsonOut {
+		doneIDs := make([]string, len(done))
+		for i, id := range done {
+			doneIDs[i] = id.String()
+		}
+		ref := []map[string]any{}
+		for _, id := range ids {
+			if err := refused[id]; err != nil {
+				ref = append(ref, map[string]any{"id": id.String(), "error": errorJSONOf(err)})
+			}
+		}
+		a.printJSON(map[string]any{"done": doneIDs, "refused": ref})
+	} else if len(done) > 0 {
+		fmt.Fprintf(a.stdout, "%s %d job(s)\n", verb, len(done))
+	}
+	if len(errs) == 0 {
+		return nil
+	}
+	return &reportedError{code: exitFailed, err: fmt.Errorf("%d of %d job(s) refused:\n%w", len(errs), len(ids), errors.Join(errs...))}
+}
+
+func parseIDs(args []string) ([]spool.ID, error) {
+	ids := make([]spool.ID, 0, len(args))
+	for _, s := range args {
+		id, err := spool.ParseID(s)
+		if err != nil {
+			return nil, err
+		}
+		ids = append(ids, id)
+	}
+	return ids, nil
+}
+
+// client opens the command's existing store and returns a Client over it,
+// with the function that closes the store.
+func (a *app) client(cmd *cobra.Command) (*spool.Client, func(), error) {
+	st, err := a.openExisting(cmd)
+	if err != nil {
+		return nil, nil, err
+	}
+	c, err := spool.NewClient(spool.Config{Store: st})
+	if err != nil {
+		st.Close()
+		return nil, nil, err
+	}
+	return c, func() { st.Close() }, nil
+}
