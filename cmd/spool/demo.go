@@ -116,7 +116,7 @@ func (a *app) demoCmd() *cobra.Command {
 			return a.demo(cmd, jobs)
 		},
 	}
-	cmd.Flags().IntVarP(&jobs, "jobs", "n", 2000, "how many jobs to enqueue")
+	cmd.Flags().IntVarP(&jobs, "jobs", "n", 10000, "how many jobs to enqueue")
 	return cmd
 }
 
