@@ -95,7 +95,7 @@ func (s *Store) EnqueueTx(ctx context.Context, tx *sql.Tx, jobs []store.EnqueueP
 const insertHead = `INSERT INTO spool_jobs (id, queue, kind, payload, priority, run_at, state, tenant,
 	unique_key, ordering_key, max_attempts, max_deliveries, created_at) VALUES `
 
-const insertTail = ` ON CONFLICT DO NOTHING RETURNING id`
+const insertTail = ` ON CONFLICT DO NOTHING`
 
 // insertChunk is how many rows one INSERT statement carries (13 parameters each).
 const insertChunk = 64
@@ -131,27 +131,39 @@ func insertJobs(x execer, jobs []store.EnqueueParams, results []store.EnqueueRes
 			args = append(args, p.ID, p.Queue, p.Kind, p.Payload, p.Priority, p.RunAt.UnixMicro(), string(state),
 				p.Tenant, nullString(p.UniqueKey), nullString(p.OrderingKey), p.MaxAttempts, p.MaxDeliveries, created)
 		}
-		rows, err := x.query(insertSQL[len(chunk)], args...)
+		if _, err := x.exec("SAVEPOINT bulk_insert"); err != nil {
+			return fmt.Errorf("spool: enqueue: %w", err)
+		}
+		res, err := x.exec(insertSQL[len(chunk)], args...)
+		var n int64
+		if err == nil {
+			n, err = res.RowsAffected()
+		}
+		if err == nil && int(n) == len(chunk) {
+			if _, err := x.exec("RELEASE bulk_insert"); err != nil {
+				return fmt.Errorf("spool: enqueue: %w", err)
+			}
+			continue
+		}
+		// Some rows were skipped (a live unique key, a taken ID): undo the
+		// chunk and insert row by row, so each skipped row gets its answer.
+		if _, rerr := x.exec("ROLLBACK TO bulk_insert"); rerr != nil {
+			return errors.Join(err, rerr)
+		}
+		if _, rerr := x.exec("RELEASE bulk_insert"); rerr != nil {
+			return errors.Join(err, rerr)
+		}
 		if err != nil {
 			return fmt.Errorf("spool: enqueue: %w", err)
 		}
-		inserted := make(map[store.ID]bool, len(chunk))
-		for rows.Next() {
-			var id store.ID
-			if err := rows.Scan(&id); err != nil {
-				rows.Close()
+		for i := range chunk {
+			res, err := x.exec(insertSQL[1], args[13*i:13*i+13]...)
+			if err != nil {
 				return fmt.Errorf("spool: enqueue: %w", err)
 			}
-			inserted[id] = true
-		}
-		if err := rows.Close(); err != nil {
-			return fmt.Errorf("spool: enqueue: %w", err)
-		}
-		if len(inserted) == len(chunk) {
-			continue
-		}
-		for i := range chunk {
-			if inserted[chunk[i].ID] {
+			if n, err := res.RowsAffected(); err != nil {
+				return fmt.Errorf("spool: enqueue: %w", err)
+			} else if n == 1 {
 				continue
 			}
 			if err := resolveConflict(x, &chunk[i], &results[start+i]); err != nil {
@@ -464,7 +476,7 @@ func init() {
 		completeSQL[n] = `WITH v(id, tok) AS (VALUES ` + strings.TrimSuffix(strings.Repeat("(?, ?), ", n), ", ") + `)
 			UPDATE spool_jobs SET state = 'completed', finished_at = ?, lock_token = NULL, locked_until = NULL
 			FROM v WHERE spool_jobs.id = v.id AND spool_jobs.lock_token = v.tok AND spool_jobs.state = 'running'
-			RETURNING spool_jobs.id`
+`
 	}
 }
 
@@ -488,37 +500,42 @@ func completeBulk(x execer, verdicts []store.Verdict, errs []error, repeated map
 			args = append(args, verdicts[i].ID, int64(verdicts[i].Token))
 		}
 		args = append(args, nowUS)
-		rows, err := x.query(completeSQL[len(chunk)], args...)
+		if _, err := x.exec("SAVEPOINT bulk_complete"); err != nil {
+			return 0, fmt.Errorf("spool: settle: %w", err)
+		}
+		res, err := x.exec(completeSQL[len(chunk)], args...)
+		var n int64
+		if err == nil {
+			n, err = res.RowsAffected()
+		}
+		if err == nil && int(n) == len(chunk) {
+			applied += len(chunk)
+			if _, err := x.exec("RELEASE bulk_complete"); err != nil {
+				return 0, fmt.Errorf("spool: settle: %w", err)
+			}
+			continue
+		}
+		// Some were refused (or the statement failed): undo the chunk and
+		// settle its items one by one, so each gets its own answer.
+		if _, rerr := x.exec("ROLLBACK TO bulk_complete"); rerr != nil {
+			return 0, errors.Join(err, rerr)
+		}
+		if _, rerr := x.exec("RELEASE bulk_complete"); rerr != nil {
+			return 0, errors.Join(err, rerr)
+		}
 		if err != nil {
 			return 0, fmt.Errorf("spool: settle: %w", err)
 		}
-		done := make(map[store.ID]bool, len(chunk))
-		for rows.Next() {
-			var id store.ID
-			if err := rows.Scan(&id); err != nil {
-				rows.Close()
+		for _, i := range chunk {
+			res, err := x.exec(settleSQL[store.Complete], nowUS, nil, verdicts[i].ID, int64(verdicts[i].Token))
+			if err != nil {
 				return 0, fmt.Errorf("spool: settle: %w", err)
 			}
-			done[id] = true
-		}
-		if err := rows.Close(); err != nil {
-			return 0, fmt.Errorf("spool: settle: %w", err)
-		}
-		applied += len(done)
-		if len(done) == len(chunk) {
-			continue
-		}
-		for _, i := range chunk {
-			if done[verdicts[i].ID] {
-				continue
-			}
-			errs[i] = store.ErrLockLost
-			var one int
-			switch err := x.queryRow(`SELECT 1 FROM spool_jobs WHERE id = ?`, verdicts[i].ID).Scan(&one); {
-			case errors.Is(err, sql.ErrNoRows):
-				errs[i] = store.ErrNotFound
-			case err != nil:
+			if errs[i], err = refusal(x, res, verdicts[i].ID); err != nil {
 				return 0, err
+			}
+			if errs[i] == nil {
+				applied++
 			}
 		}
 	}
