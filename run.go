@@ -29,9 +29,8 @@ type queueRunner struct {
 
 	fetchCancel context.CancelFunc
 	fetchDone   chan struct{}
-	// handlerCtx is the parent of every execution's context; cancelled with
-	// errShutdown when Stop's deadline passes.
-	handlerCtx    context.Context
+	// cancelHandler cancels, with errShutdown, the parent of every
+	// execution's context when Stop's deadline passes.
 	cancelHandler context.CancelCauseFunc
 	stopping      atomic.Bool // set by stopFetching: executors release what they have not started
 	execWG        sync.WaitGroup
@@ -55,7 +54,8 @@ func newQueueRunner(w *Worker, name string, qc QueueConfig) *queueRunner {
 }
 
 func (q *queueRunner) start(ctx context.Context) {
-	q.handlerCtx, q.cancelHandler = context.WithCancelCause(ctx)
+	handlerCtx, cancelHandler := context.WithCancelCause(ctx)
+	q.cancelHandler = cancelHandler
 	fetchCtx, cancel := context.WithCancel(ctx)
 	q.fetchCancel = cancel
 	q.fetchDone = make(chan struct{})
@@ -68,7 +68,7 @@ func (q *queueRunner) start(ctx context.Context) {
 		go func() {
 			defer q.execWG.Done()
 			for job := range q.jobs {
-				q.execute(job)
+				q.execute(handlerCtx, job)
 			}
 		}()
 	}
@@ -166,8 +166,9 @@ func sleep(ctx context.Context, d time.Duration) {
 	}
 }
 
-// execute runs one job and hands its verdict to the settler.
-func (q *queueRunner) execute(job *Job) {
+// execute runs one job and hands its verdict to the settler. ctx is the
+// parent of the handler's context; it ends only when Stop's deadline passes.
+func (q *queueRunner) execute(ctx context.Context, job *Job) {
 	w := q.w
 	defer func() {
 		q.inflight.Add(-1)
@@ -178,16 +179,16 @@ func (q *queueRunner) execute(job *Job) {
 	}()
 	if q.stopping.Load() {
 		// Claimed ahead but never started: give it back untouched.
-		q.submit(store.Verdict{ID: job.ID, Token: job.LockToken, Outcome: store.Release}, job.LockedUntil)
+		q.submit(ctx, store.Verdict{ID: job.ID, Token: job.LockToken, Outcome: store.Release}, job.LockedUntil)
 		return
 	}
 	h, ok := w.handlerFor(job.Kind)
 	if !ok {
 		err := fmt.Errorf("no handler registered for kind %q in worker %s", job.Kind, w.cfg.ID)
-		q.submit(verdictFor(job, nil, err, w.cfg.Retry, w.now()), job.LockedUntil)
+		q.submit(ctx, verdictFor(job, nil, err, w.cfg.Retry, w.now()), job.LockedUntil)
 		return
 	}
-	ctx, cancel := context.WithCancelCause(q.handlerCtx)
+	ctx, cancel := context.WithCancelCause(ctx)
 	if h.opts.Timeout > 0 {
 		var cancelT context.CancelFunc
 		ctx, cancelT = context.WithTimeoutCause(ctx, h.opts.Timeout, fmt.Errorf("spool: job timed out after %v", h.opts.Timeout))
@@ -204,18 +205,20 @@ func (q *queueRunner) execute(job *Job) {
 			"job", job.ID, "kind", job.Kind)
 		return
 	case err != nil && errors.Is(cause, errShutdown):
-		q.submit(store.Verdict{ID: job.ID, Token: job.LockToken, Outcome: store.Release}, lockedUntil)
+		q.submit(ctx, store.Verdict{ID: job.ID, Token: job.LockToken, Outcome: store.Release}, lockedUntil)
 		return
 	case err != nil && cause != nil && !errors.Is(err, cause):
 		err = fmt.Errorf("%w (%w)", err, cause) // say why the context ended: a timeout
 	}
-	q.submit(verdictFor(job, result, err, h.opts.Retry, w.now()), lockedUntil)
+	q.submit(ctx, verdictFor(job, result, err, h.opts.Retry, w.now()), lockedUntil)
 }
 
-func (q *queueRunner) submit(v store.Verdict, lockedUntil time.Time) {
+func (q *queueRunner) submit(ctx context.Context, v store.Verdict, lockedUntil time.Time) {
 	// Submit blocks only while the settler's buffer is full (backpressure);
 	// it fails only when the settler stopped, which Stop orders after us.
-	if err := q.w.settler.Submit(context.Background(), v, lockedUntil); err != nil {
+	// Its context is never cancelled: a job's verdict is handed over even
+	// when the job's own context has ended.
+	if err := q.w.settler.Submit(context.WithoutCancel(ctx), v, lockedUntil); err != nil {
 		q.w.log.Error("spool: verdict not accepted; the job's lock will expire and it runs again",
 			"job", v.ID, "outcome", v.Outcome, "err", err)
 	}

@@ -69,7 +69,7 @@ func TestWorkerRunsJobsAndRecordsResults(t *testing.T) {
 	c, _ := spool.NewClient(spool.Config{Store: st})
 	startWorker(t, spool.WorkerConfig{Store: st, Queues: map[string]spool.QueueConfig{"default": {Concurrency: 4}}},
 		func(w *spool.Worker) {
-			spool.Handle(w, addKind, func(ctx context.Context, task *spool.Task[addArgs]) error {
+			spool.Handle(w, addKind, func(_ context.Context, task *spool.Task[addArgs]) error {
 				return task.SetResult(task.Payload.A + task.Payload.B)
 			}, nil)
 		})
@@ -101,7 +101,7 @@ func TestWorkerRetriesThenDeadLetters(t *testing.T) {
 	var calls atomic.Int32
 	startWorker(t, spool.WorkerConfig{Store: st, Retry: spool.Backoff{Base: time.Millisecond, Max: 5 * time.Millisecond}, PollInterval: 5 * time.Millisecond},
 		func(w *spool.Worker) {
-			spool.Handle(w, addKind, func(ctx context.Context, task *spool.Task[addArgs]) error {
+			spool.Handle(w, addKind, func(_ context.Context, _ *spool.Task[addArgs]) error {
 				n := calls.Add(1)
 				if n == 2 {
 					panic("boom")
@@ -135,7 +135,7 @@ func TestWorkerOutcomes(t *testing.T) {
 	var snoozed atomic.Bool
 	kind := spool.NewKind[string]("outcome")
 	startWorker(t, spool.WorkerConfig{Store: st, PollInterval: 5 * time.Millisecond}, func(w *spool.Worker) {
-		spool.Handle(w, kind, func(ctx context.Context, task *spool.Task[string]) error {
+		spool.Handle(w, kind, func(_ context.Context, task *spool.Task[string]) error {
 			switch task.Payload {
 			case "cancel":
 				return spool.Cancel(errors.New("not needed"))
@@ -172,7 +172,7 @@ func TestWorkerTimesOutJobs(t *testing.T) {
 	st := realStore(t)
 	c, _ := spool.NewClient(spool.Config{Store: st})
 	startWorker(t, spool.WorkerConfig{Store: st}, func(w *spool.Worker) {
-		spool.Handle(w, addKind, func(ctx context.Context, task *spool.Task[addArgs]) error {
+		spool.Handle(w, addKind, func(ctx context.Context, _ *spool.Task[addArgs]) error {
 			<-ctx.Done()
 			return ctx.Err()
 		}, &spool.HandlerOptions{Timeout: 20 * time.Millisecond})
@@ -194,7 +194,7 @@ func TestWorkerRenewsLocks(t *testing.T) {
 	var runs atomic.Int32
 	startWorker(t, spool.WorkerConfig{Store: st, LockDuration: lock,
 		Maintenance: spool.MaintenanceConfig{ReapInterval: 20 * time.Millisecond}}, func(w *spool.Worker) {
-		spool.Handle(w, addKind, func(ctx context.Context, task *spool.Task[addArgs]) error {
+		spool.Handle(w, addKind, func(ctx context.Context, _ *spool.Task[addArgs]) error {
 			runs.Add(1)
 			select {
 			case <-time.After(5 * lock):
@@ -225,7 +225,7 @@ func TestStaleHolderIsFenced(t *testing.T) {
 	started, release := make(chan struct{}), make(chan struct{})
 	startWorker(t, spool.WorkerConfig{Store: st, PollInterval: 10 * time.Millisecond,
 		Maintenance: spool.MaintenanceConfig{ReapInterval: 10 * time.Millisecond}}, func(w *spool.Worker) {
-		spool.Handle(w, addKind, func(ctx context.Context, task *spool.Task[addArgs]) error {
+		spool.Handle(w, addKind, func(_ context.Context, task *spool.Task[addArgs]) error {
 			close(started)
 			<-release
 			return task.SetResult("second holder")
@@ -257,12 +257,12 @@ func TestWorkerShutdownReleasesUnfinishedJobs(t *testing.T) {
 		t.Fatal(err)
 	}
 	quick := spool.NewKind[int]("quick")
-	spool.Handle(w, addKind, func(ctx context.Context, task *spool.Task[addArgs]) error {
+	spool.Handle(w, addKind, func(ctx context.Context, _ *spool.Task[addArgs]) error {
 		started.Done()
 		<-ctx.Done() // only shutdown ends these
 		return context.Cause(ctx)
 	}, nil)
-	spool.Handle(w, quick, func(ctx context.Context, task *spool.Task[int]) error { return nil }, nil)
+	spool.Handle(w, quick, func(_ context.Context, _ *spool.Task[int]) error { return nil }, nil)
 	for range 4 {
 		if _, err := addKind.Enqueue(ctx, c, addArgs{}, nil); err != nil {
 			t.Fatal(err)

@@ -22,11 +22,17 @@ func ValidName(field, s string, allowEmpty bool) error {
 		return &LimitError{Field: field + " length", Limit: MaxNameLen, Got: len(s)}
 	}
 	for _, r := range s {
-		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("._:/-", r)) {
+		if !nameRune(r) {
 			return &ValidationError{Field: field, Reason: fmt.Sprintf("%q has %q; use letters, digits and . _ : / -", s, r)}
 		}
 	}
 	return nil
+}
+
+// nameRune reports whether r may appear in a name: an ASCII letter or digit,
+// or one of . _ : / -.
+func nameRune(r rune) bool {
+	return r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("._:/-", r)
 }
 
 func validKey(field, s string) error {

@@ -127,7 +127,7 @@ func BurnDown(ctx context.Context, cfg Config) (*Result, error) {
 	}
 	err = cs.wait(ctx, cfg.Progress)
 	elapsed := cs.finishedAt().Sub(start)
-	stopErr := stop(w)
+	stopErr := stop(ctx, w)
 	if err != nil {
 		return nil, err
 	}
@@ -180,7 +180,7 @@ func Continuous(ctx context.Context, cfg Config) (*Result, error) {
 		err = cs.wait(ctx, cfg.Progress)
 	}
 	elapsed := cs.finishedAt().Sub(start)
-	stopErr := stop(w)
+	stopErr := stop(ctx, w)
 	if err != nil {
 		return nil, err
 	}
@@ -266,8 +266,10 @@ func newWorker(st store.Store, cfg Config, fn func(context.Context, *spool.Job) 
 	return w, nil
 }
 
-func stop(w *spool.Worker) error {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+// stop stops w within 30s. ctx's values are kept but not its cancellation:
+// the worker must be stopped even when the run ended because ctx did.
+func stop(ctx context.Context, w *spool.Worker) error {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
 	return w.Stop(ctx)
 }

@@ -6,9 +6,10 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/goleak"
+
 	"github.com/spoolrun/spool/internal/bench"
 	"github.com/spoolrun/spool/store/sqlite"
-	"go.uber.org/goleak"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -29,7 +30,7 @@ func TestBurnDown(t *testing.T) {
 	t.Parallel()
 	st := openStore(t)
 	var last int
-	r, err := bench.BurnDown(context.Background(), bench.Config{Store: st, Jobs: 500, Workers: 10, Progress: func(done, total int) { last = done }})
+	r, err := bench.BurnDown(context.Background(), bench.Config{Store: st, Jobs: 500, Workers: 10, Progress: func(done, _ int) { last = done }})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -177,14 +177,6 @@ func (s *Store) Available(queue string) <-chan struct{} { return s.available.Get
 // Finished implements store.Notifier.
 func (s *Store) Finished() <-chan struct{} { return s.finished.C() }
 
-// micros converts a time to the stored form; zero stays NULL.
-func micros(t time.Time) any {
-	if t.IsZero() {
-		return nil
-	}
-	return t.UnixMicro()
-}
-
 func fromMicros(v sql.NullInt64) time.Time {
 	if !v.Valid {
 		return time.Time{}

@@ -90,7 +90,7 @@ func (h *harness) wantOrder(got, want []store.ID, names map[store.ID]string) {
 	}
 }
 
-func testClaimPriority(t *testing.T, h *harness) {
+func testClaimPriority(_ *testing.T, h *harness) {
 	prios := []int{5, -5, 0, 100, -100, 0}
 	ids := h.addN(len(prios), func(i int) store.EnqueueParams { return store.EnqueueParams{Priority: prios[i]} })
 	names := map[store.ID]string{}
@@ -101,7 +101,7 @@ func testClaimPriority(t *testing.T, h *harness) {
 	h.wantOrder(h.claimOrder(store.DefaultQueue), want, names)
 }
 
-func testClaimRunAt(t *testing.T, h *harness) {
+func testClaimRunAt(_ *testing.T, h *harness) {
 	t0 := h.now()
 	a := h.add(store.EnqueueParams{RunAt: t0})
 	b := h.add(store.EnqueueParams{RunAt: t0.Add(-time.Minute)})
@@ -114,7 +114,7 @@ func testClaimRunAt(t *testing.T, h *harness) {
 	h.wantOrder(h.claimOrder(store.DefaultQueue), []store.ID{f, b, a, e, c, d}, names)
 }
 
-func testClaimEnqueueOrder(t *testing.T, h *harness) {
+func testClaimEnqueueOrder(_ *testing.T, h *harness) {
 	ids := h.addN(30, func(int) store.EnqueueParams { return store.EnqueueParams{} })
 	for range 10 {
 		ids = append(ids, h.add(store.EnqueueParams{}))
@@ -241,7 +241,7 @@ func testClaimManyDue(t *testing.T, h *harness) {
 	}
 }
 
-func testClaimOtherQueues(t *testing.T, h *harness) {
+func testClaimOtherQueues(_ *testing.T, h *harness) {
 	a := h.add(store.EnqueueParams{Queue: "q1"})
 	b := h.add(store.EnqueueParams{})
 	h.claimNone("q2")

@@ -147,7 +147,7 @@ func (h *harness) wantClosed(what string, ch <-chan struct{}) {
 	}
 }
 
-func testNotifyAvailable(t *testing.T, h *harness) {
+func testNotifyAvailable(_ *testing.T, h *harness) {
 	n := h.notifier()
 	ch := n.Available("q")
 	h.add(store.EnqueueParams{Queue: "q"})
@@ -165,7 +165,7 @@ func testNotifyAvailable(t *testing.T, h *harness) {
 	h.wantClosed("Available after ReapExpired", ch)
 }
 
-func testNotifyFinished(t *testing.T, h *harness) {
+func testNotifyFinished(_ *testing.T, h *harness) {
 	n := h.notifier()
 	id := h.add(store.EnqueueParams{})
 	j := h.claimID(store.DefaultQueue, id)

@@ -41,7 +41,7 @@ func testOrderingOneAtATime(t *testing.T, h *harness) {
 	h.claimID(store.DefaultQueue, b)
 }
 
-func testOrderingBeatsPriority(t *testing.T, h *harness) {
+func testOrderingBeatsPriority(_ *testing.T, h *harness) {
 	a := h.add(store.EnqueueParams{OrderingKey: "k", Priority: 50})
 	b := h.add(store.EnqueueParams{OrderingKey: "k", Priority: -50})
 	j := h.claimID(store.DefaultQueue, a)
@@ -170,7 +170,7 @@ func testOrderingKeepsTurn(t *testing.T, h *harness) {
 }
 
 // testOrderingSpansQueues: the key is (tenant, ordering key); the queue is not part of it.
-func testOrderingSpansQueues(t *testing.T, h *harness) {
+func testOrderingSpansQueues(_ *testing.T, h *harness) {
 	a := h.add(store.EnqueueParams{Queue: "q1", OrderingKey: "k", Tenant: "t"})
 	b := h.add(store.EnqueueParams{Queue: "q2", OrderingKey: "k", Tenant: "t"})
 	h.claimNone("q2")

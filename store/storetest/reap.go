@@ -65,7 +65,7 @@ func testReapOnlyExpired(t *testing.T, h *harness) {
 	h.unchanged(cBefore)
 }
 
-func testReapHeldUntilExpiry(t *testing.T, h *harness) {
+func testReapHeldUntilExpiry(_ *testing.T, h *harness) {
 	id := h.add(store.EnqueueParams{})
 	held := h.claimID(store.DefaultQueue, id)
 	h.clock.Advance(defaultLock - time.Millisecond)
@@ -118,7 +118,7 @@ func testReapMaxDeliveries(t *testing.T, h *harness) {
 	h.claimNone(store.DefaultQueue)
 }
 
-func testReapAfterRelease(t *testing.T, h *harness) {
+func testReapAfterRelease(_ *testing.T, h *harness) {
 	id := h.add(store.EnqueueParams{MaxDeliveries: 2})
 	h.settleOK(verdict(h.claimID(store.DefaultQueue, id), store.Release))
 	h.claimID(store.DefaultQueue, id)

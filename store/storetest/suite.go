@@ -339,7 +339,7 @@ func itemErrors(err error) []*store.ItemError {
 	var out []*store.ItemError
 	var walk func(error)
 	walk = func(err error) {
-		switch e := err.(type) {
+		switch e := err.(type) { //nolint:errorlint // walks the tree itself to collect every ItemError; errors.As stops at the first
 		case nil:
 		case *store.ItemError:
 			out = append(out, e)
