@@ -119,7 +119,7 @@ func (w *writer) submit(ctx context.Context, fn func(x execer) error, after func
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	o := opPool.Get().(*op)
+	o, _ := opPool.Get().(*op) // the pool's New is its only source of values
 	o.ctx, o.fn, o.after, o.ins, o.light, o.onCommit = ctx, fn, after, ins, light, onCommit
 	w.mu.RLock()
 	if w.closed {
@@ -465,7 +465,7 @@ func (x stmtExec) stmt(q string) (*sql.Stmt, error) {
 }
 
 func (x stmtExec) exec(q string, args ...any) (sql.Result, error) {
-	st, err := x.stmt(q)
+	st, err := x.stmt(q) //nolint:sqlclosecheck // cached in w.stmts for the connection's life; closed by close
 	if err != nil {
 		return nil, err
 	}
@@ -473,7 +473,7 @@ func (x stmtExec) exec(q string, args ...any) (sql.Result, error) {
 }
 
 func (x stmtExec) query(q string, args ...any) (*sql.Rows, error) {
-	st, err := x.stmt(q)
+	st, err := x.stmt(q) //nolint:sqlclosecheck // cached in w.stmts for the connection's life; closed by close
 	if err != nil {
 		return nil, err
 	}
@@ -481,7 +481,7 @@ func (x stmtExec) query(q string, args ...any) (*sql.Rows, error) {
 }
 
 func (x stmtExec) queryRow(q string, args ...any) *sql.Row {
-	st, err := x.stmt(q)
+	st, err := x.stmt(q) //nolint:sqlclosecheck // cached in w.stmts for the connection's life; closed by close
 	if err != nil {
 		// Surface the prepare error through Row.Scan.
 		return x.w.conn.QueryRowContext(bg, q, args...)
