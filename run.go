@@ -98,8 +98,21 @@ func (q *queueRunner) drain(ctx context.Context) error {
 	}
 	q.w.log.Warn("spool: shutdown deadline passed; cancelling running jobs", "queue", q.name)
 	q.cancelHandler(errShutdown)
-	<-done
-	return nil
+	// Handlers must return once their context ends; name those that do not,
+	// since Stop cannot return while they run.
+	tick := time.NewTicker(5 * time.Second)
+	defer tick.Stop()
+	for {
+		select {
+		case <-done:
+			return nil
+		case <-tick.C:
+			for _, r := range q.w.running.due(time.Now().Add(100 * 365 * 24 * time.Hour)) {
+				q.w.log.Error("spool: handler ignores its cancelled context; Stop is waiting for it",
+					"queue", q.name, "job", r.job.ID, "kind", r.job.Kind)
+			}
+		}
+	}
 }
 
 // fetch claims jobs while there is free capacity, then sleeps until an

@@ -242,6 +242,10 @@ func (w *Worker) Start(ctx context.Context) error {
 // them without spending an attempt, writes every pending verdict, and stops
 // the maintenance services. No goroutine of the worker outlives a Stop that
 // returned nil. Stop is idempotent.
+//
+// Handlers must return once their context is cancelled: Go cannot stop a
+// goroutine from outside, so Stop waits for every handler, and a handler that
+// ignores its context holds Stop (its job is logged every 5s) until it returns.
 func (w *Worker) Stop(ctx context.Context) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
