@@ -107,7 +107,10 @@ func (q *queueRunner) drain(ctx context.Context) error {
 		case <-done:
 			return nil
 		case <-tick.C:
-			for _, r := range q.w.running.due(time.Now().Add(100 * 365 * 24 * time.Hour)) {
+			for _, r := range q.w.running.all() {
+				if r.job.Queue != q.name {
+					continue
+				}
 				q.w.log.Error("spool: handler ignores its cancelled context; Stop is waiting for it",
 					"queue", q.name, "job", r.job.ID, "kind", r.job.Kind)
 			}
@@ -266,6 +269,17 @@ func (s *runningSet) remove(r *runningJob) (lockedUntil time.Time, lost bool) {
 	defer s.mu.Unlock()
 	delete(s.jobs, r)
 	return r.lockedUntil, r.lost
+}
+
+// all returns the running jobs.
+func (s *runningSet) all() []*runningJob {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]*runningJob, 0, len(s.jobs))
+	for r := range s.jobs {
+		out = append(out, r)
+	}
+	return out
 }
 
 // due returns the running jobs whose lock ends before horizon.
