@@ -1,0 +1,380 @@
+package postgres
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/spoolrun/spool/store"
+)
+
+// execer runs the statements of an enqueue on a pgx connection or
+// transaction, or on a caller's *sql.Tx.
+type execer interface {
+	exec(ctx context.Context, sql string, args ...any) error
+	// queryIDs runs a statement that returns one uuid column.
+	queryIDs(ctx context.Context, sql string, args ...any) ([]store.ID, error)
+	queryRow(ctx context.Context, sql string, args ...any) interface{ Scan(...any) error }
+}
+
+// pgxQuerier is what pgx.Tx, *pgx.Conn and *pgxpool.Pool have in common.
+type pgxQuerier interface {
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
+type pgxExec struct{ q pgxQuerier }
+
+func (x pgxExec) exec(ctx context.Context, sql string, args ...any) error {
+	_, err := x.q.Exec(ctx, sql, args...)
+	return err
+}
+
+func (x pgxExec) queryIDs(ctx context.Context, sql string, args ...any) ([]store.ID, error) {
+	rows, err := x.q.Query(ctx, sql, args...)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (store.ID, error) {
+		var id store.ID
+		err := r.Scan((*[16]byte)(&id))
+		return id, err
+	})
+}
+
+func (x pgxExec) queryRow(ctx context.Context, sql string, args ...any) interface{ Scan(...any) error } {
+	return x.q.QueryRow(ctx, sql, args...)
+}
+
+// sqlExec runs statements on a caller's *sql.Tx (pgx stdlib driver, which
+// passes arguments through to pgx unchanged).
+type sqlExec struct{ tx *sql.Tx }
+
+func (x sqlExec) exec(ctx context.Context, sql string, args ...any) error {
+	_, err := x.tx.ExecContext(ctx, sql, args...)
+	return err
+}
+
+func (x sqlExec) queryIDs(ctx context.Context, sql string, args ...any) ([]store.ID, error) {
+	rows, err := x.tx.QueryContext(ctx, sql, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []store.ID
+	for rows.Next() {
+		var id store.ID
+		if err := rows.Scan(idText{&id}); err != nil {
+			return nil, err
+		}
+		out = append(out, id)
+	}
+	return out, rows.Err()
+}
+
+func (x sqlExec) queryRow(ctx context.Context, sql string, args ...any) interface{ Scan(...any) error } {
+	return sqlRow{x.tx.QueryRowContext(ctx, sql, args...)}
+}
+
+// sqlRow scans uuid columns (which database/sql hands over as text) into
+// *store.ID destinations.
+type sqlRow struct{ r *sql.Row }
+
+func (r sqlRow) Scan(dest ...any) error {
+	for i, d := range dest {
+		if b, ok := d.(*[16]byte); ok {
+			dest[i] = idText{(*store.ID)(b)}
+		}
+	}
+	return r.r.Scan(dest...)
+}
+
+// idText scans a uuid in its text or binary form.
+type idText struct{ id *store.ID }
+
+func (s idText) Scan(src any) error {
+	switch v := src.(type) {
+	case string:
+		id, err := store.ParseID(v)
+		*s.id = id
+		return err
+	case []byte:
+		if len(v) == len(s.id) {
+			copy(s.id[:], v)
+			return nil
+		}
+		return s.Scan(string(v))
+	case [16]byte:
+		*s.id = v
+		return nil
+	}
+	return fmt.Errorf("spool: cannot scan %T into a job id", src)
+}
+
+// prepare copies jobs, fills their defaults and validates them: the
+// *store.ItemError of each bad item, joined.
+func prepare(jobs []store.EnqueueParams, now time.Time) ([]store.EnqueueParams, error) {
+	jobs = slices.Clone(jobs) // Normalize fills defaults; the caller's slice stays as it was
+	if err := store.NormalizeAll(jobs, now); err != nil {
+		return nil, err
+	}
+	var errs []error
+	for i := range jobs {
+		// PostgreSQL text cannot hold NUL; the other fields are checked by Normalize.
+		for _, k := range []struct{ field, v string }{{"unique key", jobs[i].UniqueKey}, {"ordering key", jobs[i].OrderingKey}} {
+			if strings.IndexByte(k.v, 0) >= 0 {
+				errs = append(errs, &store.ItemError{Index: i, Err: &store.ValidationError{Field: k.field, Reason: "contains a NUL byte, which PostgreSQL text cannot hold"}})
+			}
+		}
+	}
+	return jobs, errors.Join(errs...)
+}
+
+// Enqueue implements store.Store. A batch without unique keys or
+// caller-chosen IDs cannot conflict and is one INSERT statement; otherwise
+// the batch runs in a transaction that also resolves each skipped row.
+func (s *Store) Enqueue(ctx context.Context, jobs []store.EnqueueParams) ([]store.EnqueueResult, error) {
+	if err := s.start(ctx); err != nil {
+		return nil, err
+	}
+	now := s.now()
+	callerIDs := false
+	for i := range jobs {
+		callerIDs = callerIDs || !jobs[i].ID.IsZero()
+	}
+	jobs, err := prepare(jobs, now)
+	if err != nil {
+		return nil, err
+	}
+	if len(jobs) == 0 {
+		return nil, nil
+	}
+	results := make([]store.EnqueueResult, len(jobs))
+	simple := !callerIDs && !slices.ContainsFunc(jobs, func(p store.EnqueueParams) bool { return p.UniqueKey != "" })
+	if simple {
+		err = s.insertJobs(ctx, pgxExec{s.pool}, jobs, results, now)
+	} else {
+		err = pgx.BeginTxFunc(ctx, s.pool, txOptions, func(tx pgx.Tx) error {
+			return s.insertJobs(ctx, pgxExec{tx}, jobs, results, now)
+		})
+	}
+	if err != nil {
+		var ie *store.ItemError
+		if errors.As(err, &ie) {
+			return nil, err
+		}
+		return nil, s.fail(ctx, "enqueue", err)
+	}
+	s.changed(availableQueues(jobs, results), false)
+	return results, nil
+}
+
+// EnqueueTx implements store.SQLTxEnqueuer: the jobs are inserted on the
+// caller's transaction and become visible, durable and claimable only when
+// it commits; they vanish if it rolls back. tx must come from a *sql.DB of
+// the pgx stdlib driver ("pgx") on the store's database. Workers are woken
+// by a notification PostgreSQL delivers at commit (not in PollOnly mode,
+// where they notice on their next poll).
+func (s *Store) EnqueueTx(ctx context.Context, tx *sql.Tx, jobs []store.EnqueueParams) ([]store.EnqueueResult, error) {
+	if tx == nil {
+		return nil, &store.ValidationError{Field: "tx", Reason: "is nil"}
+	}
+	return s.enqueueIn(ctx, jobs, func() (execer, func(ok bool) error, error) {
+		x := sqlExec{tx}
+		if err := x.exec(ctx, "SAVEPOINT spool_enqueue"); err != nil {
+			return nil, nil, err
+		}
+		return x, func(ok bool) error {
+			if ok {
+				return x.exec(ctx, "RELEASE SAVEPOINT spool_enqueue")
+			}
+			return x.exec(ctx, "ROLLBACK TO SAVEPOINT spool_enqueue")
+		}, nil
+	})
+}
+
+// EnqueuePgxTx is EnqueueTx for a caller's pgx transaction (from a pgx.Conn
+// or pgxpool.Pool on the store's database): the jobs commit or roll back
+// with the caller's rows.
+func (s *Store) EnqueuePgxTx(ctx context.Context, tx pgx.Tx, jobs []store.EnqueueParams) ([]store.EnqueueResult, error) {
+	if tx == nil {
+		return nil, &store.ValidationError{Field: "tx", Reason: "is nil"}
+	}
+	return s.enqueueIn(ctx, jobs, func() (execer, func(ok bool) error, error) {
+		sp, err := tx.Begin(ctx) // a savepoint
+		if err != nil {
+			return nil, nil, err
+		}
+		return pgxExec{sp}, func(ok bool) error {
+			if ok {
+				return sp.Commit(ctx)
+			}
+			return sp.Rollback(ctx)
+		}, nil
+	})
+}
+
+// enqueueIn inserts jobs inside a savepoint of a caller's transaction, made
+// by savepoint, so that a refused batch leaves the caller's transaction
+// usable; end(ok) releases or rolls back the savepoint.
+func (s *Store) enqueueIn(ctx context.Context, jobs []store.EnqueueParams, savepoint func() (execer, func(ok bool) error, error)) ([]store.EnqueueResult, error) {
+	if err := s.start(ctx); err != nil {
+		return nil, err
+	}
+	now := s.now()
+	jobs, err := prepare(jobs, now)
+	if err != nil || len(jobs) == 0 {
+		return nil, err
+	}
+	x, end, err := savepoint()
+	if err != nil {
+		return nil, s.fail(ctx, "enqueue in tx", err)
+	}
+	results := make([]store.EnqueueResult, len(jobs))
+	err = s.insertJobs(ctx, x, jobs, results, now)
+	if err == nil {
+		err = s.notifyInTx(ctx, x, availableQueues(jobs, results))
+	}
+	if err != nil {
+		if rerr := end(false); rerr != nil {
+			err = errors.Join(err, rerr)
+		}
+		var ie *store.ItemError
+		if errors.As(err, &ie) {
+			return nil, err
+		}
+		return nil, s.fail(ctx, "enqueue in tx", err)
+	}
+	if err := end(true); err != nil {
+		return nil, s.fail(ctx, "enqueue in tx", err)
+	}
+	return results, nil
+}
+
+// availableQueues lists the queues that got claimable jobs.
+func availableQueues(jobs []store.EnqueueParams, results []store.EnqueueResult) []string {
+	var out []string
+	for i := range jobs {
+		if !results[i].Duplicate && results[i].State == store.StateAvailable && !slices.Contains(out, jobs[i].Queue) {
+			out = append(out, jobs[i].Queue)
+		}
+	}
+	return out
+}
+
+// insertArgs are the parallel arrays insertSQL takes.
+type insertArgs struct {
+	ids                                                [][16]byte
+	queues, kinds, states, tenants, uniques, orderings []string
+	payloads                                           [][]byte
+	priorities                                         []int16
+	runAts                                             []time.Time
+	maxAttempts, maxDeliveries                         []int32
+}
+
+func (a *insertArgs) add(p *store.EnqueueParams, state store.State) {
+	a.ids = append(a.ids, p.ID)
+	a.queues = append(a.queues, p.Queue)
+	a.kinds = append(a.kinds, p.Kind)
+	a.payloads = append(a.payloads, p.Payload)
+	a.priorities = append(a.priorities, int16(p.Priority)) //nolint:gosec // validated to -100..100
+	a.runAts = append(a.runAts, p.RunAt)
+	a.states = append(a.states, string(state))
+	a.tenants = append(a.tenants, p.Tenant)
+	a.uniques = append(a.uniques, p.UniqueKey)
+	a.orderings = append(a.orderings, p.OrderingKey)
+	a.maxAttempts = append(a.maxAttempts, int32(p.MaxAttempts))       //nolint:gosec // validated to 1..10,000
+	a.maxDeliveries = append(a.maxDeliveries, int32(p.MaxDeliveries)) //nolint:gosec // validated to 1..10,000
+}
+
+func (a *insertArgs) args(now time.Time) []any {
+	return []any{a.ids, a.queues, a.kinds, a.payloads, a.priorities, a.runAts, a.states, a.tenants,
+		a.uniques, a.orderings, a.maxAttempts, a.maxDeliveries, now}
+}
+
+// insertJobs inserts normalized jobs in one statement and fills results. A
+// row the INSERT skipped lost to a live unique key (its result then names
+// the holder) or to a taken ID (an *ItemError: the caller rolls back). If
+// the holder finished between the INSERT and the look-up, the row is
+// inserted again.
+func (s *Store) insertJobs(ctx context.Context, x execer, jobs []store.EnqueueParams, results []store.EnqueueResult, now time.Time) error {
+	var a insertArgs
+	for i := range jobs {
+		state := store.StateAvailable
+		if jobs[i].RunAt.After(now) {
+			state = store.StateScheduled
+		}
+		results[i] = store.EnqueueResult{ID: jobs[i].ID, State: state}
+		a.add(&jobs[i], state)
+	}
+	inserted, err := x.queryIDs(ctx, s.q.insert, a.args(now)...)
+	if err != nil {
+		return err
+	}
+	if len(inserted) == len(jobs) {
+		return nil
+	}
+	got := make(map[store.ID]bool, len(inserted))
+	for _, id := range inserted {
+		got[id] = true
+	}
+	for i := range jobs {
+		if got[jobs[i].ID] {
+			delete(got, jobs[i].ID) // a repeated caller ID is inserted once
+			continue
+		}
+		if err := s.resolveSkipped(ctx, x, &jobs[i], &results[i], now); err != nil {
+			var ve *store.ValidationError
+			if errors.As(err, &ve) {
+				return &store.ItemError{Index: i, Err: err}
+			}
+			return err
+		}
+	}
+	return nil
+}
+
+// resolveSkipped explains a row the INSERT skipped, retrying it a few times
+// when the job holding its unique key finishes under it.
+func (s *Store) resolveSkipped(ctx context.Context, x execer, p *store.EnqueueParams, res *store.EnqueueResult, now time.Time) error {
+	for range 5 {
+		if p.UniqueKey != "" {
+			var id [16]byte
+			var st string
+			err := x.queryRow(ctx, s.q.findLiveUnique, p.Tenant, p.UniqueKey).Scan(&id, &st)
+			if err == nil {
+				*res = store.EnqueueResult{ID: id, Duplicate: true, State: store.State(st)}
+				return nil
+			}
+			if !errors.Is(err, pgx.ErrNoRows) && !errors.Is(err, sql.ErrNoRows) {
+				return err
+			}
+		}
+		var taken bool
+		if err := x.queryRow(ctx, s.q.idTaken, [16]byte(p.ID)).Scan(&taken); err != nil {
+			return err
+		}
+		if taken {
+			return &store.ValidationError{Field: "id", Reason: p.ID.String() + " is already taken"}
+		}
+		// The holder of the unique key finished since the INSERT: try again.
+		var a insertArgs
+		a.add(p, res.State)
+		ids, err := x.queryIDs(ctx, s.q.insert, a.args(now)...)
+		if err != nil {
+			return err
+		}
+		if len(ids) == 1 {
+			return nil
+		}
+	}
+	return fmt.Errorf("unique key %q of tenant %q: holder keeps changing", p.UniqueKey, p.Tenant)
+}

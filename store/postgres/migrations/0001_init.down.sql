@@ -1,0 +1,2 @@
+DROP TABLE {schema}.queues;
+DROP TABLE {schema}.jobs;

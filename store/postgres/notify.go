@@ -1,0 +1,197 @@
+package postgres
+
+import (
+	"context"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// Notification payloads on the schema's channel are "SENDER:a:QUEUE" (jobs
+// may have become claimable in QUEUE) and "SENDER:f" (some job finished).
+// SENDER is the sending store's random ID, so a store skips its own
+// notifications (it has already woken its waiters); notifications sent from
+// a caller's transaction carry an empty sender, so every store acts on them.
+const (
+	noteAvailable = "a"
+	noteFinished  = "f"
+)
+
+func availablePayload(sender, queue string) string { return sender + ":" + noteAvailable + ":" + queue }
+
+func finishedPayload(sender string) string { return sender + ":" + noteFinished }
+
+// outbox collects changes to announce until the send loop takes them.
+type outbox struct {
+	interval time.Duration
+	kick     chan struct{} // buffered 1: something is pending
+
+	mu       sync.Mutex // guards queues and finished
+	queues   map[string]bool
+	finished bool
+}
+
+func newOutbox(interval time.Duration) *outbox {
+	return &outbox{interval: interval, kick: make(chan struct{}, 1), queues: map[string]bool{}}
+}
+
+func (o *outbox) add(queues []string, finished bool) {
+	if len(queues) == 0 && !finished {
+		return
+	}
+	o.mu.Lock()
+	for _, q := range queues {
+		o.queues[q] = true
+	}
+	o.finished = o.finished || finished
+	o.mu.Unlock()
+	select {
+	case o.kick <- struct{}{}:
+	default:
+	}
+}
+
+// take returns the pending payloads and clears them.
+func (o *outbox) take(sender string) []string {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	out := make([]string, 0, len(o.queues)+1)
+	for q := range o.queues {
+		out = append(out, availablePayload(sender, q))
+	}
+	clear(o.queues)
+	if o.finished {
+		out = append(out, finishedPayload(sender))
+		o.finished = false
+	}
+	return out
+}
+
+// sendLoop sends pending notifications: at once after a quiet spell, then
+// at most once per interval while changes keep coming, so a busy process
+// sends one NOTIFY statement for many commits. Notifications are hints; a
+// failed send is logged and dropped. On stop it sends what is pending.
+func (s *Store) sendLoop(ctx context.Context) {
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			s.sendPending(context.WithoutCancel(ctx))
+			return
+		case <-s.out.kick:
+		}
+		s.sendPending(ctx)
+		timer.Reset(s.out.interval)
+		select {
+		case <-ctx.Done():
+			s.sendPending(context.WithoutCancel(ctx))
+			return
+		case <-timer.C:
+		}
+	}
+}
+
+func (s *Store) sendPending(ctx context.Context) {
+	payloads := s.out.take(s.sender)
+	if len(payloads) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if _, err := s.pool.Exec(ctx, notifySQL, s.channel, payloads); err != nil {
+		s.log.Warn("spool: postgres: notify failed", "err", err, "notifications", len(payloads))
+	}
+}
+
+// notifyInTx queues notifications on a caller's transaction: PostgreSQL
+// delivers them when it commits, and drops them if it rolls back.
+func (s *Store) notifyInTx(ctx context.Context, x execer, queues []string) error {
+	if len(queues) == 0 {
+		return nil
+	}
+	payloads := make([]string, len(queues))
+	for i, q := range queues {
+		payloads[i] = availablePayload("", q)
+	}
+	return x.exec(ctx, notifySQL, s.channel, payloads)
+}
+
+// listenConn opens the listener's own connection (outside the pool: LISTEN
+// belongs to a session) and subscribes to the channel.
+func (s *Store) listenConn(ctx context.Context) (*pgx.Conn, error) {
+	conn, err := pgx.ConnectConfig(ctx, s.pool.Config().ConnConfig.Copy())
+	if err != nil {
+		return nil, err
+	}
+	if _, err := conn.Exec(ctx, "LISTEN "+pgx.Identifier{s.channel}.Sanitize()); err != nil {
+		conn.Close(context.WithoutCancel(ctx)) //nolint:errcheck // already failing
+		return nil, err
+	}
+	return conn, nil
+}
+
+// listen turns notifications into local signals until ctx ends. When the
+// connection breaks it reconnects with backoff and then wakes every waiter,
+// since notifications sent meanwhile are lost.
+func (s *Store) listen(ctx context.Context, conn *pgx.Conn) {
+	backoff := 100 * time.Millisecond
+	for {
+		for conn != nil {
+			n, err := conn.WaitForNotification(ctx)
+			if err != nil {
+				conn.Close(context.WithoutCancel(ctx)) //nolint:errcheck // reconnecting anyway
+				conn = nil
+				if ctx.Err() != nil {
+					return
+				}
+				s.log.Warn("spool: postgres: listener lost its connection; reconnecting", "err", err)
+				break
+			}
+			backoff = 100 * time.Millisecond
+			s.handleNote(n.Payload)
+		}
+		timer := time.NewTimer(backoff)
+		select {
+		case <-ctx.Done():
+			timer.Stop()
+			return
+		case <-timer.C:
+		}
+		backoff = min(2*backoff, 10*time.Second)
+		var err error
+		if conn, err = s.listenConn(ctx); err != nil {
+			s.log.Warn("spool: postgres: listener cannot reconnect", "err", err, "retry_in", backoff)
+			continue
+		}
+		s.wakeAll()
+	}
+}
+
+// handleNote fires the signal a notification names, unless this store sent it.
+func (s *Store) handleNote(payload string) {
+	sender, rest, ok := strings.Cut(payload, ":")
+	if !ok || sender == s.sender {
+		return
+	}
+	kind, queue, _ := strings.Cut(rest, ":")
+	switch kind {
+	case noteAvailable:
+		s.available.Fire(queue)
+	case noteFinished:
+		s.finished.Fire()
+	}
+}
+
+// wakeAll fires every signal a waiter asked for.
+func (s *Store) wakeAll() {
+	s.asked.Range(func(k, _ any) bool {
+		if q, ok := k.(string); ok {
+			s.available.Fire(q)
+		}
+		return true
+	})
+	s.finished.Fire()
+}
