@@ -11,8 +11,8 @@ import (
 	"github.com/spoolrun/spool/store"
 )
 
-// Claim implements store.Store in one round trip: promoteSQL, claimSQL and
-// verifyKeysSQL pipelined in one implicit transaction.
+// Claim implements store.Store in one round trip: lightSQL, promoteSQL,
+// claimSQL and verifyKeysSQL pipelined in one implicit transaction.
 //
 // # Ordering keys under concurrency
 //
@@ -55,6 +55,7 @@ func (s *Store) Claim(ctx context.Context, p store.ClaimParams) ([]*store.Job, e
 		tokens[i] = int64(store.NewLockToken())
 	}
 	b := &pgx.Batch{}
+	b.Queue(lightSQL)
 	b.Queue(s.q.promote, p.Queue, now)
 	b.Queue(s.q.claim, p.Queue, p.Limit, now.Add(p.LockFor), p.Worker, tokens, s.keyClass)
 	b.Queue(s.q.verifyKeys)
@@ -81,8 +82,10 @@ func (s *Store) Claim(ctx context.Context, p store.ClaimParams) ([]*store.Job, e
 // readClaim reads the results of Claim's batch: the claimed jobs less those
 // the ordering-key check gave back.
 func readClaim(br pgx.BatchResults) ([]*store.Job, error) {
-	if _, err := br.Exec(); err != nil {
-		return nil, err
+	for range 2 { // lightSQL, promoteSQL
+		if _, err := br.Exec(); err != nil {
+			return nil, err
+		}
 	}
 	rows, err := br.Query()
 	if err != nil {
@@ -141,17 +144,14 @@ func (s *Store) Renew(ctx context.Context, renewals []store.Renewal) ([]error, e
 	if len(idA) == 0 {
 		return errs, nil
 	}
-	rows, err := s.pool.Query(ctx, s.q.renew, idA, tokens, until)
-	if err != nil {
-		return nil, s.fail(ctx, "renew", err)
-	}
 	renewed := map[lock]bool{}
 	var id [16]byte
 	var tok int64
-	if _, err := pgx.ForEachRow(rows, []any{&id, &tok}, func() error {
+	err := s.light(ctx, s.q.renew, []any{idA, tokens, until}, []any{&id, &tok}, func() error {
 		renewed[lock{id, store.LockToken(tok)}] = true
 		return nil
-	}); err != nil {
+	})
+	if err != nil {
 		return nil, s.fail(ctx, "renew", err)
 	}
 	var refused []int
@@ -217,14 +217,10 @@ func (s *Store) ReapExpired(ctx context.Context, limit int) (store.ReapResult, e
 		return store.ReapResult{}, &store.ValidationError{Field: "reap limit", Reason: fmt.Sprintf("%d is outside 1..%d", limit, store.MaxBatch)}
 	}
 	now := s.now()
-	rows, err := s.pool.Query(ctx, s.q.reap, now, now.UTC().Format(time.RFC3339Nano), limit)
-	if err != nil {
-		return store.ReapResult{}, s.fail(ctx, "reap", err)
-	}
 	var r store.ReapResult
 	var queues []string
 	var state, queue string
-	if _, err := pgx.ForEachRow(rows, []any{&state, &queue}, func() error {
+	if err := s.light(ctx, s.q.reap, []any{now, now.UTC().Format(time.RFC3339Nano), limit}, []any{&state, &queue}, func() error {
 		if state == string(store.StateDead) {
 			r.DeadLettered++
 		} else {
@@ -239,4 +235,24 @@ func (s *Store) ReapExpired(ctx context.Context, limit int) (store.ReapResult, e
 	}
 	s.changed(queues, r.DeadLettered > 0)
 	return r, nil
+}
+
+// light runs one statement after lightSQL in one implicit transaction (one
+// round trip), calling fn for each row it returns, scanned into dest.
+func (s *Store) light(ctx context.Context, sql string, args, dest []any, fn func() error) error {
+	b := &pgx.Batch{}
+	b.Queue(lightSQL)
+	b.Queue(sql, args...)
+	br := s.pool.SendBatch(ctx, b)
+	_, err := br.Exec()
+	if err == nil {
+		var rows pgx.Rows
+		if rows, err = br.Query(); err == nil {
+			_, err = pgx.ForEachRow(rows, dest, fn)
+		}
+	}
+	if cerr := br.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }

@@ -443,3 +443,27 @@ func TestOpenRefusesBadConfig(t *testing.T) {
 		t.Errorf("Open(bad URL) = %v, want ErrInvalid", err)
 	}
 }
+
+// TestListenerReconnects: when the listener's session dies, the store
+// reconnects, wakes every waiter (notifications may have been lost
+// meanwhile), and hears notifications again.
+func TestListenerReconnects(t *testing.T) {
+	t.Parallel()
+	schema := pgtest.Schema(t)
+	a := open(t, schema, postgres.Config{PollOnly: true})
+	b := open(t, schema, postgres.Config{})
+	ctx := t.Context()
+	waiting := b.Available("q")
+	var killed int
+	err := a.Pool().QueryRow(ctx, `SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
+		WHERE datname = current_database() AND query = $1`, `LISTEN "spool_`+schema+`"`).Scan(&killed)
+	if err != nil || killed != 1 {
+		t.Fatalf("terminated %d listener sessions (%v), want 1", killed, err)
+	}
+	wantClosed(t, "Available after the listener reconnected", waiting)
+	waiting = b.Available("q")
+	if _, err := a.Enqueue(ctx, []store.EnqueueParams{{Kind: "k", Queue: "q"}}); err != nil {
+		t.Fatal(err)
+	}
+	wantClosed(t, "Available after another store's enqueue, on the new session", waiting)
+}

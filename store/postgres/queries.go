@@ -38,6 +38,14 @@ WHERE tenant = $1 AND unique_key = $2 AND state IN ` + live
 // idTakenSQL tells whether a job has this ID.
 const idTakenSQL = `SELECT EXISTS (SELECT 1 FROM {schema}.jobs WHERE id = $1)`
 
+// lightSQL makes the transaction it runs in commit without waiting for the
+// WAL flush. Claims, renewals and reaps use it: if a crash loses one, the job
+// only falls back to its earlier state (its lock was never granted,
+// extended or taken), which at-least-once delivery already allows: a worker
+// that ran a job whose claim was lost is refused at settle and the job runs
+// again. Enqueues and settles stay durable on return.
+const lightSQL = `SELECT set_config('synchronous_commit', 'off', true)`
+
 // promoteSQL makes a queue's due scheduled jobs available just before a
 // claim, so the claim sees them in priority order. It takes at most
 // promoteBatch per claim (oldest run_at first) and skips rows another
