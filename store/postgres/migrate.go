@@ -56,7 +56,8 @@ type Step struct {
 }
 
 // DB is what the migration functions need to reach the database:
-// *pgxpool.Pool, *pgx.Conn and pgx.Tx all satisfy it.
+// *pgxpool.Pool, *pgx.Conn and pgx.Tx all satisfy it. From a URL, use
+// pgx.Connect(ctx, url).
 type DB interface {
 	Begin(ctx context.Context) (pgx.Tx, error)
 }
