@@ -23,7 +23,7 @@ type queueRunner struct {
 	conc     int // executors
 	capacity int // Concurrency + Prefetch: most jobs claimed and not yet finished
 
-	jobs     chan *Job     // claimed jobs waiting for an executor; never blocks (capacity slots)
+	jobs     chan *runningJob // claimed jobs waiting for an executor, renewed from their claim; never blocks (capacity slots)
 	freed    chan struct{} // capacity 1: an executor finished a job
 	inflight atomic.Int64  // claimed and not yet handed to the settler
 
@@ -47,7 +47,7 @@ func newQueueRunner(w *Worker, name string, qc QueueConfig) *queueRunner {
 		name:     name,
 		conc:     conc,
 		capacity: capacity,
-		jobs:     make(chan *Job, capacity),
+		jobs:     make(chan *runningJob, capacity),
 		freed:    make(chan struct{}, 1),
 	}
 	return q
@@ -67,8 +67,8 @@ func (q *queueRunner) start(ctx context.Context) {
 	for range q.conc {
 		go func() {
 			defer q.execWG.Done()
-			for job := range q.jobs {
-				q.execute(handlerCtx, job)
+			for r := range q.jobs {
+				q.execute(handlerCtx, r)
 			}
 		}()
 	}
@@ -153,7 +153,9 @@ func (q *queueRunner) fetch(ctx context.Context) {
 		backoff = 10 * time.Millisecond
 		q.inflight.Add(int64(len(jobs)))
 		for _, j := range jobs {
-			q.jobs <- j
+			// Renewal covers a job from its claim, so a prefetched job
+			// keeps its lock while it waits for an executor.
+			q.jobs <- w.running.add(j)
 		}
 		if len(jobs) == free {
 			continue // there may be more
@@ -184,8 +186,9 @@ func sleep(ctx context.Context, d time.Duration) {
 
 // execute runs one job and hands its verdict to the settler. ctx is the
 // parent of the handler's context; it ends only when Stop's deadline passes.
-func (q *queueRunner) execute(ctx context.Context, job *Job) {
+func (q *queueRunner) execute(ctx context.Context, r *runningJob) {
 	w := q.w
+	job := r.job
 	defer func() {
 		q.inflight.Add(-1)
 		select {
@@ -195,13 +198,16 @@ func (q *queueRunner) execute(ctx context.Context, job *Job) {
 	}()
 	if q.stopping.Load() {
 		// Claimed ahead but never started: give it back untouched.
-		q.submit(ctx, store.Verdict{ID: job.ID, Token: job.LockToken, Outcome: store.Release}, job.LockedUntil)
+		if lockedUntil, lost := w.running.remove(r); !lost {
+			q.submit(ctx, store.Verdict{ID: job.ID, Token: job.LockToken, Outcome: store.Release}, lockedUntil)
+		}
 		return
 	}
 	h, ok := w.handlerFor(job.Kind)
 	if !ok {
+		lockedUntil, _ := w.running.remove(r)
 		err := fmt.Errorf("no handler registered for kind %q in worker %s", job.Kind, w.cfg.ID)
-		q.submit(ctx, verdictFor(job, nil, err, w.cfg.Retry, w.now()), job.LockedUntil)
+		q.submit(ctx, verdictFor(job, nil, err, w.cfg.Retry, w.now()), lockedUntil)
 		return
 	}
 	ctx, cancel := context.WithCancelCause(ctx)
@@ -210,7 +216,13 @@ func (q *queueRunner) execute(ctx context.Context, job *Job) {
 		ctx, cancelT = context.WithTimeoutCause(ctx, h.opts.Timeout, fmt.Errorf("spool: job timed out after %v", h.opts.Timeout))
 		defer cancelT()
 	}
-	r := w.running.add(job, cancel)
+	if !w.running.start(r, cancel) {
+		cancel(nil)
+		w.running.remove(r)
+		w.log.Warn("spool: lock lost while the job waited for an executor; not run, it runs again elsewhere",
+			"job", job.ID, "kind", job.Kind)
+		return
+	}
 	result, err := h.call(ctx, job)
 	cause := context.Cause(ctx) // nil unless the context ended while the handler ran
 	lockedUntil, lost := w.running.remove(r)
@@ -240,7 +252,8 @@ func (q *queueRunner) submit(ctx context.Context, v store.Verdict, lockedUntil t
 	}
 }
 
-// runningSet tracks executing jobs so their locks can be renewed.
+// runningSet tracks claimed jobs until their verdict, so their locks are
+// renewed while they wait for an executor and while they run.
 type runningSet struct {
 	mu   sync.Mutex // guards jobs
 	jobs map[*runningJob]struct{}
@@ -248,13 +261,15 @@ type runningSet struct {
 
 type runningJob struct {
 	job         *Job
-	cancel      context.CancelCauseFunc
-	lockedUntil time.Time // latest lock expiry; guarded by runningSet.mu
-	lost        bool      // renewal was refused; guarded by runningSet.mu
+	cancel      context.CancelCauseFunc // nil until an executor starts the job; guarded by runningSet.mu
+	lockedUntil time.Time               // latest lock expiry; guarded by runningSet.mu
+	lost        bool                    // renewal was refused; guarded by runningSet.mu
 }
 
-func (s *runningSet) add(job *Job, cancel context.CancelCauseFunc) *runningJob {
-	r := &runningJob{job: job, cancel: cancel, lockedUntil: job.LockedUntil}
+// add tracks a claimed job from its claim on, so its lock is renewed while
+// it waits for an executor and while it runs.
+func (s *runningSet) add(job *Job) *runningJob {
+	r := &runningJob{job: job, lockedUntil: job.LockedUntil}
 	s.mu.Lock()
 	if s.jobs == nil {
 		s.jobs = make(map[*runningJob]struct{})
@@ -262,6 +277,15 @@ func (s *runningSet) add(job *Job, cancel context.CancelCauseFunc) *runningJob {
 	s.jobs[r] = struct{}{}
 	s.mu.Unlock()
 	return r
+}
+
+// start hands a waiting job the cancel func of its execution; it reports
+// false when the job's lock was lost while it waited.
+func (s *runningSet) start(r *runningJob, cancel context.CancelCauseFunc) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r.cancel = cancel
+	return !r.lost
 }
 
 func (s *runningSet) remove(r *runningJob) (lockedUntil time.Time, lost bool) {
@@ -329,7 +353,9 @@ func (w *Worker) renewLoop(ctx context.Context) {
 				continue
 			}
 			r.lost = true
-			r.cancel(fmt.Errorf("spool: lock lost: %w", errs[i]))
+			if r.cancel != nil { // nil while the job waits for an executor
+				r.cancel(fmt.Errorf("spool: lock lost: %w", errs[i]))
+			}
 		}
 		w.running.mu.Unlock()
 	}

@@ -72,7 +72,7 @@ type QueueConfig struct {
 	// Bus MaxConcurrentCalls). Default 10.
 	Concurrency int
 	// Prefetch is how many extra jobs are claimed ahead of free slots, so the
-	// next job is ready when one finishes. Their locks run while they wait.
+	// next job is ready when one finishes. Their locks are renewed while they wait.
 	// Default 0.
 	Prefetch int
 }

@@ -15,9 +15,8 @@
 //   - TestLockRenewalUnderLoad runs many jobs several times longer than
 //     their lock while the reaper runs often: renewal keeps each job with
 //     its first delivery.
-//   - TestPrefetchedJobsKeepTheirLocks does the same with prefetch. It fails
-//     today (a prefetched job's lock is not renewed while it waits) and is
-//     skipped unless SPOOL_CRASHTEST_KNOWN_BUGS=1.
+//   - TestPrefetchedJobsKeepTheirLocks does the same with prefetch: a job
+//     waiting in the prefetch buffer keeps its lock too.
 //
 // The package has no API; it exists for its tests. Run them with
 //

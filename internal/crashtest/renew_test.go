@@ -2,7 +2,6 @@ package crashtest
 
 import (
 	"context"
-	"os"
 	"sync"
 	"testing"
 	"time"
@@ -108,14 +107,9 @@ func TestLockRenewalUnderLoad(t *testing.T) {
 // the stale delivery still reaches an executor and starts its handler: two
 // runs of one job at once, against "one holder at a time" (DESIGN §3.3).
 //
-// It fails today (each prefetched job is delivered twice and its handler
-// started twice): the Worker renews only the locks of jobs whose handler
-// runs. It is skipped until that is fixed; set SPOOL_CRASHTEST_KNOWN_BUGS=1
-// to run it.
+// Before the fix (renewal covered only jobs whose handler ran) each
+// prefetched job here was delivered twice and its handler started twice.
 func TestPrefetchedJobsKeepTheirLocks(t *testing.T) {
-	if os.Getenv("SPOOL_CRASHTEST_KNOWN_BUGS") == "" {
-		t.Skip("known Worker bug: prefetched jobs' locks are not renewed while they wait (set SPOOL_CRASHTEST_KNOWN_BUGS=1 to run)")
-	}
 	t.Parallel()
 	const (
 		concurrency = 10
