@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -98,25 +99,29 @@ func (q *queueRunner) drain(ctx context.Context) error {
 	}
 	q.w.log.Warn("spool: shutdown deadline passed; cancelling running jobs", "queue", q.name)
 	q.cancelHandler(errShutdown)
-	// Handlers must return once their context ends; name those that do not,
-	// since Stop cannot return while they run.
-	tick := time.NewTicker(5 * time.Second)
-	defer tick.Stop()
-	for {
-		select {
-		case <-done:
-			return nil
-		case <-tick.C:
-			for _, r := range q.w.running.all() {
-				if r.job.Queue != q.name {
-					continue
-				}
-				q.w.log.Error("spool: handler ignores its cancelled context; Stop is waiting for it",
-					"queue", q.name, "job", r.job.ID, "kind", r.job.Kind)
-			}
+	// Handlers must return once their context ends. Those that do not past
+	// a short grace are named and left behind: Go cannot stop them, and
+	// Stop stays bounded. Their locks are no longer renewed, so their jobs
+	// run again elsewhere; nothing is lost.
+	grace := time.NewTimer(cancelGrace)
+	defer grace.Stop()
+	select {
+	case <-done:
+		return nil
+	case <-grace.C:
+	}
+	var stuck []string
+	for _, r := range q.w.running.all() {
+		if r.job.Queue == q.name {
+			stuck = append(stuck, r.job.ID.String()+" ("+r.job.Kind+")")
 		}
 	}
+	return fmt.Errorf("spool: queue %s: %d handlers ignored cancellation and are still running: %s; their jobs will run again when their locks expire",
+		q.name, len(stuck), strings.Join(stuck, ", "))
 }
+
+// cancelGrace is how long Stop waits for cancelled handlers to return.
+const cancelGrace = 2 * time.Second
 
 // fetch claims jobs while there is free capacity, then sleeps until an
 // executor frees a slot, new work is announced, or the poll interval passes.

@@ -243,9 +243,10 @@ func (w *Worker) Start(ctx context.Context) error {
 // the maintenance services. No goroutine of the worker outlives a Stop that
 // returned nil. Stop is idempotent.
 //
-// Handlers must return once their context is cancelled: Go cannot stop a
-// goroutine from outside, so Stop waits for every handler, and a handler that
-// ignores its context holds Stop (its job is logged every 5s) until it returns.
+// Handlers must return once their context is cancelled. Go cannot stop a
+// goroutine from outside: a handler still running 2s after its cancellation
+// is left behind, and Stop returns an error naming its job. Its lock is no
+// longer renewed, so the job runs again elsewhere once the lock expires.
 func (w *Worker) Stop(ctx context.Context) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()

@@ -308,3 +308,34 @@ func TestNewWorkerValidates(t *testing.T) {
 		t.Errorf("error %v does not match ErrInvalid", err)
 	}
 }
+
+// Stop stays bounded when a handler ignores its cancelled context: it
+// returns an error naming the job instead of waiting for it.
+func TestStopIsBoundedByStuckHandlers(t *testing.T) {
+	t.Parallel()
+	st := realStore(t)
+	c, _ := spool.NewClient(spool.Config{Store: st})
+	ctx := context.Background()
+	started, release := make(chan struct{}), make(chan struct{})
+	w, err := spool.NewWorker(spool.WorkerConfig{Store: st})
+	if err != nil {
+		t.Fatal(err)
+	}
+	spool.Handle(w, addKind, func(context.Context, *spool.Task[addArgs]) error {
+		close(started)
+		<-release // ignores its context
+		return nil
+	}, nil)
+	res, _ := addKind.Enqueue(ctx, c, addArgs{}, nil)
+	if err := w.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	<-started
+	stopCtx, cancel := context.WithTimeout(ctx, 10*time.Millisecond)
+	defer cancel()
+	err = w.Stop(stopCtx)
+	close(release) // let the stuck handler end so the test leaks nothing
+	if err == nil || !strings.Contains(err.Error(), res.ID.String()) {
+		t.Fatalf("Stop: %v; want an error naming job %s", err, res.ID)
+	}
+}
