@@ -42,6 +42,9 @@ func validKey(field, s string) error {
 	if !utf8.ValidString(s) {
 		return &ValidationError{Field: field, Reason: "is not valid UTF-8"}
 	}
+	if strings.IndexByte(s, 0) >= 0 {
+		return &ValidationError{Field: field, Reason: "contains a NUL byte"}
+	}
 	return nil
 }
 

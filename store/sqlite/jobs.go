@@ -215,7 +215,7 @@ const claimSQL = `UPDATE spool_jobs
 		  AND (j.ordering_key IS NULL OR NOT EXISTS (
 			SELECT 1 FROM spool_jobs AS o
 			WHERE o.tenant = j.tenant AND o.ordering_key = j.ordering_key AND o.ordering_key IS NOT NULL
-			  AND o.state IN ('scheduled', 'available', 'running') AND o.id < j.id))
+			  AND o.state IN ('scheduled', 'available', 'running') AND (o.id < j.id OR o.state = 'running')))
 		ORDER BY j.priority, j.run_at, j.id
 		LIMIT ?)
 	RETURNING ` + jobColumns

@@ -256,6 +256,8 @@ var invalidJobs = []struct {
 	{"unique key not utf8", store.EnqueueParams{Kind: "k", UniqueKey: "a\xffb"}, false},
 	{"ordering key too long", store.EnqueueParams{Kind: "k", OrderingKey: strings.Repeat("o", store.MaxKeyLen+1)}, true},
 	{"ordering key not utf8", store.EnqueueParams{Kind: "k", OrderingKey: "\xc3\x28"}, false},
+	{"unique key with NUL", store.EnqueueParams{Kind: "k", UniqueKey: "a\x00b"}, false},
+	{"ordering key with NUL", store.EnqueueParams{Kind: "k", OrderingKey: "\x00"}, false},
 	{"payload too large", store.EnqueueParams{Kind: "k", Payload: make([]byte, store.MaxPayloadBytes+1)}, true},
 	{"priority too low", store.EnqueueParams{Kind: "k", Priority: store.MinPriority - 1}, false},
 	{"priority too high", store.EnqueueParams{Kind: "k", Priority: store.MaxPriority + 1}, false},

@@ -17,6 +17,7 @@ var orderingTests = []test{
 	{"FinishedFirstFreesNext", testOrderingFinished},
 	{"ReleasedOrReapedFirstKeepsTurn", testOrderingKeepsTurn},
 	{"SpansQueues", testOrderingSpansQueues},
+	{"RequeuedEarlierWaitsForRunning", testOrderingRequeuedEarlier},
 }
 
 // claimSet claims up to limit jobs of queue and returns them by ID.
@@ -176,4 +177,20 @@ func testOrderingSpansQueues(_ *testing.T, h *harness) {
 	h.claimNone("q2")
 	h.settleOK(verdict(h.claimID("q1", a), store.Complete))
 	h.claimID("q2", b)
+}
+
+// testOrderingRequeuedEarlier: a dead job requeued while a later job of its
+// key runs has the smaller id, so it is next in line, but it must not run
+// until the running one settles: never two running jobs of one key.
+func testOrderingRequeuedEarlier(t *testing.T, h *harness) {
+	a := h.add(store.EnqueueParams{OrderingKey: "k", MaxAttempts: 1})
+	b := h.add(store.EnqueueParams{OrderingKey: "k"})
+	h.settleOK(verdict(h.claimID(store.DefaultQueue, a), store.DeadLetter))
+	jb := h.claimID(store.DefaultQueue, b)
+	if errs, err := h.s.Requeue(h.ctx, []store.ID{a}); err != nil || errs[0] != nil {
+		t.Fatalf("Requeue = %v, %v", errs, err)
+	}
+	h.claimNone(store.DefaultQueue)
+	h.settleOK(verdict(jb, store.Complete))
+	h.claimID(store.DefaultQueue, a)
 }
