@@ -218,7 +218,37 @@ const claimSQL = `UPDATE spool_jobs
 			  AND o.state IN ('scheduled', 'available', 'running') AND (o.id < j.id OR o.state = 'running')))
 		ORDER BY j.priority, j.run_at, j.id
 		LIMIT ?)
-	RETURNING ` + jobColumns
+	RETURNING ` + claimedColumns
+
+// claimedColumns are what a claim returns: a just-claimed job is running, and
+// a running job never has a result, a dead reason or a finish time.
+const claimedColumns = `id, queue, kind, payload, priority, run_at, tenant, unique_key, ordering_key,
+	attempts, max_attempts, deliveries, max_deliveries, lock_token, locked_until, errors, created_at`
+
+func scanClaimed(r scanner) (*store.Job, error) {
+	var (
+		j                  store.Job
+		uniq, ord, errs    sql.NullString
+		runAt, lockedUntil int64
+		created, token     int64
+	)
+	if err := r.Scan(&j.ID, &j.Queue, &j.Kind, &j.Payload, &j.Priority, &runAt, &j.Tenant, &uniq, &ord,
+		&j.Attempts, &j.MaxAttempts, &j.Deliveries, &j.MaxDeliveries, &token, &lockedUntil, &errs, &created); err != nil {
+		return nil, err
+	}
+	j.State = store.StateRunning
+	j.RunAt = time.UnixMicro(runAt).UTC()
+	j.UniqueKey, j.OrderingKey = uniq.String, ord.String
+	j.LockToken = store.LockToken(token)
+	j.LockedUntil = time.UnixMicro(lockedUntil).UTC()
+	j.CreatedAt = time.UnixMicro(created).UTC()
+	if errs.Valid && errs.String != "" {
+		if err := json.Unmarshal([]byte(errs.String), &j.Errors); err != nil {
+			return nil, fmt.Errorf("spool: job %s: decode error history: %w", j.ID, err)
+		}
+	}
+	return &j, nil
+}
 
 const pausedSQL = `SELECT paused FROM spool_queues WHERE name = ?`
 
@@ -247,7 +277,7 @@ func (s *Store) Claim(ctx context.Context, p store.ClaimParams) ([]*store.Job, e
 		}
 		defer rows.Close()
 		for rows.Next() {
-			j, err := scanJob(rows)
+			j, err := scanClaimed(rows)
 			if err != nil {
 				return fmt.Errorf("spool: claim: %w", err)
 			}
