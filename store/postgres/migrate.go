@@ -6,15 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
-	"io/fs"
 	"regexp"
-	"sort"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/spoolrun/spool/internal/migration"
 	"github.com/spoolrun/spool/store"
 )
 
@@ -25,12 +23,7 @@ var migrationFiles embed.FS
 const schemaToken = "{schema}"
 
 // Migration is one versioned schema change, its SQL rendered for one schema.
-type Migration struct {
-	Version int    // 1, 2, ...: applied in this order
-	Name    string // from the file name, such as "init"
-	Up      string // SQL that applies the change
-	Down    string // SQL that undoes it
-}
+type Migration = migration.Migration
 
 // AppliedMigration is a migration recorded in the schema's migrations table.
 type AppliedMigration struct {
@@ -97,45 +90,7 @@ func Migrations(schema string) ([]Migration, error) {
 }
 
 // embedded returns the migrations as written, with the {schema} token.
-func embedded() []Migration {
-	byVersion := map[int]*Migration{}
-	entries, err := fs.ReadDir(migrationFiles, "migrations")
-	if err != nil {
-		panic(err) // embedded at build time
-	}
-	for _, e := range entries {
-		name := e.Name() // 0001_init.up.sql
-		num, rest, ok := strings.Cut(name, "_")
-		if !ok {
-			continue
-		}
-		v, err := strconv.Atoi(num)
-		if err != nil {
-			continue
-		}
-		body, err := migrationFiles.ReadFile("migrations/" + name)
-		if err != nil {
-			panic(err)
-		}
-		m := byVersion[v]
-		if m == nil {
-			m = &Migration{Version: v}
-			byVersion[v] = m
-		}
-		switch {
-		case strings.HasSuffix(rest, ".up.sql"):
-			m.Name, m.Up = strings.TrimSuffix(rest, ".up.sql"), string(body)
-		case strings.HasSuffix(rest, ".down.sql"):
-			m.Down = string(body)
-		}
-	}
-	out := make([]Migration, 0, len(byVersion))
-	for _, m := range byVersion {
-		out = append(out, *m)
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Version < out[j].Version })
-	return out
-}
+func embedded() []Migration { return migration.MustRead(migrationFiles, "migrations") }
 
 // Bookkeeping statements of the migrations table.
 const (

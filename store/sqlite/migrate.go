@@ -5,13 +5,10 @@ import (
 	"database/sql"
 	"embed"
 	"fmt"
-	"io/fs"
 	"log/slog"
-	"sort"
-	"strconv"
-	"strings"
 	"time"
 
+	"github.com/spoolrun/spool/internal/migration"
 	"github.com/spoolrun/spool/store"
 )
 
@@ -19,53 +16,10 @@ import (
 var migrationFiles embed.FS
 
 // Migration is one versioned schema change.
-type Migration struct {
-	Version int
-	Name    string
-	Up      string
-	Down    string
-}
+type Migration = migration.Migration
 
 // Migrations returns the embedded migrations in version order.
-func Migrations() []Migration {
-	byVersion := map[int]*Migration{}
-	entries, err := fs.ReadDir(migrationFiles, "migrations")
-	if err != nil {
-		panic(err) // embedded at build time
-	}
-	for _, e := range entries {
-		name := e.Name() // 0001_init.up.sql
-		num, rest, ok := strings.Cut(name, "_")
-		if !ok {
-			continue
-		}
-		v, err := strconv.Atoi(num)
-		if err != nil {
-			continue
-		}
-		body, err := migrationFiles.ReadFile("migrations/" + name)
-		if err != nil {
-			panic(err)
-		}
-		m := byVersion[v]
-		if m == nil {
-			m = &Migration{Version: v}
-			byVersion[v] = m
-		}
-		switch {
-		case strings.HasSuffix(rest, ".up.sql"):
-			m.Name, m.Up = strings.TrimSuffix(rest, ".up.sql"), string(body)
-		case strings.HasSuffix(rest, ".down.sql"):
-			m.Down = string(body)
-		}
-	}
-	out := make([]Migration, 0, len(byVersion))
-	for _, m := range byVersion {
-		out = append(out, *m)
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Version < out[j].Version })
-	return out
-}
+func Migrations() []Migration { return migration.MustRead(migrationFiles, "migrations") }
 
 // migrate brings the schema to the newest embedded version in one immediate
 // transaction, so concurrent openers in several processes apply it once.
