@@ -94,7 +94,15 @@ when they keep failing, kept as dead letters with their error history.
 
 Every command works on a store, named by --store (or $SPOOL_STORE):
   sqlite:PATH, sqlite://PATH or a PATH ending in .db   an embedded SQLite file
-  postgres://...                                      PostgreSQL (not in this build yet)
+  postgres://... or postgresql://...                  PostgreSQL (any URL pgx takes)
+
+A PostgreSQL URL may carry Spool's own options, removed before connecting:
+  schema=NAME        the schema the store's tables live in (default spool)
+  poll_only=1        no LISTEN/NOTIFY wake-ups: for PgBouncer in transaction
+                     mode (add default_query_exec_mode=exec there too)
+  skip_migrate=1     refuse an out-of-date schema instead of migrating it on
+                     open, for deployments that run spool migrate up themselves
+e.g. postgres://app@db.internal/app?sslmode=require&schema=jobs&poll_only=1
 
 Read commands print tables; with --json they print one JSON object (job IDs as
 strings, times in RFC 3339). Errors go to stderr as "spool: <message>", or with
@@ -112,7 +120,8 @@ const rootExample = `  # See a mixed workload run end to end on a throwaway data
   spool jobs list --queue mail --state completed
 
   # Use another database
-  SPOOL_STORE=sqlite:/var/lib/app/jobs.db spool stats`
+  SPOOL_STORE=sqlite:/var/lib/app/jobs.db spool stats
+  spool stats --store 'postgres://app@db.internal/app?schema=jobs'`
 
 func (a *app) rootCmd() *cobra.Command {
 	root := &cobra.Command{
@@ -128,7 +137,7 @@ func (a *app) rootCmd() *cobra.Command {
 	}
 	pf := root.PersistentFlags()
 	pf.StringVar(&a.storeFlag, "store", defaultStoreURL,
-		"where jobs live: sqlite:PATH, a PATH ending in .db, or postgres://...; $SPOOL_STORE replaces the default")
+		"where jobs live: sqlite:PATH, a PATH ending in .db, or postgres://...[?schema=NAME&poll_only=1&skip_migrate=1]; $SPOOL_STORE replaces the default")
 	pf.BoolVar(&a.jsonOut, "json", false, "print machine-readable JSON on stdout (errors too)")
 	pf.StringVar(&a.logLevel, "log-level", "info", "least severe log level written to stderr: debug, info, warn or error")
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
@@ -143,6 +152,7 @@ func (a *app) rootCmd() *cobra.Command {
 		a.queuesCmd(),
 		a.benchCmd(),
 		a.demoCmd(),
+		a.migrateCmd(),
 	)
 	markRunErrors(root)
 	return root

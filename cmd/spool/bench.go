@@ -2,15 +2,20 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"fmt"
+	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/spoolrun/spool/internal/bench"
 	"github.com/spoolrun/spool/store"
+	"github.com/spoolrun/spool/store/postgres"
 )
 
 const benchLong = `Bench measures throughput on a store with no-op jobs.
@@ -22,13 +27,17 @@ const benchLong = `Bench measures throughput on a store with no-op jobs.
 
 Unless --store is given on the command line, bench runs on a fresh temporary
 SQLite file that it deletes afterwards ($SPOOL_STORE is ignored), so it never
-touches your jobs. With --json it prints exactly one JSON object:
+touches your jobs. With --store postgres://..., it runs in a fresh schema
+spool_bench_<random> that it drops afterwards, unless the URL names a schema
+(?schema=NAME), which it then uses and leaves in place; jobs go to the queue
+"bench". With --json it prints exactly one JSON object:
 {"mode", "jobs", "workers", "seconds", "jobs_per_sec", "latency_ms": {"p50",
 "p95", "p99", "max"}, ...}.`
 
 const benchExample = `  spool bench
   spool bench --jobs 200000 --workers 200
-  spool bench --mode continuous --rate 2000 --duration 30s --json`
+  spool bench --mode continuous --rate 2000 --duration 30s --json
+  spool bench --store postgres://localhost/app --jobs 100000 --workers 100`
 
 type benchFlags struct {
 	mode     string
@@ -74,7 +83,7 @@ func (a *app) bench(cmd *cobra.Command, f *benchFlags) error {
 	if f.jobs < 1 || f.workers < 1 || f.rate < 1 || f.duration <= 0 {
 		return usagef("--jobs, --workers, --rate and --duration must be positive")
 	}
-	st, where, cleanup, err := a.scratchStore(cmd, "spool-bench-*")
+	st, where, cleanup, err := a.scratchStore(cmd, "spool_bench", false)
 	if err != nil {
 		return err
 	}
@@ -118,21 +127,41 @@ func (a *app) bench(cmd *cobra.Command, f *benchFlags) error {
 
 // scratchStore opens the store named by --store when it was given on the
 // command line, else a fresh SQLite file in a new temporary directory that
-// cleanup deletes. where describes the store for people.
-func (a *app) scratchStore(cmd *cobra.Command, pattern string) (st store.Store, where string, cleanup func(), err error) {
+// cleanup deletes. On PostgreSQL, unless the URL names a schema
+// (?schema=NAME, then used and left in place), it never works in the
+// default schema where real jobs live: with keep it uses the schema named
+// prefix and leaves it for the user to explore, else a fresh schema
+// prefix_<random> that cleanup drops. where describes the store for people.
+func (a *app) scratchStore(cmd *cobra.Command, prefix string, keep bool) (st store.Store, where string, cleanup func(), err error) {
+	ctx := cmd.Context()
 	if storeFlagGiven(cmd) {
+		loc, err := parseStoreURL(a.storeFlag)
+		if err != nil {
+			return nil, "", nil, err
+		}
+		if loc.scheme == "postgres" && loc.schema == "" {
+			if !keep {
+				return a.scratchSchema(ctx, loc, prefix)
+			}
+			withSchema := withQuery(a.storeFlag, pgParamSchema, prefix)
+			st, err := openStore(ctx, withSchema, nil)
+			if err != nil {
+				return nil, "", nil, err
+			}
+			return st, displayURL(withSchema), func() { st.Close() }, nil
+		}
 		st, err := a.openOrCreate(cmd)
 		if err != nil {
 			return nil, "", nil, err
 		}
-		return st, a.storeFlag, func() { st.Close() }, nil
+		return st, displayURL(a.storeFlag), func() { st.Close() }, nil
 	}
-	dir, err := os.MkdirTemp("", pattern)
+	dir, err := os.MkdirTemp("", strings.ReplaceAll(prefix, "_", "-")+"-*")
 	if err != nil {
 		return nil, "", nil, fmt.Errorf("make a temporary directory: %w", err)
 	}
 	path := filepath.Join(dir, "spool.db")
-	st, err = openStore("sqlite:" + path)
+	st, err = openStore(ctx, "sqlite:"+path, nil)
 	if err != nil {
 		os.RemoveAll(dir)
 		return nil, "", nil, err
@@ -141,4 +170,44 @@ func (a *app) scratchStore(cmd *cobra.Command, pattern string) (st store.Store, 
 		st.Close()
 		os.RemoveAll(dir)
 	}, nil
+}
+
+// scratchSchema opens a PostgreSQL store in a new schema named
+// prefix_<random> and returns a cleanup that closes it and drops the schema.
+func (a *app) scratchSchema(ctx context.Context, loc storeLocation, prefix string) (store.Store, string, func(), error) {
+	b := make([]byte, 6)
+	rand.Read(b) //nolint:errcheck // crypto/rand.Read never fails
+	loc.schema = prefix + "_" + hex.EncodeToString(b)
+	st, err := postgres.Open(ctx, loc.pgURL, postgres.Config{Schema: loc.schema, PollOnly: loc.pollOnly})
+	if err != nil {
+		return nil, "", nil, fmt.Errorf("open store %s: %w", displayURL(loc.pgURL), redacted(err, loc.pgURL))
+	}
+	drop := func() {
+		st.Close()
+		// The schema must go even when the run was interrupted.
+		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+		defer cancel()
+		conn, err := pgConnect(dctx, loc)
+		if err == nil {
+			_, err = conn.Exec(dctx, "DROP SCHEMA IF EXISTS "+loc.schema+" CASCADE")
+			conn.Close(dctx) //nolint:errcheck // the drop's error is what matters
+		}
+		if err != nil {
+			fmt.Fprintf(a.stderr, "spool: could not drop the scratch schema %s: %v (drop it by hand)\n", loc.schema, err)
+		}
+	}
+	where := fmt.Sprintf("%s in a temporary schema %s", displayURL(loc.pgURL), loc.schema)
+	return st, where, drop, nil
+}
+
+// withQuery returns the URL raw with query parameter key set to value.
+func withQuery(raw, key, value string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return raw // parseStoreURL accepted it, so this does not happen
+	}
+	q := u.Query()
+	q.Set(key, value)
+	u.RawQuery = q.Encode()
+	return u.String()
 }

@@ -290,28 +290,44 @@ func TestStoreURLs(t *testing.T) {
 		"sqlite://rel/jobs":       {scheme: "sqlite", path: "rel/jobs"},
 		"data/jobs.db":            {scheme: "sqlite", path: "data/jobs.db"},
 		"/abs/jobs.sqlite3":       {scheme: "sqlite", path: "/abs/jobs.sqlite3"},
-		"postgres://u@h/db":       {scheme: "postgres"},
-		"postgresql://u@h/db":     {scheme: "postgres"},
 	} {
 		got, err := parseStoreURL(raw)
 		if err != nil || got != want {
 			t.Errorf("parseStoreURL(%q) = %+v, %v; want %+v", raw, got, err, want)
 		}
 	}
-	for _, raw := range []string{"mysql://x", "jobs.txt", "sqlite:", ""} {
+	// Spool's own parameters leave a postgres URL before pgx sees it.
+	for raw, want := range map[string]storeLocation{
+		"postgres://u@h/db":   {scheme: "postgres", pgURL: "postgres://u@h/db"},
+		"postgresql://u@h/db": {scheme: "postgres", pgURL: "postgresql://u@h/db"},
+		"postgres://u:pw@h:5433/db?sslmode=disable&schema=jobs&poll_only=1&skip_migrate=true": {scheme: "postgres",
+			pgURL: "postgres://u:pw@h:5433/db?sslmode=disable", schema: "jobs", pollOnly: true, skipMigrate: true},
+		"postgres://h/db?poll_only&pool_max_conns=8&poll_only=false": {scheme: "postgres",
+			pgURL: "postgres://h/db?pool_max_conns=8"},
+	} {
+		got, err := parseStoreURL(raw)
+		if err != nil || got != want {
+			t.Errorf("parseStoreURL(%q) = %+v, %v; want %+v", raw, got, err, want)
+		}
+	}
+	for _, raw := range []string{"mysql://x", "jobs.txt", "sqlite:", "", "postgres://h/db?poll_only=maybe", "postgres://h/db?schema="} {
 		if _, err := parseStoreURL(raw); exitCode(err) != exitUsage {
 			t.Errorf("parseStoreURL(%q): %v; want a usage error", raw, err)
 		}
 	}
-
-	// Postgres is recognised but not built in yet: a clear error, exit 2.
-	r := cli(context.Background(), "", nil, "--store", "postgres://localhost/spool", "stats")
-	if r.code != exitUsage || r.stderr != "spool: postgres store not available in this build yet\n" {
-		t.Fatalf("postgres store: exit %d, stderr %q", r.code, r.stderr)
+	if got := displayURL("postgres://u:secret@h/db?schema=x"); strings.Contains(got, "secret") {
+		t.Errorf("displayURL kept the password: %s", got)
 	}
-	r = cli(context.Background(), "", map[string]string{"SPOOL_STORE": "postgres://localhost/spool"}, "stats", "--json")
-	if r.code != exitUsage || !strings.Contains(r.stdout, `"code": "unsupported"`) {
-		t.Fatalf("postgres store from $SPOOL_STORE: exit %d, stdout %q", r.code, r.stdout)
+
+	// A schema name PostgreSQL cannot hold is a usage error, before any connection.
+	r := cli(context.Background(), "", nil, "--store", "postgres://127.0.0.1:1/db?schema=Bad-Name", "enqueue", "--kind", "k")
+	if r.code != exitUsage || !strings.Contains(r.stderr, "schema") {
+		t.Fatalf("bad schema: exit %d, stderr %q", r.code, r.stderr)
+	}
+	// A server that does not answer: the operation failed, and the password stays out of the message.
+	r = cli(context.Background(), "", map[string]string{"SPOOL_STORE": "postgres://u:secret@127.0.0.1:1/db?connect_timeout=2"}, "stats", "--json")
+	if r.code != exitFailed || strings.Contains(r.stdout, "secret") || !strings.Contains(r.stdout, "127.0.0.1") {
+		t.Fatalf("postgres store that does not answer: exit %d, stdout %q", r.code, r.stdout)
 	}
 
 	// $SPOOL_STORE names the store when --store is not given; --store wins.

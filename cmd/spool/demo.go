@@ -31,7 +31,9 @@ result and the dead letters with their last error.
 
 Unless --store is given on the command line, demo runs on a fresh temporary
 SQLite file that it deletes afterwards ($SPOOL_STORE is ignored). Give --store
-to keep the jobs and explore them with spool stats, spool jobs and spool dlq.`
+to keep the jobs and explore them with spool stats, spool jobs and spool dlq.
+On PostgreSQL the demo's jobs go to the schema spool_demo (unless the URL names
+one with ?schema=NAME), never to the default schema where real jobs live.`
 
 const demoExample = `  spool demo
   spool demo --jobs 10000
@@ -124,7 +126,7 @@ func (a *app) demoCmd() *cobra.Command {
 const demoDeadline = 2 * time.Minute
 
 func (a *app) demo(cmd *cobra.Command, n int) error {
-	st, where, cleanup, err := a.scratchStore(cmd, "spool-demo-*")
+	st, where, cleanup, err := a.scratchStore(cmd, "spool_demo", true)
 	if err != nil {
 		return err
 	}

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -12,14 +14,24 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/spoolrun/spool"
+	"github.com/spoolrun/spool/internal/pgtest"
 	"github.com/spoolrun/spool/store"
 	"github.com/spoolrun/spool/store/sqlite"
 )
 
-// TestMain fails the package if a command leaves a goroutine behind: every
-// worker must be stopped and every store closed before a command returns.
+// TestMain gives the package a PostgreSQL database of its own for the
+// postgres:// tests (see internal/pgtest), and fails the package if a
+// command leaves a goroutine behind: every worker must be stopped and every
+// store closed before a command returns.
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m)
+	code := pgtest.Main(m)
+	if code == 0 {
+		if err := goleak.Find(); err != nil {
+			fmt.Fprintf(os.Stderr, "goroutine leak: %v\n", err)
+			code = 1
+		}
+	}
+	os.Exit(code)
 }
 
 // result is what one CLI run produced.

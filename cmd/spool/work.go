@@ -98,11 +98,12 @@ func (a *app) work(cmd *cobra.Command, f *workFlags, argv []string) error {
 	for _, q := range f.queues {
 		queues[q] = spool.QueueConfig{Concurrency: f.concurrency}
 	}
+	ctx := cmd.Context()
 	timeout := f.timeout
 	if timeout == 0 {
 		timeout = -1 // the Worker's "no timeout"
 	}
-	st, err := a.openOrCreate(cmd)
+	st, err := openStore(ctx, a.storeURL(cmd), log)
 	if err != nil {
 		return err
 	}
@@ -122,11 +123,10 @@ func (a *app) work(cmd *cobra.Command, f *workFlags, argv []string) error {
 	runner := &commandRunner{argv: argv, maxOutput: f.maxOutput, procs: a.procs, log: log}
 	spool.HandleAll(w, runner.run, nil)
 
-	ctx := cmd.Context()
 	if err := w.Start(ctx); err != nil {
 		return err
 	}
-	log.Info("working", "queues", f.queues, "concurrency", f.concurrency, "command", argv, "store", a.storeURL(cmd))
+	log.Info("working", "queues", f.queues, "concurrency", f.concurrency, "command", argv, "store", displayURL(a.storeURL(cmd)))
 	<-ctx.Done()
 	log.Info("shutting down: no new jobs; waiting for running commands (signal again to kill them)",
 		"timeout", f.shutdownTimeout)
