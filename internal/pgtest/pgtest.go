@@ -172,6 +172,11 @@ func findServer(ctx context.Context) (string, func(), error) {
 	return c.URL, c.Stop, nil
 }
 
+// Binaries returns the directory holding initdb and pg_ctl, for
+// StartCluster: the newest /usr/lib/postgresql/*/bin, else the directory of
+// those on PATH. It fails when there are none.
+func Binaries() (string, error) { return findBinaries() }
+
 // findBinaries returns the directory holding initdb and pg_ctl: the newest
 // /usr/lib/postgresql/*/bin, else the directory of those on PATH.
 func findBinaries() (string, error) {
@@ -262,6 +267,17 @@ func StartCluster(ctx context.Context, bin string) (*Cluster, error) {
 		return nil, err
 	}
 	return c, nil
+}
+
+// Restart stops the server in mode ("fast": disconnect clients and shut
+// down cleanly; "immediate": abort, as in a crash, with recovery on start)
+// and starts it again on the same port and settings (pg_ctl keeps them in
+// postmaster.opts), waiting until it accepts connections.
+func (c *Cluster) Restart(ctx context.Context, mode string) error {
+	if out, err := c.run(ctx, "pg_ctl", "-D", filepath.Join(c.dir, "data"), "-l", filepath.Join(c.dir, "server.log"), "-m", mode, "-w", "-t", "60", "restart").CombinedOutput(); err != nil {
+		return fmt.Errorf("pg_ctl restart: %w: %s", err, strings.TrimSpace(string(out)))
+	}
+	return ping(ctx, c.URL)
 }
 
 // Stop stops the server at once and removes its directory.

@@ -1,0 +1,27 @@
+// Package pgcrash holds Spool's multi-process tests on PostgreSQL (DESIGN
+// §3 and §7): four worker processes and two producer processes (the program
+// in ./child) share one database while the test kills, pauses or restarts
+// what they depend on.
+//
+//   - TestKillAndPauseWorkers SIGKILLs one worker and SIGSTOPs another for
+//     longer than the lock duration, mid-run: every job ends completed and
+//     was enqueued once, a job runs more than once only when it was in
+//     flight at the kill or the pause, every settle the paused worker sends
+//     for a job that moved on is refused with ErrLockLost, and no lock
+//     expires under a live worker.
+//   - TestPostgresRestart restarts the server mid-run (immediate mode: a
+//     crash and recovery) on a throwaway cluster of its own: nothing is lost,
+//     and workers and producers recover by themselves, saying so in their
+//     logs.
+//
+// The tests work SPOOL_PGCRASH_JOBS jobs (default 20,000, so that the
+// repository's test run stays short; the figure is 200,000):
+//
+//	SPOOL_PGCRASH_JOBS=200000 go test -count=1 -v -timeout 30m ./internal/pgcrash/
+//
+// TestKillAndPauseWorkers runs on the package's database (internal/pgtest).
+// TestPostgresRestart never restarts a server it did not start: it makes a
+// throwaway cluster with initdb and pg_ctl (found as internal/pgtest finds
+// them), skipping when there are none, except under CI, where it fails.
+// The package has no API; it exists for its tests.
+package pgcrash
