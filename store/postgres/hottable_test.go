@@ -97,8 +97,10 @@ func envInt(t *testing.T, name string, def int) int {
 // in the future stands for "retention has passed"), waits for autovacuum,
 // then VACUUMs, measuring the jobs table and its indexes at each step; then
 // it burns down a second batch and compares the rates. It fails when the
-// heap is not back near its starting size after VACUUM or when the second
-// burn-down is more than 10% slower than the first.
+// heap is not back near its starting size after VACUUM, when the indexes
+// grow well past their peak after the second round (their pages are not
+// reused), or when the second burn-down is more than 10% slower than the
+// first.
 func TestHotTableStaysSmall(t *testing.T) {
 	jobs := envInt(t, envHotJobs, 0)
 	if jobs == 0 {
@@ -197,7 +199,8 @@ func TestHotTableStaysSmall(t *testing.T) {
 	if _, err := conn.Exec(ctx, `VACUUM (ANALYZE) `+schema+`.jobs`); err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("after burn-down 2, retention and VACUUM: %v", measure(t, conn, schema))
+	again := measure(t, conn, schema)
+	t.Logf("after burn-down 2, retention and VACUUM: %v", again)
 	if _, err := conn.Exec(ctx, `REINDEX TABLE CONCURRENTLY `+schema+`.jobs`); err != nil {
 		t.Fatal(err)
 	}
@@ -209,9 +212,11 @@ func TestHotTableStaysSmall(t *testing.T) {
 		t.Errorf("heap after retention and VACUUM is %s, want at most %s: deleted rows were not reclaimed", mib(vacuumed.heap), mib(limit))
 	}
 	// The indexes keep their pages (a btree does not give pages back
-	// without REINDEX) but reuse them: they must not grow past the peak.
-	if vacuumed.indexes > peak.indexes {
-		t.Errorf("indexes grew after retention and VACUUM: %s, peak %s", mib(vacuumed.indexes), mib(peak.indexes))
+	// without REINDEX) but reuse them: after another burn-down, retention
+	// and VACUUM they stay near their peak instead of growing with history.
+	if limit := peak.indexes + peak.indexes/5 + 1<<20; again.indexes > limit {
+		t.Errorf("indexes after a second burn-down, retention and VACUUM are %s, peak %s: their pages are not reused",
+			mib(again.indexes), mib(peak.indexes))
 	}
 	if second.JobsPerSec < 0.9*first.JobsPerSec {
 		t.Errorf("second burn-down ran at %.0f jobs/s, below 90%% of the first (%.0f jobs/s)", second.JobsPerSec, first.JobsPerSec)
