@@ -131,6 +131,7 @@ func (q *queueRunner) fetch(ctx context.Context) {
 	poll := time.NewTimer(w.cfg.PollInterval)
 	defer poll.Stop()
 	backoff := 10 * time.Millisecond
+	failing := false // the last claim failed: log when one succeeds again
 	for ctx.Err() == nil {
 		free := q.capacity - int(q.inflight.Load())
 		if free <= 0 {
@@ -153,7 +154,12 @@ func (q *queueRunner) fetch(ctx context.Context) {
 			w.log.Error("spool: claim failed; retrying", "queue", q.name, "err", err, "after", backoff)
 			sleep(ctx, backoff)
 			backoff = min(2*backoff, 5*time.Second)
+			failing = true
 			continue
+		}
+		if failing {
+			w.log.Info("spool: claims succeed again", "queue", q.name)
+			failing = false
 		}
 		backoff = 10 * time.Millisecond
 		q.inflight.Add(int64(len(jobs)))

@@ -187,6 +187,10 @@ func (s *Settler) flush(ctx context.Context, batch []item, flushBy time.Time) {
 			err = fmt.Errorf("%w: %d results for %d verdicts", errBadResults, len(errs), len(verdicts))
 		}
 		if err == nil {
+			if attempt > 0 {
+				s.log.Info("settle: settle call succeeded after retrying",
+					slog.Int("verdicts", len(batch)), slog.Int("attempts", attempt+1))
+			}
 			s.finish(batch, errs, nil)
 			return
 		}

@@ -166,7 +166,8 @@ func (s *Store) listen(ctx context.Context, conn *pgx.Conn) {
 			s.log.Warn("spool: postgres: listener cannot reconnect", "err", err, "retry_in", backoff)
 			continue
 		}
-		s.wakeAll()
+		s.log.Info("spool: postgres: listener reconnected")
+		s.wakeAll() // notifications sent while it was away are lost: everyone looks again
 	}
 }
 

@@ -153,6 +153,13 @@ func Open(ctx context.Context, url string, cfg Config) (*Store, error) {
 		s.pool.Close()
 		return nil, err
 	}
+	// Retention deletes finished jobs; only VACUUM makes their space
+	// reusable, and Spool relies on autovacuum for it.
+	var autovacuum string
+	if err := s.pool.QueryRow(ctx, `SELECT current_setting('autovacuum')`).Scan(&autovacuum); err == nil && autovacuum == "off" {
+		s.log.Warn("spool: postgres: autovacuum is off; the jobs table will keep the space of deleted jobs until it is vacuumed",
+			"schema", s.schema)
+	}
 	bg, stop := context.WithCancel(context.WithoutCancel(ctx)) // the goroutines outlive Open's ctx
 	s.stop = stop
 	s.out = newOutbox(cmp.Or(cfg.NotifyInterval, 2*time.Millisecond))

@@ -1,5 +1,5 @@
 -- Jobs: live work plus finished jobs until retention prunes them.
--- {schema} is replaced by the store's schema (Config.Schema, default spool).
+-- The schema token in braces is replaced by the store's schema (Config.Schema, default spool).
 -- IDs are UUIDv7, so the primary key is also enqueue order. Times are
 -- timestamptz (microseconds). Every secondary index is partial, so a row sits
 -- only in the indexes of its current state and finished rows never slow a
