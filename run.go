@@ -25,8 +25,8 @@ type queueRunner struct {
 	capacity int // Concurrency + Prefetch: most jobs claimed and not yet finished
 
 	jobs     chan *runningJob // claimed jobs waiting for an executor, renewed from their claim; never blocks (capacity slots)
-	freed    chan struct{} // capacity 1: an executor finished a job
-	inflight atomic.Int64  // claimed and not yet handed to the settler
+	freed    chan struct{}    // capacity 1: an executor finished a job
+	inflight atomic.Int64     // claimed and not yet handed to the settler
 
 	fetchCancel context.CancelFunc
 	fetchDone   chan struct{}
