@@ -2,7 +2,7 @@
 
 GO ?= go
 
-.PHONY: all test bench lint fmt cover
+.PHONY: all test bench bench-peers lint fmt cover
 
 all: test
 
@@ -13,6 +13,12 @@ test:
 ## bench: run the benchmarks (no tests), with allocation counts
 bench:
 	$(GO) test -run='^$$' -bench=. -benchmem ./...
+
+## bench-peers: Spool side by side with River, Asynq, goqite and NATS JetStream
+## (needs PostgreSQL, Redis and NATS on 127.0.0.1; about 7 minutes on 2 cores);
+## writes docs/benchmarks-peers.md and docs/benchmarks.png
+bench-peers:
+	cd bench && $(GO) run ./cmd/peers -out ../docs -command 'make bench-peers'
 
 ## lint: gofmt check, go vet, and golangci-lint when installed
 lint:

@@ -1,0 +1,271 @@
+package peers
+
+import (
+	"bytes"
+	"cmp"
+	"context"
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// TestSmoke runs every system with tiny sizes, so the harness and each
+// adapter are exercised end to end. A system whose server is down is
+// skipped (and logged), as the command does; every system that runs must
+// complete every workload.
+func TestSmoke(t *testing.T) {
+	if testing.Short() {
+		t.Skip("needs the servers; -short skips it")
+	}
+	pg := cmp.Or(os.Getenv("SPOOL_TEST_POSTGRES_URL"), "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable")
+	systems := []System{
+		&SpoolSQLite{Dir: t.TempDir()},
+		NewSpoolPostgres(pg),
+		NewRiver(pg),
+		&Asynq{Addr: "127.0.0.1:6379", DB: 14},
+		&Goqite{Dir: t.TempDir()},
+		&JetStream{URL: "nats://127.0.0.1:4222"},
+	}
+	var log bytes.Buffer
+	cfg := Config{Jobs: 200, Batch: 50, Workers: 10, Rate: 200, Duration: time.Second, Timeout: 30 * time.Second, Drain: 15 * time.Second, Log: &log}
+	rows, err := Run(context.Background(), cfg, systems)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		if t.Failed() {
+			t.Logf("harness log:\n%s", log.String())
+		}
+	}()
+	if len(rows) != len(systems) {
+		t.Fatalf("%d rows for %d systems", len(rows), len(systems))
+	}
+	ran := 0
+	for _, row := range rows {
+		if row.Skipped != "" {
+			t.Logf("%s skipped: %s", row.System, row.Skipped)
+			if !strings.Contains(log.String(), "SKIPPED "+row.System) {
+				t.Errorf("%s was skipped without a line saying so", row.System)
+			}
+			continue
+		}
+		ran++
+		// Test binaries carry no module versions, so Version reads
+		// "unknown" here; the command's build has them.
+		if row.Version == "" {
+			t.Errorf("%s: no version", row.System)
+		}
+		if row.Durability == "" {
+			t.Errorf("%s: no durability", row.System)
+		}
+		for name, m := range map[string]*Measure{"enqueue": row.Enqueue, "burn-down": row.BurnDown, "continuous": row.Continuous} {
+			if !m.OK() {
+				t.Errorf("%s %s: %+v", row.System, name, m)
+				continue
+			}
+			if m.JobsPerSec <= 0 {
+				t.Errorf("%s %s: %v jobs/s", row.System, name, m.JobsPerSec)
+			}
+		}
+		if row.Enqueue.Done != cfg.Jobs || row.BurnDown.Done < cfg.Jobs {
+			t.Errorf("%s: enqueued %d, completed %d of %d", row.System, row.Enqueue.Done, row.BurnDown.Done, cfg.Jobs)
+		}
+		if c := row.Continuous; c.Done < c.Enqueued || c.Enqueued == 0 || c.LatencyMS == nil || c.LatencyMS.P99 <= 0 {
+			t.Errorf("%s continuous: %+v", row.System, c)
+		}
+	}
+	// The embedded systems need no server, so at least they ran.
+	if ran < 2 {
+		t.Fatalf("only %d systems ran", ran)
+	}
+	t.Logf("\n%s", (&Report{Config: cfg, Rows: rows}).Table())
+}
+
+// lossySystem is an in-memory queue that can lose one job, to check that the
+// harness notices.
+type lossySystem struct {
+	lose int64 // sequence number never completed; -1: none
+
+	mu      sync.Mutex
+	queue   [][]byte
+	pending atomic.Int64
+	wake    chan struct{}
+	stop    chan struct{}
+	wg      sync.WaitGroup
+	workers int
+}
+
+func (s *lossySystem) Name() string                { return "lossy" }
+func (s *lossySystem) Info() Info                  { return Info{Version: "test", Durable: true, Durability: "none"} }
+func (s *lossySystem) Probe(context.Context) error { return nil }
+
+func (s *lossySystem) Open(_ context.Context, workers int) error {
+	s.queue, s.workers = nil, workers
+	s.pending.Store(0)
+	s.wake = make(chan struct{}, 1)
+	return nil
+}
+
+func (s *lossySystem) Enqueue(_ context.Context, payloads [][]byte) error {
+	s.mu.Lock()
+	s.queue = append(s.queue, payloads...)
+	s.mu.Unlock()
+	s.pending.Add(int64(len(payloads)))
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+	return nil
+}
+
+func (s *lossySystem) Start(_ context.Context, w Work) error {
+	s.stop = make(chan struct{})
+	for range s.workers {
+		s.wg.Go(func() {
+			for {
+				s.mu.Lock()
+				var p []byte
+				if len(s.queue) > 0 {
+					p, s.queue = s.queue[0], s.queue[1:]
+				}
+				s.mu.Unlock()
+				if p == nil {
+					select {
+					case <-s.stop:
+						return
+					case <-s.wake:
+					case <-time.After(time.Millisecond):
+					}
+					continue
+				}
+				w.Started(p)
+				var v struct{ Seq int64 }
+				_ = json.Unmarshal(p, &v)
+				if v.Seq == s.lose {
+					continue // lost: never completed, still pending
+				}
+				s.pending.Add(-1)
+				w.Completed(1)
+			}
+		})
+	}
+	return nil
+}
+
+func (s *lossySystem) Stop(context.Context) error {
+	if s.stop != nil {
+		close(s.stop)
+		s.wg.Wait()
+		s.stop = nil
+	}
+	return nil
+}
+
+func (s *lossySystem) Remaining(context.Context) (int, error) { return int(s.pending.Load()), nil }
+func (s *lossySystem) Close(ctx context.Context) error        { return s.Stop(ctx) }
+
+func TestHarnessReportsLostJobs(t *testing.T) {
+	t.Parallel()
+	cfg := Config{Jobs: 100, Batch: 10, Workers: 4, Rate: 100, Duration: 200 * time.Millisecond, Timeout: 300 * time.Millisecond, Drain: 300 * time.Millisecond}
+	rows, err := Run(context.Background(), cfg, []System{&lossySystem{lose: 7}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := rows[0]
+	if !r.Enqueue.OK() {
+		t.Errorf("enqueue failed: %s", r.Enqueue.Failure)
+	}
+	for name, m := range map[string]*Measure{"burn-down": r.BurnDown, "continuous": r.Continuous} {
+		if m.OK() || !strings.Contains(m.Failure, "incomplete") {
+			t.Errorf("%s: a lost job went unnoticed: %+v", name, m)
+		}
+	}
+	table := (&Report{Config: cfg, Rows: rows}).Table()
+	if !strings.Contains(table, "✗") || !strings.Contains(table, "incomplete") {
+		t.Errorf("the table does not flag the failure:\n%s", table)
+	}
+
+	rows, err = Run(context.Background(), cfg, []System{&lossySystem{lose: -1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, m := range map[string]*Measure{"enqueue": rows[0].Enqueue, "burn-down": rows[0].BurnDown, "continuous": rows[0].Continuous} {
+		if !m.OK() {
+			t.Errorf("%s failed without a lost job: %s", name, m.Failure)
+		}
+	}
+}
+
+func TestPayload(t *testing.T) {
+	t.Parallel()
+	p := encodePayload(42, 1234567890)
+	var v struct{ Seq, Enq int64 }
+	if err := json.Unmarshal(p, &v); err != nil || v.Seq != 42 || v.Enq != 1234567890 {
+		t.Fatalf("payload %s decodes to %+v, %v", p, v, err)
+	}
+	for _, s := range []string{string(p), `{"enq": 1234567890, "seq": 42}`, "{ \"seq\" : 42 , \"enq\" :\n1234567890 }"} {
+		if enq, ok := payloadEnq([]byte(s)); !ok || enq != 1234567890 {
+			t.Errorf("payloadEnq(%s) = %d, %v", s, enq, ok)
+		}
+	}
+	if _, ok := payloadEnq([]byte(`{"seq":1}`)); ok {
+		t.Error("payloadEnq found an enq that is not there")
+	}
+}
+
+func TestReportAndChart(t *testing.T) {
+	t.Parallel()
+	lat := &Latency{P50: 1, P95: 2, P99: 3, Max: 4}
+	rep := &Report{
+		Config: Config{Jobs: 1000, Batch: 100, Workers: 10, Rate: 100, Duration: time.Second},
+		Rows: []Row{
+			{System: "A (SQLite)", Info: Info{Version: "v1", Durable: true, Durability: "fsync"},
+				Enqueue: &Measure{JobsPerSec: 12345}, BurnDown: &Measure{JobsPerSec: 2000}, Continuous: &Measure{JobsPerSec: 100, LatencyMS: lat}},
+			{System: "B", Info: Info{Version: "v2", Durable: false, Caveat: "memory only"},
+				Enqueue: &Measure{JobsPerSec: 5000}, BurnDown: &Measure{JobsPerSec: 300, Failure: "incomplete: 3 of 10"}, Continuous: &Measure{JobsPerSec: 90, LatencyMS: &Latency{P99: 9000}}},
+			{System: "C", Skipped: "server not reachable"},
+		},
+	}
+	table := rep.Table()
+	for _, want := range []string{"12,345", "300 (memory only) ✗", "incomplete: 3 of 10", "skipped", "server not reachable", "**memory only**"} {
+		if !strings.Contains(table, want) {
+			t.Errorf("table lacks %q:\n%s", want, table)
+		}
+	}
+	if doc := rep.Document("chart.png"); !strings.Contains(doc, "![") || !strings.Contains(doc, "How to reproduce") {
+		t.Errorf("document lacks the chart or the reproduction steps:\n%s", doc)
+	}
+	path := filepath.Join(t.TempDir(), "chart.png")
+	if err := WriteChart(rep, path); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil || !bytes.HasPrefix(b, []byte("\x89PNG")) {
+		t.Fatalf("chart is not a PNG (%d bytes, %v)", len(b), err)
+	}
+	if err := WriteChart(&Report{Rows: []Row{{System: "x", Skipped: "down"}}}, path); err == nil {
+		t.Error("a chart of nothing was drawn")
+	}
+}
+
+func TestConfigRefusesNonsense(t *testing.T) {
+	t.Parallel()
+	_, err := Run(context.Background(), Config{Jobs: -1, Workers: -3, Duration: -time.Second}, nil)
+	if err == nil {
+		t.Fatal("bad config accepted")
+	}
+	for _, want := range []string{"jobs", "workers", "duration"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not name %s", err, want)
+		}
+	}
+	if errors.Is(err, ErrUnreachable) {
+		t.Error("config error matches ErrUnreachable")
+	}
+}
