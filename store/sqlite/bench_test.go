@@ -74,6 +74,9 @@ func BenchmarkEnqueueConcurrent(b *testing.B) {
 			}
 			wg.Wait()
 			b.ReportMetric(float64(b.N*size)/time.Since(start).Seconds(), "jobs/s")
+			ws := s.WriterStats()
+			b.ReportMetric(float64(ws.Ops)/float64(ws.Groups), "ops/commit")
+			b.ReportMetric(float64(ws.Ops)/float64(ws.Syncs), "ops/fsync")
 		})
 	}
 }

@@ -56,10 +56,10 @@ type writer struct {
 	stmts    map[string]*sql.Stmt // prepared on conn; only the writer goroutine touches it
 	ops      chan *op
 	maxGroup int
-	merged   insertBatch // scratch for merging a group's enqueues
-	walPath  string      // the WAL file the syncer fsyncs
-	syncQ    chan []ack  // committed durable ops waiting for an fsync; closed after the loop ends
-	syncDone chan struct{}
+	merged   insertBatch    // scratch for merging a group's enqueues
+	walPath  string         // the WAL file the syncer fsyncs
+	syncQ    chan []ack     // committed durable ops waiting for an fsync; closed after the loop ends
+	syncers  sync.WaitGroup // the syncer goroutines
 	log      *slog.Logger
 
 	stats writerStats // updated by the writer goroutine only; read atomically
@@ -80,14 +80,15 @@ func newWriter(conn *sql.Conn, walPath string, maxGroup int, log *slog.Logger) (
 		stmts:    make(map[string]*sql.Stmt),
 		walPath:  walPath,
 		syncQ:    make(chan []ack, 4*maxGroup),
-		syncDone: make(chan struct{}),
 		ops:      make(chan *op, 4*maxGroup),
 		maxGroup: maxGroup,
 		log:      log,
 		done:     make(chan struct{}),
 	}
 	go w.loop()
-	go w.syncLoop()
+	for range syncers {
+		w.syncers.Go(w.syncLoop)
+	}
 	return w, nil
 }
 
@@ -151,7 +152,7 @@ func (w *writer) close() {
 	w.mu.Unlock()
 	<-w.done
 	close(w.syncQ) // the loop was its only sender
-	<-w.syncDone
+	w.syncers.Wait()
 	for _, st := range w.stmts {
 		st.Close()
 	}
@@ -371,13 +372,21 @@ func (w *writer) finish(group []*op, errs []error, committed bool) {
 // ack is a committed op waiting for the fsync that makes it durable.
 type ack struct{ o *op }
 
+// syncers is how many fsyncs of the WAL may be in flight at once. An fsync
+// makes durable everything written before it began, so a second one can
+// start as soon as new commits exist instead of waiting for the first to
+// finish: an op then waits about one fsync after its commit, not one and a
+// half.
+const syncers = 2
+
 // syncLoop makes commits durable: it fsyncs the WAL once for every commit
-// that finished since its last fsync, then answers their ops. Commits with
+// that finished since it last looked, then answers their ops. Several run
+// at once (see syncers); each acknowledges only ops committed before its own
+// fsync began. Commits with
 // synchronous=NORMAL plus this fsync are what synchronous=FULL does in WAL
 // mode, with one difference: the writer goes on committing while an fsync
 // runs, and one fsync covers every commit before it.
 func (w *writer) syncLoop() {
-	defer close(w.syncDone)
 	var wal *os.File
 	defer func() {
 		if wal != nil {
