@@ -51,14 +51,15 @@ func scanJob(r scanner) (*store.Job, error) {
 // Enqueue implements store.Store.
 func (s *Store) Enqueue(ctx context.Context, jobs []store.EnqueueParams) ([]store.EnqueueResult, error) {
 	now := s.now()
-	jobs = slices.Clone(jobs) // Normalize fills defaults; the caller's slice stays as it was
+	mayConflict := mayConflict(jobs) // before Normalize fills in IDs
+	jobs = slices.Clone(jobs)        // Normalize fills defaults; the caller's slice stays as it was
 	if err := store.NormalizeAll(jobs, now); err != nil {
 		return nil, err
 	}
 	if len(jobs) == 0 {
 		return nil, nil
 	}
-	b := &insertBatch{jobs: jobs, results: make([]store.EnqueueResult, len(jobs)), now: now}
+	b := &insertBatch{jobs: jobs, results: make([]store.EnqueueResult, len(jobs)), now: now, mayConflict: mayConflict}
 	if err := s.writer.insert(ctx, b, func() { s.wakeQueues(b.jobs, b.results) }); err != nil {
 		return nil, err
 	}
@@ -82,7 +83,7 @@ func (s *Store) EnqueueTx(ctx context.Context, tx *sql.Tx, jobs []store.EnqueueP
 	if _, err := tx.ExecContext(ctx, "SAVEPOINT spool_enqueue"); err != nil {
 		return nil, fmt.Errorf("spool: enqueue in tx: %w", err)
 	}
-	if err := insertJobs(txExec{ctx, tx}, jobs, results, now); err != nil {
+	if err := insertJobs(txExec{ctx, tx}, jobs, results, now, true); err != nil {
 		_, rerr := tx.ExecContext(ctx, "ROLLBACK TO spool_enqueue")
 		return nil, errors.Join(err, rerr)
 	}
@@ -115,7 +116,19 @@ const findLiveUniqueSQL = `SELECT id, state FROM spool_jobs
 // insertJobs inserts normalized jobs in multi-row statements and fills
 // results. A row that is not inserted lost to a live unique key (its result
 // names the holder) or to a taken ID (an *ItemError fails the whole call).
-func insertJobs(x execer, jobs []store.EnqueueParams, results []store.EnqueueResult, now time.Time) error {
+// mayConflict reports whether an INSERT may skip one of jobs (not yet
+// normalized): a unique key can be held by a live job, a caller-chosen ID can
+// be taken. Fresh UUIDv7s without keys cannot collide.
+func mayConflict(jobs []store.EnqueueParams) bool {
+	for i := range jobs {
+		if jobs[i].UniqueKey != "" || !jobs[i].ID.IsZero() {
+			return true
+		}
+	}
+	return false
+}
+
+func insertJobs(x execer, jobs []store.EnqueueParams, results []store.EnqueueResult, now time.Time, mayConflict bool) error {
 	created := now.UnixMicro()
 	args := make([]any, 0, 13*min(len(jobs), insertChunk))
 	for start := 0; start < len(jobs); start += insertChunk {
@@ -130,6 +143,16 @@ func insertJobs(x execer, jobs []store.EnqueueParams, results []store.EnqueueRes
 			results[start+i] = store.EnqueueResult{ID: p.ID, State: state}
 			args = append(args, p.ID, p.Queue, p.Kind, p.Payload, p.Priority, p.RunAt.UnixMicro(), string(state),
 				p.Tenant, nullString(p.UniqueKey), nullString(p.OrderingKey), p.MaxAttempts, p.MaxDeliveries, created)
+		}
+		if !mayConflict {
+			res, err := x.exec(insertSQL[len(chunk)], args...)
+			if err != nil {
+				return fmt.Errorf("spool: enqueue: %w", err)
+			}
+			if n, err := res.RowsAffected(); err != nil || int(n) != len(chunk) {
+				return fmt.Errorf("spool: enqueue: %d of %d rows inserted without a possible conflict (%v)", n, len(chunk), err)
+			}
+			continue
 		}
 		if _, err := x.exec("SAVEPOINT bulk_insert"); err != nil {
 			return fmt.Errorf("spool: enqueue: %w", err)

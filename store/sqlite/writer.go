@@ -46,6 +46,10 @@ type insertBatch struct {
 	jobs    []store.EnqueueParams
 	results []store.EnqueueResult
 	now     time.Time
+	// mayConflict is set when a row may be skipped by the INSERT: it has a
+	// unique key or a caller-chosen ID. Rows with neither (a fresh UUIDv7
+	// and no key) are inserted without the savepoint that sorts out skips.
+	mayConflict bool
 }
 
 // writer owns the single write connection. One goroutine drains queued ops
@@ -113,7 +117,7 @@ func (w *writer) doLight(ctx context.Context, fn func(x execer) error, after fun
 // wake runs right after the commit, before the fsync, so that workers can
 // claim the new jobs while their durability is being made.
 func (w *writer) insert(ctx context.Context, b *insertBatch, wake func()) error {
-	return w.submit(ctx, func(x execer) error { return insertJobs(x, b.jobs, b.results, b.now) }, nil, b, false, wake)
+	return w.submit(ctx, func(x execer) error { return insertJobs(x, b.jobs, b.results, b.now, b.mayConflict) }, nil, b, false, wake)
 }
 
 func (w *writer) submit(ctx context.Context, fn func(x execer) error, after func(), ins *insertBatch, light bool, onCommit func()) error {
@@ -291,12 +295,13 @@ func (w *writer) commit(group []*op) {
 // running them ahead of the group's other ops is as good as any order.
 func (w *writer) insertMerged(group []*op, errs []error) error {
 	m := &w.merged
-	m.jobs, m.results, m.now = m.jobs[:0], m.results[:0], time.Time{}
+	m.jobs, m.results, m.now, m.mayConflict = m.jobs[:0], m.results[:0], time.Time{}, false
 	for i, o := range group {
 		if o.ins == nil || errs[i] != nil {
 			continue
 		}
 		m.jobs = append(m.jobs, o.ins.jobs...)
+		m.mayConflict = m.mayConflict || o.ins.mayConflict
 		if o.ins.now.After(m.now) {
 			m.now = o.ins.now
 		}
@@ -305,7 +310,7 @@ func (w *writer) insertMerged(group []*op, errs []error) error {
 		return nil
 	}
 	m.results = append(m.results, make([]store.EnqueueResult, len(m.jobs))...)
-	err := insertJobs(stmtExec{w}, m.jobs, m.results, m.now)
+	err := insertJobs(stmtExec{w}, m.jobs, m.results, m.now, m.mayConflict)
 	if err != nil {
 		return err // the group falls back to one savepoint per op, which finds the culprit
 	}
