@@ -24,7 +24,11 @@ func BenchmarkStore(b *testing.B) {
 		b.Cleanup(func() { s.Close() })
 		return s
 	}, &storetest.BenchOptions{Report: func(b *testing.B, s store.Store) {
-		ws := s.(*sqlite.Store).WriterStats()
+		st, ok := s.(*sqlite.Store)
+		if !ok {
+			b.Fatalf("store is %T, not *sqlite.Store", s)
+		}
+		ws := st.WriterStats()
 		b.ReportMetric(float64(ws.Ops)/float64(ws.Groups), "ops/commit")
 		b.ReportMetric(float64(ws.Ops)/float64(max(ws.Syncs, 1)), "ops/fsync")
 	}})

@@ -149,8 +149,12 @@ func insertJobs(x execer, jobs []store.EnqueueParams, results []store.EnqueueRes
 			if err != nil {
 				return fmt.Errorf("spool: enqueue: %w", err)
 			}
-			if n, err := res.RowsAffected(); err != nil || int(n) != len(chunk) {
-				return fmt.Errorf("spool: enqueue: %d of %d rows inserted without a possible conflict (%v)", n, len(chunk), err)
+			n, err := res.RowsAffected()
+			if err != nil {
+				return fmt.Errorf("spool: enqueue: %w", err)
+			}
+			if int(n) != len(chunk) {
+				return fmt.Errorf("spool: enqueue: %d of %d rows inserted, though none could conflict", n, len(chunk))
 			}
 			continue
 		}
