@@ -38,26 +38,7 @@ error; spool jobs get ID shows a job's whole history. With --json it prints
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			p := spool.ListParams{Queue: queue, States: []spool.State{spool.StateDead}, Limit: limit}
-			if after != "" {
-				var err error
-				if p.After, err = spool.ParseID(after); err != nil {
-					return err
-				}
-			}
-			if err := p.Check(); err != nil {
-				return err
-			}
-			client, closeStore, err := a.client(cmd)
-			if err != nil {
-				return err
-			}
-			defer closeStore()
-			page, err := client.List(cmd.Context(), p)
-			if err != nil {
-				return err
-			}
-			a.printPage(page, true)
-			return nil
+			return a.listPage(cmd, p, after, true)
 		},
 	}
 	fl := cmd.Flags()

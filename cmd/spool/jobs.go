@@ -91,8 +91,15 @@ func (a *app) jobsList(cmd *cobra.Command, f *listFlags) error {
 		return err
 	}
 	p := spool.ListParams{Queue: f.queue, Kind: f.kind, Tenant: f.tenant, States: states, Limit: f.limit}
-	if f.after != "" {
-		if p.After, err = spool.ParseID(f.after); err != nil {
+	return a.listPage(cmd, p, f.after, false)
+}
+
+// listPage prints one page of jobs matching p, starting after the job ID in
+// after (empty: from the first); dead selects the dead-letter columns.
+func (a *app) listPage(cmd *cobra.Command, p spool.ListParams, after string, dead bool) error {
+	if after != "" {
+		var err error
+		if p.After, err = spool.ParseID(after); err != nil {
 			return err
 		}
 	}
@@ -108,7 +115,7 @@ func (a *app) jobsList(cmd *cobra.Command, f *listFlags) error {
 	if err != nil {
 		return err
 	}
-	a.printPage(page, false)
+	a.printPage(page, dead)
 	return nil
 }
 
