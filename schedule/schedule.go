@@ -49,13 +49,62 @@ type Schedule struct {
 	// Paused schedules fire nothing until resumed.
 	Paused bool
 
-	// Version counts the schedule's updates, for optimistic concurrency: an
-	// update carrying a stale version must fail with a conflict.
+	// Version counts the schedule's definition changes, for optimistic
+	// concurrency. Upsert with Version zero creates the schedule or replaces
+	// it whatever its version; with a non-zero Version it updates only a
+	// schedule still at that version, and otherwise fails with a
+	// *ConflictError. Firing does not change the version.
 	Version int64
-	// NextRunAt is the next slot to fire; zero when the spec has no more.
+
+	// The fields below are kept by the store; Upsert ignores them.
+
+	// NextRunAt is the next slot to fire. It is zero while a fixed-delay
+	// schedule waits for its live run to finish, and when the spec has no
+	// more slots.
 	NextRunAt time.Time
-	// LastRunAt is the last slot fired; zero until the first.
+	// LastRunAt is the newest slot that was enqueued; zero until the first.
 	LastRunAt time.Time
+	// LiveJobID is the newest run while it is live (queued, running or
+	// awaiting a retry); zero otherwise. Its settlement releases the schedule.
+	LiveJobID store.ID
+	// Fired counts runs enqueued, Skipped slots skipped because a run was
+	// live, Dropped missed slots the misfire policy did not run.
+	Fired, Skipped, Dropped int64
+	// Recent lists the newest runs, newest first, at most MaxRecent.
+	Recent []Run
+	// CreatedAt and UpdatedAt are when the schedule was created and its
+	// definition last changed.
+	CreatedAt, UpdatedAt time.Time
+}
+
+// MaxRecent is how many runs Schedule.Recent keeps.
+const MaxRecent = 10
+
+// Run is one enqueued run of a schedule.
+type Run struct {
+	// Slot is the slot the run is for; for a run from Trigger, the instant
+	// of the trigger, to the second.
+	Slot time.Time `json:"slot"`
+	// JobID is the run's job.
+	JobID store.ID `json:"job_id"`
+	// Triggered marks a run enqueued by Trigger rather than by its slot.
+	Triggered bool `json:"triggered,omitempty"`
+}
+
+// Ref names one schedule.
+type Ref struct {
+	Tenant string
+	ID     string
+}
+
+// Ref returns the schedule's Ref.
+func (s *Schedule) Ref() Ref { return Ref{Tenant: s.Tenant, ID: s.ID} }
+
+func (r Ref) String() string {
+	if r.Tenant == "" {
+		return r.ID
+	}
+	return r.Tenant + "/" + r.ID
 }
 
 // Validate checks s and returns every mistake at once (errors.Join): a

@@ -15,11 +15,12 @@ var (
 	ErrDuplicate  = errors.New("spool: a live job already holds this unique key")
 	ErrClosed     = errors.New("spool: store is closed")
 	ErrSchema     = errors.New("spool: database schema is newer than this build of spool")
+	ErrConflict   = errors.New("spool: version conflict: the record changed since it was read")
 )
 
 // Code returns a stable, machine-readable code for an error from the store,
 // for APIs and exit codes: "not_found", "lock_lost", "invalid", "too_large",
-// "wrong_state", "duplicate", "closed", "schema", or "internal".
+// "wrong_state", "duplicate", "conflict", "closed", "schema", or "internal".
 func Code(err error) string {
 	switch {
 	case err == nil:
@@ -36,6 +37,8 @@ func Code(err error) string {
 		return "wrong_state"
 	case errors.Is(err, ErrDuplicate):
 		return "duplicate"
+	case errors.Is(err, ErrConflict):
+		return "conflict"
 	case errors.Is(err, ErrClosed):
 		return "closed"
 	case errors.Is(err, ErrSchema):

@@ -1,0 +1,2 @@
+DROP TRIGGER spool_schedules_release;
+DROP TABLE spool_schedules;
