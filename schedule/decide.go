@@ -12,7 +12,7 @@ import (
 // schedule.
 type Decision struct {
 	// Jobs are the runs to enqueue, oldest slot first, each with a fresh ID
-	// and its run key as unique key. Slots[i] is Jobs[i]'s slot.
+	// and its run key as unique key. Slots[i] is Jobs[i]'s slot, in UTC.
 	Jobs  []store.EnqueueParams
 	Slots []time.Time
 	// Next is the schedule's new next_run_at; zero stores none: a
@@ -64,10 +64,10 @@ func Decide(s *Schedule, live store.State, now time.Time) (Decision, error) {
 			continue
 		}
 		d.Jobs = append(d.Jobs, RunJob(s, slot))
-		d.Slots = append(d.Slots, slot)
+		d.Slots = append(d.Slots, slot.UTC())
 		isLive, running = true, false
 	}
-	d.Next = f.Next
+	d.Next = f.Next.UTC()
 	if s.Mode == ModeFixedDelay && isLive {
 		d.Next = time.Time{} // counted from the live run's completion
 	}
@@ -114,7 +114,7 @@ func FirstSlot(s *Schedule, now time.Time) (time.Time, error) {
 	if err != nil {
 		return time.Time{}, err
 	}
-	return spec.Next(now, loc), nil
+	return spec.Next(now, loc).UTC(), nil
 }
 
 // ReleaseDelay returns how long after its live run finishes a fixed-delay

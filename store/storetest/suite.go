@@ -49,6 +49,7 @@ func Run(t *testing.T, newStore Factory) {
 		{"Prune", pruneTests},
 		{"Lifecycle", lifecycleTests},
 		{"Notify", notifyTests},
+		{"Schedules", scheduleTests},
 	}
 	for _, g := range groups {
 		t.Run(g.name, func(t *testing.T) {

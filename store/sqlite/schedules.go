@@ -1,0 +1,483 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/spoolrun/spool/schedule"
+	"github.com/spoolrun/spool/store"
+)
+
+var _ schedule.Store = (*Store)(nil)
+
+const scheduleColumns = `tenant, id, spec, zone, queue, kind, payload, priority, max_attempts,
+	overlap, misfire, catch_up_max, mode, paused, version, next_run_at, last_run_at, live_job_id,
+	fired, skipped, dropped, recent, created_at, updated_at`
+
+// scheduleColumnsAs is scheduleColumns qualified with the table alias s.
+var scheduleColumnsAs = "s." + strings.Join(strings.Split(strings.ReplaceAll(scheduleColumns, "\n\t", " "), ", "), ", s.")
+
+func scanSchedule(r scanner, extra ...any) (*schedule.Schedule, error) {
+	var (
+		s                         schedule.Schedule
+		overlap, misfire, mode    string
+		next, last                sql.NullInt64
+		live                      []byte
+		recent                    sql.NullString
+		paused                    bool
+		created, updated          int64
+		priority, attempts, catch int
+	)
+	dest := []any{&s.Tenant, &s.ID, &s.Spec, &s.Zone, &s.Queue, &s.Kind, &s.Payload, &priority, &attempts,
+		&overlap, &misfire, &catch, &mode, &paused, &s.Version, &next, &last, &live,
+		&s.Fired, &s.Skipped, &s.Dropped, &recent, &created, &updated}
+	if err := r.Scan(append(dest, extra...)...); err != nil {
+		return nil, err
+	}
+	s.Priority, s.MaxAttempts, s.CatchUpMax, s.Paused = priority, attempts, catch, paused
+	var err error
+	if s.Overlap, err = schedule.ParseOverlap(overlap); err != nil {
+		return nil, err
+	}
+	if s.Misfire, err = schedule.ParseMisfire(misfire); err != nil {
+		return nil, err
+	}
+	if s.Mode, err = schedule.ParseMode(mode); err != nil {
+		return nil, err
+	}
+	s.NextRunAt, s.LastRunAt = fromMicros(next), fromMicros(last)
+	if len(live) == len(s.LiveJobID) {
+		copy(s.LiveJobID[:], live)
+	}
+	if recent.Valid && recent.String != "" {
+		if err := json.Unmarshal([]byte(recent.String), &s.Recent); err != nil {
+			return nil, fmt.Errorf("spool: schedule %s: decode recent runs: %w", s.Ref(), err)
+		}
+	}
+	s.CreatedAt, s.UpdatedAt = time.UnixMicro(created).UTC(), time.UnixMicro(updated).UTC()
+	return &s, nil
+}
+
+// micros stores t as Unix microseconds, or NULL for the zero time.
+func micros(t time.Time) any {
+	if t.IsZero() {
+		return nil
+	}
+	return t.UnixMicro()
+}
+
+func encodeRecent(runs []schedule.Run) (any, error) {
+	if len(runs) == 0 {
+		return nil, nil
+	}
+	b, err := json.Marshal(runs)
+	if err != nil {
+		return nil, fmt.Errorf("spool: encode recent runs: %w", err)
+	}
+	return string(b), nil
+}
+
+func notFound(r schedule.Ref) error { return fmt.Errorf("%w: %s", schedule.ErrNotFound, r) }
+
+// UpsertSchedules implements schedule.Store.
+func (s *Store) UpsertSchedules(ctx context.Context, in []schedule.Schedule) ([]schedule.UpsertResult, error) {
+	if err := store.CheckBatch(len(in)); err != nil {
+		return nil, err
+	}
+	items := make([]schedule.Schedule, len(in))
+	invalid := make([]error, len(in))
+	for i := range in {
+		items[i] = in[i]
+		if items[i].Queue == "" {
+			items[i].Queue = store.DefaultQueue
+		}
+		invalid[i] = items[i].Validate()
+	}
+	results := make([]schedule.UpsertResult, len(in))
+	err := s.writer.do(ctx, func(x execer) error {
+		now := s.now()
+		for i := range items {
+			if invalid[i] != nil {
+				results[i] = schedule.UpsertResult{Err: invalid[i]}
+				continue
+			}
+			res, err := upsertSchedule(x, &items[i], now)
+			if err != nil {
+				return err
+			}
+			results[i] = res
+		}
+		return nil
+	}, nil)
+	if err != nil {
+		return nil, err
+	}
+	return results, nil
+}
+
+const insertScheduleSQL = `INSERT INTO spool_schedules (tenant, id, spec, zone, queue, kind, payload, priority,
+	max_attempts, overlap, misfire, catch_up_max, mode, release_delay, paused, version, next_run_at,
+	created_at, updated_at)
+	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?, ?)`
+
+const updateScheduleSQL = `UPDATE spool_schedules SET spec = ?, zone = ?, queue = ?, kind = ?, payload = ?,
+	priority = ?, max_attempts = ?, overlap = ?, misfire = ?, catch_up_max = ?, mode = ?, release_delay = ?,
+	version = version + 1, next_run_at = ?, updated_at = ?
+	WHERE tenant = ? AND id = ?`
+
+func upsertSchedule(x execer, it *schedule.Schedule, now time.Time) (schedule.UpsertResult, error) {
+	var (
+		cur               schedule.UpsertResult
+		spec, zone, mode  string
+		version           int64
+		next              sql.NullInt64
+		nowUS             = now.UnixMicro()
+		releaseDelay      = schedule.ReleaseDelay(it).Microseconds()
+		overlap, misfire  = it.Overlap.String(), it.Misfire.String()
+		itMode            = it.Mode.String()
+		defArgs           = []any{it.Spec, it.Zone, it.Queue, it.Kind, it.Payload, it.Priority, it.MaxAttempts, overlap, misfire, it.CatchUpMax, itMode, releaseDelay}
+		ref               = it.Ref()
+		err               error
+		firstSlot         time.Time
+		firstSlotComputed bool
+	)
+	first := func() (time.Time, error) {
+		if !firstSlotComputed {
+			firstSlot, err = schedule.FirstSlot(it, now)
+			firstSlotComputed = true
+		}
+		return firstSlot, err
+	}
+	switch err := x.queryRow(`SELECT spec, zone, mode, version, next_run_at FROM spool_schedules WHERE tenant = ? AND id = ?`,
+		it.Tenant, it.ID).Scan(&spec, &zone, &mode, &version, &next); {
+	case errors.Is(err, sql.ErrNoRows):
+		if it.Version != 0 {
+			cur.Err = notFound(ref)
+			return cur, nil
+		}
+		n, err := first()
+		if err != nil {
+			return cur, err
+		}
+		args := append([]any{it.Tenant, it.ID}, defArgs...)
+		args = append(args, it.Paused, micros(n), nowUS, nowUS)
+		if _, err := x.exec(insertScheduleSQL, args...); err != nil {
+			return cur, fmt.Errorf("spool: upsert schedule %s: %w", ref, err)
+		}
+		return schedule.UpsertResult{Version: 1, Created: true, NextRunAt: n}, nil
+	case err != nil:
+		return cur, fmt.Errorf("spool: upsert schedule %s: %w", ref, err)
+	}
+	if it.Version != 0 && it.Version != version {
+		cur.Err = &schedule.ConflictError{Ref: ref, Want: it.Version, Current: version}
+		return cur, nil
+	}
+	nextAt := fromMicros(next)
+	if spec != it.Spec || zone != it.Zone || mode != itMode {
+		if nextAt, err = first(); err != nil {
+			return cur, err
+		}
+	}
+	args := append(defArgs, micros(nextAt), nowUS, it.Tenant, it.ID)
+	if _, err := x.exec(updateScheduleSQL, args...); err != nil {
+		return cur, fmt.Errorf("spool: upsert schedule %s: %w", ref, err)
+	}
+	return schedule.UpsertResult{Version: version + 1, NextRunAt: nextAt}, nil
+}
+
+// GetSchedule implements schedule.Store.
+func (s *Store) GetSchedule(ctx context.Context, ref schedule.Ref) (*schedule.Schedule, error) {
+	if err := schedule.ValidateRefs([]schedule.Ref{ref}); err != nil {
+		return nil, err
+	}
+	sc, err := scanSchedule(s.rdb.QueryRowContext(ctx, `SELECT `+scheduleColumns+` FROM spool_schedules WHERE tenant = ? AND id = ?`, ref.Tenant, ref.ID))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, notFound(ref)
+	}
+	return sc, s.readErr(err)
+}
+
+// ListSchedules implements schedule.Store.
+func (s *Store) ListSchedules(ctx context.Context, p schedule.ListParams) (*schedule.ListPage, error) {
+	if err := schedule.NormalizeList(&p); err != nil {
+		return nil, err
+	}
+	rows, err := s.rdb.QueryContext(ctx, `SELECT `+scheduleColumns+` FROM spool_schedules
+		WHERE tenant = ? AND id > ? ORDER BY id LIMIT ?`, p.Tenant, p.After, p.Limit+1)
+	if err != nil {
+		return nil, s.readErr(err)
+	}
+	defer rows.Close()
+	page := &schedule.ListPage{}
+	for rows.Next() {
+		sc, err := scanSchedule(rows)
+		if err != nil {
+			return nil, err
+		}
+		page.Schedules = append(page.Schedules, sc)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, s.readErr(err)
+	}
+	if len(page.Schedules) > p.Limit {
+		page.Schedules = page.Schedules[:p.Limit]
+		page.Next = page.Schedules[p.Limit-1].ID
+	}
+	return page, nil
+}
+
+// perRef runs fn for each ref in one write and collects per-item answers.
+func (s *Store) perRef(ctx context.Context, refs []schedule.Ref, fn func(x execer, r schedule.Ref, now time.Time) (error, error)) ([]error, error) {
+	if err := schedule.ValidateRefs(refs); err != nil {
+		return nil, err
+	}
+	errs := make([]error, len(refs))
+	err := s.writer.do(ctx, func(x execer) error {
+		now := s.now()
+		for i, r := range refs {
+			var err error
+			if errs[i], err = fn(x, r, now); err != nil {
+				return err
+			}
+		}
+		return nil
+	}, nil)
+	if err != nil {
+		return nil, err
+	}
+	return errs, nil
+}
+
+// execOne runs an update of one schedule and answers ErrNotFound when it
+// matched no row.
+func execOne(x execer, r schedule.Ref, q string, args ...any) (error, error) {
+	res, err := x.exec(q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("spool: schedule %s: %w", r, err)
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return nil, err
+	} else if n == 0 {
+		return notFound(r), nil
+	}
+	return nil, nil
+}
+
+// PauseSchedules implements schedule.Store.
+func (s *Store) PauseSchedules(ctx context.Context, refs []schedule.Ref) ([]error, error) {
+	return s.perRef(ctx, refs, func(x execer, r schedule.Ref, _ time.Time) (error, error) {
+		return execOne(x, r, `UPDATE spool_schedules SET paused = 1 WHERE tenant = ? AND id = ?`, r.Tenant, r.ID)
+	})
+}
+
+// ResumeSchedules implements schedule.Store.
+func (s *Store) ResumeSchedules(ctx context.Context, refs []schedule.Ref) ([]error, error) {
+	return s.perRef(ctx, refs, func(x execer, r schedule.Ref, now time.Time) (error, error) {
+		sc, err := scanSchedule(x.queryRow(`SELECT `+scheduleColumns+` FROM spool_schedules WHERE tenant = ? AND id = ?`, r.Tenant, r.ID))
+		switch {
+		case errors.Is(err, sql.ErrNoRows):
+			return notFound(r), nil
+		case err != nil:
+			return nil, err
+		case !sc.Paused:
+			return nil, nil
+		}
+		next, err := resumeSlot(sc, now)
+		if err != nil {
+			return nil, err
+		}
+		return execOne(x, r, `UPDATE spool_schedules SET paused = 0, next_run_at = ? WHERE tenant = ? AND id = ?`, micros(next), r.Tenant, r.ID)
+	})
+}
+
+// resumeSlot is a resumed schedule's next_run_at: the first slot after now,
+// so slots that passed while it was paused are not run; or none, for a
+// fixed-delay schedule whose live run will set it when it finishes.
+func resumeSlot(sc *schedule.Schedule, now time.Time) (time.Time, error) {
+	if sc.Mode == schedule.ModeFixedDelay && !sc.LiveJobID.IsZero() {
+		return time.Time{}, nil
+	}
+	if !sc.NextRunAt.IsZero() && sc.NextRunAt.After(now) {
+		return sc.NextRunAt, nil
+	}
+	return schedule.FirstSlot(sc, now)
+}
+
+// DeleteSchedules implements schedule.Store.
+func (s *Store) DeleteSchedules(ctx context.Context, refs []schedule.Ref) ([]error, error) {
+	return s.perRef(ctx, refs, func(x execer, r schedule.Ref, _ time.Time) (error, error) {
+		return execOne(x, r, `DELETE FROM spool_schedules WHERE tenant = ? AND id = ?`, r.Tenant, r.ID)
+	})
+}
+
+// TriggerSchedules implements schedule.Store.
+func (s *Store) TriggerSchedules(ctx context.Context, refs []schedule.Ref) ([]schedule.TriggerResult, error) {
+	if err := schedule.ValidateRefs(refs); err != nil {
+		return nil, err
+	}
+	results := make([]schedule.TriggerResult, len(refs))
+	var jobs []store.EnqueueParams
+	var enq []store.EnqueueResult
+	err := s.writer.submit(ctx, func(x execer) error {
+		now := s.now()
+		jobs, enq = jobs[:0], enq[:0]
+		for i, r := range refs {
+			results[i] = schedule.TriggerResult{}
+			sc, err := scanSchedule(x.queryRow(`SELECT `+scheduleColumns+` FROM spool_schedules WHERE tenant = ? AND id = ?`, r.Tenant, r.ID))
+			if errors.Is(err, sql.ErrNoRows) {
+				results[i].Err = notFound(r)
+				continue
+			} else if err != nil {
+				return err
+			}
+			slot := now.Truncate(time.Second)
+			p := schedule.RunJob(sc, slot)
+			if err := p.Normalize(now); err != nil {
+				return fmt.Errorf("spool: trigger schedule %s: %w", r, err)
+			}
+			res := make([]store.EnqueueResult, 1)
+			if err := insertJobs(x, []store.EnqueueParams{p}, res, now, true); err != nil {
+				return err
+			}
+			run := schedule.Run{Slot: slot, JobID: res[0].ID, Triggered: true}
+			recent, err := encodeRecent(schedule.PushRecent(sc.Recent, run))
+			if err != nil {
+				return err
+			}
+			if _, err := x.exec(`UPDATE spool_schedules SET live_job_id = ?, fired = fired + 1, last_run_at = ?, recent = ?
+				WHERE tenant = ? AND id = ?`, res[0].ID, slot.UnixMicro(), recent, r.Tenant, r.ID); err != nil {
+				return err
+			}
+			results[i].Run = run
+			jobs, enq = append(jobs, p), append(enq, res[0])
+		}
+		return nil
+	}, nil, nil, false, func() { s.wakeQueues(jobs, enq) })
+	if err != nil {
+		return nil, err
+	}
+	return results, nil
+}
+
+const dueSQL = `SELECT ` + "%s" + `, j.state FROM spool_schedules AS s
+	LEFT JOIN spool_jobs AS j ON j.id = s.live_job_id
+	WHERE s.paused = 0 AND s.next_run_at IS NOT NULL AND s.next_run_at <= ?
+	ORDER BY s.next_run_at LIMIT ?`
+
+const fireUpdateSQL = `UPDATE spool_schedules SET next_run_at = ?, last_run_at = coalesce(?, last_run_at),
+	live_job_id = coalesce(?, live_job_id), fired = fired + ?, skipped = skipped + ?, dropped = dropped + ?,
+	recent = coalesce(?, recent)
+	WHERE tenant = ? AND id = ?`
+
+// FireDue implements schedule.Store. The writer runs the whole batch in one
+// transaction, and it is the only writer of the file, so a second scheduler
+// (in this process or another) sees the batch either not at all or fired.
+func (s *Store) FireDue(ctx context.Context, p schedule.FireParams) (*schedule.FireResult, error) {
+	if err := schedule.NormalizeFire(&p); err != nil {
+		return nil, err
+	}
+	var (
+		res  *schedule.FireResult
+		jobs []store.EnqueueParams
+		enq  []store.EnqueueResult
+	)
+	q := fmt.Sprintf(dueSQL, scheduleColumnsAs)
+	err := s.writer.submit(ctx, func(x execer) error {
+		now := s.now()
+		res = &schedule.FireResult{}
+		var err error
+		jobs, enq, err = s.fire(x, q, p.Limit, now, res)
+		return err
+	}, nil, nil, false, func() { s.wakeQueues(jobs, enq) })
+	if err != nil {
+		return nil, err
+	}
+	return res, nil
+}
+
+type dueSchedule struct {
+	sc    *schedule.Schedule
+	d     schedule.Decision
+	first int // index of its first job in the batch
+}
+
+func (s *Store) fire(x execer, q string, limit int, now time.Time, res *schedule.FireResult) ([]store.EnqueueParams, []store.EnqueueResult, error) {
+	nowUS := now.UnixMicro()
+	rows, err := x.query(q, nowUS, limit)
+	if err != nil {
+		return nil, nil, fmt.Errorf("spool: fire schedules: %w", err)
+	}
+	var due []dueSchedule
+	for rows.Next() {
+		var live sql.NullString
+		sc, err := scanSchedule(rows, &live)
+		if err != nil {
+			rows.Close()
+			return nil, nil, err
+		}
+		due = append(due, dueSchedule{sc: sc})
+		due[len(due)-1].d, err = schedule.Decide(sc, store.State(live.String), now)
+		if err != nil {
+			// A stored spec or zone this build cannot read (say, a zone
+			// dropped from the IANA database): fire nothing and look again
+			// in an hour, rather than stop the schedule or spin on it.
+			s.log.Error("spool: schedule cannot fire", "schedule", sc.Ref().String(), "err", err)
+			due[len(due)-1].d = schedule.Decision{Next: now.Add(time.Hour)}
+		}
+	}
+	if err := rows.Err(); err != nil {
+		rows.Close()
+		return nil, nil, fmt.Errorf("spool: fire schedules: %w", err)
+	}
+	rows.Close()
+	res.Schedules = len(due)
+
+	var jobs []store.EnqueueParams
+	for i := range due {
+		due[i].first = len(jobs)
+		for _, p := range due[i].d.Jobs {
+			if err := p.Normalize(now); err != nil {
+				return nil, nil, fmt.Errorf("spool: schedule %s: %w", due[i].sc.Ref(), err)
+			}
+			jobs = append(jobs, p)
+		}
+	}
+	enq := make([]store.EnqueueResult, len(jobs))
+	if len(jobs) > 0 {
+		if err := insertJobs(x, jobs, enq, now, true); err != nil {
+			return nil, nil, err
+		}
+	}
+	for i := range due {
+		sc, d := due[i].sc, &due[i].d
+		var last, liveID, recent any
+		if n := len(d.Jobs); n > 0 {
+			runs := make([]schedule.Run, n)
+			for k := range n {
+				r := enq[due[i].first+k]
+				runs[k] = schedule.Run{Slot: d.Slots[k], JobID: r.ID}
+				res.Runs = append(res.Runs, schedule.FiredRun{Ref: sc.Ref(), Slot: d.Slots[k], JobID: r.ID, Duplicate: r.Duplicate})
+			}
+			last, liveID = d.Slots[n-1].UnixMicro(), runs[n-1].JobID
+			if recent, err = encodeRecent(schedule.PushRecent(sc.Recent, runs...)); err != nil {
+				return nil, nil, err
+			}
+		}
+		if _, err := x.exec(fireUpdateSQL, micros(d.Next), last, liveID, len(d.Jobs), d.Skipped, d.Dropped, recent, sc.Tenant, sc.ID); err != nil {
+			return nil, nil, fmt.Errorf("spool: fire schedule %s: %w", sc.Ref(), err)
+		}
+		res.Skipped += d.Skipped
+		res.Dropped += d.Dropped
+	}
+	var nextDue sql.NullInt64
+	if err := x.queryRow(`SELECT min(next_run_at) FROM spool_schedules WHERE paused = 0 AND next_run_at IS NOT NULL`).Scan(&nextDue); err != nil {
+		return nil, nil, fmt.Errorf("spool: fire schedules: %w", err)
+	}
+	res.NextDue = fromMicros(nextDue)
+	return jobs, enq, nil
+}
