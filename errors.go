@@ -9,7 +9,8 @@ import (
 // Sentinel errors. They are the store's own values, so errors.Is works the
 // same whether an error came from the Client or straight from a store.
 var (
-	// ErrNotFound: the job does not exist (never did, or was pruned).
+	// ErrNotFound: the job or schedule does not exist (a job may have been
+	// pruned).
 	ErrNotFound = store.ErrNotFound
 	// ErrLockLost: a settle or renew presented a stale lock token.
 	ErrLockLost = store.ErrLockLost
@@ -27,6 +28,9 @@ var (
 	ErrDuplicate = store.ErrDuplicate
 	// ErrClosed: the store has been closed.
 	ErrClosed = store.ErrClosed
+	// ErrConflict: an update carried a stale version (a
+	// *schedule.ConflictError says which).
+	ErrConflict = store.ErrConflict
 )
 
 // ErrTxUnsupported is returned by the transactional enqueue methods when the

@@ -12,7 +12,9 @@ import (
 	"time"
 
 	"github.com/spoolrun/spool/internal/maint"
+	"github.com/spoolrun/spool/internal/scheduler"
 	"github.com/spoolrun/spool/internal/settle"
+	"github.com/spoolrun/spool/schedule"
 	"github.com/spoolrun/spool/store"
 )
 
@@ -58,6 +60,10 @@ type WorkerConfig struct {
 	// (finished jobs) this worker runs. Several workers may run them at once.
 	Maintenance MaintenanceConfig
 
+	// Scheduler configures the schedule firing this worker runs when its
+	// store keeps schedules.
+	Scheduler SchedulerConfig
+
 	// ID names this worker in claims and logs. Default: host-pid.
 	ID string
 	// Logger receives operational logs. Default: discard.
@@ -91,6 +97,20 @@ type MaintenanceConfig struct {
 	DeadRetention time.Duration
 	// RetentionInterval is how often retention runs. Default 1m.
 	RetentionInterval time.Duration
+}
+
+// SchedulerConfig configures the schedule firing a Worker runs. Any number
+// of workers, in any number of processes, may fire the same store's
+// schedules: each slot is enqueued once, whoever fires it.
+type SchedulerConfig struct {
+	// Disable turns off firing in this worker (fire elsewhere).
+	Disable bool
+	// Batch is how many due schedules one store call fires. Default 1000.
+	Batch int
+	// MaxWait is the longest the scheduler sleeps between looks at the
+	// store, and so how late it can notice a schedule that another process
+	// made due sooner than any it knew of. Default 1s.
+	MaxWait time.Duration
 }
 
 // Worker claims jobs from its queues and runs their handlers. Create it
@@ -188,6 +208,19 @@ func NewWorker(cfg WorkerConfig) (*Worker, error) {
 			return nil, err
 		}
 		w.services = append(w.services, reaper, retention)
+	}
+	if ss, ok := cfg.Store.(schedule.Store); ok && !cfg.Scheduler.Disable {
+		sch, err := scheduler.New(scheduler.Config{
+			Store:   ss,
+			Batch:   cfg.Scheduler.Batch,
+			MaxWait: cfg.Scheduler.MaxWait,
+			Now:     cfg.Now,
+			Logger:  cfg.Logger,
+		})
+		if err != nil {
+			return nil, err
+		}
+		w.services = append(w.services, sch)
 	}
 	return w, nil
 }

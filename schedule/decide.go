@@ -195,3 +195,33 @@ func parseCached(s string) (Spec, error) {
 	specsMu.Unlock()
 	return spec, nil
 }
+
+// Upcoming returns up to n of the schedule's next slots, from NextRunAt on,
+// in UTC. A fixed-delay schedule knows only its next slot (the ones after it
+// depend on when runs finish); a schedule with no NextRunAt has none.
+func Upcoming(s *Schedule, n int) ([]time.Time, error) {
+	if s.NextRunAt.IsZero() || n <= 0 {
+		return nil, nil
+	}
+	out := []time.Time{s.NextRunAt.UTC()}
+	if s.Mode == ModeFixedDelay {
+		return out, nil
+	}
+	spec, err := parseCached(s.Spec)
+	if err != nil {
+		return nil, err
+	}
+	loc, err := LoadZone(s.Zone)
+	if err != nil {
+		return nil, err
+	}
+	for t := s.NextRunAt; len(out) < n; {
+		if d := spec.Interval(); d > 0 {
+			t = t.Add(d)
+		} else if t = spec.Next(t, loc); t.IsZero() {
+			break
+		}
+		out = append(out, t.UTC())
+	}
+	return out, nil
+}

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -164,8 +165,7 @@ func upsertSchedule(x execer, it *schedule.Schedule, now time.Time) (schedule.Up
 		if err != nil {
 			return cur, err
 		}
-		args := append([]any{it.Tenant, it.ID}, defArgs...)
-		args = append(args, it.Paused, micros(n), nowUS, nowUS)
+		args := slices.Concat([]any{it.Tenant, it.ID}, defArgs, []any{it.Paused, micros(n), nowUS, nowUS})
 		if _, err := x.exec(insertScheduleSQL, args...); err != nil {
 			return cur, fmt.Errorf("spool: upsert schedule %s: %w", ref, err)
 		}
@@ -183,7 +183,7 @@ func upsertSchedule(x execer, it *schedule.Schedule, now time.Time) (schedule.Up
 			return cur, err
 		}
 	}
-	args := append(defArgs, micros(nextAt), nowUS, it.Tenant, it.ID)
+	args := slices.Concat(defArgs, []any{micros(nextAt), nowUS, it.Tenant, it.ID})
 	if _, err := x.exec(updateScheduleSQL, args...); err != nil {
 		return cur, fmt.Errorf("spool: upsert schedule %s: %w", ref, err)
 	}
@@ -406,35 +406,41 @@ type dueSchedule struct {
 	first int // index of its first job in the batch
 }
 
-func (s *Store) fire(x execer, q string, limit int, now time.Time, res *schedule.FireResult) ([]store.EnqueueParams, []store.EnqueueResult, error) {
-	nowUS := now.UnixMicro()
-	rows, err := x.query(q, nowUS, limit)
+// readDue reads up to limit due schedules and decides what firing each does.
+func (s *Store) readDue(x execer, q string, limit int, now time.Time) ([]dueSchedule, error) {
+	rows, err := x.query(q, now.UnixMicro(), limit)
 	if err != nil {
-		return nil, nil, fmt.Errorf("spool: fire schedules: %w", err)
+		return nil, fmt.Errorf("spool: fire schedules: %w", err)
 	}
+	defer rows.Close()
 	var due []dueSchedule
 	for rows.Next() {
 		var live sql.NullString
 		sc, err := scanSchedule(rows, &live)
 		if err != nil {
-			rows.Close()
-			return nil, nil, err
+			return nil, err
 		}
-		due = append(due, dueSchedule{sc: sc})
-		due[len(due)-1].d, err = schedule.Decide(sc, store.State(live.String), now)
+		d, err := schedule.Decide(sc, store.State(live.String), now)
 		if err != nil {
 			// A stored spec or zone this build cannot read (say, a zone
 			// dropped from the IANA database): fire nothing and look again
 			// in an hour, rather than stop the schedule or spin on it.
 			s.log.Error("spool: schedule cannot fire", "schedule", sc.Ref().String(), "err", err)
-			due[len(due)-1].d = schedule.Decision{Next: now.Add(time.Hour)}
+			d = schedule.Decision{Next: now.Add(time.Hour)}
 		}
+		due = append(due, dueSchedule{sc: sc, d: d})
 	}
 	if err := rows.Err(); err != nil {
-		rows.Close()
-		return nil, nil, fmt.Errorf("spool: fire schedules: %w", err)
+		return nil, fmt.Errorf("spool: fire schedules: %w", err)
 	}
-	rows.Close()
+	return due, nil
+}
+
+func (s *Store) fire(x execer, q string, limit int, now time.Time, res *schedule.FireResult) ([]store.EnqueueParams, []store.EnqueueResult, error) {
+	due, err := s.readDue(x, q, limit, now)
+	if err != nil {
+		return nil, nil, err
+	}
 	res.Schedules = len(due)
 
 	var jobs []store.EnqueueParams

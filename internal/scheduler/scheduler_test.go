@@ -1,0 +1,109 @@
+package scheduler_test
+
+import (
+	"context"
+	"errors"
+	"path/filepath"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/spoolrun/spool/internal/scheduler"
+	"github.com/spoolrun/spool/schedule"
+	"github.com/spoolrun/spool/store/sqlite"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+func open(t *testing.T) *sqlite.Store {
+	t.Helper()
+	s, err := sqlite.Open(filepath.Join(t.TempDir(), "spool.db"), sqlite.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+// TestFiresEverySecond runs the service on a real clock against a schedule
+// that is due every second and waits for three runs.
+func TestFiresEverySecond(t *testing.T) {
+	s := open(t)
+	if res, err := s.UpsertSchedules(t.Context(), []schedule.Schedule{{ID: "tick", Spec: "* * * * * *", Kind: "tick", Overlap: schedule.OverlapAllow}}); err != nil || res[0].Err != nil {
+		t.Fatal(err, res)
+	}
+	fired := make(chan schedule.FiredRun, 100)
+	sch, err := scheduler.New(scheduler.Config{Store: s, OnFire: func(r *schedule.FireResult) {
+		for _, run := range r.Runs {
+			fired <- run
+		}
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sch.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		if err := sch.Stop(context.Background()); err != nil {
+			t.Error(err)
+		}
+	}()
+	var last time.Time
+	for i := range 3 {
+		select {
+		case run := <-fired:
+			if !run.Slot.After(last) {
+				t.Errorf("run %d slot %s is not after %s", i, run.Slot, last)
+			}
+			last = run.Slot
+		case <-time.After(10 * time.Second):
+			t.Fatalf("only %d runs in 10s", i)
+		}
+	}
+}
+
+// failing is a store whose FireDue fails a few times, then succeeds.
+type failing struct {
+	schedule.Store
+	calls atomic.Int32
+}
+
+func (f *failing) FireDue(context.Context, schedule.FireParams) (*schedule.FireResult, error) {
+	if f.calls.Add(1) <= 2 {
+		return nil, errors.New("database is down")
+	}
+	return &schedule.FireResult{}, nil
+}
+
+func TestRetriesAfterErrors(t *testing.T) {
+	f := &failing{}
+	sch, err := scheduler.New(scheduler.Config{Store: f, MaxWait: 10 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sch.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for f.calls.Load() < 4 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if err := sch.Stop(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if n := f.calls.Load(); n < 4 {
+		t.Errorf("%d FireDue calls, want the service to keep trying after failures", n)
+	}
+}
+
+func TestConfigErrors(t *testing.T) {
+	if _, err := scheduler.New(scheduler.Config{}); err == nil {
+		t.Error("New without a store succeeded")
+	}
+	if _, err := scheduler.New(scheduler.Config{Store: &failing{}, Batch: schedule.MaxFireBatch + 1}); err == nil {
+		t.Error("New with an oversized batch succeeded")
+	}
+}
