@@ -59,6 +59,7 @@ func (a *app) benchCmd() *cobra.Command {
 			return a.bench(cmd, &f)
 		},
 	}
+	cmd.AddCommand(a.benchSchedulesCmd())
 	fl := cmd.Flags()
 	fl.StringVarP(&f.mode, "mode", "m", "burn-down", "burn-down or continuous")
 	fl.IntVarP(&f.jobs, "jobs", "n", 100_000, "burn-down: how many jobs to enqueue and work")
