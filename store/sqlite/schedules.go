@@ -369,10 +369,25 @@ const dueSQL = `SELECT ` + "%s" + `, j.state FROM spool_schedules AS s
 	WHERE s.paused = 0 AND s.next_run_at IS NOT NULL AND s.next_run_at <= ?
 	ORDER BY s.next_run_at LIMIT ?`
 
-const fireUpdateSQL = `UPDATE spool_schedules SET next_run_at = ?, last_run_at = coalesce(?, last_run_at),
-	live_job_id = coalesce(?, live_job_id), fired = fired + ?, skipped = skipped + ?, dropped = dropped + ?,
-	recent = coalesce(?, recent)
-	WHERE tenant = ? AND id = ?`
+// fireChunk is how many schedules one firing UPDATE carries (9 parameters each).
+const fireChunk = 64
+
+var fireUpdateSQL [fireChunk + 1]string
+
+func init() {
+	for n := 1; n <= fireChunk; n++ {
+		fireUpdateSQL[n] = `WITH v(tenant, id, next, last, live, fired, skipped, dropped, recent) AS (VALUES ` +
+			strings.TrimSuffix(strings.Repeat("("+placeholders(9)+"), ", n), ", ") + `)
+			UPDATE spool_schedules SET next_run_at = v.next,
+				last_run_at = coalesce(v.last, spool_schedules.last_run_at),
+				live_job_id = coalesce(v.live, spool_schedules.live_job_id),
+				fired = spool_schedules.fired + v.fired,
+				skipped = spool_schedules.skipped + v.skipped,
+				dropped = spool_schedules.dropped + v.dropped,
+				recent = coalesce(v.recent, spool_schedules.recent)
+			FROM v WHERE spool_schedules.tenant = v.tenant AND spool_schedules.id = v.id`
+	}
+}
 
 // FireDue implements schedule.Store. The writer runs the whole batch in one
 // transaction, and it is the only writer of the file, so a second scheduler
@@ -459,26 +474,32 @@ func (s *Store) fire(x execer, q string, limit int, now time.Time, res *schedule
 			return nil, nil, err
 		}
 	}
-	for i := range due {
-		sc, d := due[i].sc, &due[i].d
-		var last, liveID, recent any
-		if n := len(d.Jobs); n > 0 {
-			runs := make([]schedule.Run, n)
-			for k := range n {
-				r := enq[due[i].first+k]
-				runs[k] = schedule.Run{Slot: d.Slots[k], JobID: r.ID}
-				res.Runs = append(res.Runs, schedule.FiredRun{Ref: sc.Ref(), Slot: d.Slots[k], JobID: r.ID, Duplicate: r.Duplicate})
+	args := make([]any, 0, 9*min(len(due), fireChunk))
+	for start := 0; start < len(due); start += fireChunk {
+		chunk := due[start:min(start+fireChunk, len(due))]
+		args = args[:0]
+		for i := range chunk {
+			sc, d := chunk[i].sc, &chunk[i].d
+			var last, liveID, recent any
+			if n := len(d.Jobs); n > 0 {
+				runs := make([]schedule.Run, n)
+				for k := range n {
+					r := enq[chunk[i].first+k]
+					runs[k] = schedule.Run{Slot: d.Slots[k], JobID: r.ID}
+					res.Runs = append(res.Runs, schedule.FiredRun{Ref: sc.Ref(), Slot: d.Slots[k], JobID: r.ID, Duplicate: r.Duplicate})
+				}
+				last, liveID = d.Slots[n-1].UnixMicro(), runs[n-1].JobID
+				if recent, err = encodeRecent(schedule.PushRecent(sc.Recent, runs...)); err != nil {
+					return nil, nil, err
+				}
 			}
-			last, liveID = d.Slots[n-1].UnixMicro(), runs[n-1].JobID
-			if recent, err = encodeRecent(schedule.PushRecent(sc.Recent, runs...)); err != nil {
-				return nil, nil, err
-			}
+			args = append(args, sc.Tenant, sc.ID, micros(d.Next), last, liveID, len(d.Jobs), d.Skipped, d.Dropped, recent)
+			res.Skipped += d.Skipped
+			res.Dropped += d.Dropped
 		}
-		if _, err := x.exec(fireUpdateSQL, micros(d.Next), last, liveID, len(d.Jobs), d.Skipped, d.Dropped, recent, sc.Tenant, sc.ID); err != nil {
-			return nil, nil, fmt.Errorf("spool: fire schedule %s: %w", sc.Ref(), err)
+		if _, err := x.exec(fireUpdateSQL[len(chunk)], args...); err != nil {
+			return nil, nil, fmt.Errorf("spool: fire schedules: %w", err)
 		}
-		res.Skipped += d.Skipped
-		res.Dropped += d.Dropped
 	}
 	var nextDue sql.NullInt64
 	if err := x.queryRow(`SELECT min(next_run_at) FROM spool_schedules WHERE paused = 0 AND next_run_at IS NOT NULL`).Scan(&nextDue); err != nil {

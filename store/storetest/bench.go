@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/spoolrun/spool/schedule"
 	"github.com/spoolrun/spool/store"
 )
 
@@ -80,6 +81,70 @@ func Bench(b *testing.B, newStore BenchFactory, opts *BenchOptions) {
 				opts.Report(b, s)
 			}
 		})
+	}
+	b.Run("UpsertSchedules/batch=1000", func(b *testing.B) {
+		ss := schedStore(b, newStore(b))
+		b.ResetTimer()
+		upsertSchedules(b, ss, b.N*1000, "0 * * * *")
+		b.ReportMetric(float64(b.N*1000)/b.Elapsed().Seconds(), "schedules/s")
+	})
+	b.Run("FireDue/batch=1000", func(b *testing.B) {
+		// b.N*1000 schedules all due at one second (a daily slot a few
+		// seconds ahead), fired in batches of 1000 once it passed.
+		ss := schedStore(b, newStore(b))
+		at := time.Now().Add(3 * time.Second).Truncate(time.Second).UTC()
+		upsertSchedules(b, ss, b.N*1000, fmt.Sprintf("%d %d %d * * *", at.Second(), at.Minute(), at.Hour()))
+		if d := time.Until(at); d > 0 {
+			time.Sleep(d)
+		} else {
+			b.Fatalf("creating %d schedules took past their slot", b.N*1000)
+		}
+		ctx := context.Background()
+		b.ResetTimer()
+		runs := 0
+		for {
+			res, err := ss.FireDue(ctx, schedule.FireParams{Limit: 1000})
+			if err != nil {
+				b.Fatal(err)
+			}
+			runs += len(res.Runs)
+			if res.Schedules < 1000 {
+				break
+			}
+		}
+		if runs != b.N*1000 {
+			b.Fatalf("fired %d runs, want %d", runs, b.N*1000)
+		}
+		b.ReportMetric(float64(runs)/b.Elapsed().Seconds(), "runs/s")
+	})
+}
+
+func schedStore(b *testing.B, s store.Store) schedule.Store {
+	ss, ok := s.(schedule.Store)
+	if !ok {
+		b.Skip("store does not implement schedule.Store")
+	}
+	return ss
+}
+
+// upsertSchedules creates n schedules with spec, 1000 per call.
+func upsertSchedules(b *testing.B, ss schedule.Store, n int, spec string) {
+	ctx := context.Background()
+	batch := make([]schedule.Schedule, 0, 1000)
+	for i := 0; i < n; {
+		batch = batch[:0]
+		for ; i < n && len(batch) < 1000; i++ {
+			batch = append(batch, schedule.Schedule{ID: fmt.Sprintf("s%08d", i), Tenant: fmt.Sprintf("t%03d", i%100), Spec: spec, Queue: "bench", Kind: "k"})
+		}
+		res, err := ss.UpsertSchedules(ctx, batch)
+		if err != nil {
+			b.Fatal(err)
+		}
+		for _, r := range res {
+			if r.Err != nil {
+				b.Fatal(r.Err)
+			}
+		}
 	}
 }
 
