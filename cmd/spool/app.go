@@ -20,6 +20,7 @@ const (
 	exitOK          = 0   // the command did what it was asked
 	exitFailed      = 1   // the operation failed: a job not found, some items refused, a store error
 	exitUsage       = 2   // bad flags or arguments, or invalid input such as a payload that is not JSON
+	exitConflict    = 3   // a version conflict: the record changed since it was read (read it again and retry)
 	exitInterrupted = 130 // stopped by SIGINT or SIGTERM (128 + SIGINT)
 )
 
@@ -109,7 +110,8 @@ strings, times in RFC 3339). Errors go to stderr as "spool: <message>", or with
 --json to stdout as {"error": {"code": ..., "message": ...}}.
 
 Exit codes: 0 ok; 1 the operation failed (a job not found, some items
-refused); 2 usage error or invalid input; 130 interrupted.`
+refused); 2 usage error or invalid input; 3 version conflict (the record
+changed since it was read: read it again and retry); 130 interrupted.`
 
 const rootExample = `  # See a mixed workload run end to end on a throwaway database
   spool demo
@@ -150,6 +152,7 @@ func (a *app) rootCmd() *cobra.Command {
 		a.dlqCmd(),
 		a.statsCmd(),
 		a.queuesCmd(),
+		a.schedulesCmd(),
 		a.benchCmd(),
 		a.demoCmd(),
 		a.migrateCmd(),
@@ -229,6 +232,8 @@ func exitCode(err error) int {
 		return exitInterrupted
 	case errors.As(err, &unsup), errors.Is(err, store.ErrInvalid):
 		return exitUsage
+	case errors.Is(err, store.ErrConflict):
+		return exitConflict
 	}
 	return exitFailed
 }
