@@ -269,14 +269,21 @@ func lockExpiries(j *spool.Job) int {
 // detector whatever the test binary has, so the children run at full speed.
 func buildChild(t *testing.T, dir string) string {
 	t.Helper()
+	return buildProgram(t, dir, "./child", "crash-child")
+}
+
+// buildProgram builds the command in package pkg (relative to this
+// package) into dir/name.
+func buildProgram(t *testing.T, dir, pkg, name string) string {
+	t.Helper()
 	goTool, err := exec.LookPath("go") // go test puts its own toolchain first on PATH
 	if err != nil {
 		t.Fatalf("the crash test builds its child with the go command: %v", err)
 	}
-	bin := filepath.Join(dir, "crash-child")
-	cmd := exec.Command(goTool, "build", "-o", bin, "./child")
+	bin := filepath.Join(dir, name)
+	cmd := exec.Command(goTool, "build", "-o", bin, pkg)
 	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("build the crash child: %v\n%s", err, out)
+		t.Fatalf("build %s: %v\n%s", pkg, err, out)
 	}
 	return bin
 }

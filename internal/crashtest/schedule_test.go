@@ -1,0 +1,150 @@
+package crashtest
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/spoolrun/spool/schedule"
+	"github.com/spoolrun/spool/store"
+)
+
+// Schedule crash test sizes: schedules due every second, and how long the
+// children are killed and restarted.
+const (
+	crashSchedules = 200
+	crashFor       = 8 * time.Second
+)
+
+// TestSchedulesSurviveSIGKILL runs two processes that fire the same
+// schedules and complete their runs, kills them with SIGKILL at random
+// moments (often inside a firing transaction) and restarts them. Then every
+// slot of every schedule must have exactly one run: none lost to a crash,
+// none fired twice by the racing processes or by a retry after a crash.
+// Runs are completed as they go, so a slot fired twice would find its run
+// key free and show up as a second job.
+func TestSchedulesSurviveSIGKILL(t *testing.T) {
+	if testing.Short() {
+		t.Skip("multi-process crash test")
+	}
+	dir := t.TempDir()
+	bin := buildProgram(t, dir, "./schedchild", "sched-child")
+	db := filepath.Join(dir, "spool.db")
+
+	st := openStore(t, db)
+	scs := make([]schedule.Schedule, crashSchedules)
+	for i := range scs {
+		// Every slot runs (allow), and catch-up reaches back far enough
+		// that no slot missed while both processes were down is dropped.
+		scs[i] = schedule.Schedule{ID: fmt.Sprintf("s%03d", i), Tenant: fmt.Sprintf("t%d", i%3), Spec: "* * * * * *",
+			Queue: "ticks", Kind: "tick", Overlap: schedule.OverlapAllow, Misfire: schedule.MisfireCatchUp, CatchUpMax: 1000}
+	}
+	res, err := st.UpsertSchedules(t.Context(), scs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := map[schedule.Ref]time.Time{}
+	for i, r := range res {
+		if r.Err != nil {
+			t.Fatal(r.Err)
+		}
+		first[scs[i].Ref()] = r.NextRunAt
+	}
+	st.Close()
+
+	env := append(os.Environ(), "SPOOL_SCHEDCRASH_DB="+db)
+	stderrPath := filepath.Join(dir, "stderr.log")
+	stderr, err := os.Create(stderrPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stderr.Close()
+	kids := []*child{startChild(t, bin, env, stderr, stderrPath), startChild(t, bin, env, stderr, stderrPath)}
+	kills := 0
+	for end := time.Now().Add(crashFor); time.Now().Before(end); {
+		time.Sleep(time.Duration(200+rand.IntN(800)) * time.Millisecond)
+		i := rand.IntN(len(kids))
+		kids[i].kill(t)
+		kills++
+		if rand.IntN(3) == 0 { // sometimes both are down for a while
+			other := kids[1-i]
+			other.kill(t)
+			kills++
+			time.Sleep(time.Duration(rand.IntN(1500)) * time.Millisecond)
+			kids[1-i] = startChild(t, bin, env, stderr, stderrPath)
+		}
+		kids[i] = startChild(t, bin, env, stderr, stderrPath)
+	}
+	for _, k := range kids {
+		k.terminate(t)
+	}
+
+	// Fire what came due since, then check every slot up to then.
+	st = openStore(t, db)
+	ctx := context.Background()
+	var until time.Time
+	for {
+		until = time.Now()
+		r, err := st.FireDue(ctx, schedule.FireParams{Limit: 1000})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.Schedules == 0 {
+			break
+		}
+	}
+	jobs := listAll(t, st)
+	byKey := map[string]int{}
+	slots := map[schedule.Ref][]time.Time{}
+	for _, j := range jobs {
+		byKey[j.Tenant+"\x00"+j.UniqueKey]++
+		parts := strings.Split(j.UniqueKey, ":") // sched:<tenant>:<id>:<slot>, slot with colons
+		if len(parts) < 4 || parts[0] != "sched" {
+			t.Fatalf("job %s has unique key %q, not a run key", j.ID, j.UniqueKey)
+		}
+		slot, err := time.Parse(time.RFC3339, strings.Join(parts[3:], ":"))
+		if err != nil {
+			t.Fatalf("run key %q: %v", j.UniqueKey, err)
+		}
+		ref := schedule.Ref{Tenant: parts[1], ID: parts[2]}
+		slots[ref] = append(slots[ref], slot)
+	}
+	doubled := 0
+	for k, n := range byKey {
+		if n > 1 {
+			doubled++
+			t.Errorf("slot %q was enqueued %d times", k, n)
+		}
+	}
+	lost := 0
+	for ref, from := range first {
+		have := map[time.Time]bool{}
+		for _, s := range slots[ref] {
+			have[s] = true
+		}
+		for s := from; !s.After(until); s = s.Add(time.Second) {
+			if !have[s] {
+				lost++
+				if lost <= 10 {
+					t.Errorf("schedule %s: slot %s has no run", ref, s.Format(time.RFC3339))
+				}
+			}
+		}
+	}
+	completed := 0
+	for _, j := range jobs {
+		if j.State == store.StateCompleted {
+			completed++
+		}
+	}
+	t.Logf("%d kills; %d runs for %d schedules, %d completed by the children; %d lost, %d doubled",
+		kills, len(jobs), len(first), completed, lost, doubled)
+	if completed < len(jobs)/2 {
+		t.Errorf("only %d of %d runs completed: the children hardly worked", completed, len(jobs))
+	}
+}
