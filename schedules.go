@@ -149,7 +149,9 @@ func (x *Schedules) Delete(ctx context.Context, refs ...ScheduleRef) error {
 
 // Trigger enqueues a run of the schedule now, whatever its spec, pause or
 // overlap policy, and returns it. Under OverlapSkip and OverlapQueueOne the
-// run waits for a live run to finish before it starts.
+// run waits for a live run to finish before it starts. Runs are keyed by the
+// second: a second trigger within the same second, while the first run is
+// live, returns that run and enqueues nothing.
 func (x *Schedules) Trigger(ctx context.Context, ref ScheduleRef) (ScheduleRun, error) {
 	if x.s == nil {
 		return ScheduleRun{}, ErrSchedulesUnsupported
@@ -166,6 +168,8 @@ func (x *Schedules) Trigger(ctx context.Context, ref ScheduleRef) (ScheduleRun, 
 
 // ScheduleRuns is a schedule's recent and upcoming runs.
 type ScheduleRuns struct {
+	// Schedule is the schedule as read.
+	Schedule *Schedule
 	// Last lists the newest runs, newest first, with each job's state now
 	// (empty once the job was pruned by retention).
 	Last []RunStatus
@@ -186,7 +190,7 @@ func (x *Schedules) Runs(ctx context.Context, ref ScheduleRef, n int) (*Schedule
 	if err != nil {
 		return nil, err
 	}
-	out := &ScheduleRuns{}
+	out := &ScheduleRuns{Schedule: sc}
 	if out.Next, err = schedule.Upcoming(sc, n); err != nil {
 		return nil, err
 	}

@@ -100,11 +100,28 @@ type Ref struct {
 // Ref returns the schedule's Ref.
 func (s *Schedule) Ref() Ref { return Ref{Tenant: s.Tenant, ID: s.ID} }
 
+// String returns the ID, followed by " (tenant T)" for a named tenant.
 func (r Ref) String() string {
 	if r.Tenant == "" {
 		return r.ID
 	}
-	return r.Tenant + "/" + r.ID
+	return r.ID + " (tenant " + r.Tenant + ")"
+}
+
+// Normalize fills in the defaults that are stored with a schedule, so that
+// reading it back shows what applies: the queue (store.DefaultQueue), max
+// attempts (store.DefaultMaxAttempts) and, under MisfireCatchUp, the
+// catch-up cap (DefaultCatchUpMax). Stores call it before Validate.
+func (s *Schedule) Normalize() {
+	if s.Queue == "" {
+		s.Queue = store.DefaultQueue
+	}
+	if s.MaxAttempts == 0 {
+		s.MaxAttempts = store.DefaultMaxAttempts
+	}
+	if s.Misfire == MisfireCatchUp && s.CatchUpMax == 0 {
+		s.CatchUpMax = DefaultCatchUpMax
+	}
 }
 
 // Validate checks s and returns every mistake at once (errors.Join): a

@@ -74,7 +74,11 @@ type UpsertResult struct {
 // TriggerResult reports the run TriggerSchedules enqueued for one schedule.
 type TriggerResult struct {
 	Run Run
-	Err error // nil, or ErrNotFound
+	// Duplicate reports that the schedule's run for this second was
+	// already live (an earlier trigger or slot in the same second): no job
+	// was inserted, Run.JobID names that run, and nothing was counted.
+	Duplicate bool
+	Err       error // nil, or ErrNotFound
 }
 
 // ListParams selects one tenant's schedules.
@@ -130,7 +134,25 @@ type FiredRun struct {
 
 // ErrNotFound is returned for a schedule that does not exist. It matches
 // store.ErrNotFound, so store.Code reports it as "not_found".
-var ErrNotFound = fmt.Errorf("spool: schedule not found: %w", store.ErrNotFound)
+var ErrNotFound error = notFoundError{}
+
+type notFoundError struct{}
+
+func (notFoundError) Error() string { return "spool: schedule not found" }
+
+// Is makes errors.Is(ErrNotFound, store.ErrNotFound) true.
+func (notFoundError) Is(target error) bool { return target == store.ErrNotFound }
+
+// NotFound returns an error matching ErrNotFound that names the schedule.
+func NotFound(r Ref) error { return &refError{ref: r, err: ErrNotFound} }
+
+type refError struct {
+	ref Ref
+	err error
+}
+
+func (e *refError) Error() string { return "spool: schedule " + e.ref.String() + " not found" }
+func (e *refError) Unwrap() error { return e.err }
 
 // ConflictError refuses an update whose Version is not the stored one. It
 // matches store.ErrConflict ("conflict").

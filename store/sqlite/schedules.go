@@ -83,7 +83,7 @@ func encodeRecent(runs []schedule.Run) (any, error) {
 	return string(b), nil
 }
 
-func notFound(r schedule.Ref) error { return fmt.Errorf("%w: %s", schedule.ErrNotFound, r) }
+func notFound(r schedule.Ref) error { return schedule.NotFound(r) }
 
 // UpsertSchedules implements schedule.Store.
 func (s *Store) UpsertSchedules(ctx context.Context, in []schedule.Schedule) ([]schedule.UpsertResult, error) {
@@ -94,9 +94,7 @@ func (s *Store) UpsertSchedules(ctx context.Context, in []schedule.Schedule) ([]
 	invalid := make([]error, len(in))
 	for i := range in {
 		items[i] = in[i]
-		if items[i].Queue == "" {
-			items[i].Queue = store.DefaultQueue
-		}
+		items[i].Normalize()
 		invalid[i] = items[i].Validate()
 	}
 	results := make([]schedule.UpsertResult, len(in))
@@ -345,6 +343,10 @@ func (s *Store) TriggerSchedules(ctx context.Context, refs []schedule.Ref) ([]sc
 				return err
 			}
 			run := schedule.Run{Slot: slot, JobID: res[0].ID, Triggered: true}
+			if res[0].Duplicate {
+				results[i] = schedule.TriggerResult{Run: run, Duplicate: true}
+				continue
+			}
 			recent, err := encodeRecent(schedule.PushRecent(sc.Recent, run))
 			if err != nil {
 				return err

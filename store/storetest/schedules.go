@@ -138,6 +138,13 @@ func testScheduleCreateGet(t *testing.T, h *harness) {
 	if _, err := h.sched().GetSchedule(h.ctx, schedule.Ref{ID: "nightly"}); !errors.Is(err, schedule.ErrNotFound) || !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("GetSchedule in another tenant = %v, want ErrNotFound", err)
 	}
+	// Defaults are stored, so reading a schedule shows what applies.
+	d := hourly("defaults")
+	d.Misfire = schedule.MisfireCatchUp
+	h.upsert(d)
+	if got := h.getSched("", "defaults"); got.MaxAttempts != store.DefaultMaxAttempts || got.CatchUpMax != schedule.DefaultCatchUpMax {
+		t.Errorf("defaults read back as max attempts %d, catch-up max %d", got.MaxAttempts, got.CatchUpMax)
+	}
 	// A paused schedule can be created.
 	p := hourly("paused")
 	p.Paused = true
@@ -661,6 +668,15 @@ func testScheduleTrigger(t *testing.T, h *harness) {
 	if got.LiveJobID != run.JobID || got.Fired != 1 || len(got.Recent) != 1 || !got.Recent[0].Triggered ||
 		!got.NextRunAt.Equal(nextHour) || got.Version != 1 {
 		t.Errorf("after trigger: live %s fired %d recent %+v next %s version %d", got.LiveJobID, got.Fired, got.Recent, got.NextRunAt, got.Version)
+	}
+	// A second trigger in the same second finds the first run live: a
+	// duplicate, enqueued and counted once.
+	again, err := h.sched().TriggerSchedules(h.ctx, []schedule.Ref{{ID: "t"}})
+	if err != nil || again[0].Err != nil || !again[0].Duplicate || again[0].Run.JobID != run.JobID {
+		t.Errorf("second trigger in the same second = %+v, %v; want a duplicate of %s", again, err, run.JobID)
+	}
+	if got := h.getSched("", "t"); got.Fired != 1 || len(got.Recent) != 1 {
+		t.Errorf("after a duplicate trigger: fired %d, %d recent runs; want 1 and 1", got.Fired, len(got.Recent))
 	}
 	// Under the skip policy a second trigger's run waits for the first.
 	h.clock.Advance(time.Second)
