@@ -1,16 +1,26 @@
 // Package postgres is Spool's PostgreSQL store, for many processes on many
 // machines sharing one database. It implements store.Store,
-// store.SQLTxEnqueuer (for a *sql.Tx of the pgx stdlib driver) and
-// store.Notifier, and enqueues in a caller's pgx.Tx with EnqueuePgxTx.
+// store.SQLTxEnqueuer (for a *sql.Tx of the pgx stdlib driver),
+// store.Notifier and schedule.Store (recurring schedules), and enqueues in a
+// caller's pgx.Tx with EnqueuePgxTx.
 //
 // # Layout
 //
 // The store lives in a schema of its own (Config.Schema, default "spool"):
 // a jobs table whose secondary indexes are all partial, so a row sits only
 // in the indexes of its current state and finished rows never slow a claim,
-// a queues table for settings, and a migrations table. Migrations are
-// embedded, versioned up and down, and applied by Open (or by Migrate, for
-// the CLI) under an advisory lock.
+// a queues table for settings, a schedules table, and a migrations table.
+// Migrations are embedded, versioned up and down, and applied by Open (or by
+// Migrate, for the CLI) under an advisory lock.
+//
+// # Schedules
+//
+// FireDue takes due schedules with FOR UPDATE SKIP LOCKED, so schedulers in
+// any number of processes fire disjoint sets, and enqueues their runs and
+// moves next_run_at in the same transaction; run keys make each slot's
+// enqueue idempotent. A trigger on the jobs table releases a schedule when
+// its live run finishes, in the statement that finishes it, whether a
+// settle, a cancel or the reaper.
 //
 // # Hot path
 //

@@ -241,6 +241,7 @@ type queries struct {
 	settle                                                map[store.Outcome]string
 	get, list, stats, queueStates, jobStates              string
 	cancel, requeueLock, requeue, purge, setPaused, prune string
+	sched                                                 *scheduleQueries
 }
 
 func newQueries(schema string) *queries {
@@ -253,6 +254,7 @@ func newQueries(schema string) *queries {
 		get:    r(getSQL), list: r(listSQL), stats: r(statsSQL), queueStates: r(queueStatesSQL), jobStates: r(jobStatesSQL),
 		cancel: r(cancelSQL), requeueLock: r(requeueLockSQL), requeue: r(requeueSQL), purge: r(purgeSQL),
 		setPaused: r(setPausedSQL), prune: r(pruneSQL),
+		sched: newScheduleQueries(schema),
 	}
 	for o, s := range settleSQL {
 		q.settle[o] = r(s)

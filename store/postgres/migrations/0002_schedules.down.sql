@@ -1,0 +1,3 @@
+DROP TRIGGER schedules_release ON {schema}.jobs;
+DROP FUNCTION {schema}.schedules_release();
+DROP TABLE {schema}.schedules;
