@@ -137,6 +137,7 @@ func ReleaseDelay(s *Schedule) time.Duration {
 // finished at finished: delay after it, rounded up to the second. Stores
 // compute the same in SQL; this is its reference.
 func ReleaseNext(finished time.Time, delay time.Duration) time.Time {
+	finished = finished.Truncate(time.Microsecond) // as stored
 	t := finished.Truncate(time.Second)
 	if t.Before(finished) {
 		t = t.Add(time.Second)

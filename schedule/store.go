@@ -37,8 +37,10 @@ type Store interface {
 	ListSchedules(ctx context.Context, p ListParams) (*ListPage, error)
 
 	// PauseSchedules stops schedules from firing; ResumeSchedules starts them
-	// again from the first slot after now, so slots that passed while paused
-	// are neither run nor counted. Per item: nil or ErrNotFound. Pausing a
+	// again: a next_run_at still in the future is kept, otherwise the
+	// schedule continues from the first slot after now, so slots that passed
+	// while paused are neither run nor counted. A fixed-delay schedule whose
+	// run is live keeps waiting for it. Per item: nil or ErrNotFound. Pausing a
 	// paused schedule, or resuming a running one, is not an error.
 	PauseSchedules(ctx context.Context, refs []Ref) ([]error, error)
 	ResumeSchedules(ctx context.Context, refs []Ref) ([]error, error)
@@ -57,7 +59,9 @@ type Store interface {
 	// FireDue fires up to Limit due schedules (not paused, next_run_at at or
 	// before now), oldest next_run_at first, in one transaction: for each it
 	// runs Decide, enqueues the runs under their run keys and stores the new
-	// next_run_at. Concurrent callers, in this process or others, never fire
+	// next_run_at. A run whose key a live job already holds (a trigger in the
+	// same second) is reported Duplicate: that job becomes the live run, and
+	// it is not counted or recorded again. Concurrent callers, in this process or others, never fire
 	// the same slot twice: each due schedule is taken by one of them, and a
 	// caller that crashes mid-batch changes nothing.
 	FireDue(ctx context.Context, p FireParams) (*FireResult, error)

@@ -919,20 +919,28 @@ func (s *Store) fireSchedules(ctx context.Context, tx pgx.Tx, list []*schedule.S
 		var last time.Time
 		var live store.ID
 		var recent *string
+		fired := 0
 		if n := len(d.Jobs); n > 0 {
-			runs := make([]schedule.Run, n)
+			// A duplicate's run is already recorded (a trigger in the same
+			// second): it becomes the live run but is not counted again.
+			runs := make([]schedule.Run, 0, n)
 			for k := range n {
 				r := enq[due[i].first+k]
 				slot := d.Slots[k].UTC()
-				runs[k] = schedule.Run{Slot: slot, JobID: r.ID}
 				res.Runs = append(res.Runs, schedule.FiredRun{Ref: sc.Ref(), Slot: slot, JobID: r.ID, Duplicate: r.Duplicate})
+				live = r.ID
+				if !r.Duplicate {
+					runs = append(runs, schedule.Run{Slot: slot, JobID: r.ID})
+					last = slot
+				}
 			}
-			last, live = runs[n-1].Slot, runs[n-1].JobID
-			if recent, err = encodeRecent(schedule.PushRecent(sc.Recent, runs...)); err != nil {
-				return nil, err
+			if fired = len(runs); fired > 0 {
+				if recent, err = encodeRecent(schedule.PushRecent(sc.Recent, runs...)); err != nil {
+					return nil, err
+				}
 			}
 		}
-		a.add(sc, true, d.Next, last, live, len(d.Jobs), d.Skipped, d.Dropped, recent)
+		a.add(sc, true, d.Next, last, live, fired, d.Skipped, d.Dropped, recent)
 		res.Skipped += d.Skipped
 		res.Dropped += d.Dropped
 	}

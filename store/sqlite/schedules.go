@@ -483,19 +483,28 @@ func (s *Store) fire(x execer, q string, limit int, now time.Time, res *schedule
 		for i := range chunk {
 			sc, d := chunk[i].sc, &chunk[i].d
 			var last, liveID, recent any
+			fired := 0
 			if n := len(d.Jobs); n > 0 {
-				runs := make([]schedule.Run, n)
+				// A duplicate's run is already recorded (a trigger in the
+				// same second): it becomes the live run but is not counted
+				// again.
+				runs := make([]schedule.Run, 0, n)
 				for k := range n {
 					r := enq[chunk[i].first+k]
-					runs[k] = schedule.Run{Slot: d.Slots[k], JobID: r.ID}
 					res.Runs = append(res.Runs, schedule.FiredRun{Ref: sc.Ref(), Slot: d.Slots[k], JobID: r.ID, Duplicate: r.Duplicate})
+					liveID = r.ID
+					if !r.Duplicate {
+						runs = append(runs, schedule.Run{Slot: d.Slots[k], JobID: r.ID})
+						last = d.Slots[k].UnixMicro()
+					}
 				}
-				last, liveID = d.Slots[n-1].UnixMicro(), runs[n-1].JobID
-				if recent, err = encodeRecent(schedule.PushRecent(sc.Recent, runs...)); err != nil {
-					return nil, nil, err
+				if fired = len(runs); fired > 0 {
+					if recent, err = encodeRecent(schedule.PushRecent(sc.Recent, runs...)); err != nil {
+						return nil, nil, err
+					}
 				}
 			}
-			args = append(args, sc.Tenant, sc.ID, micros(d.Next), last, liveID, len(d.Jobs), d.Skipped, d.Dropped, recent)
+			args = append(args, sc.Tenant, sc.ID, micros(d.Next), last, liveID, fired, d.Skipped, d.Dropped, recent)
 			res.Skipped += d.Skipped
 			res.Dropped += d.Dropped
 		}

@@ -31,6 +31,7 @@ var scheduleTests = []test{
 	{"Delete", testScheduleDelete},
 	{"Trigger", testScheduleTrigger},
 	{"CancelReleases", testScheduleCancelReleases},
+	{"TriggerThenSlotSameSecond", testTriggerThenSlot},
 	{"FireBatches", testScheduleFireBatches},
 	{"BadArguments", testScheduleBadArgs},
 }
@@ -689,6 +690,30 @@ func testScheduleTrigger(t *testing.T, h *harness) {
 	h.settleOK(verdict(first, store.Complete))
 	if second := h.claimOne("sched"); second.ID != res[0].Run.JobID {
 		t.Errorf("claimed %s, want the second trigger's run", second.ID)
+	}
+}
+
+// testTriggerThenSlot triggers a run in the very second a slot comes due:
+// the slot's run is the triggered one, so nothing is enqueued or counted twice.
+func testTriggerThenSlot(t *testing.T, h *harness) {
+	sc := everyMinute("ts")
+	sc.Overlap = schedule.OverlapAllow // under skip the slot would be skipped, the trigger's run being live
+	h.upsert(sc)
+	h.clock.Set(nextMinute.Add(200 * time.Millisecond))
+	tr, err := h.sched().TriggerSchedules(h.ctx, []schedule.Ref{{ID: "ts"}})
+	if err != nil || tr[0].Err != nil {
+		t.Fatal(err, tr)
+	}
+	res := h.fireRuns(1)
+	if r := res.Runs[0]; !r.Duplicate || r.JobID != tr[0].Run.JobID {
+		t.Errorf("slot run = %+v, want a duplicate of the triggered run %s", r, tr[0].Run.JobID)
+	}
+	got := h.getSched("", "ts")
+	if got.Fired != 1 || len(got.Recent) != 1 || got.LiveJobID != tr[0].Run.JobID || !got.NextRunAt.Equal(nextMinute.Add(time.Minute)) {
+		t.Errorf("after trigger and slot in one second: fired %d recent %d live %s next %s", got.Fired, len(got.Recent), got.LiveJobID, got.NextRunAt)
+	}
+	if n := len(h.all()); n != 1 {
+		t.Errorf("%d jobs, want 1", n)
 	}
 }
 
