@@ -10,8 +10,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/spoolrun/spool/internal/pgtest"
 	"github.com/spoolrun/spool/schedule"
 	"github.com/spoolrun/spool/store"
+	"github.com/spoolrun/spool/store/postgres"
 )
 
 // Schedule crash test sizes: schedules due every second, and how long the
@@ -32,11 +34,37 @@ func TestSchedulesSurviveSIGKILL(t *testing.T) {
 	if testing.Short() {
 		t.Skip("multi-process crash test")
 	}
+	db := filepath.Join(t.TempDir(), "spool.db")
+	scheduleCrash(t, []string{"SPOOL_SCHEDCRASH_DB=" + db}, func(t *testing.T) schedStore { return openStore(t, db) })
+}
+
+// TestSchedulesSurviveSIGKILLPostgres is TestSchedulesSurviveSIGKILL on
+// PostgreSQL, where the racing processes take disjoint batches with SKIP
+// LOCKED and a killed process's transaction is rolled back by the server.
+func TestSchedulesSurviveSIGKILLPostgres(t *testing.T) {
+	if testing.Short() {
+		t.Skip("multi-process crash test")
+	}
+	url, schema := pgtest.URL(t), pgtest.Schema(t)
+	scheduleCrash(t, []string{"SPOOL_SCHEDCRASH_PG=" + url, "SPOOL_SCHEDCRASH_SCHEMA=" + schema}, func(t *testing.T) schedStore {
+		st, err := postgres.Open(t.Context(), url, postgres.Config{Schema: schema})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { st.Close() })
+		return st
+	})
+}
+
+type schedStore interface {
+	store.Store
+	schedule.Store
+}
+
+func scheduleCrash(t *testing.T, storeEnv []string, open func(t *testing.T) schedStore) {
 	dir := t.TempDir()
 	bin := buildProgram(t, dir, "./schedchild", "sched-child")
-	db := filepath.Join(dir, "spool.db")
-
-	st := openStore(t, db)
+	st := open(t)
 	scs := make([]schedule.Schedule, crashSchedules)
 	for i := range scs {
 		// Every slot runs (allow), and catch-up reaches back far enough
@@ -57,7 +85,7 @@ func TestSchedulesSurviveSIGKILL(t *testing.T) {
 	}
 	st.Close()
 
-	env := append(os.Environ(), "SPOOL_SCHEDCRASH_DB="+db)
+	env := append(os.Environ(), storeEnv...)
 	stderrPath := filepath.Join(dir, "stderr.log")
 	stderr, err := os.Create(stderrPath)
 	if err != nil {
@@ -85,7 +113,7 @@ func TestSchedulesSurviveSIGKILL(t *testing.T) {
 	}
 
 	// Fire what came due since, then check every slot up to then.
-	st = openStore(t, db)
+	st = open(t)
 	ctx := context.Background()
 	var until time.Time
 	for {
