@@ -107,6 +107,9 @@ type SchedulerConfig struct {
 	Disable bool
 	// Batch is how many due schedules one store call fires. Default 1000.
 	Batch int
+	// Concurrency is how many store calls fire at once while more than a
+	// batch is due. Default 2.
+	Concurrency int
 	// MaxWait is the longest the scheduler sleeps between looks at the
 	// store, and so how late it can notice a schedule that another process
 	// made due sooner than any it knew of. Default 1s.
@@ -211,11 +214,12 @@ func NewWorker(cfg WorkerConfig) (*Worker, error) {
 	}
 	if ss, ok := cfg.Store.(schedule.Store); ok && !cfg.Scheduler.Disable {
 		sch, err := scheduler.New(scheduler.Config{
-			Store:   ss,
-			Batch:   cfg.Scheduler.Batch,
-			MaxWait: cfg.Scheduler.MaxWait,
-			Now:     cfg.Now,
-			Logger:  cfg.Logger,
+			Store:       ss,
+			Batch:       cfg.Scheduler.Batch,
+			Concurrency: cfg.Scheduler.Concurrency,
+			MaxWait:     cfg.Scheduler.MaxWait,
+			Now:         cfg.Now,
+			Logger:      cfg.Logger,
 		})
 		if err != nil {
 			return nil, err

@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/spoolrun/spool/internal/startstop"
@@ -28,6 +29,9 @@ const (
 	// DefaultMaxWait is the longest the service sleeps between passes, and
 	// so how late a schedule written by another process can be noticed.
 	DefaultMaxWait = time.Second
+	// DefaultConcurrency is how many FireDue calls run at once while a
+	// backlog lasts.
+	DefaultConcurrency = 2
 	// maxBackoff caps the wait after failed calls.
 	maxBackoff = 5 * time.Second
 )
@@ -38,6 +42,11 @@ type Config struct {
 	Store schedule.Store
 	// Batch is the Limit of each FireDue call. Default DefaultBatch.
 	Batch int
+	// Concurrency is how many FireDue calls run at once when a call comes
+	// back full (more is due than one batch): on PostgreSQL the calls take
+	// disjoint batches and use separate server processes, so a burst of due
+	// schedules is fired on several cores. Default DefaultConcurrency (2).
+	Concurrency int
 	// MaxWait bounds each sleep. Default DefaultMaxWait (1s).
 	MaxWait time.Duration
 	// Now is the clock that NextDue is compared with. Default time.Now.
@@ -46,7 +55,8 @@ type Config struct {
 	// pass. Default: discard.
 	Logger *slog.Logger
 	// OnFire, when set, is called with every FireDue result that took a
-	// schedule, from the service's goroutine.
+	// schedule, from the service's goroutines (several at once while a
+	// backlog is shared).
 	OnFire func(*schedule.FireResult)
 }
 
@@ -62,6 +72,7 @@ type Scheduler struct {
 func New(cfg Config) (*Scheduler, error) {
 	cfg.Batch = cmp.Or(cfg.Batch, DefaultBatch)
 	cfg.MaxWait = cmp.Or(cfg.MaxWait, DefaultMaxWait)
+	cfg.Concurrency = cmp.Or(cfg.Concurrency, DefaultConcurrency)
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
@@ -74,6 +85,9 @@ func New(cfg Config) (*Scheduler, error) {
 	}
 	if cfg.Batch < 1 || cfg.Batch > schedule.MaxFireBatch {
 		errs = append(errs, fmt.Errorf("scheduler: Config.Batch is %d, want 1..%d", cfg.Batch, schedule.MaxFireBatch))
+	}
+	if cfg.Concurrency < 1 || cfg.Concurrency > 64 {
+		errs = append(errs, fmt.Errorf("scheduler: Config.Concurrency is %d, want 1..64", cfg.Concurrency))
 	}
 	if cfg.MaxWait < 0 {
 		errs = append(errs, fmt.Errorf("scheduler: Config.MaxWait is %v, want > 0", cfg.MaxWait))
@@ -131,27 +145,60 @@ func (s *Scheduler) run(ctx context.Context) {
 }
 
 // pass fires until a batch comes back short, and returns when the next
-// schedule is due (zero: none has a next slot).
+// schedule is due (zero: none has a next slot). When the first call comes
+// back full, Concurrency loops share the backlog.
 func (s *Scheduler) pass(ctx context.Context) (time.Time, error) {
-	for {
-		res, err := s.cfg.Store.FireDue(ctx, schedule.FireParams{Limit: s.cfg.Batch})
+	res, err := s.fire(ctx)
+	if err != nil || res.Schedules < s.cfg.Batch {
 		if err != nil {
 			return time.Time{}, err
 		}
-		if res.Schedules > 0 {
-			s.cfg.Logger.Debug("scheduler: fired", slog.Int("schedules", res.Schedules), slog.Int("runs", len(res.Runs)),
-				slog.Int("skipped", res.Skipped), slog.Int("dropped", res.Dropped))
-			if s.cfg.OnFire != nil {
-				s.cfg.OnFire(res)
+		return res.NextDue, nil
+	}
+	var (
+		mu   sync.Mutex
+		next time.Time
+		errs []error
+		wg   sync.WaitGroup
+	)
+	for range s.cfg.Concurrency {
+		wg.Go(func() {
+			for ctx.Err() == nil {
+				res, err := s.fire(ctx)
+				mu.Lock()
+				if err != nil {
+					errs = append(errs, err)
+				} else if res.Schedules < s.cfg.Batch && !res.NextDue.IsZero() && (next.IsZero() || res.NextDue.Before(next)) {
+					next = res.NextDue
+				}
+				mu.Unlock()
+				if err != nil || res.Schedules < s.cfg.Batch {
+					return
+				}
 			}
-		}
-		if err := ctx.Err(); err != nil {
-			return time.Time{}, err
-		}
-		if res.Schedules < s.cfg.Batch {
-			return res.NextDue, nil
+		})
+	}
+	wg.Wait()
+	if err := errors.Join(append(errs, ctx.Err())...); err != nil {
+		return time.Time{}, err
+	}
+	return next, nil
+}
+
+// fire makes one FireDue call and reports what it fired.
+func (s *Scheduler) fire(ctx context.Context) (*schedule.FireResult, error) {
+	res, err := s.cfg.Store.FireDue(ctx, schedule.FireParams{Limit: s.cfg.Batch})
+	if err != nil {
+		return nil, err
+	}
+	if res.Schedules > 0 {
+		s.cfg.Logger.Debug("scheduler: fired", slog.Int("schedules", res.Schedules), slog.Int("runs", len(res.Runs)),
+			slog.Int("skipped", res.Skipped), slog.Int("dropped", res.Dropped))
+		if s.cfg.OnFire != nil {
+			s.cfg.OnFire(res)
 		}
 	}
+	return res, nil
 }
 
 var _ startstop.Service = (*Scheduler)(nil)

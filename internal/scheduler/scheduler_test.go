@@ -3,7 +3,9 @@ package scheduler_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"path/filepath"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -13,6 +15,7 @@ import (
 	"github.com/spoolrun/spool/internal/scheduler"
 	"github.com/spoolrun/spool/schedule"
 	"github.com/spoolrun/spool/store/sqlite"
+	"github.com/spoolrun/spool/store/storetest"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -105,5 +108,66 @@ func TestConfigErrors(t *testing.T) {
 	}
 	if _, err := scheduler.New(scheduler.Config{Store: &failing{}, Batch: schedule.MaxFireBatch + 1}); err == nil {
 		t.Error("New with an oversized batch succeeded")
+	}
+}
+
+// TestBacklogSharedByConcurrentCalls makes 3,000 schedules due at once and
+// fires them in batches of 100 from three concurrent loops: each is fired
+// exactly once.
+func TestBacklogSharedByConcurrentCalls(t *testing.T) {
+	clock := storetest.NewClock(time.Date(2031, 1, 1, 0, 0, 30, 0, time.UTC))
+	s, err := sqlite.Open(filepath.Join(t.TempDir(), "spool.db"), sqlite.Config{Now: clock.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	const n = 3000
+	scs := make([]schedule.Schedule, n)
+	for i := range scs {
+		scs[i] = schedule.Schedule{ID: fmt.Sprintf("s%04d", i), Spec: "0 * * * *", Kind: "k"}
+	}
+	if _, err := s.UpsertSchedules(t.Context(), scs); err != nil {
+		t.Fatal(err)
+	}
+	clock.Set(time.Date(2031, 1, 1, 1, 0, 0, 0, time.UTC))
+	var (
+		mu   sync.Mutex
+		seen = map[schedule.Ref]int{}
+		all  = make(chan struct{})
+	)
+	sch, err := scheduler.New(scheduler.Config{Store: s, Batch: 100, Concurrency: 3, Now: clock.Now, OnFire: func(r *schedule.FireResult) {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, run := range r.Runs {
+			seen[run.Ref]++
+		}
+		if len(seen) == n {
+			select {
+			case <-all:
+			default:
+				close(all)
+			}
+		}
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sch.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-all:
+	case <-time.After(30 * time.Second):
+		t.Error("not all schedules fired within 30s")
+	}
+	if err := sch.Stop(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for ref, k := range seen {
+		if k != 1 {
+			t.Errorf("%s fired %d times", ref, k)
+		}
 	}
 }
