@@ -44,11 +44,7 @@ func Decide(s *Schedule, live store.State, now time.Time) (Decision, error) {
 	if s.NextRunAt.IsZero() {
 		return d, nil
 	}
-	spec, err := parseCached(s.Spec)
-	if err != nil {
-		return d, err
-	}
-	loc, err := LoadZone(s.Zone)
+	spec, loc, err := s.specZone()
 	if err != nil {
 		return d, err
 	}
@@ -106,11 +102,7 @@ func LineKey(scheduleID, tenant string) string {
 // FirstSlot returns the first slot of s after now: its next_run_at when it is
 // created, resumed, or its spec, zone or mode change. s must be valid.
 func FirstSlot(s *Schedule, now time.Time) (time.Time, error) {
-	spec, err := parseCached(s.Spec)
-	if err != nil {
-		return time.Time{}, err
-	}
-	loc, err := LoadZone(s.Zone)
+	spec, loc, err := s.specZone()
 	if err != nil {
 		return time.Time{}, err
 	}
@@ -156,6 +148,16 @@ func PushRecent(recent []Run, runs ...Run) []Run {
 		out = append(out, recent[i])
 	}
 	return out
+}
+
+// specZone returns the schedule's parsed spec and its zone.
+func (s *Schedule) specZone() (Spec, *time.Location, error) {
+	spec, err := parseCached(s.Spec)
+	if err != nil {
+		return spec, nil, err
+	}
+	loc, err := LoadZone(s.Zone)
+	return spec, loc, err
 }
 
 // lastBefore returns the instant Plan counts due slots from, so that next is
@@ -208,11 +210,7 @@ func Upcoming(s *Schedule, n int) ([]time.Time, error) {
 	if s.Mode == ModeFixedDelay {
 		return out, nil
 	}
-	spec, err := parseCached(s.Spec)
-	if err != nil {
-		return nil, err
-	}
-	loc, err := LoadZone(s.Zone)
+	spec, loc, err := s.specZone()
 	if err != nil {
 		return nil, err
 	}
