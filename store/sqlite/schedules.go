@@ -366,6 +366,8 @@ func (s *Store) TriggerSchedules(ctx context.Context, refs []schedule.Ref) ([]sc
 	return results, nil
 }
 
+const nextDueSQL = `SELECT min(next_run_at) FROM spool_schedules WHERE paused = 0 AND next_run_at IS NOT NULL`
+
 const dueSQL = `SELECT ` + "%s" + `, j.state FROM spool_schedules AS s
 	LEFT JOIN spool_jobs AS j ON j.id = s.live_job_id
 	WHERE s.paused = 0 AND s.next_run_at IS NOT NULL AND s.next_run_at <= ?
@@ -397,6 +399,15 @@ func init() {
 func (s *Store) FireDue(ctx context.Context, p schedule.FireParams) (*schedule.FireResult, error) {
 	if err := schedule.NormalizeFire(&p); err != nil {
 		return nil, err
+	}
+	// Most calls find nothing due: answer those from a reader, without
+	// taking the write lock (which other processes may be waiting for).
+	var next sql.NullInt64
+	if err := s.rdb.QueryRowContext(ctx, nextDueSQL).Scan(&next); err != nil {
+		return nil, s.readErr(err)
+	}
+	if !next.Valid || next.Int64 > s.now().UnixMicro() {
+		return &schedule.FireResult{NextDue: fromMicros(next)}, nil
 	}
 	var (
 		res  *schedule.FireResult
@@ -513,7 +524,7 @@ func (s *Store) fire(x execer, q string, limit int, now time.Time, res *schedule
 		}
 	}
 	var nextDue sql.NullInt64
-	if err := x.queryRow(`SELECT min(next_run_at) FROM spool_schedules WHERE paused = 0 AND next_run_at IS NOT NULL`).Scan(&nextDue); err != nil {
+	if err := x.queryRow(nextDueSQL).Scan(&nextDue); err != nil {
 		return nil, nil, fmt.Errorf("spool: fire schedules: %w", err)
 	}
 	res.NextDue = fromMicros(nextDue)
