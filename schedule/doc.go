@@ -61,7 +61,8 @@
 //
 // The Overlap policy says what a store does with a slot that comes due while
 // the schedule's previous run is still live (queued, running or awaiting a
-// retry). Stores will track the live run by job id:
+// retry). Stores track the live run by job id, and the run's settlement
+// releases the schedule in the statement that finishes the job:
 //
 //   - OverlapSkip (default): the slot is skipped and counted; when the live
 //     run settles, the schedule is released and the next slot fires normally.
@@ -76,4 +77,11 @@
 // one that crashes mid-batch and is retried, compute the same keys, so the
 // store's unique-key check refuses a second enqueue of the same slot; moving
 // next_run_at in the same transaction keeps it from being tried again.
+//
+// # Stores
+//
+// Store is the contract a backend implements to keep schedules (store/sqlite
+// and store/postgres do); Decide is the decision both make for each due
+// schedule, so they fire alike. Applications use them through
+// spool.Client.Schedules, and a spool.Worker fires them.
 package schedule
