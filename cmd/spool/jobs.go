@@ -200,18 +200,8 @@ A job that does not exist (or was removed by retention) exits 1.`,
 
 // printJob prints a job for a person: one field a line, then its history.
 func printJob(w io.Writer, j *spool.Job) {
-	tw := newTable(w)
-	row := func(k, v string) {
-		if v != "" {
-			fmt.Fprintf(tw, "%s:\t%s\n", k, v)
-		}
-	}
-	ts := func(t time.Time) string {
-		if t.IsZero() {
-			return ""
-		}
-		return t.UTC().Format(time.RFC3339Nano)
-	}
+	tw, row := newFields(w)
+	ts := func(t time.Time) string { return timeText(t, time.RFC3339Nano) }
 	row("ID", j.ID.String())
 	row("Queue", j.Queue)
 	row("Kind", j.Kind)

@@ -31,6 +31,25 @@ func newTable(w io.Writer) *tabwriter.Writer {
 	return tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 }
 
+// newFields returns a table for one record shown a field a line, and a
+// function that adds "Key: value", skipping empty values. Flush the table.
+func newFields(w io.Writer) (*tabwriter.Writer, func(k, v string)) {
+	tw := newTable(w)
+	return tw, func(k, v string) {
+		if v != "" {
+			fmt.Fprintf(tw, "%s:\t%s\n", k, v)
+		}
+	}
+}
+
+// timeText formats t in UTC with layout, or "" for the zero time.
+func timeText(t time.Time, layout string) string {
+	if t.IsZero() {
+		return ""
+	}
+	return t.UTC().Format(layout)
+}
+
 // jobJSON is how a job looks in --json output. IDs are strings and times
 // RFC 3339 in UTC. A payload or result that is JSON is embedded as is;
 // other bytes are given base64-encoded in payload_base64 / result_base64.

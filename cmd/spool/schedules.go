@@ -447,8 +447,8 @@ counters, its live run, its last runs (newest first) with their jobs' states
 now, and its next --next slots. A schedule that does not exist exits 1.
 
 With --json it prints the schedule with "last_runs" (a run's "state" is
-absent once retention removed its job) and "next_runs". max_attempts and
-catch_up_max are 0 when the schedule takes their defaults (25 and 10).`,
+absent once retention removed its job) and "next_runs". Defaults are stored:
+max_attempts reads 25 unless set, catch_up_max 10 under catch_up (0 otherwise).`,
 		Example: `  spool schedules get nightly-report
   spool schedules get nightly-report --next 20
   spool schedules get nightly-report --json | jq .version`,
@@ -491,24 +491,8 @@ catch_up_max are 0 when the schedule takes their defaults (25 and 10).`,
 // printSchedule prints a schedule for a person: one field a line, then its
 // last runs and next slots.
 func printSchedule(w io.Writer, sc *spool.Schedule, runs *spool.ScheduleRuns, now time.Time) {
-	tw := newTable(w)
-	row := func(k, v string) {
-		if v != "" {
-			fmt.Fprintf(tw, "%s:\t%s\n", k, v)
-		}
-	}
-	ts := func(t time.Time) string {
-		if t.IsZero() {
-			return ""
-		}
-		return t.UTC().Format(time.RFC3339)
-	}
-	orDefault := func(v, def int) string {
-		if v == 0 {
-			return fmt.Sprintf("%d (default)", def)
-		}
-		return fmt.Sprint(v)
-	}
+	tw, row := newFields(w)
+	ts := func(t time.Time) string { return timeText(t, time.RFC3339) }
 	row("ID", sc.ID)
 	row("Tenant", sc.Tenant)
 	row("Spec", sc.Spec)
@@ -517,11 +501,11 @@ func printSchedule(w io.Writer, sc *spool.Schedule, runs *spool.ScheduleRuns, no
 	row("Kind", sc.Kind)
 	row("Payload", bytesText(sc.Payload))
 	row("Priority", fmt.Sprint(sc.Priority))
-	row("Max attempts", orDefault(sc.MaxAttempts, store.DefaultMaxAttempts))
+	row("Max attempts", fmt.Sprint(sc.MaxAttempts))
 	row("Overlap", sc.Overlap.String())
 	misfire := sc.Misfire.String()
 	if sc.Misfire == spool.MisfireCatchUp {
-		misfire += ", at most " + orDefault(sc.CatchUpMax, schedule.DefaultCatchUpMax)
+		misfire += fmt.Sprintf(", at most %d", sc.CatchUpMax)
 	}
 	row("Misfire", misfire)
 	row("Mode", sc.Mode.String())
@@ -743,8 +727,7 @@ With --json it prints {"schedule", "tenant", "job_id", "slot"}.`,
 }
 
 // scheduleJSON is how a schedule looks in --json output. Times are RFC 3339
-// in UTC, absent when unset; zero max_attempts and catch_up_max mean their
-// defaults. A JSON payload is embedded as is, other bytes are given
+// in UTC, absent when unset. A JSON payload is embedded as is, other bytes are given
 // base64-encoded in payload_base64.
 type scheduleJSON struct {
 	ID            string           `json:"id"`
