@@ -93,17 +93,19 @@ func (s *Store) List(ctx context.Context, f store.ListParams) (*store.ListPage, 
 	return page, nil
 }
 
-// perItem runs fn for each id in one write and collects per-item answers.
-func (s *Store) perItem(ctx context.Context, ids []store.ID, fn func(x execer, id store.ID, now time.Time) (error, error), after func()) ([]error, error) {
-	if err := store.CheckBatch(len(ids)); err != nil {
+// perItem runs fn for each item in one write and collects per-item answers.
+// check validates the batch first (a whole-call error writes nothing).
+func perItem[T any](ctx context.Context, s *Store, items []T, check func([]T) error,
+	fn func(x execer, item T, now time.Time) (error, error), after func()) ([]error, error) {
+	if err := check(items); err != nil {
 		return nil, err
 	}
-	errs := make([]error, len(ids))
+	errs := make([]error, len(items))
 	err := s.writer.do(ctx, func(x execer) error {
 		now := s.now()
-		for i, id := range ids {
+		for i, item := range items {
 			var err error
-			if errs[i], err = fn(x, id, now); err != nil {
+			if errs[i], err = fn(x, item, now); err != nil {
 				return err
 			}
 		}
@@ -114,6 +116,9 @@ func (s *Store) perItem(ctx context.Context, ids []store.ID, fn func(x execer, i
 	}
 	return errs, nil
 }
+
+// checkIDs checks the size of a batch of job IDs.
+func checkIDs(ids []store.ID) error { return store.CheckBatch(len(ids)) }
 
 // stateOf explains why a conditional update did not apply: ErrNotFound, or a
 // *store.StateError naming the job's state.
@@ -130,7 +135,7 @@ func stateOf(x execer, id store.ID, op string) error {
 
 // Cancel implements store.Store.
 func (s *Store) Cancel(ctx context.Context, ids []store.ID) ([]error, error) {
-	return s.perItem(ctx, ids, func(x execer, id store.ID, now time.Time) (error, error) {
+	return perItem(ctx, s, ids, checkIDs, func(x execer, id store.ID, now time.Time) (error, error) {
 		res, err := x.exec(`UPDATE spool_jobs SET state = 'cancelled', finished_at = ?, lock_token = NULL, locked_until = NULL
 			WHERE id = ? AND state IN ('scheduled', 'available', 'running')`, now.UnixMicro(), id)
 		if err != nil {
@@ -146,7 +151,7 @@ func (s *Store) Cancel(ctx context.Context, ids []store.ID) ([]error, error) {
 // Requeue implements store.Store.
 func (s *Store) Requeue(ctx context.Context, ids []store.ID) ([]error, error) {
 	queues := map[string]bool{}
-	return s.perItem(ctx, ids, func(x execer, id store.ID, now time.Time) (error, error) {
+	return perItem(ctx, s, ids, checkIDs, func(x execer, id store.ID, now time.Time) (error, error) {
 		var queue, tenant, state string
 		var uniq sql.NullString
 		err := x.queryRow(`SELECT queue, tenant, unique_key, state FROM spool_jobs WHERE id = ?`, id).Scan(&queue, &tenant, &uniq, &state)

@@ -131,59 +131,46 @@ const updateScheduleSQL = `UPDATE spool_schedules SET spec = ?, zone = ?, queue 
 
 func upsertSchedule(x execer, it *schedule.Schedule, now time.Time) (schedule.UpsertResult, error) {
 	var (
-		cur               schedule.UpsertResult
-		spec, zone, mode  string
-		version           int64
-		next              sql.NullInt64
-		nowUS             = now.UnixMicro()
-		releaseDelay      = schedule.ReleaseDelay(it).Microseconds()
-		overlap, misfire  = it.Overlap.String(), it.Misfire.String()
-		itMode            = it.Mode.String()
-		defArgs           = []any{it.Spec, it.Zone, it.Queue, it.Kind, it.Payload, it.Priority, it.MaxAttempts, overlap, misfire, it.CatchUpMax, itMode, releaseDelay}
-		ref               = it.Ref()
-		err               error
-		firstSlot         time.Time
-		firstSlotComputed bool
+		spec, zone, mode string
+		version          int64
+		next             sql.NullInt64
+		nowUS            = now.UnixMicro()
+		itMode           = it.Mode.String()
+		ref              = it.Ref()
+		defArgs          = []any{it.Spec, it.Zone, it.Queue, it.Kind, it.Payload, it.Priority, it.MaxAttempts,
+			it.Overlap.String(), it.Misfire.String(), it.CatchUpMax, itMode, schedule.ReleaseDelay(it).Microseconds()}
 	)
-	first := func() (time.Time, error) {
-		if !firstSlotComputed {
-			firstSlot, err = schedule.FirstSlot(it, now)
-			firstSlotComputed = true
-		}
-		return firstSlot, err
-	}
 	switch err := x.queryRow(`SELECT spec, zone, mode, version, next_run_at FROM spool_schedules WHERE tenant = ? AND id = ?`,
 		it.Tenant, it.ID).Scan(&spec, &zone, &mode, &version, &next); {
 	case errors.Is(err, sql.ErrNoRows):
 		if it.Version != 0 {
-			cur.Err = notFound(ref)
-			return cur, nil
+			return schedule.UpsertResult{Err: notFound(ref)}, nil
 		}
-		n, err := first()
+		first, err := schedule.FirstSlot(it, now)
 		if err != nil {
-			return cur, err
+			return schedule.UpsertResult{}, err
 		}
-		args := slices.Concat([]any{it.Tenant, it.ID}, defArgs, []any{it.Paused, micros(n), nowUS, nowUS})
+		args := slices.Concat([]any{it.Tenant, it.ID}, defArgs, []any{it.Paused, micros(first), nowUS, nowUS})
 		if _, err := x.exec(insertScheduleSQL, args...); err != nil {
-			return cur, fmt.Errorf("spool: upsert schedule %s: %w", ref, err)
+			return schedule.UpsertResult{}, fmt.Errorf("spool: upsert schedule %s: %w", ref, err)
 		}
-		return schedule.UpsertResult{Version: 1, Created: true, NextRunAt: n}, nil
+		return schedule.UpsertResult{Version: 1, Created: true, NextRunAt: first}, nil
 	case err != nil:
-		return cur, fmt.Errorf("spool: upsert schedule %s: %w", ref, err)
+		return schedule.UpsertResult{}, fmt.Errorf("spool: upsert schedule %s: %w", ref, err)
 	}
 	if it.Version != 0 && it.Version != version {
-		cur.Err = &schedule.ConflictError{Ref: ref, Want: it.Version, Current: version}
-		return cur, nil
+		return schedule.UpsertResult{Err: &schedule.ConflictError{Ref: ref, Want: it.Version, Current: version}}, nil
 	}
 	nextAt := fromMicros(next)
 	if spec != it.Spec || zone != it.Zone || mode != itMode {
-		if nextAt, err = first(); err != nil {
-			return cur, err
+		var err error
+		if nextAt, err = schedule.FirstSlot(it, now); err != nil {
+			return schedule.UpsertResult{}, err
 		}
 	}
 	args := slices.Concat(defArgs, []any{micros(nextAt), nowUS, it.Tenant, it.ID})
 	if _, err := x.exec(updateScheduleSQL, args...); err != nil {
-		return cur, fmt.Errorf("spool: upsert schedule %s: %w", ref, err)
+		return schedule.UpsertResult{}, fmt.Errorf("spool: upsert schedule %s: %w", ref, err)
 	}
 	return schedule.UpsertResult{Version: version + 1, NextRunAt: nextAt}, nil
 }
@@ -231,24 +218,7 @@ func (s *Store) ListSchedules(ctx context.Context, p schedule.ListParams) (*sche
 
 // perRef runs fn for each ref in one write and collects per-item answers.
 func (s *Store) perRef(ctx context.Context, refs []schedule.Ref, fn func(x execer, r schedule.Ref, now time.Time) (error, error)) ([]error, error) {
-	if err := schedule.ValidateRefs(refs); err != nil {
-		return nil, err
-	}
-	errs := make([]error, len(refs))
-	err := s.writer.do(ctx, func(x execer) error {
-		now := s.now()
-		for i, r := range refs {
-			var err error
-			if errs[i], err = fn(x, r, now); err != nil {
-				return err
-			}
-		}
-		return nil
-	}, nil)
-	if err != nil {
-		return nil, err
-	}
-	return errs, nil
+	return perItem(ctx, s, refs, schedule.ValidateRefs, fn, nil)
 }
 
 // execOne runs an update of one schedule and answers ErrNotFound when it
@@ -368,7 +338,7 @@ func (s *Store) TriggerSchedules(ctx context.Context, refs []schedule.Ref) ([]sc
 
 const nextDueSQL = `SELECT min(next_run_at) FROM spool_schedules WHERE paused = 0 AND next_run_at IS NOT NULL`
 
-const dueSQL = `SELECT ` + "%s" + `, j.state FROM spool_schedules AS s
+var dueSQL = `SELECT ` + scheduleColumnsAs + `, j.state FROM spool_schedules AS s
 	LEFT JOIN spool_jobs AS j ON j.id = s.live_job_id
 	WHERE s.paused = 0 AND s.next_run_at IS NOT NULL AND s.next_run_at <= ?
 	ORDER BY s.next_run_at LIMIT ?`
@@ -414,12 +384,11 @@ func (s *Store) FireDue(ctx context.Context, p schedule.FireParams) (*schedule.F
 		jobs []store.EnqueueParams
 		enq  []store.EnqueueResult
 	)
-	q := fmt.Sprintf(dueSQL, scheduleColumnsAs)
 	err := s.writer.submit(ctx, func(x execer) error {
 		now := s.now()
 		res = &schedule.FireResult{}
 		var err error
-		jobs, enq, err = s.fire(x, q, p.Limit, now, res)
+		jobs, enq, err = s.fire(x, p.Limit, now, res)
 		return err
 	}, nil, nil, false, func() { s.wakeQueues(jobs, enq) })
 	if err != nil {
@@ -435,8 +404,8 @@ type dueSchedule struct {
 }
 
 // readDue reads up to limit due schedules and decides what firing each does.
-func (s *Store) readDue(x execer, q string, limit int, now time.Time) ([]dueSchedule, error) {
-	rows, err := x.query(q, now.UnixMicro(), limit)
+func (s *Store) readDue(x execer, limit int, now time.Time) ([]dueSchedule, error) {
+	rows, err := x.query(dueSQL, now.UnixMicro(), limit)
 	if err != nil {
 		return nil, fmt.Errorf("spool: fire schedules: %w", err)
 	}
@@ -464,8 +433,8 @@ func (s *Store) readDue(x execer, q string, limit int, now time.Time) ([]dueSche
 	return due, nil
 }
 
-func (s *Store) fire(x execer, q string, limit int, now time.Time, res *schedule.FireResult) ([]store.EnqueueParams, []store.EnqueueResult, error) {
-	due, err := s.readDue(x, q, limit, now)
+func (s *Store) fire(x execer, limit int, now time.Time, res *schedule.FireResult) ([]store.EnqueueParams, []store.EnqueueResult, error) {
+	due, err := s.readDue(x, limit, now)
 	if err != nil {
 		return nil, nil, err
 	}
