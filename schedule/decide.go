@@ -109,6 +109,21 @@ func FirstSlot(s *Schedule, now time.Time) (time.Time, error) {
 	return spec.Next(now, loc).UTC(), nil
 }
 
+// ResumeSlot returns a resumed schedule's next_run_at: none for a
+// fixed-delay schedule with a live run (its completion sets it); its stored
+// slot if that is still ahead, which keeps an "@every" schedule's phase;
+// else the first slot after now, so slots that passed while it was paused
+// are neither run nor counted.
+func ResumeSlot(s *Schedule, now time.Time) (time.Time, error) {
+	if s.Mode == ModeFixedDelay && !s.LiveJobID.IsZero() {
+		return time.Time{}, nil
+	}
+	if s.NextRunAt.After(now) {
+		return s.NextRunAt, nil
+	}
+	return FirstSlot(s, now)
+}
+
 // ReleaseDelay returns how long after its live run finishes a fixed-delay
 // schedule fires next, or zero for a fixed-rate one. Stores keep it with
 // the schedule, so that the run's settlement, matched by job id, can set

@@ -567,7 +567,7 @@ func (s *Store) ResumeSchedules(ctx context.Context, refs []schedule.Ref) ([]err
 			case !sc.Paused:
 				continue
 			}
-			at, err := resumeSlot(sc, now)
+			at, err := schedule.ResumeSlot(sc, now)
 			if err != nil {
 				errs[i] = err // a stored spec this build cannot read: it stays paused
 				continue
@@ -585,21 +585,6 @@ func (s *Store) ResumeSchedules(ctx context.Context, refs []schedule.Ref) ([]err
 		return nil, s.fail(ctx, "resume schedules", err)
 	}
 	return errs, nil
-}
-
-// resumeSlot is a resumed schedule's next_run_at: none for a fixed-delay
-// schedule with a live run (its completion sets it); else its stored slot
-// if that is still ahead, which keeps an "@every" schedule's phase; else
-// the first slot after now, so slots that passed while it was paused are
-// neither run nor counted.
-func resumeSlot(sc *schedule.Schedule, now time.Time) (time.Time, error) {
-	if sc.Mode == schedule.ModeFixedDelay && !sc.LiveJobID.IsZero() {
-		return time.Time{}, nil
-	}
-	if sc.NextRunAt.After(now) {
-		return sc.NextRunAt, nil
-	}
-	return schedule.FirstSlot(sc, now)
 }
 
 // lockSchedules reads and locks the schedules refs name, in key order.

@@ -255,25 +255,12 @@ func (s *Store) ResumeSchedules(ctx context.Context, refs []schedule.Ref) ([]err
 		case !sc.Paused:
 			return nil, nil
 		}
-		next, err := resumeSlot(sc, now)
+		next, err := schedule.ResumeSlot(sc, now)
 		if err != nil {
 			return nil, err
 		}
 		return execOne(x, r, `UPDATE spool_schedules SET paused = 0, next_run_at = ? WHERE tenant = ? AND id = ?`, micros(next), r.Tenant, r.ID)
 	})
-}
-
-// resumeSlot is a resumed schedule's next_run_at: the first slot after now,
-// so slots that passed while it was paused are not run; or none, for a
-// fixed-delay schedule whose live run will set it when it finishes.
-func resumeSlot(sc *schedule.Schedule, now time.Time) (time.Time, error) {
-	if sc.Mode == schedule.ModeFixedDelay && !sc.LiveJobID.IsZero() {
-		return time.Time{}, nil
-	}
-	if !sc.NextRunAt.IsZero() && sc.NextRunAt.After(now) {
-		return sc.NextRunAt, nil
-	}
-	return schedule.FirstSlot(sc, now)
 }
 
 // DeleteSchedules implements schedule.Store.
