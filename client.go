@@ -73,7 +73,7 @@ func (c *Client) EnqueueMany(ctx context.Context, items ...Item) ([]EnqueueResul
 // nothing like EnqueueMany: the jobs become visible, and durable, only when
 // tx commits, and vanish if it rolls back. tx must be on the store's
 // database. It returns ErrTxUnsupported when the store cannot enqueue in a
-// caller's transaction (it does not implement store.SQLTxEnqueuer).
+// caller's transaction (its Capabilities have no SQLTx).
 func (c *Client) EnqueueTx(ctx context.Context, tx *sql.Tx, items ...Item) ([]EnqueueResult, error) {
 	if tx == nil {
 		return nil, &store.ValidationError{Field: "tx", Reason: "is nil"}
@@ -88,8 +88,7 @@ func (c *Client) enqueue(ctx context.Context, tx *sql.Tx, items []Item) ([]Enque
 	}
 	var txe store.SQLTxEnqueuer
 	if tx != nil {
-		var ok bool
-		if txe, ok = c.store.(store.SQLTxEnqueuer); !ok {
+		if txe = c.store.Capabilities().SQLTx; txe == nil {
 			return nil, ErrTxUnsupported
 		}
 	}

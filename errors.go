@@ -2,6 +2,7 @@ package spool
 
 import (
 	"errors"
+	"fmt"
 
 	"github.com/spoolrun/spool/store"
 )
@@ -29,14 +30,22 @@ var (
 	// ErrClosed: the store has been closed.
 	ErrClosed = store.ErrClosed
 	// ErrConflict: an update carried a stale version (a
-	// *schedule.ConflictError says which).
+	// *store.ConflictError says which).
 	ErrConflict = store.ErrConflict
 )
 
+// ErrUnsupported: the store lacks a capability the call needs (see
+// store.Capabilities). ErrTxUnsupported and ErrSchedulesUnsupported match it.
+var ErrUnsupported = store.ErrUnsupported
+
+// ErrStoreFull: the store refuses enqueues until workers drain it or space is
+// freed; claims and settles go on.
+var ErrStoreFull = store.ErrStoreFull
+
 // ErrTxUnsupported is returned by the transactional enqueue methods when the
-// Client's store cannot enqueue inside a caller's *sql.Tx (it does not
-// implement store.SQLTxEnqueuer).
-var ErrTxUnsupported = errors.New("spool: the store does not support enqueueing in a caller's transaction")
+// Client's store cannot enqueue inside a caller's *sql.Tx (its Capabilities
+// have no SQLTx). It matches ErrUnsupported.
+var ErrTxUnsupported = fmt.Errorf("%w: enqueueing in a caller's transaction", store.ErrUnsupported)
 
 // JobError says which job of a Cancel or Requeue call was refused and why.
 // Unwrap returns the reason, so errors.Is(err, ErrNotFound) and

@@ -46,9 +46,11 @@ func newClient(t *testing.T, st store.Store) *spool.Client {
 	return c
 }
 
-// plainStore hides every optional interface of the store it wraps
-// (SQLTxEnqueuer, Notifier), like a backend that has none of them.
+// plainStore wraps a store and declares none of its capabilities, as a
+// wrapper that cannot forward them must.
 type plainStore struct{ store.Store }
+
+func (plainStore) Capabilities() store.Capabilities { return store.Capabilities{} }
 
 // claim claims exactly one job from queue, as a worker would.
 func claim(t *testing.T, st store.Store, queue string) *store.Job {

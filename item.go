@@ -22,9 +22,11 @@ type EnqueueOptions struct {
 	// allowed -100..100.
 	Priority int
 
-	// Delay postpones the job: it becomes available no earlier than
-	// now+Delay (now from Config.Now). Default 0, run as soon as possible.
-	// Negative delays are refused, and so is setting both Delay and RunAt.
+	// Delay postpones the job: it becomes available no earlier than Delay
+	// after the enqueue, by the store's clock (the database's on
+	// PostgreSQL, so a producer whose clock is off does not shift it).
+	// Default 0, run as soon as possible. Negative delays are refused, and
+	// so is setting both Delay and RunAt.
 	Delay time.Duration
 
 	// RunAt is when the job becomes available. Default (zero): now. A time in
@@ -82,8 +84,7 @@ func RawItem(kind string, payload []byte, opts *EnqueueOptions) Item {
 func (it Item) Kind() string { return it.kind }
 
 // params turns the item into store parameters, checking what only the client
-// knows about (the payload encoding, Delay against RunAt). The store
-// validates the rest.
+// knows about (the payload encoding). The store validates the rest.
 func (it *Item) params(now time.Time) (store.EnqueueParams, error) {
 	p := store.EnqueueParams{
 		Queue:         it.opts.Queue,
@@ -91,27 +92,17 @@ func (it *Item) params(now time.Time) (store.EnqueueParams, error) {
 		Payload:       it.payload,
 		Priority:      it.opts.Priority,
 		RunAt:         it.opts.RunAt,
+		Delay:         it.opts.Delay,
 		Tenant:        it.opts.Tenant,
 		UniqueKey:     it.opts.UniqueKey,
 		OrderingKey:   it.opts.OrderingKey,
 		MaxAttempts:   it.opts.MaxAttempts,
 		MaxDeliveries: it.opts.MaxDeliveries,
 	}
-	var errs []error
-	if it.err != nil {
-		errs = append(errs, it.err)
-	}
-	switch {
-	case it.opts.Delay < 0:
-		errs = append(errs, &store.ValidationError{Field: "delay", Reason: fmt.Sprintf("%v is negative", it.opts.Delay)})
-	case it.opts.Delay > 0 && !it.opts.RunAt.IsZero():
-		errs = append(errs, &store.ValidationError{Field: "delay", Reason: "set Delay or RunAt, not both"})
-	case it.opts.Delay > 0:
-		p.RunAt = now.Add(it.opts.Delay)
-	}
-	if len(errs) == 0 {
+	if it.err == nil {
 		return p, nil
 	}
+	errs := []error{it.err}
 	// Report the store's objections too, so every mistake shows at once.
 	// Normalize works on a copy; the real parameters are never sent.
 	cp := p

@@ -127,7 +127,7 @@ const cancelGrace = 2 * time.Second
 // executor frees a slot, new work is announced, or the poll interval passes.
 func (q *queueRunner) fetch(ctx context.Context) {
 	w := q.w
-	notifier, _ := w.cfg.Store.(store.Notifier)
+	notifier := w.cfg.Store.Capabilities().Notifier
 	poll := time.NewTimer(w.cfg.PollInterval)
 	defer poll.Stop()
 	backoff := 10 * time.Millisecond

@@ -13,38 +13,39 @@ import (
 // Schedule is a durable recurring job: a cron spec or interval read in a
 // time zone, the job each slot enqueues, and its overlap and misfire
 // policies. Package schedule documents every field and rule.
-type Schedule = schedule.Schedule
+type Schedule = store.Schedule
 
 // ScheduleRef names one schedule: its tenant and its ID, unique per tenant.
-type ScheduleRef = schedule.Ref
+type ScheduleRef = store.ScheduleRef
 
 // ScheduleRun is one run a schedule enqueued.
-type ScheduleRun = schedule.Run
+type ScheduleRun = store.ScheduleRun
 
 // ScheduleListParams selects one tenant's schedules, a page at a time.
-type ScheduleListParams = schedule.ListParams
+type ScheduleListParams = store.ScheduleListParams
 
 // SchedulePage is one page of Schedules.List.
-type SchedulePage = schedule.ListPage
+type SchedulePage = store.SchedulePage
 
 // ScheduleUpsertResult reports what UpsertMany did with one schedule.
-type ScheduleUpsertResult = schedule.UpsertResult
+type ScheduleUpsertResult = store.ScheduleUpsertResult
 
 // Schedule policies; see package schedule.
 const (
-	OverlapSkip     = schedule.OverlapSkip
-	OverlapQueueOne = schedule.OverlapQueueOne
-	OverlapAllow    = schedule.OverlapAllow
-	MisfireRunOnce  = schedule.MisfireRunOnce
-	MisfireSkip     = schedule.MisfireSkip
-	MisfireCatchUp  = schedule.MisfireCatchUp
-	ModeFixedRate   = schedule.ModeFixedRate
-	ModeFixedDelay  = schedule.ModeFixedDelay
+	OverlapSkip     = store.OverlapSkip
+	OverlapQueueOne = store.OverlapQueueOne
+	OverlapAllow    = store.OverlapAllow
+	MisfireRunOnce  = store.MisfireRunOnce
+	MisfireSkip     = store.MisfireSkip
+	MisfireCatchUp  = store.MisfireCatchUp
+	ModeFixedRate   = store.ModeFixedRate
+	ModeFixedDelay  = store.ModeFixedDelay
 )
 
 // ErrSchedulesUnsupported is returned by Schedules methods when the Client's
-// store does not keep schedules (it does not implement schedule.Store).
-var ErrSchedulesUnsupported = errors.New("spool: the store does not keep schedules")
+// store does not keep schedules (its Capabilities have no Schedules). It
+// matches ErrUnsupported.
+var ErrSchedulesUnsupported = fmt.Errorf("%w: schedules", store.ErrUnsupported)
 
 // ScheduleError says which schedule of a Pause, Resume or Delete call was
 // refused and why; Unwrap returns the reason (such as ErrNotFound).
@@ -63,21 +64,21 @@ func (e *ScheduleError) Unwrap() error { return e.Err }
 // Schedules manages recurring schedules. Get one from Client.Schedules. A
 // Worker on the same store fires them (see WorkerConfig.Scheduler).
 type Schedules struct {
-	s schedule.Store
+	s    store.ScheduleStore
+	jobs store.Store
 }
 
 // Schedules returns the Client's schedule API. Its methods fail with
 // ErrSchedulesUnsupported if the store keeps no schedules.
 func (c *Client) Schedules() *Schedules {
-	ss, _ := c.store.(schedule.Store)
-	return &Schedules{s: ss}
+	return &Schedules{s: c.store.Capabilities().Schedules, jobs: c.store}
 }
 
 // Upsert creates or updates one schedule and returns it as stored.
 //
 // With s.Version zero the schedule is created, or replaced whatever its
 // version. With a non-zero Version it is updated only if it is still at that
-// version; otherwise the error is a *schedule.ConflictError (matching
+// version; otherwise the error is a *store.ConflictError (matching
 // ErrConflict): read it again and reapply the change. A bad spec gives a
 // *schedule.SpecError, an unknown zone a *schedule.ZoneError; every
 // validation error matches ErrInvalid. An update that keeps the spec, zone
@@ -133,18 +134,24 @@ func (x *Schedules) List(ctx context.Context, p ScheduleListParams) (*SchedulePa
 // Pause stops schedules from firing until resumed. Each schedule that does
 // not exist gives a *ScheduleError wrapping ErrNotFound; the errors are joined.
 func (x *Schedules) Pause(ctx context.Context, refs ...ScheduleRef) error {
-	return x.perRef(ctx, refs, func(s schedule.Store) func(context.Context, []ScheduleRef) ([]error, error) { return s.PauseSchedules })
+	return x.perRef(ctx, refs, func(s store.ScheduleStore) func(context.Context, []ScheduleRef) ([]error, error) {
+		return s.PauseSchedules
+	})
 }
 
 // Resume starts paused schedules again from their first slot after now:
 // slots that passed while they were paused are not run.
 func (x *Schedules) Resume(ctx context.Context, refs ...ScheduleRef) error {
-	return x.perRef(ctx, refs, func(s schedule.Store) func(context.Context, []ScheduleRef) ([]error, error) { return s.ResumeSchedules })
+	return x.perRef(ctx, refs, func(s store.ScheduleStore) func(context.Context, []ScheduleRef) ([]error, error) {
+		return s.ResumeSchedules
+	})
 }
 
 // Delete deletes schedules. Runs already enqueued are left to finish.
 func (x *Schedules) Delete(ctx context.Context, refs ...ScheduleRef) error {
-	return x.perRef(ctx, refs, func(s schedule.Store) func(context.Context, []ScheduleRef) ([]error, error) { return s.DeleteSchedules })
+	return x.perRef(ctx, refs, func(s store.ScheduleStore) func(context.Context, []ScheduleRef) ([]error, error) {
+		return s.DeleteSchedules
+	})
 }
 
 // Trigger enqueues a run of the schedule now, whatever its spec, pause or
@@ -183,7 +190,7 @@ type RunStatus struct {
 	State State
 }
 
-// Runs returns the schedule's last runs (at most schedule.MaxRecent) with
+// Runs returns the schedule's last runs (at most store.MaxRecentRuns) with
 // their jobs' states, and its next n slots.
 func (x *Schedules) Runs(ctx context.Context, ref ScheduleRef, n int) (*ScheduleRuns, error) {
 	sc, err := x.Get(ctx, ref)
@@ -194,24 +201,21 @@ func (x *Schedules) Runs(ctx context.Context, ref ScheduleRef, n int) (*Schedule
 	if out.Next, err = schedule.Upcoming(sc, n); err != nil {
 		return nil, err
 	}
-	js, _ := x.s.(store.Store)
 	for _, r := range sc.Recent {
 		st := RunStatus{ScheduleRun: r}
-		if js != nil {
-			j, err := js.Get(ctx, r.JobID)
-			switch {
-			case err == nil:
-				st.State = j.State
-			case !errors.Is(err, store.ErrNotFound):
-				return nil, err
-			}
+		j, err := x.jobs.Get(ctx, r.JobID)
+		switch {
+		case err == nil:
+			st.State = j.State
+		case !errors.Is(err, store.ErrNotFound):
+			return nil, err
 		}
 		out.Last = append(out.Last, st)
 	}
 	return out, nil
 }
 
-func (x *Schedules) perRef(ctx context.Context, refs []ScheduleRef, op func(schedule.Store) func(context.Context, []ScheduleRef) ([]error, error)) error {
+func (x *Schedules) perRef(ctx context.Context, refs []ScheduleRef, op func(store.ScheduleStore) func(context.Context, []ScheduleRef) ([]error, error)) error {
 	if x.s == nil {
 		return ErrSchedulesUnsupported
 	}

@@ -3,8 +3,6 @@ package spool
 import (
 	"context"
 	"time"
-
-	"github.com/spoolrun/spool/store"
 )
 
 // Wait polls the store no less often than this while a job is live, backing
@@ -25,7 +23,7 @@ const (
 // ends first, and an error matching ErrNotFound when the job does not exist,
 // including when it finished and was pruned before Wait looked.
 func (c *Client) Wait(ctx context.Context, id ID) (*Job, error) {
-	notifier, _ := c.store.(store.Notifier)
+	notifier := c.store.Capabilities().Notifier
 	delay := waitPollMin
 	timer := time.NewTimer(delay)
 	defer timer.Stop()
@@ -33,10 +31,14 @@ func (c *Client) Wait(ctx context.Context, id ID) (*Job, error) {
 		// Subscribe before looking, so a finish between the look and the
 		// select still closes the channel we wait on.
 		var finished <-chan struct{}
+		release := func() {}
 		if notifier != nil {
-			finished = notifier.Finished()
+			finished, release = notifier.Finished(id)
 		}
 		job, err := c.store.Get(ctx, id)
+		if err != nil || job.State.Finished() {
+			release()
+		}
 		if err != nil {
 			if ctxErr := ctx.Err(); ctxErr != nil {
 				return nil, ctxErr
@@ -49,10 +51,12 @@ func (c *Client) Wait(ctx context.Context, id ID) (*Job, error) {
 		timer.Reset(delay)
 		select {
 		case <-ctx.Done():
+			release()
 			return nil, ctx.Err()
-		case <-finished: // some job finished; look again
+		case <-finished: // the job may have finished; look again
 		case <-timer.C:
 			delay = min(2*delay, waitPollMax)
 		}
+		release()
 	}
 }

@@ -14,7 +14,6 @@ import (
 	"github.com/spoolrun/spool/internal/maint"
 	"github.com/spoolrun/spool/internal/scheduler"
 	"github.com/spoolrun/spool/internal/settle"
-	"github.com/spoolrun/spool/schedule"
 	"github.com/spoolrun/spool/store"
 )
 
@@ -212,7 +211,7 @@ func NewWorker(cfg WorkerConfig) (*Worker, error) {
 		}
 		w.services = append(w.services, reaper, retention)
 	}
-	if ss, ok := cfg.Store.(schedule.Store); ok && !cfg.Scheduler.Disable {
+	if ss := cfg.Store.Capabilities().Schedules; ss != nil && !cfg.Scheduler.Disable {
 		sch, err := scheduler.New(scheduler.Config{
 			Store:       ss,
 			Batch:       cfg.Scheduler.Batch,

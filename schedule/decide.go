@@ -39,12 +39,12 @@ type Decision struct {
 //
 // Under OverlapSkip and OverlapQueueOne the runs share an ordering key
 // (LineKey), so a queued run starts only after the live one settles.
-func Decide(s *Schedule, live store.State, now time.Time) (Decision, error) {
+func Decide(s *store.Schedule, live store.State, now time.Time) (Decision, error) {
 	var d Decision
 	if s.NextRunAt.IsZero() {
 		return d, nil
 	}
-	spec, loc, err := s.specZone()
+	spec, loc, err := specZone(s)
 	if err != nil {
 		return d, err
 	}
@@ -55,7 +55,7 @@ func Decide(s *Schedule, live store.State, now time.Time) (Decision, error) {
 	d.Dropped = f.Dropped
 	isLive, running := live.Live(), live == store.StateRunning
 	for _, slot := range f.Fire {
-		if isLive && (s.Overlap == OverlapSkip || s.Overlap == OverlapQueueOne && !running) {
+		if isLive && (s.Overlap == store.OverlapSkip || s.Overlap == store.OverlapQueueOne && !running) {
 			d.Skipped++
 			continue
 		}
@@ -64,7 +64,7 @@ func Decide(s *Schedule, live store.State, now time.Time) (Decision, error) {
 		isLive, running = true, false
 	}
 	d.Next = f.Next.UTC()
-	if s.Mode == ModeFixedDelay && isLive {
+	if s.Mode == store.ModeFixedDelay && isLive {
 		d.Next = time.Time{} // counted from the live run's completion
 	}
 	return d, nil
@@ -73,7 +73,7 @@ func Decide(s *Schedule, live store.State, now time.Time) (Decision, error) {
 // RunJob returns the job a schedule enqueues for a slot: the schedule's
 // template, with a fresh ID, the run key as unique key and, under OverlapSkip
 // and OverlapQueueOne, the schedule's LineKey as ordering key.
-func RunJob(s *Schedule, slot time.Time) store.EnqueueParams {
+func RunJob(s *store.Schedule, slot time.Time) store.EnqueueParams {
 	p := store.EnqueueParams{
 		ID:          store.NewID(),
 		Queue:       s.Queue,
@@ -84,7 +84,7 @@ func RunJob(s *Schedule, slot time.Time) store.EnqueueParams {
 		UniqueKey:   RunKey(s.ID, s.Tenant, slot),
 		MaxAttempts: s.MaxAttempts,
 	}
-	if s.Overlap != OverlapAllow {
+	if s.Overlap != store.OverlapAllow {
 		p.OrderingKey = LineKey(s.ID, s.Tenant)
 	}
 	return p
@@ -101,8 +101,8 @@ func LineKey(scheduleID, tenant string) string {
 
 // FirstSlot returns the first slot of s after now: its next_run_at when it is
 // created, resumed, or its spec, zone or mode change. s must be valid.
-func FirstSlot(s *Schedule, now time.Time) (time.Time, error) {
-	spec, loc, err := s.specZone()
+func FirstSlot(s *store.Schedule, now time.Time) (time.Time, error) {
+	spec, loc, err := specZone(s)
 	if err != nil {
 		return time.Time{}, err
 	}
@@ -114,8 +114,8 @@ func FirstSlot(s *Schedule, now time.Time) (time.Time, error) {
 // slot if that is still ahead, which keeps an "@every" schedule's phase;
 // else the first slot after now, so slots that passed while it was paused
 // are neither run nor counted.
-func ResumeSlot(s *Schedule, now time.Time) (time.Time, error) {
-	if s.Mode == ModeFixedDelay && !s.LiveJobID.IsZero() {
+func ResumeSlot(s *store.Schedule, now time.Time) (time.Time, error) {
+	if s.Mode == store.ModeFixedDelay && !s.LiveJobID.IsZero() {
 		return time.Time{}, nil
 	}
 	if s.NextRunAt.After(now) {
@@ -129,8 +129,8 @@ func ResumeSlot(s *Schedule, now time.Time) (time.Time, error) {
 // the schedule, so that the run's settlement, matched by job id, can set
 // next_run_at to the completion rounded up to the second plus this delay
 // in the same statement that settles the job.
-func ReleaseDelay(s *Schedule) time.Duration {
-	if s.Mode != ModeFixedDelay {
+func ReleaseDelay(s *store.Schedule) time.Duration {
+	if s.Mode != store.ModeFixedDelay {
 		return 0
 	}
 	spec, err := parseCached(s.Spec)
@@ -154,19 +154,19 @@ func ReleaseNext(finished time.Time, delay time.Duration) time.Time {
 
 // PushRecent returns recent with runs added in front, newest first, keeping
 // at most MaxRecent. runs are oldest first.
-func PushRecent(recent []Run, runs ...Run) []Run {
-	out := make([]Run, 0, min(len(recent)+len(runs), MaxRecent))
-	for i := len(runs) - 1; i >= 0 && len(out) < MaxRecent; i-- {
+func PushRecent(recent []store.ScheduleRun, runs ...store.ScheduleRun) []store.ScheduleRun {
+	out := make([]store.ScheduleRun, 0, min(len(recent)+len(runs), store.MaxRecentRuns))
+	for i := len(runs) - 1; i >= 0 && len(out) < store.MaxRecentRuns; i-- {
 		out = append(out, runs[i])
 	}
-	for i := 0; i < len(recent) && len(out) < MaxRecent; i++ {
+	for i := 0; i < len(recent) && len(out) < store.MaxRecentRuns; i++ {
 		out = append(out, recent[i])
 	}
 	return out
 }
 
 // specZone returns the schedule's parsed spec and its zone.
-func (s *Schedule) specZone() (Spec, *time.Location, error) {
+func specZone(s *store.Schedule) (Spec, *time.Location, error) {
 	spec, err := parseCached(s.Spec)
 	if err != nil {
 		return spec, nil, err
@@ -217,15 +217,15 @@ func parseCached(s string) (Spec, error) {
 // Upcoming returns up to n of the schedule's next slots, from NextRunAt on,
 // in UTC. A fixed-delay schedule knows only its next slot (the ones after it
 // depend on when runs finish); a schedule with no NextRunAt has none.
-func Upcoming(s *Schedule, n int) ([]time.Time, error) {
+func Upcoming(s *store.Schedule, n int) ([]time.Time, error) {
 	if s.NextRunAt.IsZero() || n <= 0 {
 		return nil, nil
 	}
 	out := []time.Time{s.NextRunAt.UTC()}
-	if s.Mode == ModeFixedDelay {
+	if s.Mode == store.ModeFixedDelay {
 		return out, nil
 	}
-	spec, loc, err := s.specZone()
+	spec, loc, err := specZone(s)
 	if err != nil {
 		return nil, err
 	}

@@ -2,6 +2,8 @@ package schedule
 
 import (
 	"time"
+
+	"github.com/spoolrun/spool/store"
 )
 
 // Defaults and limits for misfire handling.
@@ -9,11 +11,6 @@ const (
 	// DefaultGrace is how late a slot may be reached and still count as on
 	// time rather than missed.
 	DefaultGrace = time.Minute
-	// DefaultCatchUpMax is how many missed slots MisfireCatchUp fires when
-	// the schedule sets no CatchUpMax.
-	DefaultCatchUpMax = 10
-	// MaxCatchUpMax is the largest CatchUpMax a schedule may set.
-	MaxCatchUpMax = 1000
 	// maxCount bounds how many missed cron slots Plan enumerates to count
 	// them; past it, Dropped is a lower bound (see Plan.DroppedCapped).
 	maxCount = 100_000
@@ -29,7 +26,7 @@ type Input struct {
 	Last time.Time
 	Now  time.Time
 	// Misfire is the policy for missed slots.
-	Misfire Misfire
+	Misfire store.Misfire
 	// CatchUpMax caps MisfireCatchUp. Zero means DefaultCatchUpMax.
 	CatchUpMax int
 	// Grace is how late a due slot may be and still be on time. On-time slots
@@ -75,12 +72,12 @@ func Plan(in Input) Firing {
 	}
 	keep := in.CatchUpMax
 	if keep <= 0 {
-		keep = DefaultCatchUpMax
+		keep = store.DefaultCatchUpMax
 	}
 	switch in.Misfire {
-	case MisfireSkip:
+	case store.MisfireSkip:
 		keep = 0
-	case MisfireCatchUp:
+	case store.MisfireCatchUp:
 	default:
 		keep = 1
 	}
@@ -125,7 +122,7 @@ func Plan(in Input) Firing {
 	fired := make([]time.Time, 0, len(ring))
 	fired = append(fired, ring[head:]...)
 	fired = append(fired, ring[:head]...)
-	if in.Misfire == MisfireRunOnce && len(onTime) > 0 {
+	if in.Misfire == store.MisfireRunOnce && len(onTime) > 0 {
 		fired = fired[:0]
 	}
 	f.Dropped = missed - len(fired)
@@ -155,7 +152,7 @@ func planInterval(in Input, loc *time.Location, cut time.Time, keep int) Firing 
 	for k := missed + 1; k <= due; k++ {
 		onTime = append(onTime, slot(k))
 	}
-	if in.Misfire == MisfireRunOnce && len(onTime) > 0 {
+	if in.Misfire == store.MisfireRunOnce && len(onTime) > 0 {
 		first = missed + 1
 	}
 	for k := first; k <= missed; k++ {

@@ -18,22 +18,22 @@ func TestPlanAfterDowntime(t *testing.T) {
 	tests := []struct {
 		name    string
 		now     time.Time
-		misfire Misfire
+		misfire store.Misfire
 		max     int
 		fire    []time.Time
 		dropped int
 		next    time.Time
 	}{
-		{"run once, a slot on time", at(12, 0).Add(30 * time.Second), MisfireRunOnce, 0, []time.Time{at(12, 0)}, 11, at(12, 15)},
-		{"run once, nothing on time", at(12, 5), MisfireRunOnce, 0, []time.Time{at(12, 0)}, 11, at(12, 15)},
-		{"skip, a slot on time", at(12, 0).Add(30 * time.Second), MisfireSkip, 0, []time.Time{at(12, 0)}, 11, at(12, 15)},
-		{"skip, nothing on time", at(12, 5), MisfireSkip, 0, nil, 12, at(12, 15)},
-		{"catch up 4", at(12, 5), MisfireCatchUp, 4, []time.Time{at(11, 15), at(11, 30), at(11, 45), at(12, 0)}, 8, at(12, 15)},
-		{"catch up 4, a slot on time", at(12, 0).Add(30 * time.Second), MisfireCatchUp, 4, []time.Time{at(11, 0), at(11, 15), at(11, 30), at(11, 45), at(12, 0)}, 7, at(12, 15)},
-		{"catch up default cap", at(12, 5), MisfireCatchUp, 0, []time.Time{at(9, 45), at(10, 0), at(10, 15), at(10, 30), at(10, 45), at(11, 0), at(11, 15), at(11, 30), at(11, 45), at(12, 0)}, 2, at(12, 15)},
-		{"catch up everything", at(12, 5), MisfireCatchUp, 100, slots15(last, 12), 0, at(12, 15)},
-		{"no downtime", at(9, 15), MisfireSkip, 0, []time.Time{at(9, 15)}, 0, at(9, 30)},
-		{"nothing due", at(9, 14), MisfireRunOnce, 0, nil, 0, at(9, 15)},
+		{"run once, a slot on time", at(12, 0).Add(30 * time.Second), store.MisfireRunOnce, 0, []time.Time{at(12, 0)}, 11, at(12, 15)},
+		{"run once, nothing on time", at(12, 5), store.MisfireRunOnce, 0, []time.Time{at(12, 0)}, 11, at(12, 15)},
+		{"skip, a slot on time", at(12, 0).Add(30 * time.Second), store.MisfireSkip, 0, []time.Time{at(12, 0)}, 11, at(12, 15)},
+		{"skip, nothing on time", at(12, 5), store.MisfireSkip, 0, nil, 12, at(12, 15)},
+		{"catch up 4", at(12, 5), store.MisfireCatchUp, 4, []time.Time{at(11, 15), at(11, 30), at(11, 45), at(12, 0)}, 8, at(12, 15)},
+		{"catch up 4, a slot on time", at(12, 0).Add(30 * time.Second), store.MisfireCatchUp, 4, []time.Time{at(11, 0), at(11, 15), at(11, 30), at(11, 45), at(12, 0)}, 7, at(12, 15)},
+		{"catch up default cap", at(12, 5), store.MisfireCatchUp, 0, []time.Time{at(9, 45), at(10, 0), at(10, 15), at(10, 30), at(10, 45), at(11, 0), at(11, 15), at(11, 30), at(11, 45), at(12, 0)}, 2, at(12, 15)},
+		{"catch up everything", at(12, 5), store.MisfireCatchUp, 100, slots15(last, 12), 0, at(12, 15)},
+		{"no downtime", at(9, 15), store.MisfireSkip, 0, []time.Time{at(9, 15)}, 0, at(9, 30)},
+		{"nothing due", at(9, 14), store.MisfireRunOnce, 0, nil, 0, at(9, 15)},
 	}
 	for _, tt := range tests {
 		for _, spec := range []string{"*/15 * * * *", "@every 15m"} {
@@ -65,7 +65,7 @@ func TestPlanCapsCounting(t *testing.T) {
 	t.Parallel()
 	last := utc(2026, 5, 1, 0, 0, 0)
 	now := last.Add(48 * time.Hour) // 172,800 one-second slots
-	f := Plan(Input{Spec: MustParseSpec("* * * * * *"), Last: last, Now: now, Misfire: MisfireCatchUp, CatchUpMax: 3})
+	f := Plan(Input{Spec: MustParseSpec("* * * * * *"), Last: last, Now: now, Misfire: store.MisfireCatchUp, CatchUpMax: 3})
 	if !f.DroppedCapped || f.Dropped < maxCount-3 {
 		t.Errorf("Dropped = %d, capped %v; want at least %d, capped", f.Dropped, f.DroppedCapped, maxCount-3)
 	}
@@ -80,16 +80,16 @@ func TestPlanCapsCounting(t *testing.T) {
 
 func TestValidate(t *testing.T) {
 	t.Parallel()
-	ok := Schedule{ID: "nightly-report", Tenant: "acme", Spec: "30 2 * * *", Zone: "Europe/Berlin", Kind: "report"}
-	if err := ok.Validate(); err != nil {
+	ok := store.Schedule{ID: "nightly-report", Tenant: "acme", Spec: "30 2 * * *", Zone: "Europe/Berlin", Kind: "report"}
+	if err := Validate(&ok); err != nil {
 		t.Fatalf("a valid schedule: %v", err)
 	}
-	bad := Schedule{
+	bad := store.Schedule{
 		ID: "", Tenant: "ac me", Spec: "CRON_TZ=UTC * * * * *", Zone: "Mars/Base", Queue: "q!", Kind: "",
 		Payload: make([]byte, store.MaxPayloadBytes+1), Priority: 101, MaxAttempts: -1,
-		Overlap: 7, Misfire: MisfireSkip, CatchUpMax: 5, Mode: 9, Version: -1,
+		Overlap: 7, Misfire: store.MisfireSkip, CatchUpMax: 5, Mode: 9, Version: -1,
 	}
-	err := bad.Validate()
+	err := Validate(&bad)
 	var se *SpecError
 	var ze *ZoneError
 	if !errors.As(err, &se) || !errors.As(err, &ze) || !errors.Is(err, store.ErrTooLarge) || !errors.Is(err, store.ErrInvalid) {
@@ -101,42 +101,42 @@ func TestValidate(t *testing.T) {
 		}
 	}
 	delay := ok
-	delay.Mode = ModeFixedDelay
-	if err := delay.Validate(); err == nil || !strings.Contains(err.Error(), "fixed_delay needs") {
+	delay.Mode = store.ModeFixedDelay
+	if err := Validate(&delay); err == nil || !strings.Contains(err.Error(), "fixed_delay needs") {
 		t.Errorf("fixed delay with a cron spec: %v", err)
 	}
 	delay.Spec = "@every 10m"
-	if err := delay.Validate(); err != nil {
+	if err := Validate(&delay); err != nil {
 		t.Errorf("fixed delay with @every: %v", err)
 	}
 }
 
 func TestPolicyText(t *testing.T) {
 	t.Parallel()
-	for _, o := range []Overlap{OverlapSkip, OverlapQueueOne, OverlapAllow} {
-		if p, err := ParseOverlap(o.String()); err != nil || p != o {
-			t.Errorf("ParseOverlap(%q) = %v, %v", o, p, err)
+	for _, o := range []store.Overlap{store.OverlapSkip, store.OverlapQueueOne, store.OverlapAllow} {
+		if p, err := store.ParseOverlap(o.String()); err != nil || p != o {
+			t.Errorf("store.ParseOverlap(%q) = %v, %v", o, p, err)
 		}
 	}
-	for _, m := range []Misfire{MisfireRunOnce, MisfireSkip, MisfireCatchUp} {
-		if p, err := ParseMisfire(m.String()); err != nil || p != m {
-			t.Errorf("ParseMisfire(%q) = %v, %v", m, p, err)
+	for _, m := range []store.Misfire{store.MisfireRunOnce, store.MisfireSkip, store.MisfireCatchUp} {
+		if p, err := store.ParseMisfire(m.String()); err != nil || p != m {
+			t.Errorf("store.ParseMisfire(%q) = %v, %v", m, p, err)
 		}
 	}
-	for _, m := range []Mode{ModeFixedRate, ModeFixedDelay} {
-		var p Mode
+	for _, m := range []store.ScheduleMode{store.ModeFixedRate, store.ModeFixedDelay} {
+		var p store.ScheduleMode
 		b, err := m.MarshalText()
 		if err != nil || p.UnmarshalText(b) != nil || p != m {
 			t.Errorf("Mode %v does not round-trip as text", m)
 		}
 	}
-	if o, err := ParseOverlap(""); err != nil || o != OverlapSkip {
+	if o, err := store.ParseOverlap(""); err != nil || o != store.OverlapSkip {
 		t.Error("empty overlap is not skip")
 	}
-	if _, err := ParseMisfire("sometimes"); !errors.Is(err, store.ErrInvalid) {
-		t.Errorf("ParseMisfire(sometimes) = %v", err)
+	if _, err := store.ParseMisfire("sometimes"); !errors.Is(err, store.ErrInvalid) {
+		t.Errorf("store.ParseMisfire(sometimes) = %v", err)
 	}
-	if s := Overlap(9).String(); s != "Overlap(9)" {
+	if s := store.Overlap(9).String(); s != "Overlap(9)" {
 		t.Errorf("String() = %q", s)
 	}
 }

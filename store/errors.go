@@ -7,7 +7,7 @@ import (
 
 // Sentinel errors. Test with errors.Is; the typed errors below wrap them.
 var (
-	ErrNotFound   = errors.New("spool: job not found")
+	ErrNotFound   = errors.New("spool: not found")
 	ErrLockLost   = errors.New("spool: lock lost: the job is no longer held by this delivery")
 	ErrInvalid    = errors.New("spool: invalid input")
 	ErrTooLarge   = errors.New("spool: over a limit")
@@ -16,11 +16,24 @@ var (
 	ErrClosed     = errors.New("spool: store is closed")
 	ErrSchema     = errors.New("spool: database schema is newer than this build of spool")
 	ErrConflict   = errors.New("spool: version conflict: the record changed since it was read")
+	// ErrStoreFull refuses enqueues while the store is past its size limit
+	// or its disk's free-space floor. Claims, settles, cancels, purges and
+	// retention keep working, so workers drain the store and enqueues
+	// resume by themselves.
+	ErrStoreFull = errors.New("spool: store is full: enqueues are refused until workers drain it or space is freed")
+	// ErrUnsupported is returned when a store lacks a capability an
+	// operation needs (see Capabilities).
+	ErrUnsupported = errors.New("spool: the store does not support this operation")
+	// ErrDurability latches a store after a failed fsync: nothing written
+	// since the last successful one is known to be on disk, so every write
+	// is refused until the store is closed and reopened.
+	ErrDurability = errors.New("spool: an fsync failed: writes are refused until the store is reopened")
 )
 
 // Code returns a stable, machine-readable code for an error from the store,
 // for APIs and exit codes: "not_found", "lock_lost", "invalid", "too_large",
-// "wrong_state", "duplicate", "conflict", "closed", "schema", or "internal".
+// "wrong_state", "duplicate", "conflict", "closed", "schema", "store_full",
+// "unsupported", "durability", or "internal".
 func Code(err error) string {
 	switch {
 	case err == nil:
@@ -43,6 +56,12 @@ func Code(err error) string {
 		return "closed"
 	case errors.Is(err, ErrSchema):
 		return "schema"
+	case errors.Is(err, ErrStoreFull):
+		return "store_full"
+	case errors.Is(err, ErrUnsupported):
+		return "unsupported"
+	case errors.Is(err, ErrDurability):
+		return "durability"
 	}
 	return "internal"
 }
@@ -89,3 +108,37 @@ func (e *StateError) Error() string {
 
 // Unwrap makes errors.Is(err, ErrWrongState) true.
 func (e *StateError) Unwrap() error { return ErrWrongState }
+
+// NotFoundError says which job, schedule or other resource does not exist.
+// It matches ErrNotFound.
+type NotFoundError struct {
+	Resource string // "job", "schedule", ...
+	Name     string // its ID, or its reference in text
+}
+
+func (e *NotFoundError) Error() string {
+	return "spool: " + e.Resource + " " + e.Name + " not found"
+}
+
+// Unwrap makes errors.Is(err, ErrNotFound) true.
+func (e *NotFoundError) Unwrap() error { return ErrNotFound }
+
+// JobNotFound returns the error for a job that does not exist: a
+// *NotFoundError matching ErrNotFound.
+func JobNotFound(id ID) error { return &NotFoundError{Resource: "job", Name: id.String()} }
+
+// ConflictError refuses an update whose version is not the stored one. It
+// matches ErrConflict.
+type ConflictError struct {
+	Resource string // "schedule", ...
+	Name     string // its reference in text
+	Want     int64  // the version the update carried
+	Current  int64  // the stored version
+}
+
+func (e *ConflictError) Error() string {
+	return fmt.Sprintf("spool: %s %s is at version %d, not %d: read it again and reapply the change", e.Resource, e.Name, e.Current, e.Want)
+}
+
+// Unwrap makes errors.Is(err, ErrConflict) true.
+func (e *ConflictError) Unwrap() error { return ErrConflict }

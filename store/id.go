@@ -83,5 +83,28 @@ func NewLockToken() LockToken {
 	}
 }
 
-// String returns the token in hexadecimal.
+// String returns the token in hexadecimal, as it travels in JSON: a string,
+// because JavaScript numbers cannot hold 64-bit integers.
 func (t LockToken) String() string { return strconv.FormatUint(uint64(t), 16) }
+
+// ParseLockToken parses the text form of a token (see String).
+func ParseLockToken(s string) (LockToken, error) {
+	u, err := strconv.ParseUint(s, 16, 64)
+	if err != nil || u == 0 {
+		return 0, &ValidationError{Field: "lock token", Reason: fmt.Sprintf("%q is not a lock token", s)}
+	}
+	return LockToken(u), nil //nolint:gosec // tokens are random 64-bit values: wrapping is the text form's inverse
+}
+
+// MarshalText implements encoding.TextMarshaler: JSON carries tokens as strings.
+func (t LockToken) MarshalText() ([]byte, error) { return []byte(t.String()), nil }
+
+// UnmarshalText implements encoding.TextUnmarshaler.
+func (t *LockToken) UnmarshalText(b []byte) error {
+	v, err := ParseLockToken(string(b))
+	if err != nil {
+		return err
+	}
+	*t = v
+	return nil
+}

@@ -108,4 +108,7 @@ const (
 	MaxListLimit      = 1_000
 	DefaultListLimit  = 100
 	DefaultClaimLimit = 1
+	DefaultPruneLimit = 10_000  // finished jobs one Prune call deletes
+	MaxPruneLimit     = 100_000 // the most one Prune call may delete
+	MaxReapLimit      = MaxBatch
 )

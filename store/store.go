@@ -87,26 +87,66 @@ type Store interface {
 	// cutoff for their state, and returns how many. Zero cutoffs keep that state.
 	Prune(ctx context.Context, p PruneParams) (int, error)
 
+	// Capabilities declares the optional parts of the contract this store
+	// supports. A wrapper that embeds a Store forwards them unchanged; one
+	// that intercepts a capability replaces its field. The conformance suite
+	// fails a backend whose declared capabilities differ from the ones it is
+	// tested for.
+	Capabilities() Capabilities
+
 	// Close releases the store's resources. Calls after Close fail with ErrClosed.
 	Close() error
 }
 
-// SQLTxEnqueuer is implemented by SQL backends that can enqueue inside the
-// caller's own transaction, so jobs commit or roll back with the caller's rows.
-// The caller's *sql.Tx must be on the same database as the store.
+// Capabilities lists what a store supports beyond the job contract; a nil
+// field is a capability the store does not have. Callers branch on these
+// fields, never on type assertions, so a wrapper cannot drop a capability
+// without saying so.
+type Capabilities struct {
+	// Schedules keeps recurring schedules next to the jobs.
+	Schedules ScheduleStore
+	// Notifier wakes waiters when jobs become claimable or finish, sooner
+	// than polling would.
+	Notifier Notifier
+	// SQLTx enqueues inside a caller's *sql.Tx on the store's database.
+	SQLTx SQLTxEnqueuer
+}
+
+// Names lists the capabilities present, for messages and diagnostics:
+// "schedules", "notify", "sql_tx".
+func (c Capabilities) Names() []string {
+	var out []string
+	if c.Schedules != nil {
+		out = append(out, "schedules")
+	}
+	if c.Notifier != nil {
+		out = append(out, "notify")
+	}
+	if c.SQLTx != nil {
+		out = append(out, "sql_tx")
+	}
+	return out
+}
+
+// SQLTxEnqueuer is the capability of SQL backends to enqueue inside the
+// caller's own transaction, so jobs commit or roll back with the caller's
+// rows. The caller's *sql.Tx must be on the same database as the store.
 type SQLTxEnqueuer interface {
 	EnqueueTx(ctx context.Context, tx *sql.Tx, jobs []EnqueueParams) ([]EnqueueResult, error)
 }
 
-// Notifier is implemented by stores that can tell waiters, in process, that
-// jobs changed. Each call returns a channel that is closed at the next change
-// of that kind; the caller then looks again. Notifications are hints: a
-// waiter must still poll slowly for changes made by other processes.
+// Notifier is the capability of telling waiters that jobs changed. Each call
+// returns a channel that is closed at the next change of that kind; the
+// caller then looks again. Notifications are hints: a spurious wake-up costs
+// one extra look, and a waiter must still poll slowly in case one is missed
+// (a lost connection, a change made where the store cannot see it).
 type Notifier interface {
 	// Available is closed when jobs may have become claimable in queue.
 	Available(queue string) <-chan struct{}
-	// Finished is closed when some job reached a finished state.
-	Finished() <-chan struct{}
+	// Finished is closed when the job id may have reached a finished state
+	// (completed, cancelled or dead). Call release once no longer waiting,
+	// so the store can forget the waiter.
+	Finished(id ID) (ch <-chan struct{}, release func())
 }
 
 // EnqueueParams describes one job to insert. Zero fields take the defaults
@@ -117,7 +157,13 @@ type EnqueueParams struct {
 	Kind        string // required
 	Payload     []byte // at most MaxPayloadBytes
 	Priority    int    // MinPriority..MaxPriority, lower runs first; default 0
-	RunAt       time.Time
+	// RunAt is when the job may run. Zero means Delay after now by the
+	// store's clock (the database's on PostgreSQL), so producers whose
+	// clocks are off never make jobs run early or late.
+	RunAt time.Time
+	// Delay, when RunAt is zero, postpones the job; not negative. Setting
+	// both is refused.
+	Delay       time.Duration
 	Tenant      string
 	UniqueKey   string // dedupe among live jobs of the same tenant
 	OrderingKey string // one at a time, in enqueue order, per tenant
@@ -188,7 +234,12 @@ type Verdict struct {
 	Outcome Outcome
 	Result  []byte        // Complete: optional output, at most MaxResultBytes
 	Error   *AttemptError // Fail, DeadLetter, Cancel: recorded in the job's history (At and Attempt are filled in)
-	RetryAt time.Time     // Fail, Snooze: when to run again; zero means now
+	// RetryAt is, for Fail and Snooze, when to run again. Zero means Delay
+	// after now by the store's clock, which is how workers say it: their
+	// clocks may be off.
+	RetryAt time.Time
+	// Delay, when RetryAt is zero, postpones the next run; not negative.
+	Delay time.Duration
 }
 
 // ReapResult counts what ReapExpired did.
@@ -224,7 +275,7 @@ type PruneParams struct {
 	CompletedBefore time.Time
 	CancelledBefore time.Time
 	DeadBefore      time.Time
-	Limit           int // at most this many rows per call; default 10,000
+	Limit           int // at most this many rows per call, 1..MaxPruneLimit; default DefaultPruneLimit
 }
 
 // QueueStats describes one queue.

@@ -3,6 +3,7 @@ package store
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -57,16 +58,22 @@ func (p *EnqueueParams) Normalize(now time.Time) error {
 	if p.Queue == "" {
 		p.Queue = DefaultQueue
 	}
-	if p.RunAt.IsZero() {
-		p.RunAt = now
+	var errs []error
+	switch {
+	case p.Delay < 0:
+		errs = append(errs, &ValidationError{Field: "delay", Reason: fmt.Sprintf("%v is negative", p.Delay)})
+	case p.Delay > 0 && !p.RunAt.IsZero():
+		errs = append(errs, &ValidationError{Field: "delay", Reason: "is set together with a run-at time; give one"})
+	case p.RunAt.IsZero():
+		p.RunAt = now.Add(p.Delay)
 	}
+	p.Delay = 0
 	if p.MaxAttempts == 0 {
 		p.MaxAttempts = DefaultMaxAttempts
 	}
 	if p.MaxDeliveries == 0 {
 		p.MaxDeliveries = DefaultMaxDeliveries
 	}
-	var errs []error
 	errs = append(errs,
 		ValidName("queue", p.Queue, false),
 		ValidName("kind", p.Kind, false),
@@ -125,7 +132,67 @@ func (v *Verdict) Check() error {
 	if v.Token == 0 {
 		return &ValidationError{Field: "lock token", Reason: "is missing"}
 	}
+	if v.Delay < 0 {
+		return &ValidationError{Field: "retry delay", Reason: fmt.Sprintf("%v is negative", v.Delay)}
+	}
 	return nil
+}
+
+// Normalize checks a verdict and resolves its Delay against now, the
+// store's clock: a zero RetryAt becomes now plus Delay.
+func (v *Verdict) Normalize(now time.Time) error {
+	if err := v.Check(); err != nil {
+		return err
+	}
+	if v.RetryAt.IsZero() {
+		v.RetryAt = now.Add(v.Delay)
+	}
+	v.Delay = 0
+	return nil
+}
+
+// Normalize fills the default limit and checks it.
+func (p *PruneParams) Normalize() error {
+	if p.Limit == 0 {
+		p.Limit = DefaultPruneLimit
+	}
+	if p.Limit < 1 || p.Limit > MaxPruneLimit {
+		return &ValidationError{Field: "prune limit", Reason: fmt.Sprintf("%d is outside 1..%d", p.Limit, MaxPruneLimit)}
+	}
+	return nil
+}
+
+// CheckReapLimit checks the limit of one ReapExpired call.
+func CheckReapLimit(limit int) error {
+	if limit < 1 || limit > MaxReapLimit {
+		return &ValidationError{Field: "reap limit", Reason: fmt.Sprintf("%d is outside 1..%d", limit, MaxReapLimit)}
+	}
+	return nil
+}
+
+// CheckPurge checks purge parameters.
+func (p *PurgeParams) Check() error {
+	if err := CheckBatch(len(p.IDs)); err != nil {
+		return err
+	}
+	if p.Queue != "" {
+		return ValidName("queue", p.Queue, false)
+	}
+	return nil
+}
+
+// SortClaimed puts claimed jobs in claim order: priority, then run_at, then
+// enqueue order. Stores may claim in any order; callers see this one.
+func SortClaimed(jobs []*Job) {
+	slices.SortFunc(jobs, func(a, b *Job) int {
+		if a.Priority != b.Priority {
+			return a.Priority - b.Priority
+		}
+		if c := a.RunAt.Compare(b.RunAt); c != 0 {
+			return c
+		}
+		return slices.Compare(a.ID[:], b.ID[:])
+	})
 }
 
 // Check validates list parameters and fills the default limit.

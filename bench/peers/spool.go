@@ -125,22 +125,6 @@ func (c *countingStore) Settle(ctx context.Context, vs []store.Verdict) ([]error
 	return errs, nil
 }
 
-// Available and Finished forward the store's wake-ups, so the worker is
-// woken by enqueues instead of polling.
-func (c *countingStore) Available(queue string) <-chan struct{} {
-	if n, ok := c.Store.(store.Notifier); ok {
-		return n.Available(queue)
-	}
-	return nil
-}
-
-func (c *countingStore) Finished() <-chan struct{} {
-	if n, ok := c.Store.(store.Notifier); ok {
-		return n.Finished()
-	}
-	return nil
-}
-
 // spoolVersion is source, or else Spool's module version ("working tree"
 // when the bench module replaces Spool with a directory).
 func spoolVersion(source string) string {

@@ -7,7 +7,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/spoolrun/spool/internal/bench"
-	"github.com/spoolrun/spool/schedule"
 )
 
 const benchSchedulesLong = `Bench schedules measures recurring schedules at scale, on a throwaway
@@ -48,8 +47,8 @@ func (a *app) benchSchedulesCmd() *cobra.Command {
 				return err
 			}
 			defer cleanup()
-			ss, ok := st.(schedule.Store)
-			if !ok {
+			ss := st.Capabilities().Schedules
+			if ss == nil {
 				return usagef("the store at %s does not keep schedules", where)
 			}
 			cfg.Store = ss

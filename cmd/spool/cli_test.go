@@ -354,7 +354,7 @@ func TestExitCodesAndErrors(t *testing.T) {
 	missing := spool.ID{2}.String()
 
 	r := f.fails(exitFailed, "jobs", "get", missing)
-	if !strings.HasPrefix(r.stderr, "spool: job not found") {
+	if r.stderr != "spool: job "+missing+" not found\n" {
 		t.Errorf("not found: stderr %q", r.stderr)
 	}
 	r = f.fails(exitFailed, "jobs", "get", missing, "--json")

@@ -146,10 +146,10 @@ func (a *app) schedulesAddCmd(tenant *string) *cobra.Command {
 	fl.StringVar(&f.payloadFile, "payload-file", "", "read the JSON payload from this file")
 	fl.IntVar(&f.priority, "priority", 0, "lower runs first, -100..100")
 	fl.IntVar(&f.maxAttempts, "max-attempts", 0, "failed attempts before a run is dead-lettered (default 25)")
-	fl.StringVar(&f.overlap, "overlap", schedule.OverlapSkip.String(), "when a run is still live: skip, queue_one or allow")
-	fl.StringVar(&f.misfire, "misfire", schedule.MisfireRunOnce.String(), "for missed slots: run_once, skip or catch_up")
-	fl.IntVar(&f.catchUpMax, "catch-up-max", 0, fmt.Sprintf("with --misfire catch_up: most missed slots run, 1..%d (default %d)", schedule.MaxCatchUpMax, schedule.DefaultCatchUpMax))
-	fl.StringVar(&f.mode, "mode", schedule.ModeFixedRate.String(), "fixed_rate, or fixed_delay (an \"@every\" spec counted from the end of the last run)")
+	fl.StringVar(&f.overlap, "overlap", store.OverlapSkip.String(), "when a run is still live: skip, queue_one or allow")
+	fl.StringVar(&f.misfire, "misfire", store.MisfireRunOnce.String(), "for missed slots: run_once, skip or catch_up")
+	fl.IntVar(&f.catchUpMax, "catch-up-max", 0, fmt.Sprintf("with --misfire catch_up: most missed slots run, 1..%d (default %d)", store.MaxCatchUpMax, store.DefaultCatchUpMax))
+	fl.StringVar(&f.mode, "mode", store.ModeFixedRate.String(), "fixed_rate, or fixed_delay (an \"@every\" spec counted from the end of the last run)")
 	fl.BoolVar(&f.paused, "paused", false, "create the schedule paused (ignored when it exists)")
 	fl.Int64Var(&f.version, "version", 0, "change the schedule only if it is still at this version (see get)")
 	_ = cmd.MarkFlagRequired("spec")
@@ -228,13 +228,13 @@ func (a *app) scheduleFromFlags(tenant, id string, f *scheduleAddFlags) (spool.S
 	}
 	var errs []error
 	var err error
-	if sc.Overlap, err = schedule.ParseOverlap(f.overlap); err != nil {
+	if sc.Overlap, err = store.ParseOverlap(f.overlap); err != nil {
 		errs = append(errs, err)
 	}
-	if sc.Misfire, err = schedule.ParseMisfire(f.misfire); err != nil {
+	if sc.Misfire, err = store.ParseMisfire(f.misfire); err != nil {
 		errs = append(errs, err)
 	}
-	if sc.Mode, err = schedule.ParseMode(f.mode); err != nil {
+	if sc.Mode, err = store.ParseScheduleMode(f.mode); err != nil {
 		errs = append(errs, err)
 	}
 	switch {
@@ -245,7 +245,7 @@ func (a *app) scheduleFromFlags(tenant, id string, f *scheduleAddFlags) (spool.S
 	default:
 		sc.Payload, err = a.readPayload(f.payload)
 	}
-	errs = append(errs, err, sc.Validate())
+	errs = append(errs, err, schedule.Validate(&sc))
 	return sc, errors.Join(errs...)
 }
 
@@ -277,13 +277,13 @@ func readPayloadFile(path string) ([]byte, error) {
 
 // upsertError explains why the store refused a schedule add wrote.
 func upsertError(sc spool.Schedule, err error) error {
-	var ce *schedule.ConflictError
+	var ce *store.ConflictError
 	switch {
 	case errors.As(err, &ce):
 		return &scheduleMsgError{err: err, msg: fmt.Sprintf(
 			"schedule %s was changed since you read it: it is at version %d, not %d; nothing was written. "+
 				"Check it with 'spool schedules get %s' and retry with --version %d",
-			refName(ce.Ref), ce.Current, ce.Want, refArgs(ce.Ref), ce.Current)}
+			refName(sc.Ref()), ce.Current, ce.Want, refArgs(sc.Ref()), ce.Current)}
 	case errors.Is(err, store.ErrNotFound):
 		return &scheduleMsgError{err: err, msg: fmt.Sprintf(
 			"schedule %s not found, so it cannot be at version %d; leave out --version to create it",
@@ -363,7 +363,7 @@ With --json it prints {"schedules": [...], "next": "ID or empty"}.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			p := spool.ScheduleListParams{Tenant: *tenant, After: after, Limit: limit}
-			if err := schedule.NormalizeList(&p); err != nil {
+			if err := p.Normalize(); err != nil {
 				return err
 			}
 			client, closeStore, err := a.client(cmd)
@@ -730,30 +730,30 @@ With --json it prints {"schedule", "tenant", "job_id", "slot"}.`,
 // in UTC, absent when unset. A JSON payload is embedded as is, other bytes are given
 // base64-encoded in payload_base64.
 type scheduleJSON struct {
-	ID            string           `json:"id"`
-	Tenant        string           `json:"tenant,omitempty"`
-	Spec          string           `json:"spec"`
-	Zone          string           `json:"zone"`
-	Queue         string           `json:"queue"`
-	Kind          string           `json:"kind"`
-	Payload       json.RawMessage  `json:"payload,omitempty"`
-	PayloadBase64 string           `json:"payload_base64,omitempty"`
-	Priority      int              `json:"priority"`
-	MaxAttempts   int              `json:"max_attempts"`
-	Overlap       schedule.Overlap `json:"overlap"`
-	Misfire       schedule.Misfire `json:"misfire"`
-	CatchUpMax    int              `json:"catch_up_max"`
-	Mode          schedule.Mode    `json:"mode"`
-	Paused        bool             `json:"paused"`
-	Version       int64            `json:"version"`
-	NextRunAt     *time.Time       `json:"next_run_at,omitempty"`
-	LastRunAt     *time.Time       `json:"last_run_at,omitempty"`
-	LiveJobID     string           `json:"live_job_id,omitempty"`
-	Fired         int64            `json:"fired"`
-	Skipped       int64            `json:"skipped"`
-	Dropped       int64            `json:"dropped"`
-	CreatedAt     time.Time        `json:"created_at"`
-	UpdatedAt     time.Time        `json:"updated_at"`
+	ID            string             `json:"id"`
+	Tenant        string             `json:"tenant,omitempty"`
+	Spec          string             `json:"spec"`
+	Zone          string             `json:"zone"`
+	Queue         string             `json:"queue"`
+	Kind          string             `json:"kind"`
+	Payload       json.RawMessage    `json:"payload,omitempty"`
+	PayloadBase64 string             `json:"payload_base64,omitempty"`
+	Priority      int                `json:"priority"`
+	MaxAttempts   int                `json:"max_attempts"`
+	Overlap       store.Overlap      `json:"overlap"`
+	Misfire       store.Misfire      `json:"misfire"`
+	CatchUpMax    int                `json:"catch_up_max"`
+	Mode          store.ScheduleMode `json:"mode"`
+	Paused        bool               `json:"paused"`
+	Version       int64              `json:"version"`
+	NextRunAt     *time.Time         `json:"next_run_at,omitempty"`
+	LastRunAt     *time.Time         `json:"last_run_at,omitempty"`
+	LiveJobID     string             `json:"live_job_id,omitempty"`
+	Fired         int64              `json:"fired"`
+	Skipped       int64              `json:"skipped"`
+	Dropped       int64              `json:"dropped"`
+	CreatedAt     time.Time          `json:"created_at"`
+	UpdatedAt     time.Time          `json:"updated_at"`
 }
 
 // scheduleDetailJSON is a schedule with its runs, for schedules get.

@@ -317,22 +317,6 @@ func (c *countingStore) Settle(ctx context.Context, vs []store.Verdict) ([]error
 	return errs, nil
 }
 
-// Available and Finished forward the wrapped store's wake-ups, so the worker
-// is woken by enqueues instead of polling.
-func (c *countingStore) Available(queue string) <-chan struct{} {
-	if n, ok := c.Store.(store.Notifier); ok {
-		return n.Available(queue)
-	}
-	return nil
-}
-
-func (c *countingStore) Finished() <-chan struct{} {
-	if n, ok := c.Store.(store.Notifier); ok {
-		return n.Finished()
-	}
-	return nil
-}
-
 func (c *countingStore) finishedAt() time.Time {
 	c.mu.Lock()
 	defer c.mu.Unlock()

@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/spoolrun/spool/internal/scheduler"
-	"github.com/spoolrun/spool/schedule"
 	"github.com/spoolrun/spool/store"
 )
 
@@ -22,7 +21,7 @@ import (
 // documented defaults.
 type ScheduleConfig struct {
 	// Store keeps the schedules. Required.
-	Store schedule.Store
+	Store store.ScheduleStore
 	// Schedules is how many hourly schedules to create. They are spread
 	// evenly over the hour, each at its own second ("S M * * * *"), so
 	// 1,000,000 of them fire about 278 times a second. Default 1,000,000.
@@ -117,9 +116,9 @@ func Schedules(ctx context.Context, cfg ScheduleConfig) (*ScheduleResult, error)
 
 	// Create.
 	start := time.Now()
-	if err := upsertAll(ctx, cfg, cfg.Schedules, "create", func(i int) schedule.Schedule {
+	if err := upsertAll(ctx, cfg, cfg.Schedules, "create", func(i int) store.Schedule {
 		sec := i % 3600
-		return schedule.Schedule{
+		return store.Schedule{
 			ID:     fmt.Sprintf("hourly-%07d", i),
 			Tenant: fmt.Sprintf("t%04d", i%cfg.Tenants),
 			Spec:   fmt.Sprintf("%d %d * * * *", sec%60, sec/60),
@@ -139,9 +138,9 @@ func Schedules(ctx context.Context, cfg ScheduleConfig) (*ScheduleResult, error)
 		runs    []observed
 		burstOn bool
 		burstCh = make(chan struct{}, 1)
-		timed   = &timedFire{Store: cfg.Store}
+		timed   = &timedFire{ScheduleStore: cfg.Store}
 	)
-	sch, err := scheduler.New(scheduler.Config{Store: timed, OnFire: func(r *schedule.FireResult) {
+	sch, err := scheduler.New(scheduler.Config{Store: timed, OnFire: func(r *store.FireResult) {
 		now := time.Now()
 		mu.Lock()
 		defer mu.Unlock()
@@ -222,8 +221,8 @@ func Schedules(ctx context.Context, cfg ScheduleConfig) (*ScheduleResult, error)
 		burstOn = true
 		mu.Unlock()
 		t0 := time.Now()
-		if err := upsertAll(ctx, cfg, cfg.Burst, "burst create", func(i int) schedule.Schedule {
-			return schedule.Schedule{
+		if err := upsertAll(ctx, cfg, cfg.Burst, "burst create", func(i int) store.Schedule {
+			return store.Schedule{
 				ID:     fmt.Sprintf("burst-%07d", i),
 				Tenant: fmt.Sprintf("t%04d", i%cfg.Tenants),
 				Spec:   spec,
@@ -286,15 +285,15 @@ func Schedules(ctx context.Context, cfg ScheduleConfig) (*ScheduleResult, error)
 
 // timedFire times the FireDue calls that take schedules.
 type timedFire struct {
-	schedule.Store
+	store.ScheduleStore
 	mu           sync.Mutex
 	calls, fired int
 	busy         time.Duration
 }
 
-func (t *timedFire) FireDue(ctx context.Context, p schedule.FireParams) (*schedule.FireResult, error) {
+func (t *timedFire) FireDue(ctx context.Context, p store.FireParams) (*store.FireResult, error) {
 	start := time.Now()
-	res, err := t.Store.FireDue(ctx, p)
+	res, err := t.ScheduleStore.FireDue(ctx, p)
 	if err == nil && res.Schedules > 0 {
 		t.mu.Lock()
 		t.calls++
@@ -306,8 +305,8 @@ func (t *timedFire) FireDue(ctx context.Context, p schedule.FireParams) (*schedu
 }
 
 // upsertAll writes n schedules made by mk in batches of cfg.Batch.
-func upsertAll(ctx context.Context, cfg ScheduleConfig, n int, phase string, mk func(i int) schedule.Schedule) error {
-	batch := make([]schedule.Schedule, 0, cfg.Batch)
+func upsertAll(ctx context.Context, cfg ScheduleConfig, n int, phase string, mk func(i int) store.Schedule) error {
+	batch := make([]store.Schedule, 0, cfg.Batch)
 	for i := 0; i < n; {
 		batch = batch[:0]
 		for ; i < n && len(batch) < cfg.Batch; i++ {

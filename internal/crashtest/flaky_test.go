@@ -127,21 +127,5 @@ func (f *flakyStore) ReapExpired(ctx context.Context, limit int) (store.ReapResu
 	return r, err
 }
 
-// Available implements store.Notifier when the wrapped store does; else it
-// returns nil, a channel that never fires (the worker then polls).
-func (f *flakyStore) Available(queue string) <-chan struct{} {
-	if n, ok := f.Store.(store.Notifier); ok {
-		return n.Available(queue)
-	}
-	return nil
-}
-
-// Finished implements store.Notifier like Available.
-func (f *flakyStore) Finished() <-chan struct{} {
-	if n, ok := f.Store.(store.Notifier); ok {
-		return n.Finished()
-	}
-	return nil
-}
-
-var _ store.Notifier = (*flakyStore)(nil)
+// flakyStore forwards the wrapped store's capabilities (the embedded
+// Capabilities method): notifications wake the worker instead of polling.

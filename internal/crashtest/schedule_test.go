@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/spoolrun/spool/internal/pgtest"
-	"github.com/spoolrun/spool/schedule"
 	"github.com/spoolrun/spool/store"
 	"github.com/spoolrun/spool/store/postgres"
 )
@@ -58,25 +57,25 @@ func TestSchedulesSurviveSIGKILLPostgres(t *testing.T) {
 
 type schedStore interface {
 	store.Store
-	schedule.Store
+	store.ScheduleStore
 }
 
 func scheduleCrash(t *testing.T, storeEnv []string, open func(t *testing.T) schedStore) {
 	dir := t.TempDir()
 	bin := buildProgram(t, dir, "./schedchild", "sched-child")
 	st := open(t)
-	scs := make([]schedule.Schedule, crashSchedules)
+	scs := make([]store.Schedule, crashSchedules)
 	for i := range scs {
 		// Every slot runs (allow), and catch-up reaches back far enough
 		// that no slot missed while both processes were down is dropped.
-		scs[i] = schedule.Schedule{ID: fmt.Sprintf("s%03d", i), Tenant: fmt.Sprintf("t%d", i%3), Spec: "* * * * * *",
-			Queue: "ticks", Kind: "tick", Overlap: schedule.OverlapAllow, Misfire: schedule.MisfireCatchUp, CatchUpMax: 1000}
+		scs[i] = store.Schedule{ID: fmt.Sprintf("s%03d", i), Tenant: fmt.Sprintf("t%d", i%3), Spec: "* * * * * *",
+			Queue: "ticks", Kind: "tick", Overlap: store.OverlapAllow, Misfire: store.MisfireCatchUp, CatchUpMax: 1000}
 	}
 	res, err := st.UpsertSchedules(t.Context(), scs)
 	if err != nil {
 		t.Fatal(err)
 	}
-	first := map[schedule.Ref]time.Time{}
+	first := map[store.ScheduleRef]time.Time{}
 	for i, r := range res {
 		if r.Err != nil {
 			t.Fatal(r.Err)
@@ -118,7 +117,7 @@ func scheduleCrash(t *testing.T, storeEnv []string, open func(t *testing.T) sche
 	var until time.Time
 	for {
 		until = time.Now()
-		r, err := st.FireDue(ctx, schedule.FireParams{Limit: 1000})
+		r, err := st.FireDue(ctx, store.FireParams{Limit: 1000})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -128,7 +127,7 @@ func scheduleCrash(t *testing.T, storeEnv []string, open func(t *testing.T) sche
 	}
 	jobs := listAll(t, st)
 	byKey := map[string]int{}
-	slots := map[schedule.Ref][]time.Time{}
+	slots := map[store.ScheduleRef][]time.Time{}
 	for _, j := range jobs {
 		byKey[j.Tenant+"\x00"+j.UniqueKey]++
 		parts := strings.Split(j.UniqueKey, ":") // sched:<tenant>:<id>:<slot>, slot with colons
@@ -139,7 +138,7 @@ func scheduleCrash(t *testing.T, storeEnv []string, open func(t *testing.T) sche
 		if err != nil {
 			t.Fatalf("run key %q: %v", j.UniqueKey, err)
 		}
-		ref := schedule.Ref{Tenant: parts[1], ID: parts[2]}
+		ref := store.ScheduleRef{Tenant: parts[1], ID: parts[2]}
 		slots[ref] = append(slots[ref], slot)
 	}
 	doubled := 0

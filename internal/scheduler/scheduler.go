@@ -1,5 +1,5 @@
 // Package scheduler runs schedule firing: a service that calls
-// schedule.Store.FireDue whenever a schedule is due (DESIGN §8).
+// store.ScheduleStore.FireDue whenever a schedule is due (DESIGN §8).
 //
 // The service holds no schedules. Each pass asks the store to fire what is
 // due, in batches, until a batch comes back short; the store's answer says
@@ -19,7 +19,7 @@ import (
 	"time"
 
 	"github.com/spoolrun/spool/internal/startstop"
-	"github.com/spoolrun/spool/schedule"
+	"github.com/spoolrun/spool/store"
 )
 
 // Defaults.
@@ -39,7 +39,7 @@ const (
 // Config configures a Scheduler. Zero fields take the documented defaults.
 type Config struct {
 	// Store fires schedules. Required.
-	Store schedule.Store
+	Store store.ScheduleStore
 	// Batch is the Limit of each FireDue call. Default DefaultBatch.
 	Batch int
 	// Concurrency is how many FireDue calls run at once when a call comes
@@ -57,7 +57,7 @@ type Config struct {
 	// OnFire, when set, is called with every FireDue result that took a
 	// schedule, from the service's goroutines (several at once while a
 	// backlog is shared).
-	OnFire func(*schedule.FireResult)
+	OnFire func(*store.FireResult)
 }
 
 // Scheduler is the firing service. Start it, Stop it; Wake it when a
@@ -83,8 +83,8 @@ func New(cfg Config) (*Scheduler, error) {
 	if cfg.Store == nil {
 		errs = append(errs, errors.New("scheduler: Config.Store is required"))
 	}
-	if cfg.Batch < 1 || cfg.Batch > schedule.MaxFireBatch {
-		errs = append(errs, fmt.Errorf("scheduler: Config.Batch is %d, want 1..%d", cfg.Batch, schedule.MaxFireBatch))
+	if cfg.Batch < 1 || cfg.Batch > store.MaxFireBatch {
+		errs = append(errs, fmt.Errorf("scheduler: Config.Batch is %d, want 1..%d", cfg.Batch, store.MaxFireBatch))
 	}
 	if cfg.Concurrency < 1 || cfg.Concurrency > 64 {
 		errs = append(errs, fmt.Errorf("scheduler: Config.Concurrency is %d, want 1..64", cfg.Concurrency))
@@ -186,8 +186,8 @@ func (s *Scheduler) pass(ctx context.Context) (time.Time, error) {
 }
 
 // fire makes one FireDue call and reports what it fired.
-func (s *Scheduler) fire(ctx context.Context) (*schedule.FireResult, error) {
-	res, err := s.cfg.Store.FireDue(ctx, schedule.FireParams{Limit: s.cfg.Batch})
+func (s *Scheduler) fire(ctx context.Context) (*store.FireResult, error) {
+	res, err := s.cfg.Store.FireDue(ctx, store.FireParams{Limit: s.cfg.Batch})
 	if err != nil {
 		return nil, err
 	}

@@ -13,7 +13,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/spoolrun/spool/internal/scheduler"
-	"github.com/spoolrun/spool/schedule"
+	"github.com/spoolrun/spool/store"
 	"github.com/spoolrun/spool/store/sqlite"
 	"github.com/spoolrun/spool/store/storetest"
 )
@@ -34,11 +34,11 @@ func open(t *testing.T) *sqlite.Store {
 // that is due every second and waits for three runs.
 func TestFiresEverySecond(t *testing.T) {
 	s := open(t)
-	if res, err := s.UpsertSchedules(t.Context(), []schedule.Schedule{{ID: "tick", Spec: "* * * * * *", Kind: "tick", Overlap: schedule.OverlapAllow}}); err != nil || res[0].Err != nil {
+	if res, err := s.UpsertSchedules(t.Context(), []store.Schedule{{ID: "tick", Spec: "* * * * * *", Kind: "tick", Overlap: store.OverlapAllow}}); err != nil || res[0].Err != nil {
 		t.Fatal(err, res)
 	}
-	fired := make(chan schedule.FiredRun, 100)
-	sch, err := scheduler.New(scheduler.Config{Store: s, OnFire: func(r *schedule.FireResult) {
+	fired := make(chan store.FiredRun, 100)
+	sch, err := scheduler.New(scheduler.Config{Store: s, OnFire: func(r *store.FireResult) {
 		for _, run := range r.Runs {
 			fired <- run
 		}
@@ -70,15 +70,15 @@ func TestFiresEverySecond(t *testing.T) {
 
 // failing is a store whose FireDue fails a few times, then succeeds.
 type failing struct {
-	schedule.Store
+	store.ScheduleStore
 	calls atomic.Int32
 }
 
-func (f *failing) FireDue(context.Context, schedule.FireParams) (*schedule.FireResult, error) {
+func (f *failing) FireDue(context.Context, store.FireParams) (*store.FireResult, error) {
 	if f.calls.Add(1) <= 2 {
 		return nil, errors.New("database is down")
 	}
-	return &schedule.FireResult{}, nil
+	return &store.FireResult{}, nil
 }
 
 func TestRetriesAfterErrors(t *testing.T) {
@@ -106,7 +106,7 @@ func TestConfigErrors(t *testing.T) {
 	if _, err := scheduler.New(scheduler.Config{}); err == nil {
 		t.Error("New without a store succeeded")
 	}
-	if _, err := scheduler.New(scheduler.Config{Store: &failing{}, Batch: schedule.MaxFireBatch + 1}); err == nil {
+	if _, err := scheduler.New(scheduler.Config{Store: &failing{}, Batch: store.MaxFireBatch + 1}); err == nil {
 		t.Error("New with an oversized batch succeeded")
 	}
 }
@@ -122,9 +122,9 @@ func TestBacklogSharedByConcurrentCalls(t *testing.T) {
 	}
 	t.Cleanup(func() { s.Close() })
 	const n = 3000
-	scs := make([]schedule.Schedule, n)
+	scs := make([]store.Schedule, n)
 	for i := range scs {
-		scs[i] = schedule.Schedule{ID: fmt.Sprintf("s%04d", i), Spec: "0 * * * *", Kind: "k"}
+		scs[i] = store.Schedule{ID: fmt.Sprintf("s%04d", i), Spec: "0 * * * *", Kind: "k"}
 	}
 	if _, err := s.UpsertSchedules(t.Context(), scs); err != nil {
 		t.Fatal(err)
@@ -132,10 +132,10 @@ func TestBacklogSharedByConcurrentCalls(t *testing.T) {
 	clock.Set(time.Date(2031, 1, 1, 1, 0, 0, 0, time.UTC))
 	var (
 		mu   sync.Mutex
-		seen = map[schedule.Ref]int{}
+		seen = map[store.ScheduleRef]int{}
 		all  = make(chan struct{})
 	)
-	sch, err := scheduler.New(scheduler.Config{Store: s, Batch: 100, Concurrency: 3, Now: clock.Now, OnFire: func(r *schedule.FireResult) {
+	sch, err := scheduler.New(scheduler.Config{Store: s, Batch: 100, Concurrency: 3, Now: clock.Now, OnFire: func(r *store.FireResult) {
 		mu.Lock()
 		defer mu.Unlock()
 		for _, run := range r.Runs {

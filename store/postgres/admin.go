@@ -21,7 +21,7 @@ func (s *Store) Get(ctx context.Context, id store.ID) (*store.Job, error) {
 	}
 	j, err := scanJob(s.pool.QueryRow(ctx, s.q.get, [16]byte(id)))
 	if errors.Is(err, pgx.ErrNoRows) {
-		return nil, fmt.Errorf("%w: %s", store.ErrNotFound, id)
+		return nil, store.JobNotFound(id)
 	}
 	if err != nil {
 		return nil, s.fail(ctx, "get", err)
@@ -136,7 +136,11 @@ func (s *Store) Cancel(ctx context.Context, idList []store.ID) ([]error, error) 
 	if err != nil {
 		return nil, s.fail(ctx, "cancel", err)
 	}
-	s.changed(nil, len(cancelled) > 0)
+	var done []store.ID
+	for id := range cancelled {
+		done = append(done, id)
+	}
+	s.changed(nil, done)
 	return errs, nil
 }
 
@@ -216,7 +220,7 @@ func (s *Store) Requeue(ctx context.Context, idList []store.ID) ([]error, error)
 	if err != nil {
 		return nil, s.fail(ctx, "requeue", err)
 	}
-	s.changed(queues, false)
+	s.changed(queues, nil)
 	return errs, nil
 }
 
@@ -293,7 +297,7 @@ func (s *Store) setPaused(ctx context.Context, queue string, paused bool) error 
 		return s.fail(ctx, "pause queue", err)
 	}
 	if !paused {
-		s.changed([]string{queue}, false)
+		s.changed([]string{queue}, nil)
 	}
 	return nil
 }

@@ -219,10 +219,13 @@ func (s *Store) ReapExpired(ctx context.Context, limit int) (store.ReapResult, e
 	now := s.now()
 	var r store.ReapResult
 	var queues []string
+	var dead []store.ID
 	var state, queue string
-	if err := s.light(ctx, s.q.reap, []any{now, now.UTC().Format(time.RFC3339Nano), limit}, []any{&state, &queue}, func() error {
+	var id [16]byte
+	if err := s.light(ctx, s.q.reap, []any{now, now.UTC().Format(time.RFC3339Nano), limit}, []any{&state, &queue, &id}, func() error {
 		if state == string(store.StateDead) {
 			r.DeadLettered++
+			dead = append(dead, id)
 		} else {
 			r.Returned++
 			if !slices.Contains(queues, queue) {
@@ -233,7 +236,7 @@ func (s *Store) ReapExpired(ctx context.Context, limit int) (store.ReapResult, e
 	}); err != nil {
 		return store.ReapResult{}, s.fail(ctx, "reap", err)
 	}
-	s.changed(queues, r.DeadLettered > 0)
+	s.changed(queues, dead)
 	return r, nil
 }
 

@@ -173,7 +173,7 @@ func (s *Store) Enqueue(ctx context.Context, jobs []store.EnqueueParams) ([]stor
 		}
 		return nil, s.fail(ctx, "enqueue", err)
 	}
-	s.changed(availableQueues(jobs, results), false)
+	s.changed(availableQueues(jobs, results), nil)
 	return results, nil
 }
 

@@ -2,50 +2,65 @@ package postgres
 
 import (
 	"context"
+	"encoding/hex"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/spoolrun/spool/store"
 )
 
 // Notification payloads on the schema's channel are "SENDER:a:QUEUE" (jobs
-// may have become claimable in QUEUE) and "SENDER:f" (some job finished).
-// SENDER is the sending store's random ID, so a store skips its own
-// notifications (it has already woken its waiters); notifications sent from
-// a caller's transaction carry an empty sender, so every store acts on them.
+// may have become claimable in QUEUE), "SENDER:f:ID,ID,..." (those jobs
+// finished; IDs in hex, 32 characters) and "SENDER:f" (some jobs finished,
+// too many to name: every waiter looks). SENDER is the sending store's
+// random ID, so a store skips its own notifications (it has already woken
+// its waiters); notifications sent from a caller's transaction carry an
+// empty sender, so every store acts on them.
 const (
 	noteAvailable = "a"
 	noteFinished  = "f"
+	// idsPerNote keeps a payload under PostgreSQL's 8000-byte limit.
+	idsPerNote = 200
+	// maxNamedFinished is the most finished jobs named per send; past it
+	// one "f" wakes every waiter instead.
+	maxNamedFinished = 2000
 )
 
 func availablePayload(sender, queue string) string { return sender + ":" + noteAvailable + ":" + queue }
-
-func finishedPayload(sender string) string { return sender + ":" + noteFinished }
 
 // outbox collects changes to announce until the send loop takes them.
 type outbox struct {
 	interval time.Duration
 	kick     chan struct{} // buffered 1: something is pending
 
-	mu       sync.Mutex // guards queues and finished
+	mu       sync.Mutex // guards queues, finished and overflow
 	queues   map[string]bool
-	finished bool
+	finished []store.ID
+	overflow bool // more than maxNamedFinished finished since the last send
 }
 
 func newOutbox(interval time.Duration) *outbox {
 	return &outbox{interval: interval, kick: make(chan struct{}, 1), queues: map[string]bool{}}
 }
 
-func (o *outbox) add(queues []string, finished bool) {
-	if len(queues) == 0 && !finished {
+func (o *outbox) add(queues []string, finished []store.ID) {
+	if len(queues) == 0 && len(finished) == 0 {
 		return
 	}
 	o.mu.Lock()
 	for _, q := range queues {
 		o.queues[q] = true
 	}
-	o.finished = o.finished || finished
+	if !o.overflow {
+		if len(o.finished)+len(finished) > maxNamedFinished {
+			o.overflow, o.finished = true, o.finished[:0]
+		} else {
+			o.finished = append(o.finished, finished...)
+		}
+	}
 	o.mu.Unlock()
 	select {
 	case o.kick <- struct{}{}:
@@ -62,10 +77,25 @@ func (o *outbox) take(sender string) []string {
 		out = append(out, availablePayload(sender, q))
 	}
 	clear(o.queues)
-	if o.finished {
-		out = append(out, finishedPayload(sender))
-		o.finished = false
+	if o.overflow {
+		out = append(out, sender+":"+noteFinished)
+		o.overflow = false
 	}
+	for len(o.finished) > 0 {
+		n := min(len(o.finished), idsPerNote)
+		var b strings.Builder
+		b.Grow(len(sender) + 3 + n*33)
+		b.WriteString(sender + ":" + noteFinished + ":")
+		for i, id := range o.finished[:n] {
+			if i > 0 {
+				b.WriteByte(',')
+			}
+			b.WriteString(hex.EncodeToString(id[:]))
+		}
+		out = append(out, b.String())
+		o.finished = o.finished[n:]
+	}
+	o.finished = nil
 	return out
 }
 
@@ -177,12 +207,28 @@ func (s *Store) handleNote(payload string) {
 	if !ok || sender == s.sender {
 		return
 	}
-	kind, queue, _ := strings.Cut(rest, ":")
+	kind, arg, named := strings.Cut(rest, ":")
 	switch kind {
 	case noteAvailable:
-		s.available.Fire(queue)
+		s.available.Fire(arg)
 	case noteFinished:
-		s.finished.Fire()
+		if !named {
+			s.finished.FireAll()
+			return
+		}
+		if s.finished.Len() == 0 {
+			return
+		}
+		ids := make([]store.ID, 0, strings.Count(arg, ",")+1)
+		for h := range strings.SplitSeq(arg, ",") {
+			var id store.ID
+			if n, err := hex.Decode(id[:], []byte(h)); err != nil || n != len(id) {
+				s.finished.FireAll() // a payload this build cannot read: everyone looks
+				return
+			}
+			ids = append(ids, id)
+		}
+		s.finished.Fire(ids...)
 	}
 }
 
@@ -194,5 +240,5 @@ func (s *Store) wakeAll() {
 		}
 		return true
 	})
-	s.finished.Fire()
+	s.finished.FireAll()
 }

@@ -1,7 +1,7 @@
 // Package postgres is Spool's PostgreSQL store, for many processes on many
 // machines sharing one database. It implements store.Store,
 // store.SQLTxEnqueuer (for a *sql.Tx of the pgx stdlib driver),
-// store.Notifier and schedule.Store (recurring schedules), and enqueues in a
+// store.Notifier and store.ScheduleStore (recurring schedules), and enqueues in a
 // caller's pgx.Tx with EnqueuePgxTx.
 //
 // # Layout
@@ -105,9 +105,9 @@ type Store struct {
 	channel  string // LISTEN/NOTIFY channel of this schema
 	sender   string // marks this store's own notifications
 
-	available signal.Set    // per queue: jobs may have become claimable
-	finished  signal.Signal // some job finished
-	asked     sync.Map      // queue names passed to Available, to wake all after a reconnect
+	available signal.Set             // per queue: jobs may have become claimable
+	finished  signal.Keyed[store.ID] // per job: it may have finished
+	asked     sync.Map               // queue names passed to Available, to wake all after a reconnect
 
 	out *outbox // NOTIFYs waiting to be sent
 
@@ -234,9 +234,16 @@ func (s *Store) Close() error {
 		s.stop()
 		s.wg.Wait()
 		s.pool.Close()
-		s.finished.Fire()
+		s.finished.FireAll()
 	})
 	return nil
+}
+
+// Capabilities implements store.Store: schedules, notifications (also in
+// PollOnly mode, for this process's own changes) and enqueue in a caller's
+// *sql.Tx of the pgx stdlib driver.
+func (s *Store) Capabilities() store.Capabilities {
+	return store.Capabilities{Schedules: s, Notifier: s, SQLTx: s}
 }
 
 // Available implements store.Notifier.
@@ -246,7 +253,7 @@ func (s *Store) Available(queue string) <-chan struct{} {
 }
 
 // Finished implements store.Notifier.
-func (s *Store) Finished() <-chan struct{} { return s.finished.C() }
+func (s *Store) Finished(id store.ID) (<-chan struct{}, func()) { return s.finished.Watch(id) }
 
 // start refuses a call on a closed store or with a finished context.
 func (s *Store) start(ctx context.Context) error {
@@ -269,14 +276,12 @@ func (s *Store) fail(ctx context.Context, op string, err error) error {
 
 // changed wakes this process's waiters at once and queues a notification
 // for other processes: queues whose jobs may have become claimable, and
-// whether some job finished.
-func (s *Store) changed(queues []string, finished bool) {
+// jobs that finished.
+func (s *Store) changed(queues []string, finished []store.ID) {
 	for _, q := range queues {
 		s.available.Fire(q)
 	}
-	if finished {
-		s.finished.Fire()
-	}
+	s.finished.Fire(finished...)
 	s.out.add(queues, finished)
 }
 

@@ -211,7 +211,8 @@ func TestNotifyAcrossStores(t *testing.T) {
 	if err != nil || len(jobs) != 1 {
 		t.Fatalf("B's claim: %v, %v", jobs, err)
 	}
-	fin := a.Finished()
+	fin, release := a.Finished(jobs[0].ID)
+	defer release()
 	if errs, err := b.Settle(ctx, []store.Verdict{{ID: jobs[0].ID, Token: jobs[0].LockToken, Outcome: store.Complete}}); err != nil || errs[0] != nil {
 		t.Fatalf("Settle: %v %v", errs, err)
 	}

@@ -197,7 +197,7 @@ FROM (
 	FOR UPDATE SKIP LOCKED
 ) AS r
 WHERE j.id = r.id
-RETURNING j.state, j.queue`
+RETURNING j.state, j.queue, j.id`
 
 // Reads.
 const (

@@ -17,7 +17,7 @@ import (
 	"github.com/spoolrun/spool/store"
 )
 
-var _ schedule.Store = (*Store)(nil)
+var _ store.ScheduleStore = (*Store)(nil)
 
 // The SQL of schedules (migration 0002). Batches are passed as parallel
 // arrays; a batch of refs is ($1 tenants, $2 ids).
@@ -162,9 +162,9 @@ func newScheduleQueries(schema string) *scheduleQueries {
 const decideRetry = time.Hour
 
 // scanSchedule reads the columns of scheduleColumns.
-func scanSchedule(r pgx.Row) (*schedule.Schedule, error) {
+func scanSchedule(r pgx.Row) (*store.Schedule, error) {
 	var (
-		s                      schedule.Schedule
+		s                      store.Schedule
 		overlap, misfire, mode string
 		priority               int16
 		maxAtt, catchUp        int32
@@ -179,9 +179,9 @@ func scanSchedule(r pgx.Row) (*schedule.Schedule, error) {
 	}
 	s.Priority, s.MaxAttempts, s.CatchUpMax = int(priority), int(maxAtt), int(catchUp)
 	var err1, err2, err3 error
-	s.Overlap, err1 = schedule.ParseOverlap(overlap)
-	s.Misfire, err2 = schedule.ParseMisfire(misfire)
-	s.Mode, err3 = schedule.ParseMode(mode)
+	s.Overlap, err1 = store.ParseOverlap(overlap)
+	s.Misfire, err2 = store.ParseMisfire(misfire)
+	s.Mode, err3 = store.ParseScheduleMode(mode)
 	if err := errors.Join(err1, err2, err3); err != nil {
 		return nil, fmt.Errorf("schedule %s: %w", s.Ref(), err)
 	}
@@ -203,7 +203,7 @@ func scanSchedule(r pgx.Row) (*schedule.Schedule, error) {
 	return &s, nil
 }
 
-func scanScheduleRow(r pgx.CollectableRow) (*schedule.Schedule, error) { return scanSchedule(r) }
+func scanScheduleRow(r pgx.CollectableRow) (*store.Schedule, error) { return scanSchedule(r) }
 
 // stamp is t as a nullable timestamptz: NULL for the zero time.
 func stamp(t time.Time) pgtype.Timestamptz {
@@ -211,7 +211,7 @@ func stamp(t time.Time) pgtype.Timestamptz {
 }
 
 // encodeRecent is the JSON of recent runs, with slots in UTC, or NULL for none.
-func encodeRecent(runs []schedule.Run) (*string, error) {
+func encodeRecent(runs []store.ScheduleRun) (*string, error) {
 	if len(runs) == 0 {
 		return nil, nil
 	}
@@ -227,7 +227,7 @@ func encodeRecent(runs []schedule.Run) (*string, error) {
 }
 
 // refArrays splits refs into the ($1 tenants, $2 ids) of refsIn.
-func refArrays(refs []schedule.Ref) (tenants, idList []string) {
+func refArrays(refs []store.ScheduleRef) (tenants, idList []string) {
 	tenants, idList = make([]string, len(refs)), make([]string, len(refs))
 	for i, r := range refs {
 		tenants[i], idList[i] = r.Tenant, r.ID
@@ -276,7 +276,7 @@ type scheduleArgs struct {
 	wants                                     []int64
 }
 
-func (a *scheduleArgs) add(s *schedule.Schedule, first time.Time) {
+func (a *scheduleArgs) add(s *store.Schedule, first time.Time) {
 	a.tenants, a.ids = append(a.tenants, s.Tenant), append(a.ids, s.ID)
 	a.specs, a.zones = append(a.specs, s.Spec), append(a.zones, s.Zone)
 	a.queues, a.kinds = append(a.queues, s.Queue), append(a.kinds, s.Kind)
@@ -296,13 +296,13 @@ func (a *scheduleArgs) defs() []any {
 		a.overlaps, a.misfires, a.catchUp, a.modes, a.delays, a.paused, a.next}
 }
 
-// UpsertSchedules implements schedule.Store. Each batch is one transaction:
+// UpsertSchedules implements store.ScheduleStore. Each batch is one transaction:
 // items with Version zero go in with one INSERT … ON CONFLICT DO UPDATE,
 // items with a version with one UPDATE … WHERE version = want, both
 // pipelined; the versions of refused items are then read to tell a conflict
 // from a missing schedule. A schedule named more than once is written once
 // per round, in input order, so a later item sees the earlier one's write.
-func (s *Store) UpsertSchedules(ctx context.Context, in []schedule.Schedule) ([]schedule.UpsertResult, error) {
+func (s *Store) UpsertSchedules(ctx context.Context, in []store.Schedule) ([]store.ScheduleUpsertResult, error) {
 	if err := s.start(ctx); err != nil {
 		return nil, err
 	}
@@ -310,19 +310,16 @@ func (s *Store) UpsertSchedules(ctx context.Context, in []schedule.Schedule) ([]
 		return nil, err
 	}
 	now := s.now()
-	results := make([]schedule.UpsertResult, len(in))
-	items := make([]schedule.Schedule, len(in))
+	results := make([]store.ScheduleUpsertResult, len(in))
+	items := make([]store.Schedule, len(in))
 	first := make([]time.Time, len(in))
 	var rounds [][]int // rounds[k]: the (k+1)th mention of each schedule
-	seen := map[schedule.Ref]int{}
+	seen := map[store.ScheduleRef]int{}
 	for i := range in {
 		it := &items[i]
 		*it = in[i]
 		it.Normalize()
-		err := it.Validate()
-		if err == nil {
-			err = storableText("spec", it.Spec)
-		}
+		err := schedule.Validate(it)
 		if err == nil {
 			first[i], err = schedule.FirstSlot(it, now)
 		}
@@ -356,7 +353,7 @@ func (s *Store) UpsertSchedules(ctx context.Context, in []schedule.Schedule) ([]
 
 // upsertRound writes items round, which name distinct schedules, and fills
 // their results.
-func (s *Store) upsertRound(ctx context.Context, tx pgx.Tx, items []schedule.Schedule, first []time.Time, round []int, results []schedule.UpsertResult, now time.Time) error {
+func (s *Store) upsertRound(ctx context.Context, tx pgx.Tx, items []store.Schedule, first []time.Time, round []int, results []store.ScheduleUpsertResult, now time.Time) error {
 	var plain, versioned scheduleArgs
 	for _, i := range round {
 		if items[i].Version == 0 {
@@ -365,7 +362,7 @@ func (s *Store) upsertRound(ctx context.Context, tx pgx.Tx, items []schedule.Sch
 			versioned.add(&items[i], first[i])
 		}
 	}
-	written := map[schedule.Ref]schedule.UpsertResult{}
+	written := map[store.ScheduleRef]store.ScheduleUpsertResult{}
 	b := &pgx.Batch{}
 	if len(plain.ids) > 0 {
 		b.Queue(s.q.sched.upsert, append(plain.defs(), now)...)
@@ -380,11 +377,11 @@ func (s *Store) upsertRound(ctx context.Context, tx pgx.Tx, items []schedule.Sch
 		if rows, err = br.Query(); err != nil {
 			break
 		}
-		var r schedule.Ref
+		var r store.ScheduleRef
 		var version int64
 		var next *time.Time
 		if _, err = pgx.ForEachRow(rows, []any{&r.Tenant, &r.ID, &version, &next}, func() error {
-			res := schedule.UpsertResult{Version: version, Created: version == 1}
+			res := store.ScheduleUpsertResult{Version: version, Created: version == 1}
 			if next != nil {
 				res.NextRunAt = next.UTC()
 			}
@@ -400,7 +397,7 @@ func (s *Store) upsertRound(ctx context.Context, tx pgx.Tx, items []schedule.Sch
 	if err != nil {
 		return err
 	}
-	var refused []schedule.Ref
+	var refused []store.ScheduleRef
 	for _, i := range round {
 		res, ok := written[items[i].Ref()]
 		if !ok {
@@ -418,8 +415,8 @@ func (s *Store) upsertRound(ctx context.Context, tx pgx.Tx, items []schedule.Sch
 	if err != nil {
 		return err
 	}
-	current := map[schedule.Ref]int64{}
-	var r schedule.Ref
+	current := map[store.ScheduleRef]int64{}
+	var r store.ScheduleRef
 	var version int64
 	if _, err := pgx.ForEachRow(rows, []any{&r.Tenant, &r.ID, &version}, func() error {
 		current[r] = version
@@ -433,25 +430,25 @@ func (s *Store) upsertRound(ctx context.Context, tx pgx.Tx, items []schedule.Sch
 			continue
 		}
 		if v, ok := current[ref]; ok {
-			results[i] = schedule.UpsertResult{Err: &schedule.ConflictError{Ref: ref, Want: items[i].Version, Current: v}}
+			results[i] = store.ScheduleUpsertResult{Err: &store.ConflictError{Resource: "schedule", Name: ref.String(), Want: items[i].Version, Current: v}}
 		} else {
-			results[i] = schedule.UpsertResult{Err: schedule.NotFound(ref)}
+			results[i] = store.ScheduleUpsertResult{Err: store.ScheduleNotFound(ref)}
 		}
 	}
 	return nil
 }
 
-// GetSchedule implements schedule.Store.
-func (s *Store) GetSchedule(ctx context.Context, ref schedule.Ref) (*schedule.Schedule, error) {
+// GetSchedule implements store.ScheduleStore.
+func (s *Store) GetSchedule(ctx context.Context, ref store.ScheduleRef) (*store.Schedule, error) {
 	if err := s.start(ctx); err != nil {
 		return nil, err
 	}
-	if err := schedule.ValidateRefs([]schedule.Ref{ref}); err != nil {
+	if err := store.CheckScheduleRefs([]store.ScheduleRef{ref}); err != nil {
 		return nil, err
 	}
 	sc, err := scanSchedule(s.pool.QueryRow(ctx, s.q.sched.get, ref.Tenant, ref.ID))
 	if errors.Is(err, pgx.ErrNoRows) {
-		return nil, schedule.NotFound(ref)
+		return nil, store.ScheduleNotFound(ref)
 	}
 	if err != nil {
 		return nil, s.fail(ctx, "get schedule", err)
@@ -459,12 +456,12 @@ func (s *Store) GetSchedule(ctx context.Context, ref schedule.Ref) (*schedule.Sc
 	return sc, nil
 }
 
-// ListSchedules implements schedule.Store.
-func (s *Store) ListSchedules(ctx context.Context, p schedule.ListParams) (*schedule.ListPage, error) {
+// ListSchedules implements store.ScheduleStore.
+func (s *Store) ListSchedules(ctx context.Context, p store.ScheduleListParams) (*store.SchedulePage, error) {
 	if err := s.start(ctx); err != nil {
 		return nil, err
 	}
-	if err := schedule.NormalizeList(&p); err != nil {
+	if err := p.Normalize(); err != nil {
 		return nil, err
 	}
 	if err := store.ValidName("list cursor", p.After, true); err != nil {
@@ -478,7 +475,7 @@ func (s *Store) ListSchedules(ctx context.Context, p schedule.ListParams) (*sche
 	if err != nil {
 		return nil, s.fail(ctx, "list schedules", err)
 	}
-	page := &schedule.ListPage{Schedules: list}
+	page := &store.SchedulePage{Schedules: list}
 	if len(list) > p.Limit {
 		page.Schedules = list[:p.Limit]
 		page.Next = page.Schedules[p.Limit-1].ID
@@ -486,26 +483,26 @@ func (s *Store) ListSchedules(ctx context.Context, p schedule.ListParams) (*sche
 	return page, nil
 }
 
-// PauseSchedules implements schedule.Store with one UPDATE for the batch.
-func (s *Store) PauseSchedules(ctx context.Context, refs []schedule.Ref) ([]error, error) {
+// PauseSchedules implements store.ScheduleStore with one UPDATE for the batch.
+func (s *Store) PauseSchedules(ctx context.Context, refs []store.ScheduleRef) ([]error, error) {
 	return s.refsStatement(ctx, "pause schedules", s.q.sched.pause, refs, false)
 }
 
-// DeleteSchedules implements schedule.Store with one DELETE for the batch.
+// DeleteSchedules implements store.ScheduleStore with one DELETE for the batch.
 // A schedule named twice is deleted by the first mention; the second finds
 // it gone.
-func (s *Store) DeleteSchedules(ctx context.Context, refs []schedule.Ref) ([]error, error) {
+func (s *Store) DeleteSchedules(ctx context.Context, refs []store.ScheduleRef) ([]error, error) {
 	return s.refsStatement(ctx, "delete schedules", s.q.sched.remove, refs, true)
 }
 
 // refsStatement runs a statement over refs that returns the (tenant, id)
 // of each schedule it touched, and answers ErrNotFound for the others (and,
 // with once, for repeated mentions of a touched one).
-func (s *Store) refsStatement(ctx context.Context, op, sql string, refs []schedule.Ref, once bool) ([]error, error) {
+func (s *Store) refsStatement(ctx context.Context, op, sql string, refs []store.ScheduleRef, once bool) ([]error, error) {
 	if err := s.start(ctx); err != nil {
 		return nil, err
 	}
-	if err := schedule.ValidateRefs(refs); err != nil {
+	if err := store.CheckScheduleRefs(refs); err != nil {
 		return nil, err
 	}
 	errs := make([]error, len(refs))
@@ -517,8 +514,8 @@ func (s *Store) refsStatement(ctx context.Context, op, sql string, refs []schedu
 	if err != nil {
 		return nil, s.fail(ctx, op, err)
 	}
-	touched := map[schedule.Ref]bool{}
-	var r schedule.Ref
+	touched := map[store.ScheduleRef]bool{}
+	var r store.ScheduleRef
 	if _, err := pgx.ForEachRow(rows, []any{&r.Tenant, &r.ID}, func() error {
 		touched[r] = true
 		return nil
@@ -527,7 +524,7 @@ func (s *Store) refsStatement(ctx context.Context, op, sql string, refs []schedu
 	}
 	for i, r := range refs {
 		if !touched[r] {
-			errs[i] = schedule.NotFound(r)
+			errs[i] = store.ScheduleNotFound(r)
 		} else if once {
 			touched[r] = false
 		}
@@ -535,14 +532,14 @@ func (s *Store) refsStatement(ctx context.Context, op, sql string, refs []schedu
 	return errs, nil
 }
 
-// ResumeSchedules implements schedule.Store: the paused schedules of the
+// ResumeSchedules implements store.ScheduleStore: the paused schedules of the
 // batch are locked, their next slots computed, and all written by one
 // UPDATE. A schedule that is not paused is left as it is.
-func (s *Store) ResumeSchedules(ctx context.Context, refs []schedule.Ref) ([]error, error) {
+func (s *Store) ResumeSchedules(ctx context.Context, refs []store.ScheduleRef) ([]error, error) {
 	if err := s.start(ctx); err != nil {
 		return nil, err
 	}
-	if err := schedule.ValidateRefs(refs); err != nil {
+	if err := store.CheckScheduleRefs(refs); err != nil {
 		return nil, err
 	}
 	errs := make([]error, len(refs))
@@ -562,7 +559,7 @@ func (s *Store) ResumeSchedules(ctx context.Context, refs []schedule.Ref) ([]err
 			errs[i] = nil
 			switch {
 			case sc == nil:
-				errs[i] = schedule.NotFound(r)
+				errs[i] = store.ScheduleNotFound(r)
 				continue
 			case !sc.Paused:
 				continue
@@ -588,7 +585,7 @@ func (s *Store) ResumeSchedules(ctx context.Context, refs []schedule.Ref) ([]err
 }
 
 // lockSchedules reads and locks the schedules refs name, in key order.
-func (s *Store) lockSchedules(ctx context.Context, tx pgx.Tx, refs []schedule.Ref) (map[schedule.Ref]*schedule.Schedule, error) {
+func (s *Store) lockSchedules(ctx context.Context, tx pgx.Tx, refs []store.ScheduleRef) (map[store.ScheduleRef]*store.Schedule, error) {
 	tenants, idList := refArrays(refs)
 	rows, err := tx.Query(ctx, s.q.sched.lock, tenants, idList)
 	if err != nil {
@@ -598,7 +595,7 @@ func (s *Store) lockSchedules(ctx context.Context, tx pgx.Tx, refs []schedule.Re
 	if err != nil {
 		return nil, err
 	}
-	out := make(map[schedule.Ref]*schedule.Schedule, len(list))
+	out := make(map[store.ScheduleRef]*store.Schedule, len(list))
 	for _, sc := range list {
 		out[sc.Ref()] = sc
 	}
@@ -615,7 +612,7 @@ type firedArgs struct {
 	recent               []*string
 }
 
-func (a *firedArgs) add(sc *schedule.Schedule, setNext bool, next, last time.Time, live store.ID, fired, skipped, dropped int, recent *string) {
+func (a *firedArgs) add(sc *store.Schedule, setNext bool, next, last time.Time, live store.ID, fired, skipped, dropped int, recent *string) {
 	a.tenants, a.ids = append(a.tenants, sc.Tenant), append(a.ids, sc.ID)
 	a.setNext, a.next, a.last = append(a.setNext, setNext), append(a.next, stamp(next)), append(a.last, stamp(last))
 	a.live = append(a.live, pgtype.UUID{Bytes: live, Valid: !live.IsZero()})
@@ -627,20 +624,20 @@ func (a *firedArgs) args() []any {
 	return []any{a.tenants, a.ids, a.setNext, a.next, a.last, a.live, a.fired, a.skip, a.dropped, a.recent}
 }
 
-// TriggerSchedules implements schedule.Store. In one transaction it locks
+// TriggerSchedules implements store.ScheduleStore. In one transaction it locks
 // the schedules (in key order), enqueues one run of each through the
 // enqueue path, with the run key of the current second, and records the
 // runs with one UPDATE. A run whose key a live job holds (an earlier
 // trigger or slot in the same second, or the same schedule named earlier in
 // the call) is answered Duplicate, naming that job, and is not recorded.
-func (s *Store) TriggerSchedules(ctx context.Context, refs []schedule.Ref) ([]schedule.TriggerResult, error) {
+func (s *Store) TriggerSchedules(ctx context.Context, refs []store.ScheduleRef) ([]store.TriggerResult, error) {
 	if err := s.start(ctx); err != nil {
 		return nil, err
 	}
-	if err := schedule.ValidateRefs(refs); err != nil {
+	if err := store.CheckScheduleRefs(refs); err != nil {
 		return nil, err
 	}
-	results := make([]schedule.TriggerResult, len(refs))
+	results := make([]store.TriggerResult, len(refs))
 	if len(refs) == 0 {
 		return results, nil
 	}
@@ -655,10 +652,10 @@ func (s *Store) TriggerSchedules(ctx context.Context, refs []schedule.Ref) ([]sc
 		var jobs []store.EnqueueParams
 		var at []int // the result index of each job
 		for i, r := range refs {
-			results[i] = schedule.TriggerResult{}
+			results[i] = store.TriggerResult{}
 			sc := found[r]
 			if sc == nil {
-				results[i].Err = schedule.NotFound(r)
+				results[i].Err = store.ScheduleNotFound(r)
 				continue
 			}
 			p := schedule.RunJob(sc, slot)
@@ -675,10 +672,10 @@ func (s *Store) TriggerSchedules(ctx context.Context, refs []schedule.Ref) ([]sc
 			return err
 		}
 		queues = availableQueues(jobs, enq)
-		runs := map[schedule.Ref][]schedule.Run{}
-		var order []schedule.Ref
+		runs := map[store.ScheduleRef][]store.ScheduleRun{}
+		var order []store.ScheduleRef
 		for k, i := range at {
-			run := schedule.Run{Slot: slot, JobID: enq[k].ID, Triggered: true}
+			run := store.ScheduleRun{Slot: slot, JobID: enq[k].ID, Triggered: true}
 			results[i].Run, results[i].Duplicate = run, enq[k].Duplicate
 			if enq[k].Duplicate {
 				continue // the run of this second is live already: nothing to record
@@ -706,7 +703,7 @@ func (s *Store) TriggerSchedules(ctx context.Context, refs []schedule.Ref) ([]sc
 	if err != nil {
 		return nil, s.fail(ctx, "trigger schedules", err)
 	}
-	s.changed(queues, false)
+	s.changed(queues, nil)
 	return results, nil
 }
 
@@ -785,7 +782,7 @@ func (s *Store) holdDuplicates(ctx context.Context, tx pgx.Tx, jobs []store.Enqu
 	return nil
 }
 
-// FireDue implements schedule.Store. One transaction takes up to Limit due
+// FireDue implements store.ScheduleStore. One transaction takes up to Limit due
 // schedules with FOR UPDATE SKIP LOCKED (so racing schedulers, here or in
 // other processes, take disjoint sets), reads the states of their live runs
 // with one query, runs schedule.Decide on each, inserts every run with one
@@ -797,17 +794,17 @@ func (s *Store) holdDuplicates(ctx context.Context, tx pgx.Tx, jobs []store.Enqu
 //
 // A run whose key a live job already holds is reported Duplicate, and that
 // job becomes the schedule's live run (see holdDuplicates).
-func (s *Store) FireDue(ctx context.Context, p schedule.FireParams) (*schedule.FireResult, error) {
+func (s *Store) FireDue(ctx context.Context, p store.FireParams) (*store.FireResult, error) {
 	if err := s.start(ctx); err != nil {
 		return nil, err
 	}
-	if err := schedule.NormalizeFire(&p); err != nil {
+	if err := p.Normalize(); err != nil {
 		return nil, err
 	}
-	var res *schedule.FireResult
+	var res *store.FireResult
 	var queues []string
 	err := s.inTx(ctx, func(tx pgx.Tx) error {
-		res = &schedule.FireResult{}
+		res = &store.FireResult{}
 		var err error
 		queues, err = s.fireBatch(ctx, tx, p.Limit, s.now(), res)
 		return err
@@ -815,20 +812,20 @@ func (s *Store) FireDue(ctx context.Context, p schedule.FireParams) (*schedule.F
 	if err != nil {
 		return nil, s.fail(ctx, "fire schedules", err)
 	}
-	s.changed(queues, false)
+	s.changed(queues, nil)
 	return res, nil
 }
 
 // dueSchedule is one schedule FireDue took, with its decision.
 type dueSchedule struct {
-	sc    *schedule.Schedule
+	sc    *store.Schedule
 	d     schedule.Decision
 	first int // index of its first job in the batch's jobs
 }
 
 // fireBatch is FireDue's transaction. It returns the queues that got
 // claimable jobs.
-func (s *Store) fireBatch(ctx context.Context, tx pgx.Tx, limit int, now time.Time, res *schedule.FireResult) ([]string, error) {
+func (s *Store) fireBatch(ctx context.Context, tx pgx.Tx, limit int, now time.Time, res *store.FireResult) ([]string, error) {
 	rows, err := tx.Query(ctx, s.q.sched.due, now, limit)
 	if err != nil {
 		return nil, err
@@ -856,7 +853,7 @@ func (s *Store) fireBatch(ctx context.Context, tx pgx.Tx, limit int, now time.Ti
 
 // fireSchedules decides, enqueues and records the runs of schedules list,
 // which the transaction holds locked.
-func (s *Store) fireSchedules(ctx context.Context, tx pgx.Tx, list []*schedule.Schedule, now time.Time, res *schedule.FireResult) ([]string, error) {
+func (s *Store) fireSchedules(ctx context.Context, tx pgx.Tx, list []*store.Schedule, now time.Time, res *store.FireResult) ([]string, error) {
 	var liveIDs [][16]byte
 	for _, sc := range list {
 		if !sc.LiveJobID.IsZero() {
@@ -888,7 +885,7 @@ func (s *Store) fireSchedules(ctx context.Context, tx pgx.Tx, list []*schedule.S
 		due[i] = dueSchedule{sc: sc, d: d, first: len(jobs)}
 		jobs = append(jobs, d.Jobs...)
 	}
-	owner := make([]*schedule.Schedule, 0, len(jobs)) // the schedule of each job
+	owner := make([]*store.Schedule, 0, len(jobs)) // the schedule of each job
 	for i := range due {
 		for range due[i].d.Jobs {
 			owner = append(owner, due[i].sc)
@@ -908,14 +905,14 @@ func (s *Store) fireSchedules(ctx context.Context, tx pgx.Tx, list []*schedule.S
 		if n := len(d.Jobs); n > 0 {
 			// A duplicate's run is already recorded (a trigger in the same
 			// second): it becomes the live run but is not counted again.
-			runs := make([]schedule.Run, 0, n)
+			runs := make([]store.ScheduleRun, 0, n)
 			for k := range n {
 				r := enq[due[i].first+k]
 				slot := d.Slots[k].UTC()
-				res.Runs = append(res.Runs, schedule.FiredRun{Ref: sc.Ref(), Slot: slot, JobID: r.ID, Duplicate: r.Duplicate})
+				res.Runs = append(res.Runs, store.FiredRun{Ref: sc.Ref(), Slot: slot, JobID: r.ID, Duplicate: r.Duplicate})
 				live = r.ID
 				if !r.Duplicate {
-					runs = append(runs, schedule.Run{Slot: slot, JobID: r.ID})
+					runs = append(runs, store.ScheduleRun{Slot: slot, JobID: r.ID})
 					last = slot
 				}
 			}

@@ -25,8 +25,8 @@ func TestHoldDuplicates(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { s.Close() })
-	sc := &schedule.Schedule{ID: "poll", Spec: "@every 1m", Mode: schedule.ModeFixedDelay, Kind: "k"}
-	if res, err := s.UpsertSchedules(ctx, []schedule.Schedule{*sc}); err != nil || res[0].Err != nil {
+	sc := &store.Schedule{ID: "poll", Spec: "@every 1m", Mode: store.ModeFixedDelay, Kind: "k"}
+	if res, err := s.UpsertSchedules(ctx, []store.Schedule{*sc}); err != nil || res[0].Err != nil {
 		t.Fatalf("UpsertSchedules: %v %+v", err, res)
 	}
 	// holder enqueues a job under the run key of the slot at now, as a

@@ -21,9 +21,9 @@ import (
 var schedEpoch = time.Date(2031, time.March, 4, 5, 6, 0, 0, time.UTC)
 
 // upsert writes schedules and fails the test on any error.
-func upsert(t *testing.T, s *postgres.Store, list ...schedule.Schedule) []schedule.UpsertResult {
+func upsert(t *testing.T, s *postgres.Store, list ...store.Schedule) []store.ScheduleUpsertResult {
 	t.Helper()
-	var out []schedule.UpsertResult
+	var out []store.ScheduleUpsertResult
 	for lo := 0; lo < len(list); lo += 1000 {
 		res, err := s.UpsertSchedules(t.Context(), list[lo:min(lo+1000, len(list))])
 		if err != nil {
@@ -39,18 +39,18 @@ func upsert(t *testing.T, s *postgres.Store, list ...schedule.Schedule) []schedu
 	return out
 }
 
-func getSchedule(t *testing.T, s *postgres.Store, id string) *schedule.Schedule {
+func getSchedule(t *testing.T, s *postgres.Store, id string) *store.Schedule {
 	t.Helper()
-	sc, err := s.GetSchedule(t.Context(), schedule.Ref{ID: id})
+	sc, err := s.GetSchedule(t.Context(), store.ScheduleRef{ID: id})
 	if err != nil {
 		t.Fatalf("GetSchedule(%s): %v", id, err)
 	}
 	return sc
 }
 
-func fire(t *testing.T, s *postgres.Store, limit int) *schedule.FireResult {
+func fire(t *testing.T, s *postgres.Store, limit int) *store.FireResult {
 	t.Helper()
-	res, err := s.FireDue(t.Context(), schedule.FireParams{Limit: limit})
+	res, err := s.FireDue(t.Context(), store.FireParams{Limit: limit})
 	if err != nil {
 		t.Fatalf("FireDue: %v", err)
 	}
@@ -74,18 +74,18 @@ func TestFireDueRace(t *testing.T) {
 		nodes[i] = s
 	}
 	const n = 1000
-	list := make([]schedule.Schedule, n)
+	list := make([]store.Schedule, n)
 	for i := range list {
-		list[i] = schedule.Schedule{ID: fmt.Sprintf("s%04d", i), Spec: "@every 1m", Kind: "tick", Overlap: schedule.OverlapAllow}
+		list[i] = store.Schedule{ID: fmt.Sprintf("s%04d", i), Spec: "@every 1m", Kind: "tick", Overlap: store.OverlapAllow}
 	}
 	upsert(t, nodes[0], list...)
 
-	fired := map[store.ID]schedule.FiredRun{}
+	fired := map[store.ID]store.FiredRun{}
 	for round, limit := range []int{n, 37, 1} {
 		clock.Advance(time.Minute)
 		var (
 			mu    sync.Mutex
-			runs  []schedule.FiredRun
+			runs  []store.FiredRun
 			taken int
 			wg    sync.WaitGroup
 			start = make(chan struct{})
@@ -95,7 +95,7 @@ func TestFireDueRace(t *testing.T) {
 			wg.Go(func() {
 				<-start
 				for {
-					res, err := s.FireDue(t.Context(), schedule.FireParams{Limit: limit})
+					res, err := s.FireDue(t.Context(), store.FireParams{Limit: limit})
 					if err != nil {
 						errs <- err
 						return
@@ -117,7 +117,7 @@ func TestFireDueRace(t *testing.T) {
 		}
 		// A caller that found every due schedule locked stops early; sweep
 		// up what the other left, so the count below covers the round.
-		res := fire(t, nodes[0], schedule.MaxFireBatch)
+		res := fire(t, nodes[0], store.MaxFireBatch)
 		runs, taken = append(runs, res.Runs...), taken+res.Schedules
 		if taken != n || len(runs) != n {
 			t.Fatalf("round %d: schedules taken %d, runs %d; want %d each", round, taken, len(runs), n)
@@ -166,8 +166,8 @@ func TestScheduleReleaseTrigger(t *testing.T) {
 	s := open(t, pgtest.Schema(t), postgres.Config{Now: clock.Now})
 	ctx := t.Context()
 	upsert(t, s,
-		schedule.Schedule{ID: "delay", Spec: "@every 1m", Mode: schedule.ModeFixedDelay, Kind: "k", Queue: "q"},
-		schedule.Schedule{ID: "rate", Spec: "@every 1m", Kind: "k", Queue: "q"},
+		store.Schedule{ID: "delay", Spec: "@every 1m", Mode: store.ModeFixedDelay, Kind: "k", Queue: "q"},
+		store.Schedule{ID: "rate", Spec: "@every 1m", Kind: "k", Queue: "q"},
 	)
 	// fireOne fires both schedules and returns their runs by schedule ID.
 	fireOne := func() map[string]store.ID {
@@ -278,8 +278,8 @@ func TestFireDueUndecidable(t *testing.T) {
 	schema := pgtest.Schema(t)
 	s := open(t, schema, postgres.Config{Now: clock.Now})
 	upsert(t, s,
-		schedule.Schedule{ID: "bad", Spec: "@every 1m", Kind: "k"},
-		schedule.Schedule{ID: "good", Spec: "@every 1m", Kind: "k"},
+		store.Schedule{ID: "bad", Spec: "@every 1m", Kind: "k"},
+		store.Schedule{ID: "good", Spec: "@every 1m", Kind: "k"},
 	)
 	if _, err := s.Pool().Exec(t.Context(), `UPDATE `+schema+`.schedules SET spec = 'not a spec' WHERE id = 'bad'`); err != nil {
 		t.Fatal(err)
@@ -319,14 +319,14 @@ func TestScheduleMigrationDownUp(t *testing.T) {
 	if n := objects(); n != 3 {
 		t.Fatalf("%d of the table, function and trigger after Open", n)
 	}
-	upsert(t, s, schedule.Schedule{ID: "a", Spec: "@every 1m", Kind: "k"})
+	upsert(t, s, store.Schedule{ID: "a", Spec: "@every 1m", Kind: "k"})
 	if steps, err := postgres.Migrate(ctx, pool, schema, 1); err != nil || len(steps) != 1 || !steps[0].Down || steps[0].Version != 2 {
 		t.Fatalf("Migrate down to 1: %+v, %v", steps, err)
 	}
 	if n := objects(); n != 0 {
 		t.Fatalf("%d of the table, function and trigger left after down", n)
 	}
-	if _, err := s.GetSchedule(ctx, schedule.Ref{ID: "a"}); err == nil {
+	if _, err := s.GetSchedule(ctx, store.ScheduleRef{ID: "a"}); err == nil {
 		t.Fatal("GetSchedule works without the schedules table")
 	}
 	// Jobs that look like runs still finish.
@@ -344,7 +344,7 @@ func TestScheduleMigrationDownUp(t *testing.T) {
 	if n := objects(); n != 3 {
 		t.Fatalf("%d of the table, function and trigger after up", n)
 	}
-	upsert(t, s, schedule.Schedule{ID: "a", Spec: "@every 1m", Kind: "k", Mode: schedule.ModeFixedDelay})
+	upsert(t, s, store.Schedule{ID: "a", Spec: "@every 1m", Kind: "k", Mode: store.ModeFixedDelay})
 	clock.Advance(time.Minute)
 	run := fire(t, s, 0).Runs
 	if len(run) != 1 {
@@ -365,15 +365,15 @@ func TestSchedulesClosed(t *testing.T) {
 	s := open(t, pgtest.Schema(t), postgres.Config{PollOnly: true})
 	s.Close()
 	ctx := t.Context()
-	refs := []schedule.Ref{{ID: "a"}}
-	_, e1 := s.UpsertSchedules(ctx, []schedule.Schedule{{ID: "a", Spec: "@hourly", Kind: "k"}})
+	refs := []store.ScheduleRef{{ID: "a"}}
+	_, e1 := s.UpsertSchedules(ctx, []store.Schedule{{ID: "a", Spec: "@hourly", Kind: "k"}})
 	_, e2 := s.GetSchedule(ctx, refs[0])
-	_, e3 := s.ListSchedules(ctx, schedule.ListParams{})
+	_, e3 := s.ListSchedules(ctx, store.ScheduleListParams{})
 	_, e4 := s.PauseSchedules(ctx, refs)
 	_, e5 := s.ResumeSchedules(ctx, refs)
 	_, e6 := s.DeleteSchedules(ctx, refs)
 	_, e7 := s.TriggerSchedules(ctx, refs)
-	_, e8 := s.FireDue(ctx, schedule.FireParams{})
+	_, e8 := s.FireDue(ctx, store.FireParams{})
 	for i, err := range []error{e1, e2, e3, e4, e5, e6, e7, e8} {
 		if !errors.Is(err, store.ErrClosed) {
 			t.Errorf("method %d on a closed store: %v, want ErrClosed", i+1, err)
@@ -387,15 +387,15 @@ func TestUpsertSameScheduleTwice(t *testing.T) {
 	t.Parallel()
 	clock := storetest.NewClock(schedEpoch)
 	s := open(t, pgtest.Schema(t), postgres.Config{Now: clock.Now, PollOnly: true})
-	a := schedule.Schedule{ID: "a", Spec: "@hourly", Kind: "k1"}
+	a := store.Schedule{ID: "a", Spec: "@hourly", Kind: "k1"}
 	b := a
 	b.Kind = "k2"
 	stale := a
 	stale.Kind, stale.Version = "stale", 1
 	fresh := a
 	fresh.Kind, fresh.Version = "k3", 2
-	other := schedule.Schedule{ID: "b", Spec: "@hourly", Kind: "k"}
-	res, err := s.UpsertSchedules(t.Context(), []schedule.Schedule{a, other, b, stale, fresh})
+	other := store.Schedule{ID: "b", Spec: "@hourly", Kind: "k"}
+	res, err := s.UpsertSchedules(t.Context(), []store.Schedule{a, other, b, stale, fresh})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -408,7 +408,7 @@ func TestUpsertSameScheduleTwice(t *testing.T) {
 			t.Errorf("item %d: %+v, want version %d created %v", i, res[i], w.version, w.created)
 		}
 	}
-	var ce *schedule.ConflictError
+	var ce *store.ConflictError
 	if !errors.As(res[3].Err, &ce) || ce.Want != 1 || ce.Current != 2 {
 		t.Errorf("stale item: %v, want a conflict with version 2", res[3].Err)
 	}

@@ -79,8 +79,8 @@ type settleState struct {
 	byID     map[store.ID][]int
 	now      time.Time
 
-	available []string // queues that got claimable jobs
-	finished  bool     // some job finished
+	available []string   // queues that got claimable jobs
+	finished  []store.ID // jobs that finished
 }
 
 // batcher sends pipelined statements: the pool (one implicit transaction)
@@ -195,7 +195,7 @@ func (st *settleState) read(br pgx.BatchResults, order []*settleGroup) (map[int]
 					st.available = append(st.available, queue)
 				}
 			case store.StateCompleted, store.StateCancelled, store.StateDead:
-				st.finished = true
+				st.finished = append(st.finished, id)
 			}
 			return nil
 		}); err != nil {

@@ -16,7 +16,7 @@ import (
 func (s *Store) Get(ctx context.Context, id store.ID) (*store.Job, error) {
 	j, err := scanJob(s.rdb.QueryRowContext(ctx, `SELECT `+jobColumns+` FROM spool_jobs WHERE id = ?`, id))
 	if errors.Is(err, sql.ErrNoRows) {
-		return nil, fmt.Errorf("%w: %s", store.ErrNotFound, id)
+		return nil, store.JobNotFound(id)
 	}
 	return j, s.readErr(err)
 }
@@ -145,7 +145,7 @@ func (s *Store) Cancel(ctx context.Context, ids []store.ID) ([]error, error) {
 			return nil, nil
 		}
 		return stateOf(x, id, "cancel"), nil
-	}, s.finished.Fire)
+	}, func() { s.finished.Fire(ids...) })
 }
 
 // Requeue implements store.Store.

@@ -448,18 +448,16 @@ func (s *Store) Settle(ctx context.Context, verdicts []store.Verdict) ([]error, 
 		}
 		seen[verdicts[i].ID] = true
 	}
-	finished, available := false, map[string]bool{}
+	var finished []store.ID
+	available := map[string]bool{}
 	checked := slices.Clone(errs) // the writer may run the op twice: start each run from here
 	err := s.writer.do(ctx, func(x execer) error {
 		copy(errs, checked)
+		finished, available = finished[:0], map[string]bool{}
 		now := s.now()
 		nowUS := now.UnixMicro()
-		bulk, err := completeBulk(x, verdicts, errs, repeated, nowUS)
-		if err != nil {
+		if _, err := completeBulk(x, verdicts, errs, repeated, nowUS); err != nil {
 			return err
-		}
-		if bulk > 0 {
-			finished = true
 		}
 		for i := range verdicts {
 			if errs[i] != nil || isBulkComplete(&verdicts[i]) && !repeated[verdicts[i].ID] {
@@ -474,15 +472,12 @@ func (s *Store) Settle(ctx context.Context, verdicts []store.Verdict) ([]error, 
 			switch v.Outcome {
 			case store.Complete:
 				args = []any{nowUS, v.Result}
-				finished = true
 			case store.Fail:
 				args = append(errArgs(v.Error, now, "failed"), retry.UnixMicro(), nowUS, nowUS, retry.UnixMicro())
 			case store.DeadLetter:
 				args = append(errArgs(v.Error, now, "dead-lettered by handler"), nowUS)
-				finished = true
 			case store.Cancel:
 				args = append(append([]any{v.Error != nil}, errArgs(v.Error, now, "cancelled")...), nowUS)
-				finished = true
 			case store.Snooze:
 				args = []any{retry.UnixMicro(), nowUS, retry.UnixMicro()}
 			case store.Release:
@@ -498,18 +493,20 @@ func (s *Store) Settle(ctx context.Context, verdicts []store.Verdict) ([]error, 
 			if errs[i] == nil && v.Outcome != store.Complete {
 				// Failures may finish the job too (dead at max attempts), and
 				// releases make it claimable: wake both kinds of waiter.
-				finished = true
 				var q string
 				if err := x.queryRow(`SELECT queue FROM spool_jobs WHERE id = ?`, v.ID).Scan(&q); err == nil {
 					available[q] = true
 				}
 			}
 		}
+		for i := range verdicts {
+			if errs[i] == nil && verdicts[i].Outcome != store.Snooze && verdicts[i].Outcome != store.Release {
+				finished = append(finished, verdicts[i].ID)
+			}
+		}
 		return nil
 	}, func() {
-		if finished {
-			s.finished.Fire()
-		}
+		s.finished.Fire(finished...)
 		for q := range available {
 			s.available.Fire(q)
 		}
@@ -608,7 +605,7 @@ var reapSQL = `UPDATE spool_jobs SET
 	finished_at = CASE WHEN deliveries >= max_deliveries THEN ?2 END,
 	lock_token = NULL, locked_until = NULL
 	WHERE id IN (SELECT id FROM spool_jobs WHERE state = 'running' AND locked_until < ?2 ORDER BY locked_until LIMIT ?3)
-	RETURNING state, queue`
+	RETURNING state, queue, id`
 
 // ReapExpired implements store.Store.
 func (s *Store) ReapExpired(ctx context.Context, limit int) (store.ReapResult, error) {
@@ -616,9 +613,10 @@ func (s *Store) ReapExpired(ctx context.Context, limit int) (store.ReapResult, e
 		return store.ReapResult{}, &store.ValidationError{Field: "reap limit", Reason: fmt.Sprintf("%d is outside 1..%d", limit, store.MaxBatch)}
 	}
 	var r store.ReapResult
+	var dead []store.ID
 	queues := map[string]bool{}
 	err := s.writer.doLight(ctx, func(x execer) error {
-		r = store.ReapResult{}
+		r, dead = store.ReapResult{}, dead[:0]
 		now := s.now()
 		rows, err := x.query(reapSQL, now.UTC().Format(time.RFC3339Nano), now.UnixMicro(), limit)
 		if err != nil {
@@ -627,11 +625,13 @@ func (s *Store) ReapExpired(ctx context.Context, limit int) (store.ReapResult, e
 		defer rows.Close()
 		for rows.Next() {
 			var state, queue string
-			if err := rows.Scan(&state, &queue); err != nil {
+			var id store.ID
+			if err := rows.Scan(&state, &queue, &id); err != nil {
 				return err
 			}
 			if state == string(store.StateDead) {
 				r.DeadLettered++
+				dead = append(dead, id)
 			} else {
 				r.Returned++
 				queues[queue] = true
@@ -639,9 +639,7 @@ func (s *Store) ReapExpired(ctx context.Context, limit int) (store.ReapResult, e
 		}
 		return rows.Err()
 	}, func() {
-		if r.DeadLettered > 0 {
-			s.finished.Fire()
-		}
+		s.finished.Fire(dead...)
 		for q := range queues {
 			s.available.Fire(q)
 		}

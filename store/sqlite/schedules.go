@@ -14,7 +14,7 @@ import (
 	"github.com/spoolrun/spool/store"
 )
 
-var _ schedule.Store = (*Store)(nil)
+var _ store.ScheduleStore = (*Store)(nil)
 
 const scheduleColumns = `tenant, id, spec, zone, queue, kind, payload, priority, max_attempts,
 	overlap, misfire, catch_up_max, mode, paused, version, next_run_at, last_run_at, live_job_id,
@@ -23,9 +23,9 @@ const scheduleColumns = `tenant, id, spec, zone, queue, kind, payload, priority,
 // scheduleColumnsAs is scheduleColumns qualified with the table alias s.
 var scheduleColumnsAs = "s." + strings.Join(strings.Split(strings.ReplaceAll(scheduleColumns, "\n\t", " "), ", "), ", s.")
 
-func scanSchedule(r scanner, extra ...any) (*schedule.Schedule, error) {
+func scanSchedule(r scanner, extra ...any) (*store.Schedule, error) {
 	var (
-		s                         schedule.Schedule
+		s                         store.Schedule
 		overlap, misfire, mode    string
 		next, last                sql.NullInt64
 		live                      []byte
@@ -42,13 +42,13 @@ func scanSchedule(r scanner, extra ...any) (*schedule.Schedule, error) {
 	}
 	s.Priority, s.MaxAttempts, s.CatchUpMax, s.Paused = priority, attempts, catch, paused
 	var err error
-	if s.Overlap, err = schedule.ParseOverlap(overlap); err != nil {
+	if s.Overlap, err = store.ParseOverlap(overlap); err != nil {
 		return nil, err
 	}
-	if s.Misfire, err = schedule.ParseMisfire(misfire); err != nil {
+	if s.Misfire, err = store.ParseMisfire(misfire); err != nil {
 		return nil, err
 	}
-	if s.Mode, err = schedule.ParseMode(mode); err != nil {
+	if s.Mode, err = store.ParseScheduleMode(mode); err != nil {
 		return nil, err
 	}
 	s.NextRunAt, s.LastRunAt = fromMicros(next), fromMicros(last)
@@ -72,7 +72,7 @@ func micros(t time.Time) any {
 	return t.UnixMicro()
 }
 
-func encodeRecent(runs []schedule.Run) (any, error) {
+func encodeRecent(runs []store.ScheduleRun) (any, error) {
 	if len(runs) == 0 {
 		return nil, nil
 	}
@@ -83,26 +83,26 @@ func encodeRecent(runs []schedule.Run) (any, error) {
 	return string(b), nil
 }
 
-func notFound(r schedule.Ref) error { return schedule.NotFound(r) }
+func notFound(r store.ScheduleRef) error { return store.ScheduleNotFound(r) }
 
-// UpsertSchedules implements schedule.Store.
-func (s *Store) UpsertSchedules(ctx context.Context, in []schedule.Schedule) ([]schedule.UpsertResult, error) {
+// UpsertSchedules implements store.ScheduleStore.
+func (s *Store) UpsertSchedules(ctx context.Context, in []store.Schedule) ([]store.ScheduleUpsertResult, error) {
 	if err := store.CheckBatch(len(in)); err != nil {
 		return nil, err
 	}
-	items := make([]schedule.Schedule, len(in))
+	items := make([]store.Schedule, len(in))
 	invalid := make([]error, len(in))
 	for i := range in {
 		items[i] = in[i]
 		items[i].Normalize()
-		invalid[i] = items[i].Validate()
+		invalid[i] = schedule.Validate(&items[i])
 	}
-	results := make([]schedule.UpsertResult, len(in))
+	results := make([]store.ScheduleUpsertResult, len(in))
 	err := s.writer.do(ctx, func(x execer) error {
 		now := s.now()
 		for i := range items {
 			if invalid[i] != nil {
-				results[i] = schedule.UpsertResult{Err: invalid[i]}
+				results[i] = store.ScheduleUpsertResult{Err: invalid[i]}
 				continue
 			}
 			res, err := upsertSchedule(x, &items[i], now)
@@ -129,7 +129,7 @@ const updateScheduleSQL = `UPDATE spool_schedules SET spec = ?, zone = ?, queue 
 	version = version + 1, next_run_at = ?, updated_at = ?
 	WHERE tenant = ? AND id = ?`
 
-func upsertSchedule(x execer, it *schedule.Schedule, now time.Time) (schedule.UpsertResult, error) {
+func upsertSchedule(x execer, it *store.Schedule, now time.Time) (store.ScheduleUpsertResult, error) {
 	var (
 		spec, zone, mode string
 		version          int64
@@ -144,40 +144,40 @@ func upsertSchedule(x execer, it *schedule.Schedule, now time.Time) (schedule.Up
 		it.Tenant, it.ID).Scan(&spec, &zone, &mode, &version, &next); {
 	case errors.Is(err, sql.ErrNoRows):
 		if it.Version != 0 {
-			return schedule.UpsertResult{Err: notFound(ref)}, nil
+			return store.ScheduleUpsertResult{Err: notFound(ref)}, nil
 		}
 		first, err := schedule.FirstSlot(it, now)
 		if err != nil {
-			return schedule.UpsertResult{}, err
+			return store.ScheduleUpsertResult{}, err
 		}
 		args := slices.Concat([]any{it.Tenant, it.ID}, defArgs, []any{it.Paused, micros(first), nowUS, nowUS})
 		if _, err := x.exec(insertScheduleSQL, args...); err != nil {
-			return schedule.UpsertResult{}, fmt.Errorf("spool: upsert schedule %s: %w", ref, err)
+			return store.ScheduleUpsertResult{}, fmt.Errorf("spool: upsert schedule %s: %w", ref, err)
 		}
-		return schedule.UpsertResult{Version: 1, Created: true, NextRunAt: first}, nil
+		return store.ScheduleUpsertResult{Version: 1, Created: true, NextRunAt: first}, nil
 	case err != nil:
-		return schedule.UpsertResult{}, fmt.Errorf("spool: upsert schedule %s: %w", ref, err)
+		return store.ScheduleUpsertResult{}, fmt.Errorf("spool: upsert schedule %s: %w", ref, err)
 	}
 	if it.Version != 0 && it.Version != version {
-		return schedule.UpsertResult{Err: &schedule.ConflictError{Ref: ref, Want: it.Version, Current: version}}, nil
+		return store.ScheduleUpsertResult{Err: &store.ConflictError{Resource: "schedule", Name: ref.String(), Want: it.Version, Current: version}}, nil
 	}
 	nextAt := fromMicros(next)
 	if spec != it.Spec || zone != it.Zone || mode != itMode {
 		var err error
 		if nextAt, err = schedule.FirstSlot(it, now); err != nil {
-			return schedule.UpsertResult{}, err
+			return store.ScheduleUpsertResult{}, err
 		}
 	}
 	args := slices.Concat(defArgs, []any{micros(nextAt), nowUS, it.Tenant, it.ID})
 	if _, err := x.exec(updateScheduleSQL, args...); err != nil {
-		return schedule.UpsertResult{}, fmt.Errorf("spool: upsert schedule %s: %w", ref, err)
+		return store.ScheduleUpsertResult{}, fmt.Errorf("spool: upsert schedule %s: %w", ref, err)
 	}
-	return schedule.UpsertResult{Version: version + 1, NextRunAt: nextAt}, nil
+	return store.ScheduleUpsertResult{Version: version + 1, NextRunAt: nextAt}, nil
 }
 
-// GetSchedule implements schedule.Store.
-func (s *Store) GetSchedule(ctx context.Context, ref schedule.Ref) (*schedule.Schedule, error) {
-	if err := schedule.ValidateRefs([]schedule.Ref{ref}); err != nil {
+// GetSchedule implements store.ScheduleStore.
+func (s *Store) GetSchedule(ctx context.Context, ref store.ScheduleRef) (*store.Schedule, error) {
+	if err := store.CheckScheduleRefs([]store.ScheduleRef{ref}); err != nil {
 		return nil, err
 	}
 	sc, err := scanSchedule(s.rdb.QueryRowContext(ctx, `SELECT `+scheduleColumns+` FROM spool_schedules WHERE tenant = ? AND id = ?`, ref.Tenant, ref.ID))
@@ -187,9 +187,9 @@ func (s *Store) GetSchedule(ctx context.Context, ref schedule.Ref) (*schedule.Sc
 	return sc, s.readErr(err)
 }
 
-// ListSchedules implements schedule.Store.
-func (s *Store) ListSchedules(ctx context.Context, p schedule.ListParams) (*schedule.ListPage, error) {
-	if err := schedule.NormalizeList(&p); err != nil {
+// ListSchedules implements store.ScheduleStore.
+func (s *Store) ListSchedules(ctx context.Context, p store.ScheduleListParams) (*store.SchedulePage, error) {
+	if err := p.Normalize(); err != nil {
 		return nil, err
 	}
 	rows, err := s.rdb.QueryContext(ctx, `SELECT `+scheduleColumns+` FROM spool_schedules
@@ -198,7 +198,7 @@ func (s *Store) ListSchedules(ctx context.Context, p schedule.ListParams) (*sche
 		return nil, s.readErr(err)
 	}
 	defer rows.Close()
-	page := &schedule.ListPage{}
+	page := &store.SchedulePage{}
 	for rows.Next() {
 		sc, err := scanSchedule(rows)
 		if err != nil {
@@ -217,13 +217,13 @@ func (s *Store) ListSchedules(ctx context.Context, p schedule.ListParams) (*sche
 }
 
 // perRef runs fn for each ref in one write and collects per-item answers.
-func (s *Store) perRef(ctx context.Context, refs []schedule.Ref, fn func(x execer, r schedule.Ref, now time.Time) (error, error)) ([]error, error) {
-	return perItem(ctx, s, refs, schedule.ValidateRefs, fn, nil)
+func (s *Store) perRef(ctx context.Context, refs []store.ScheduleRef, fn func(x execer, r store.ScheduleRef, now time.Time) (error, error)) ([]error, error) {
+	return perItem(ctx, s, refs, store.CheckScheduleRefs, fn, nil)
 }
 
 // execOne runs an update of one schedule and answers ErrNotFound when it
 // matched no row.
-func execOne(x execer, r schedule.Ref, q string, args ...any) (error, error) {
+func execOne(x execer, r store.ScheduleRef, q string, args ...any) (error, error) {
 	res, err := x.exec(q, args...)
 	if err != nil {
 		return nil, fmt.Errorf("spool: schedule %s: %w", r, err)
@@ -236,16 +236,16 @@ func execOne(x execer, r schedule.Ref, q string, args ...any) (error, error) {
 	return nil, nil
 }
 
-// PauseSchedules implements schedule.Store.
-func (s *Store) PauseSchedules(ctx context.Context, refs []schedule.Ref) ([]error, error) {
-	return s.perRef(ctx, refs, func(x execer, r schedule.Ref, _ time.Time) (error, error) {
+// PauseSchedules implements store.ScheduleStore.
+func (s *Store) PauseSchedules(ctx context.Context, refs []store.ScheduleRef) ([]error, error) {
+	return s.perRef(ctx, refs, func(x execer, r store.ScheduleRef, _ time.Time) (error, error) {
 		return execOne(x, r, `UPDATE spool_schedules SET paused = 1 WHERE tenant = ? AND id = ?`, r.Tenant, r.ID)
 	})
 }
 
-// ResumeSchedules implements schedule.Store.
-func (s *Store) ResumeSchedules(ctx context.Context, refs []schedule.Ref) ([]error, error) {
-	return s.perRef(ctx, refs, func(x execer, r schedule.Ref, now time.Time) (error, error) {
+// ResumeSchedules implements store.ScheduleStore.
+func (s *Store) ResumeSchedules(ctx context.Context, refs []store.ScheduleRef) ([]error, error) {
+	return s.perRef(ctx, refs, func(x execer, r store.ScheduleRef, now time.Time) (error, error) {
 		sc, err := scanSchedule(x.queryRow(`SELECT `+scheduleColumns+` FROM spool_schedules WHERE tenant = ? AND id = ?`, r.Tenant, r.ID))
 		switch {
 		case errors.Is(err, sql.ErrNoRows):
@@ -263,26 +263,26 @@ func (s *Store) ResumeSchedules(ctx context.Context, refs []schedule.Ref) ([]err
 	})
 }
 
-// DeleteSchedules implements schedule.Store.
-func (s *Store) DeleteSchedules(ctx context.Context, refs []schedule.Ref) ([]error, error) {
-	return s.perRef(ctx, refs, func(x execer, r schedule.Ref, _ time.Time) (error, error) {
+// DeleteSchedules implements store.ScheduleStore.
+func (s *Store) DeleteSchedules(ctx context.Context, refs []store.ScheduleRef) ([]error, error) {
+	return s.perRef(ctx, refs, func(x execer, r store.ScheduleRef, _ time.Time) (error, error) {
 		return execOne(x, r, `DELETE FROM spool_schedules WHERE tenant = ? AND id = ?`, r.Tenant, r.ID)
 	})
 }
 
-// TriggerSchedules implements schedule.Store.
-func (s *Store) TriggerSchedules(ctx context.Context, refs []schedule.Ref) ([]schedule.TriggerResult, error) {
-	if err := schedule.ValidateRefs(refs); err != nil {
+// TriggerSchedules implements store.ScheduleStore.
+func (s *Store) TriggerSchedules(ctx context.Context, refs []store.ScheduleRef) ([]store.TriggerResult, error) {
+	if err := store.CheckScheduleRefs(refs); err != nil {
 		return nil, err
 	}
-	results := make([]schedule.TriggerResult, len(refs))
+	results := make([]store.TriggerResult, len(refs))
 	var jobs []store.EnqueueParams
 	var enq []store.EnqueueResult
 	err := s.writer.submit(ctx, func(x execer) error {
 		now := s.now()
 		jobs, enq = jobs[:0], enq[:0]
 		for i, r := range refs {
-			results[i] = schedule.TriggerResult{}
+			results[i] = store.TriggerResult{}
 			sc, err := scanSchedule(x.queryRow(`SELECT `+scheduleColumns+` FROM spool_schedules WHERE tenant = ? AND id = ?`, r.Tenant, r.ID))
 			if errors.Is(err, sql.ErrNoRows) {
 				results[i].Err = notFound(r)
@@ -299,9 +299,9 @@ func (s *Store) TriggerSchedules(ctx context.Context, refs []schedule.Ref) ([]sc
 			if err := insertJobs(x, []store.EnqueueParams{p}, res, now, true); err != nil {
 				return err
 			}
-			run := schedule.Run{Slot: slot, JobID: res[0].ID, Triggered: true}
+			run := store.ScheduleRun{Slot: slot, JobID: res[0].ID, Triggered: true}
 			if res[0].Duplicate {
-				results[i] = schedule.TriggerResult{Run: run, Duplicate: true}
+				results[i] = store.TriggerResult{Run: run, Duplicate: true}
 				continue
 			}
 			recent, err := encodeRecent(schedule.PushRecent(sc.Recent, run))
@@ -350,11 +350,11 @@ func init() {
 	}
 }
 
-// FireDue implements schedule.Store. The writer runs the whole batch in one
+// FireDue implements store.ScheduleStore. The writer runs the whole batch in one
 // transaction, and it is the only writer of the file, so a second scheduler
 // (in this process or another) sees the batch either not at all or fired.
-func (s *Store) FireDue(ctx context.Context, p schedule.FireParams) (*schedule.FireResult, error) {
-	if err := schedule.NormalizeFire(&p); err != nil {
+func (s *Store) FireDue(ctx context.Context, p store.FireParams) (*store.FireResult, error) {
+	if err := p.Normalize(); err != nil {
 		return nil, err
 	}
 	// Most calls find nothing due: answer those from a reader, without
@@ -364,16 +364,16 @@ func (s *Store) FireDue(ctx context.Context, p schedule.FireParams) (*schedule.F
 		return nil, s.readErr(err)
 	}
 	if !next.Valid || next.Int64 > s.now().UnixMicro() {
-		return &schedule.FireResult{NextDue: fromMicros(next)}, nil
+		return &store.FireResult{NextDue: fromMicros(next)}, nil
 	}
 	var (
-		res  *schedule.FireResult
+		res  *store.FireResult
 		jobs []store.EnqueueParams
 		enq  []store.EnqueueResult
 	)
 	err := s.writer.submit(ctx, func(x execer) error {
 		now := s.now()
-		res = &schedule.FireResult{}
+		res = &store.FireResult{}
 		var err error
 		jobs, enq, err = s.fire(x, p.Limit, now, res)
 		return err
@@ -385,7 +385,7 @@ func (s *Store) FireDue(ctx context.Context, p schedule.FireParams) (*schedule.F
 }
 
 type dueSchedule struct {
-	sc    *schedule.Schedule
+	sc    *store.Schedule
 	d     schedule.Decision
 	first int // index of its first job in the batch
 }
@@ -420,7 +420,7 @@ func (s *Store) readDue(x execer, limit int, now time.Time) ([]dueSchedule, erro
 	return due, nil
 }
 
-func (s *Store) fire(x execer, limit int, now time.Time, res *schedule.FireResult) ([]store.EnqueueParams, []store.EnqueueResult, error) {
+func (s *Store) fire(x execer, limit int, now time.Time, res *store.FireResult) ([]store.EnqueueParams, []store.EnqueueResult, error) {
 	due, err := s.readDue(x, limit, now)
 	if err != nil {
 		return nil, nil, err
@@ -455,13 +455,13 @@ func (s *Store) fire(x execer, limit int, now time.Time, res *schedule.FireResul
 				// A duplicate's run is already recorded (a trigger in the
 				// same second): it becomes the live run but is not counted
 				// again.
-				runs := make([]schedule.Run, 0, n)
+				runs := make([]store.ScheduleRun, 0, n)
 				for k := range n {
 					r := enq[chunk[i].first+k]
-					res.Runs = append(res.Runs, schedule.FiredRun{Ref: sc.Ref(), Slot: d.Slots[k], JobID: r.ID, Duplicate: r.Duplicate})
+					res.Runs = append(res.Runs, store.FiredRun{Ref: sc.Ref(), Slot: d.Slots[k], JobID: r.ID, Duplicate: r.Duplicate})
 					liveID = r.ID
 					if !r.Duplicate {
-						runs = append(runs, schedule.Run{Slot: d.Slots[k], JobID: r.ID})
+						runs = append(runs, store.ScheduleRun{Slot: d.Slots[k], JobID: r.ID})
 						last = d.Slots[k].UnixMicro()
 					}
 				}

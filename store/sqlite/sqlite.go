@@ -47,8 +47,8 @@ type Config struct {
 	CacheMiB int
 }
 
-// Store is the SQLite backend. It implements store.Store,
-// store.SQLTxEnqueuer and store.Notifier.
+// Store is the SQLite backend. It implements store.Store with every
+// capability: schedules, notifications and enqueue in a caller's *sql.Tx.
 type Store struct {
 	cfg    Config
 	now    func() time.Time
@@ -58,8 +58,8 @@ type Store struct {
 	wdb    *sql.DB // holds the writer's single connection
 	writer *writer
 
-	available signal.Set    // per queue: jobs became claimable
-	finished  signal.Signal // some job finished
+	available signal.Set             // per queue: jobs became claimable
+	finished  signal.Keyed[store.ID] // per job: it may have finished
 
 	closeOnce sync.Once
 	closeErr  error
@@ -166,16 +166,21 @@ func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
 		s.writer.close()
 		s.closeErr = errors.Join(s.rdb.Close(), s.wdb.Close())
-		s.finished.Fire()
+		s.finished.FireAll()
 	})
 	return s.closeErr
+}
+
+// Capabilities implements store.Store: a SQLite store has them all.
+func (s *Store) Capabilities() store.Capabilities {
+	return store.Capabilities{Schedules: s, Notifier: s, SQLTx: s}
 }
 
 // Available implements store.Notifier.
 func (s *Store) Available(queue string) <-chan struct{} { return s.available.Get(queue).C() }
 
 // Finished implements store.Notifier.
-func (s *Store) Finished() <-chan struct{} { return s.finished.C() }
+func (s *Store) Finished(id store.ID) (<-chan struct{}, func()) { return s.finished.Watch(id) }
 
 func fromMicros(v sql.NullInt64) time.Time {
 	if !v.Valid {

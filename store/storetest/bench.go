@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/spoolrun/spool/schedule"
 	"github.com/spoolrun/spool/store"
 )
 
@@ -103,7 +102,7 @@ func Bench(b *testing.B, newStore BenchFactory, opts *BenchOptions) {
 		b.ResetTimer()
 		runs := 0
 		for {
-			res, err := ss.FireDue(ctx, schedule.FireParams{Limit: 1000})
+			res, err := ss.FireDue(ctx, store.FireParams{Limit: 1000})
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -119,22 +118,22 @@ func Bench(b *testing.B, newStore BenchFactory, opts *BenchOptions) {
 	})
 }
 
-func schedStore(b *testing.B, s store.Store) schedule.Store {
-	ss, ok := s.(schedule.Store)
+func schedStore(b *testing.B, s store.Store) store.ScheduleStore {
+	ss, ok := s.(store.ScheduleStore)
 	if !ok {
-		b.Skip("store does not implement schedule.Store")
+		b.Skip("store does not implement store.ScheduleStore")
 	}
 	return ss
 }
 
 // upsertSchedules creates n schedules with spec, 1000 per call.
-func upsertSchedules(b *testing.B, ss schedule.Store, n int, spec string) {
+func upsertSchedules(b *testing.B, ss store.ScheduleStore, n int, spec string) {
 	ctx := context.Background()
-	batch := make([]schedule.Schedule, 0, 1000)
+	batch := make([]store.Schedule, 0, 1000)
 	for i := 0; i < n; {
 		batch = batch[:0]
 		for ; i < n && len(batch) < 1000; i++ {
-			batch = append(batch, schedule.Schedule{ID: fmt.Sprintf("s%08d", i), Tenant: fmt.Sprintf("t%03d", i%100), Spec: spec, Queue: "bench", Kind: "k"})
+			batch = append(batch, store.Schedule{ID: fmt.Sprintf("s%08d", i), Tenant: fmt.Sprintf("t%03d", i%100), Spec: spec, Queue: "bench", Kind: "k"})
 		}
 		res, err := ss.UpsertSchedules(ctx, batch)
 		if err != nil {

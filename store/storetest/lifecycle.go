@@ -124,12 +124,12 @@ func testErrorCodes(t *testing.T, h *harness) {
 	}
 }
 
-// notifier returns the store as a store.Notifier, or skips the test.
+// notifier returns the store's Notifier capability, or skips the test.
 func (h *harness) notifier() store.Notifier {
 	h.t.Helper()
-	n, ok := h.s.(store.Notifier)
-	if !ok {
-		h.t.Skip("store does not implement store.Notifier")
+	n := h.s.Capabilities().Notifier
+	if n == nil {
+		h.t.Skip("store does not declare store.Notifier")
 	}
 	return n
 }
@@ -165,16 +165,34 @@ func testNotifyAvailable(_ *testing.T, h *harness) {
 	h.wantClosed("Available after ReapExpired", ch)
 }
 
-func testNotifyFinished(_ *testing.T, h *harness) {
+func testNotifyFinished(t *testing.T, h *harness) {
 	n := h.notifier()
 	id := h.add(store.EnqueueParams{})
+	bystander := h.add(store.EnqueueParams{Queue: "other"})
 	j := h.claimID(store.DefaultQueue, id)
-	ch := n.Finished()
+	ch, release := n.Finished(id)
+	defer release()
+	quiet, releaseQuiet := n.Finished(bystander)
+	defer releaseQuiet()
 	h.settleOK(verdict(j, store.Complete))
 	h.wantClosed("Finished after Complete", ch)
+	select {
+	case <-quiet:
+		t.Error("Finished of a job that did not finish was closed by another job's completion")
+	default:
+	}
 
 	other := h.add(store.EnqueueParams{})
-	ch = n.Finished()
+	ch, release2 := n.Finished(other)
+	defer release2()
 	h.cancelOK(other)
 	h.wantClosed("Finished after Cancel", ch)
+
+	dying := h.add(store.EnqueueParams{Queue: "dying", MaxDeliveries: 1})
+	h.claimID("dying", dying)
+	ch, release3 := n.Finished(dying)
+	defer release3()
+	h.clock.Advance(defaultLock + time.Second)
+	h.wantReap(10, store.ReapResult{DeadLettered: 1})
+	h.wantClosed("Finished after the reaper dead-lettered it", ch)
 }

@@ -11,7 +11,7 @@ import (
 	"github.com/spoolrun/spool/store"
 )
 
-// scheduleTests check a store's schedule.Store. They run when the store
+// scheduleTests check a store's store.ScheduleStore. They run when the store
 // implements it.
 var scheduleTests = []test{
 	{"CreateAndGet", testScheduleCreateGet},
@@ -36,17 +36,17 @@ var scheduleTests = []test{
 	{"BadArguments", testScheduleBadArgs},
 }
 
-func (h *harness) sched() schedule.Store {
+func (h *harness) sched() store.ScheduleStore {
 	h.t.Helper()
-	ss, ok := h.s.(schedule.Store)
-	if !ok {
-		h.t.Skip("store does not implement schedule.Store")
+	ss := h.s.Capabilities().Schedules
+	if ss == nil {
+		h.t.Skip("store does not declare schedules")
 	}
 	return ss
 }
 
 // upsert writes schedules and fails the test on any refusal.
-func (h *harness) upsert(scs ...schedule.Schedule) []schedule.UpsertResult {
+func (h *harness) upsert(scs ...store.Schedule) []store.ScheduleUpsertResult {
 	h.t.Helper()
 	res, err := h.sched().UpsertSchedules(h.ctx, scs)
 	if err != nil {
@@ -63,18 +63,18 @@ func (h *harness) upsert(scs ...schedule.Schedule) []schedule.UpsertResult {
 	return res
 }
 
-func (h *harness) getSched(tenant, id string) *schedule.Schedule {
+func (h *harness) getSched(tenant, id string) *store.Schedule {
 	h.t.Helper()
-	sc, err := h.sched().GetSchedule(h.ctx, schedule.Ref{Tenant: tenant, ID: id})
+	sc, err := h.sched().GetSchedule(h.ctx, store.ScheduleRef{Tenant: tenant, ID: id})
 	if err != nil {
 		h.t.Fatalf("GetSchedule(%s/%s): %v", tenant, id, err)
 	}
 	return sc
 }
 
-func (h *harness) fire(limit int) *schedule.FireResult {
+func (h *harness) fire(limit int) *store.FireResult {
 	h.t.Helper()
-	res, err := h.sched().FireDue(h.ctx, schedule.FireParams{Limit: limit})
+	res, err := h.sched().FireDue(h.ctx, store.FireParams{Limit: limit})
 	if err != nil {
 		h.t.Fatalf("FireDue: %v", err)
 	}
@@ -82,7 +82,7 @@ func (h *harness) fire(limit int) *schedule.FireResult {
 }
 
 // fireRuns fires and fails the test unless exactly want runs were enqueued.
-func (h *harness) fireRuns(want int) *schedule.FireResult {
+func (h *harness) fireRuns(want int) *store.FireResult {
 	h.t.Helper()
 	res := h.fire(0)
 	if len(res.Runs) != want {
@@ -98,12 +98,12 @@ func (h *harness) complete(queue string, id store.ID) {
 	h.settleOK(verdict(j, store.Complete))
 }
 
-func hourly(id string) schedule.Schedule {
-	return schedule.Schedule{ID: id, Spec: "0 * * * *", Queue: "sched", Kind: "report", Payload: []byte(`{"id":"` + id + `"}`)}
+func hourly(id string) store.Schedule {
+	return store.Schedule{ID: id, Spec: "0 * * * *", Queue: "sched", Kind: "report", Payload: []byte(`{"id":"` + id + `"}`)}
 }
 
-func everyMinute(id string) schedule.Schedule {
-	return schedule.Schedule{ID: id, Spec: "* * * * *", Queue: "sched", Kind: "tick"}
+func everyMinute(id string) store.Schedule {
+	return store.Schedule{ID: id, Spec: "* * * * *", Queue: "sched", Kind: "tick"}
 }
 
 // epochs: the harness clock starts at 2031-03-04 05:06:07 UTC.
@@ -115,7 +115,7 @@ var (
 func testScheduleCreateGet(t *testing.T, h *harness) {
 	sc := hourly("nightly")
 	sc.Tenant, sc.Zone, sc.Queue, sc.Priority, sc.MaxAttempts = "acme", "Europe/Berlin", "", 3, 7
-	sc.Overlap, sc.Misfire, sc.CatchUpMax = schedule.OverlapAllow, schedule.MisfireCatchUp, 4
+	sc.Overlap, sc.Misfire, sc.CatchUpMax = store.OverlapAllow, store.MisfireCatchUp, 4
 	res := h.upsert(sc)[0]
 	if !res.Created || res.Version != 1 || !res.NextRunAt.Equal(nextHour) {
 		t.Fatalf("create = %+v, want created at version 1 with next run %s", res, nextHour)
@@ -123,8 +123,8 @@ func testScheduleCreateGet(t *testing.T, h *harness) {
 	got := h.getSched("acme", "nightly")
 	if got.ID != "nightly" || got.Tenant != "acme" || got.Spec != sc.Spec || got.Zone != "Europe/Berlin" ||
 		got.Queue != store.DefaultQueue || got.Kind != "report" || string(got.Payload) != string(sc.Payload) ||
-		got.Priority != 3 || got.MaxAttempts != 7 || got.Overlap != schedule.OverlapAllow ||
-		got.Misfire != schedule.MisfireCatchUp || got.CatchUpMax != 4 || got.Mode != schedule.ModeFixedRate ||
+		got.Priority != 3 || got.MaxAttempts != 7 || got.Overlap != store.OverlapAllow ||
+		got.Misfire != store.MisfireCatchUp || got.CatchUpMax != 4 || got.Mode != store.ModeFixedRate ||
 		got.Paused || got.Version != 1 {
 		t.Errorf("GetSchedule = %+v, want the schedule as written (default queue filled in)", got)
 	}
@@ -136,14 +136,14 @@ func testScheduleCreateGet(t *testing.T, h *harness) {
 	if !got.CreatedAt.Equal(h.now()) || !got.UpdatedAt.Equal(h.now()) {
 		t.Errorf("created %s updated %s, want both %s", got.CreatedAt, got.UpdatedAt, h.now())
 	}
-	if _, err := h.sched().GetSchedule(h.ctx, schedule.Ref{ID: "nightly"}); !errors.Is(err, schedule.ErrNotFound) || !errors.Is(err, store.ErrNotFound) {
+	if _, err := h.sched().GetSchedule(h.ctx, store.ScheduleRef{ID: "nightly"}); !errors.Is(err, store.ErrNotFound) || !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("GetSchedule in another tenant = %v, want ErrNotFound", err)
 	}
 	// Defaults are stored, so reading a schedule shows what applies.
 	d := hourly("defaults")
-	d.Misfire = schedule.MisfireCatchUp
+	d.Misfire = store.MisfireCatchUp
 	h.upsert(d)
-	if got := h.getSched("", "defaults"); got.MaxAttempts != store.DefaultMaxAttempts || got.CatchUpMax != schedule.DefaultCatchUpMax {
+	if got := h.getSched("", "defaults"); got.MaxAttempts != store.DefaultMaxAttempts || got.CatchUpMax != store.DefaultCatchUpMax {
 		t.Errorf("defaults read back as max attempts %d, catch-up max %d", got.MaxAttempts, got.CatchUpMax)
 	}
 	// A paused schedule can be created.
@@ -156,11 +156,11 @@ func testScheduleCreateGet(t *testing.T, h *harness) {
 }
 
 func testScheduleInvalid(t *testing.T, h *harness) {
-	bad := []schedule.Schedule{
+	bad := []store.Schedule{
 		{ID: "spec", Spec: "61 * * * *", Kind: "k"},
 		{ID: "zone", Spec: "@hourly", Zone: "Mars/Olympus", Kind: "k"},
 		{ID: "", Spec: "@hourly", Kind: "k"},
-		{ID: "delay", Spec: "0 * * * *", Kind: "k", Mode: schedule.ModeFixedDelay},
+		{ID: "delay", Spec: "0 * * * *", Kind: "k", Mode: store.ModeFixedDelay},
 		{ID: "payload", Spec: "@hourly", Kind: "k", Payload: make([]byte, store.MaxPayloadBytes+1)},
 	}
 	good := hourly("good")
@@ -188,7 +188,7 @@ func testScheduleInvalid(t *testing.T, h *harness) {
 	if res[len(bad)].Err != nil || !res[len(bad)].Created {
 		t.Errorf("valid neighbour: %+v, want created", res[len(bad)])
 	}
-	page, err := h.sched().ListSchedules(h.ctx, schedule.ListParams{})
+	page, err := h.sched().ListSchedules(h.ctx, store.ScheduleListParams{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -198,7 +198,7 @@ func testScheduleInvalid(t *testing.T, h *harness) {
 	// An update refused as invalid leaves the stored schedule as it was.
 	upd := good
 	upd.Spec = "not a spec"
-	res, err = h.sched().UpsertSchedules(h.ctx, []schedule.Schedule{upd})
+	res, err = h.sched().UpsertSchedules(h.ctx, []store.Schedule{upd})
 	if err != nil || !errors.Is(res[0].Err, schedule.ErrInvalidSpec) {
 		t.Fatalf("invalid update: %v / %+v", err, res)
 	}
@@ -217,11 +217,11 @@ func testScheduleConflict(t *testing.T, h *harness) {
 	}
 	stale := *v1 // still carries version 1
 	stale.Kind = "stale"
-	res, err := h.sched().UpsertSchedules(h.ctx, []schedule.Schedule{stale})
+	res, err := h.sched().UpsertSchedules(h.ctx, []store.Schedule{stale})
 	if err != nil {
 		t.Fatal(err)
 	}
-	var ce *schedule.ConflictError
+	var ce *store.ConflictError
 	if !errors.As(res[0].Err, &ce) || ce.Want != 1 || ce.Current != 2 || !errors.Is(res[0].Err, store.ErrConflict) ||
 		store.Code(res[0].Err) != "conflict" {
 		t.Fatalf("stale update: %v, want *ConflictError{Want: 1, Current: 2}", res[0].Err)
@@ -231,8 +231,8 @@ func testScheduleConflict(t *testing.T, h *harness) {
 	}
 	missing := hourly("missing")
 	missing.Version = 3
-	res, err = h.sched().UpsertSchedules(h.ctx, []schedule.Schedule{missing})
-	if err != nil || !errors.Is(res[0].Err, schedule.ErrNotFound) {
+	res, err = h.sched().UpsertSchedules(h.ctx, []store.Schedule{missing})
+	if err != nil || !errors.Is(res[0].Err, store.ErrNotFound) {
 		t.Errorf("versioned update of a missing schedule: %v / %v, want ErrNotFound", err, res[0].Err)
 	}
 	// Version zero overwrites whatever is there.
@@ -266,7 +266,7 @@ func testScheduleUpdateNext(t *testing.T, h *harness) {
 }
 
 func testScheduleList(t *testing.T, h *harness) {
-	var scs []schedule.Schedule
+	var scs []store.Schedule
 	for i := range 5 {
 		sc := hourly(fmt.Sprintf("s%d", i))
 		sc.Tenant = "a"
@@ -278,7 +278,7 @@ func testScheduleList(t *testing.T, h *harness) {
 	var got []string
 	after := ""
 	for pages := 0; ; pages++ {
-		page, err := h.sched().ListSchedules(h.ctx, schedule.ListParams{Tenant: "a", After: after, Limit: 2})
+		page, err := h.sched().ListSchedules(h.ctx, store.ScheduleListParams{Tenant: "a", After: after, Limit: 2})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -299,11 +299,11 @@ func testScheduleList(t *testing.T, h *harness) {
 	if fmt.Sprint(got) != "[s0 s1 s2 s3 s4]" {
 		t.Errorf("tenant a lists %v, want [s0 s1 s2 s3 s4]", got)
 	}
-	page, err := h.sched().ListSchedules(h.ctx, schedule.ListParams{Tenant: "b"})
+	page, err := h.sched().ListSchedules(h.ctx, store.ScheduleListParams{Tenant: "b"})
 	if err != nil || len(page.Schedules) != 2 || page.Next != "" {
 		t.Errorf("tenant b: %v, %d schedules, next %q", err, len(page.Schedules), page.Next)
 	}
-	page, err = h.sched().ListSchedules(h.ctx, schedule.ListParams{Tenant: "none"})
+	page, err = h.sched().ListSchedules(h.ctx, store.ScheduleListParams{Tenant: "none"})
 	if err != nil || len(page.Schedules) != 0 {
 		t.Errorf("unknown tenant: %v, %d schedules", err, len(page.Schedules))
 	}
@@ -312,7 +312,7 @@ func testScheduleList(t *testing.T, h *harness) {
 func testScheduleFire(t *testing.T, h *harness) {
 	sc := hourly("report")
 	sc.Tenant, sc.Priority, sc.MaxAttempts = "acme", -5, 3
-	sc.Overlap = schedule.OverlapAllow
+	sc.Overlap = store.OverlapAllow
 	h.upsert(sc)
 	if res := h.fire(0); res.Schedules != 0 || len(res.Runs) != 0 || !res.NextDue.Equal(nextHour) {
 		t.Fatalf("FireDue before the slot = %+v, want nothing and next due %s", res, nextHour)
@@ -393,7 +393,7 @@ func testOverlapSkip(t *testing.T, h *harness) {
 
 func testOverlapQueueOne(t *testing.T, h *harness) {
 	sc := everyMinute("q1")
-	sc.Overlap = schedule.OverlapQueueOne
+	sc.Overlap = store.OverlapQueueOne
 	h.upsert(sc)
 	h.clock.Set(nextMinute)
 	a := h.fireRuns(1).Runs[0].JobID
@@ -418,7 +418,7 @@ func testOverlapQueueOne(t *testing.T, h *harness) {
 
 func testOverlapAllow(t *testing.T, h *harness) {
 	sc := everyMinute("all")
-	sc.Overlap = schedule.OverlapAllow
+	sc.Overlap = store.OverlapAllow
 	h.upsert(sc)
 	for i := range 3 {
 		h.clock.Set(nextMinute.Add(time.Duration(i) * time.Minute))
@@ -430,7 +430,7 @@ func testOverlapAllow(t *testing.T, h *harness) {
 }
 
 func testFixedDelay(t *testing.T, h *harness) {
-	sc := schedule.Schedule{ID: "poll", Spec: "@every 1m", Mode: schedule.ModeFixedDelay, Queue: "sched", Kind: "poll"}
+	sc := store.Schedule{ID: "poll", Spec: "@every 1m", Mode: store.ModeFixedDelay, Queue: "sched", Kind: "poll"}
 	first := h.upsert(sc)[0].NextRunAt
 	if want := epoch.Add(time.Minute); !first.Equal(want) {
 		t.Fatalf("first slot %s, want %s", first, want)
@@ -458,15 +458,15 @@ func testFixedDelay(t *testing.T, h *harness) {
 }
 
 func testMisfire(t *testing.T, h *harness) {
-	mk := func(id string, m schedule.Misfire, max int) schedule.Schedule {
+	mk := func(id string, m store.Misfire, max int) store.Schedule {
 		sc := everyMinute(id)
-		sc.Misfire, sc.CatchUpMax, sc.Overlap = m, max, schedule.OverlapAllow
+		sc.Misfire, sc.CatchUpMax, sc.Overlap = m, max, store.OverlapAllow
 		return sc
 	}
 	hr := hourly("hourly")
-	hr.Overlap = schedule.OverlapAllow
-	h.upsert(mk("once", schedule.MisfireRunOnce, 0), mk("skip", schedule.MisfireSkip, 0),
-		mk("catch", schedule.MisfireCatchUp, 3), hr)
+	hr.Overlap = store.OverlapAllow
+	h.upsert(mk("once", store.MisfireRunOnce, 0), mk("skip", store.MisfireSkip, 0),
+		mk("catch", store.MisfireCatchUp, 3), hr)
 	// Every scheduler was down until 05:16:30: slots 05:07..05:16 are due,
 	// 05:16 is within the grace minute, the rest are missed.
 	h.clock.Set(time.Date(2031, time.March, 4, 5, 16, 30, 0, time.UTC))
@@ -505,9 +505,9 @@ func testMisfire(t *testing.T, h *harness) {
 func testScheduleDST(t *testing.T, h *harness) {
 	// 9 March 2031: New York springs forward at 02:00 EST to 03:00 EDT.
 	h.clock.Set(time.Date(2031, time.March, 8, 12, 0, 0, 0, time.UTC))
-	gap := schedule.Schedule{ID: "gap", Spec: "30 2 * * *", Zone: "America/New_York", Queue: "sched", Kind: "k", Overlap: schedule.OverlapAllow}
+	gap := store.Schedule{ID: "gap", Spec: "30 2 * * *", Zone: "America/New_York", Queue: "sched", Kind: "k", Overlap: store.OverlapAllow}
 	// 2 November 2031: it falls back at 02:00 EDT to 01:00 EST.
-	fall := schedule.Schedule{ID: "fall", Spec: "30 1 * * *", Zone: "America/New_York", Queue: "sched", Kind: "k", Overlap: schedule.OverlapAllow}
+	fall := store.Schedule{ID: "fall", Spec: "30 1 * * *", Zone: "America/New_York", Queue: "sched", Kind: "k", Overlap: store.OverlapAllow}
 	gapSlot := time.Date(2031, time.March, 9, 7, 0, 0, 0, time.UTC) // 03:00 EDT, the first instant after the gap
 	if r := h.upsert(gap)[0]; !r.NextRunAt.Equal(gapSlot) {
 		t.Errorf("02:30 on the spring-forward day: next %s, want %s (03:00 EDT)", r.NextRunAt, gapSlot)
@@ -520,7 +520,7 @@ func testScheduleDST(t *testing.T, h *harness) {
 		t.Errorf("after the gap: next %s, want 02:30 EDT the next day", got.NextRunAt)
 	}
 
-	if errs, err := h.sched().DeleteSchedules(h.ctx, []schedule.Ref{{ID: "gap"}}); err != nil || errs[0] != nil {
+	if errs, err := h.sched().DeleteSchedules(h.ctx, []store.ScheduleRef{{ID: "gap"}}); err != nil || errs[0] != nil {
 		t.Fatal(err, errs)
 	}
 	h.clock.Set(time.Date(2031, time.November, 1, 12, 0, 0, 0, time.UTC))
@@ -539,7 +539,7 @@ func testScheduleDST(t *testing.T, h *harness) {
 
 func testScheduleRace(t *testing.T, h *harness) {
 	const n = 300
-	var scs []schedule.Schedule
+	var scs []store.Schedule
 	for i := range n {
 		sc := everyMinute(fmt.Sprintf("s%03d", i))
 		sc.Tenant = fmt.Sprintf("t%d", i%7)
@@ -549,13 +549,13 @@ func testScheduleRace(t *testing.T, h *harness) {
 	h.clock.Set(nextMinute)
 	var (
 		mu   sync.Mutex
-		runs []schedule.FiredRun
+		runs []store.FiredRun
 		wg   sync.WaitGroup
 	)
 	for range 4 {
 		wg.Go(func() {
 			for {
-				res, err := h.sched().FireDue(h.ctx, schedule.FireParams{Limit: 25})
+				res, err := h.sched().FireDue(h.ctx, store.FireParams{Limit: 25})
 				if err != nil {
 					t.Errorf("FireDue: %v", err)
 					return
@@ -570,7 +570,7 @@ func testScheduleRace(t *testing.T, h *harness) {
 		})
 	}
 	wg.Wait()
-	seen := map[schedule.Ref]int{}
+	seen := map[store.ScheduleRef]int{}
 	for _, r := range runs {
 		if r.Duplicate {
 			t.Errorf("run %+v hit a duplicate key: the slot was fired twice", r)
@@ -587,9 +587,9 @@ func testScheduleRace(t *testing.T, h *harness) {
 
 func testSchedulePauseResume(t *testing.T, h *harness) {
 	h.upsert(everyMinute("p"), everyMinute("q"))
-	refs := []schedule.Ref{{ID: "p"}, {ID: "missing"}}
+	refs := []store.ScheduleRef{{ID: "p"}, {ID: "missing"}}
 	errs, err := h.sched().PauseSchedules(h.ctx, refs)
-	if err != nil || errs[0] != nil || !errors.Is(errs[1], schedule.ErrNotFound) {
+	if err != nil || errs[0] != nil || !errors.Is(errs[1], store.ErrNotFound) {
 		t.Fatalf("PauseSchedules: %v %v", err, errs)
 	}
 	if errs, _ := h.sched().PauseSchedules(h.ctx, refs[:1]); errs[0] != nil {
@@ -605,7 +605,7 @@ func testSchedulePauseResume(t *testing.T, h *harness) {
 	}
 	h.clock.Advance(15 * time.Second)
 	errs, err = h.sched().ResumeSchedules(h.ctx, refs)
-	if err != nil || errs[0] != nil || !errors.Is(errs[1], schedule.ErrNotFound) {
+	if err != nil || errs[0] != nil || !errors.Is(errs[1], store.ErrNotFound) {
 		t.Fatalf("ResumeSchedules: %v %v", err, errs)
 	}
 	got := h.getSched("", "p")
@@ -624,15 +624,15 @@ func testScheduleDelete(t *testing.T, h *harness) {
 	h.upsert(everyMinute("d"), everyMinute("keep"))
 	h.clock.Set(nextMinute)
 	h.fireRuns(2)
-	errs, err := h.sched().DeleteSchedules(h.ctx, []schedule.Ref{{ID: "d"}})
+	errs, err := h.sched().DeleteSchedules(h.ctx, []store.ScheduleRef{{ID: "d"}})
 	if err != nil || errs[0] != nil {
 		t.Fatalf("DeleteSchedules: %v %v", err, errs)
 	}
-	if _, err := h.sched().GetSchedule(h.ctx, schedule.Ref{ID: "d"}); !errors.Is(err, schedule.ErrNotFound) {
+	if _, err := h.sched().GetSchedule(h.ctx, store.ScheduleRef{ID: "d"}); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("GetSchedule after delete = %v", err)
 	}
-	errs, _ = h.sched().DeleteSchedules(h.ctx, []schedule.Ref{{ID: "d"}})
-	if !errors.Is(errs[0], schedule.ErrNotFound) {
+	errs, _ = h.sched().DeleteSchedules(h.ctx, []store.ScheduleRef{{ID: "d"}})
+	if !errors.Is(errs[0], store.ErrNotFound) {
 		t.Errorf("second delete = %v, want ErrNotFound", errs[0])
 	}
 	// Its enqueued run is left to finish; the deleted schedule fires no more.
@@ -650,11 +650,11 @@ func testScheduleTrigger(t *testing.T, h *harness) {
 	sc.Paused = true
 	h.upsert(sc)
 	h.clock.Advance(500 * time.Millisecond)
-	res, err := h.sched().TriggerSchedules(h.ctx, []schedule.Ref{{ID: "t"}, {ID: "missing"}})
+	res, err := h.sched().TriggerSchedules(h.ctx, []store.ScheduleRef{{ID: "t"}, {ID: "missing"}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !errors.Is(res[1].Err, schedule.ErrNotFound) || res[0].Err != nil {
+	if !errors.Is(res[1].Err, store.ErrNotFound) || res[0].Err != nil {
 		t.Fatalf("TriggerSchedules: %+v", res)
 	}
 	run := res[0].Run
@@ -672,7 +672,7 @@ func testScheduleTrigger(t *testing.T, h *harness) {
 	}
 	// A second trigger in the same second finds the first run live: a
 	// duplicate, enqueued and counted once.
-	again, err := h.sched().TriggerSchedules(h.ctx, []schedule.Ref{{ID: "t"}})
+	again, err := h.sched().TriggerSchedules(h.ctx, []store.ScheduleRef{{ID: "t"}})
 	if err != nil || again[0].Err != nil || !again[0].Duplicate || again[0].Run.JobID != run.JobID {
 		t.Errorf("second trigger in the same second = %+v, %v; want a duplicate of %s", again, err, run.JobID)
 	}
@@ -681,7 +681,7 @@ func testScheduleTrigger(t *testing.T, h *harness) {
 	}
 	// Under the skip policy a second trigger's run waits for the first.
 	h.clock.Advance(time.Second)
-	res, _ = h.sched().TriggerSchedules(h.ctx, []schedule.Ref{{ID: "t"}})
+	res, _ = h.sched().TriggerSchedules(h.ctx, []store.ScheduleRef{{ID: "t"}})
 	first := h.claimOne("sched")
 	if first.ID != run.JobID {
 		t.Errorf("claimed %s first, want %s", first.ID, run.JobID)
@@ -697,10 +697,10 @@ func testScheduleTrigger(t *testing.T, h *harness) {
 // the slot's run is the triggered one, so nothing is enqueued or counted twice.
 func testTriggerThenSlot(t *testing.T, h *harness) {
 	sc := everyMinute("ts")
-	sc.Overlap = schedule.OverlapAllow // under skip the slot would be skipped, the trigger's run being live
+	sc.Overlap = store.OverlapAllow // under skip the slot would be skipped, the trigger's run being live
 	h.upsert(sc)
 	h.clock.Set(nextMinute.Add(200 * time.Millisecond))
-	tr, err := h.sched().TriggerSchedules(h.ctx, []schedule.Ref{{ID: "ts"}})
+	tr, err := h.sched().TriggerSchedules(h.ctx, []store.ScheduleRef{{ID: "ts"}})
 	if err != nil || tr[0].Err != nil {
 		t.Fatal(err, tr)
 	}
@@ -730,7 +730,7 @@ func testScheduleCancelReleases(t *testing.T, h *harness) {
 }
 
 func testScheduleFireBatches(t *testing.T, h *harness) {
-	var scs []schedule.Schedule
+	var scs []store.Schedule
 	for i := range 25 {
 		scs = append(scs, everyMinute(fmt.Sprintf("b%02d", i)))
 	}
@@ -754,22 +754,22 @@ func testScheduleFireBatches(t *testing.T, h *harness) {
 
 func testScheduleBadArgs(t *testing.T, h *harness) {
 	ss := h.sched()
-	if _, err := ss.FireDue(h.ctx, schedule.FireParams{Limit: schedule.MaxFireBatch + 1}); !errors.Is(err, store.ErrTooLarge) {
+	if _, err := ss.FireDue(h.ctx, store.FireParams{Limit: store.MaxFireBatch + 1}); !errors.Is(err, store.ErrTooLarge) {
 		t.Errorf("FireDue over the batch limit: %v", err)
 	}
-	if _, err := ss.FireDue(h.ctx, schedule.FireParams{Limit: -1}); !errors.Is(err, store.ErrInvalid) {
+	if _, err := ss.FireDue(h.ctx, store.FireParams{Limit: -1}); !errors.Is(err, store.ErrInvalid) {
 		t.Errorf("FireDue with a negative limit: %v", err)
 	}
-	if _, err := ss.ListSchedules(h.ctx, schedule.ListParams{Limit: store.MaxListLimit + 1}); !errors.Is(err, store.ErrTooLarge) {
+	if _, err := ss.ListSchedules(h.ctx, store.ScheduleListParams{Limit: store.MaxListLimit + 1}); !errors.Is(err, store.ErrTooLarge) {
 		t.Errorf("ListSchedules over the limit: %v", err)
 	}
-	if _, err := ss.GetSchedule(h.ctx, schedule.Ref{ID: "bad id!"}); !errors.Is(err, store.ErrInvalid) {
+	if _, err := ss.GetSchedule(h.ctx, store.ScheduleRef{ID: "bad id!"}); !errors.Is(err, store.ErrInvalid) {
 		t.Errorf("GetSchedule with a bad id: %v", err)
 	}
-	if _, err := ss.PauseSchedules(h.ctx, []schedule.Ref{{ID: ""}}); !errors.Is(err, store.ErrInvalid) {
+	if _, err := ss.PauseSchedules(h.ctx, []store.ScheduleRef{{ID: ""}}); !errors.Is(err, store.ErrInvalid) {
 		t.Errorf("PauseSchedules with an empty id: %v", err)
 	}
-	if _, err := ss.UpsertSchedules(h.ctx, make([]schedule.Schedule, store.MaxBatch+1)); !errors.Is(err, store.ErrTooLarge) {
+	if _, err := ss.UpsertSchedules(h.ctx, make([]store.Schedule, store.MaxBatch+1)); !errors.Is(err, store.ErrTooLarge) {
 		t.Errorf("UpsertSchedules over the batch limit: %v", err)
 	}
 }
