@@ -152,11 +152,11 @@ type Notifier interface {
 // EnqueueParams describes one job to insert. Zero fields take the defaults
 // documented on each.
 type EnqueueParams struct {
-	ID          ID     // zero: a new ID is made
-	Queue       string // default "default"
-	Kind        string // required
-	Payload     []byte // at most MaxPayloadBytes
-	Priority    int    // MinPriority..MaxPriority, lower runs first; default 0
+	ID       ID     // zero: a new ID is made
+	Queue    string // default "default"
+	Kind     string // required
+	Payload  []byte // at most MaxPayloadBytes
+	Priority int    // MinPriority..MaxPriority, lower runs first; default 0
 	// RunAt is when the job may run. Zero means Delay after now by the
 	// store's clock (the database's on PostgreSQL), so producers whose
 	// clocks are off never make jobs run early or late.
