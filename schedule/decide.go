@@ -109,6 +109,13 @@ func FirstSlot(s *store.Schedule, now time.Time) (time.Time, error) {
 	return spec.Next(now, loc).UTC(), nil
 }
 
+// KeepsSlot reports whether an update of a stored schedule keeps its
+// next_run_at: it does when the spec, zone and mode are unchanged;
+// otherwise the schedule starts again from FirstSlot.
+func KeepsSlot(stored, update *store.Schedule) bool {
+	return stored.Spec == update.Spec && stored.Zone == update.Zone && stored.Mode == update.Mode
+}
+
 // ResumeSlot returns a resumed schedule's next_run_at: none for a
 // fixed-delay schedule with a live run (its completion sets it); its stored
 // slot if that is still ahead, which keeps an "@every" schedule's phase;

@@ -5,17 +5,17 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
+	"github.com/spoolrun/spool/internal/engine"
 	"github.com/spoolrun/spool/store"
 )
 
-// Get implements store.Store.
-func (s *Store) Get(ctx context.Context, id store.ID) (*store.Job, error) {
+// GetJob implements engine.Driver.
+func (s *backend) GetJob(ctx context.Context, id store.ID) (*store.Job, error) {
 	if err := s.start(ctx); err != nil {
 		return nil, err
 	}
@@ -29,12 +29,9 @@ func (s *Store) Get(ctx context.Context, id store.ID) (*store.Job, error) {
 	return j, nil
 }
 
-// List implements store.Store.
-func (s *Store) List(ctx context.Context, f store.ListParams) (*store.ListPage, error) {
+// ListJobs implements engine.Driver.
+func (s *backend) ListJobs(ctx context.Context, f store.ListParams) ([]*store.Job, error) {
 	if err := s.start(ctx); err != nil {
-		return nil, err
-	}
-	if err := f.Check(); err != nil {
 		return nil, err
 	}
 	var after any
@@ -53,16 +50,11 @@ func (s *Store) List(ctx context.Context, f store.ListParams) (*store.ListPage, 
 	if err != nil {
 		return nil, s.fail(ctx, "list", err)
 	}
-	page := &store.ListPage{Jobs: jobs}
-	if len(jobs) > f.Limit {
-		page.Jobs = jobs[:f.Limit]
-		page.Next = page.Jobs[f.Limit-1].ID
-	}
-	return page, nil
+	return jobs, nil
 }
 
 // jobStates returns the state of each of ids that exists.
-func (s *Store) jobStates(ctx context.Context, q querier, want [][16]byte) (map[store.ID]store.State, error) {
+func (s *backend) jobStates(ctx context.Context, q querier, want [][16]byte) (map[store.ID]store.State, error) {
 	out := map[store.ID]store.State{}
 	if len(want) == 0 {
 		return out, nil
@@ -80,18 +72,12 @@ func (s *Store) jobStates(ctx context.Context, q querier, want [][16]byte) (map[
 	return out, err
 }
 
-// Cancel implements store.Store with one UPDATE for the batch. A job named
-// twice is cancelled by the first and refused as cancelled by the second.
-func (s *Store) Cancel(ctx context.Context, idList []store.ID) ([]error, error) {
+// CancelJobs implements engine.Driver with one UPDATE for the batch. A job
+// named twice is cancelled by the first and refused as cancelled by the
+// second.
+func (s *backend) CancelJobs(ctx context.Context, idList []store.ID, errs []error) error {
 	if err := s.start(ctx); err != nil {
-		return nil, err
-	}
-	if err := store.CheckBatch(len(idList)); err != nil {
-		return nil, err
-	}
-	errs := make([]error, len(idList))
-	if len(idList) == 0 {
-		return errs, nil
+		return err
 	}
 	cancelled := map[store.ID]bool{}
 	err := pgx.BeginTxFunc(ctx, s.pool, txOptions, func(tx pgx.Tx) error {
@@ -127,21 +113,21 @@ func (s *Store) Cancel(ctx context.Context, idList []store.ID) ([]error, error) 
 			case ok:
 				errs[i] = &store.StateError{ID: id, State: st, Op: "cancel"}
 			default:
-				errs[i] = store.ErrNotFound
+				errs[i] = store.JobNotFound(id)
 			}
 			seen[id] = true
 		}
 		return nil
 	})
 	if err != nil {
-		return nil, s.fail(ctx, "cancel", err)
+		return s.fail(ctx, "cancel", err)
 	}
 	var done []store.ID
 	for id := range cancelled {
 		done = append(done, id)
 	}
 	s.changed(nil, done)
-	return errs, nil
+	return nil
 }
 
 // requeueTarget is a job Requeue looked at.
@@ -150,20 +136,13 @@ type requeueTarget struct {
 	state                 store.State
 }
 
-// Requeue implements store.Store. Jobs without a unique key are requeued by
+// RequeueJobs implements engine.Driver. Jobs without a unique key are requeued by
 // one UPDATE; a job with one is requeued alone under a savepoint, so that a
 // live job holding its key (found by the unique index) refuses it with
 // ErrDuplicate and changes nothing.
-func (s *Store) Requeue(ctx context.Context, idList []store.ID) ([]error, error) {
+func (s *backend) RequeueJobs(ctx context.Context, idList []store.ID, errs []error) error {
 	if err := s.start(ctx); err != nil {
-		return nil, err
-	}
-	if err := store.CheckBatch(len(idList)); err != nil {
-		return nil, err
-	}
-	errs := make([]error, len(idList))
-	if len(idList) == 0 {
-		return errs, nil
+		return err
 	}
 	var queues []string
 	err := pgx.BeginTxFunc(ctx, s.pool, txOptions, func(tx pgx.Tx) error {
@@ -190,7 +169,7 @@ func (s *Store) Requeue(ctx context.Context, idList []store.ID) ([]error, error)
 			t := targets[id]
 			switch {
 			case t == nil:
-				errs[i] = store.ErrNotFound
+				errs[i] = store.JobNotFound(id)
 				continue
 			case t.state != store.StateDead && t.state != store.StateCancelled:
 				errs[i] = &store.StateError{ID: id, State: t.state, Op: "requeue"}
@@ -218,16 +197,16 @@ func (s *Store) Requeue(ctx context.Context, idList []store.ID) ([]error, error)
 		return nil
 	})
 	if err != nil {
-		return nil, s.fail(ctx, "requeue", err)
+		return s.fail(ctx, "requeue", err)
 	}
 	s.changed(queues, nil)
-	return errs, nil
+	return nil
 }
 
 // requeueUnique requeues one job with a unique key under a savepoint. The
 // first result is the item's answer: nil, or ErrDuplicate when a live job
 // holds the key.
-func (s *Store) requeueUnique(ctx context.Context, tx pgx.Tx, id store.ID, t *requeueTarget, now time.Time) (error, error) {
+func (s *backend) requeueUnique(ctx context.Context, tx pgx.Tx, id store.ID, t *requeueTarget, now time.Time) (error, error) {
 	sp, err := tx.Begin(ctx)
 	if err != nil {
 		return nil, err
@@ -252,18 +231,10 @@ func (s *Store) requeueUnique(ctx context.Context, tx pgx.Tx, id store.ID, t *re
 	return nil, sp.Commit(ctx)
 }
 
-// Purge implements store.Store.
-func (s *Store) Purge(ctx context.Context, p store.PurgeParams) (int, error) {
+// PurgeDead implements engine.Driver.
+func (s *backend) PurgeDead(ctx context.Context, p store.PurgeParams) (int, error) {
 	if err := s.start(ctx); err != nil {
 		return 0, err
-	}
-	if err := store.CheckBatch(len(p.IDs)); err != nil {
-		return 0, err
-	}
-	if p.Queue != "" {
-		if err := store.ValidName("queue", p.Queue, false); err != nil {
-			return 0, err
-		}
 	}
 	var want [][16]byte
 	if p.IDs != nil {
@@ -276,21 +247,9 @@ func (s *Store) Purge(ctx context.Context, p store.PurgeParams) (int, error) {
 	return int(tag.RowsAffected()), nil
 }
 
-// PauseQueue implements store.Store.
-func (s *Store) PauseQueue(ctx context.Context, queue string) error {
-	return s.setPaused(ctx, queue, true)
-}
-
-// ResumeQueue implements store.Store.
-func (s *Store) ResumeQueue(ctx context.Context, queue string) error {
-	return s.setPaused(ctx, queue, false)
-}
-
-func (s *Store) setPaused(ctx context.Context, queue string, paused bool) error {
+// SetQueuePaused implements engine.Driver.
+func (s *backend) SetQueuePaused(ctx context.Context, queue string, paused bool) error {
 	if err := s.start(ctx); err != nil {
-		return err
-	}
-	if err := store.ValidName("queue", queue, false); err != nil {
 		return err
 	}
 	if _, err := s.pool.Exec(ctx, s.q.setPaused, queue, paused, s.now()); err != nil {
@@ -302,24 +261,12 @@ func (s *Store) setPaused(ctx context.Context, queue string, paused bool) error 
 	return nil
 }
 
-// Stats implements store.Store.
-func (s *Store) Stats(ctx context.Context) ([]store.QueueStats, error) {
+// CountJobs implements engine.Driver.
+func (s *backend) CountJobs(ctx context.Context) (*engine.Counts, error) {
 	if err := s.start(ctx); err != nil {
 		return nil, err
 	}
-	byQueue := map[string]*store.QueueStats{}
-	get := func(q string) *store.QueueStats {
-		st, ok := byQueue[q]
-		if !ok {
-			st = &store.QueueStats{Queue: q, Counts: map[store.State]int{}}
-			for _, s := range store.States {
-				st.Counts[s] = 0
-			}
-			byQueue[q] = st
-		}
-		return st
-	}
-	now := s.now()
+	c := &engine.Counts{Paused: map[string]bool{}}
 	rows, err := s.pool.Query(ctx, s.q.stats)
 	if err != nil {
 		return nil, s.fail(ctx, "stats", err)
@@ -328,11 +275,7 @@ func (s *Store) Stats(ctx context.Context) ([]store.QueueStats, error) {
 	var n int64
 	var oldest time.Time
 	if _, err := pgx.ForEachRow(rows, []any{&q, &state, &n, &oldest}, func() error {
-		st := get(q)
-		st.Counts[store.State(state)] = int(n)
-		if state == string(store.StateAvailable) {
-			st.OldestAvailable = max(0, now.Sub(oldest))
-		}
+		c.Rows = append(c.Rows, engine.CountRow{Queue: q, State: store.State(state), N: int(n), Oldest: oldest})
 		return nil
 	}); err != nil {
 		return nil, s.fail(ctx, "stats", err)
@@ -343,31 +286,20 @@ func (s *Store) Stats(ctx context.Context) ([]store.QueueStats, error) {
 	}
 	var paused bool
 	if _, err := pgx.ForEachRow(rows, []any{&q, &paused}, func() error {
-		get(q).Paused = paused
+		c.Paused[q] = paused
 		return nil
 	}); err != nil {
 		return nil, s.fail(ctx, "stats", err)
 	}
-	out := make([]store.QueueStats, 0, len(byQueue))
-	for _, st := range byQueue {
-		out = append(out, *st)
-	}
-	slices.SortFunc(out, func(a, b store.QueueStats) int { return strings.Compare(a.Queue, b.Queue) })
-	return out, nil
+	return c, nil
 }
 
-// Prune implements store.Store: per finished state, one DELETE of the
+// PruneFinished implements engine.Driver: per finished state, one DELETE of the
 // oldest rows past the cutoff, skipping rows other nodes are deleting, and
 // at most Limit rows in all.
-func (s *Store) Prune(ctx context.Context, p store.PruneParams) (int, error) {
+func (s *backend) PruneFinished(ctx context.Context, p store.PruneParams) (int, error) {
 	if err := s.start(ctx); err != nil {
 		return 0, err
-	}
-	if p.Limit == 0 {
-		p.Limit = 10_000
-	}
-	if p.Limit < 0 || p.Limit > 100_000 {
-		return 0, &store.ValidationError{Field: "prune limit", Reason: fmt.Sprintf("%d is outside 1..100000", p.Limit)}
 	}
 	total := 0
 	for _, c := range []struct {

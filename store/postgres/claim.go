@@ -2,16 +2,16 @@ package postgres
 
 import (
 	"context"
-	"fmt"
 	"slices"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/spoolrun/spool/internal/engine"
 	"github.com/spoolrun/spool/store"
 )
 
-// Claim implements store.Store in one round trip: lightSQL, promoteSQL,
+// ClaimJobs implements engine.Driver in one round trip: lightSQL, promoteSQL,
 // claimSQL and verifyKeysSQL pipelined in one implicit transaction.
 //
 // # Ordering keys under concurrency
@@ -42,11 +42,8 @@ import (
 // running one, so no other change can put two jobs of a key in the running
 // state. Within one statement a key has one head, so a claim takes at most
 // one job per key.
-func (s *Store) Claim(ctx context.Context, p store.ClaimParams) ([]*store.Job, error) {
+func (s *backend) ClaimJobs(ctx context.Context, p store.ClaimParams) ([]*store.Job, error) {
 	if err := s.start(ctx); err != nil {
-		return nil, err
-	}
-	if err := p.Normalize(); err != nil {
 		return nil, err
 	}
 	now := s.now()
@@ -67,15 +64,6 @@ func (s *Store) Claim(ctx context.Context, p store.ClaimParams) ([]*store.Job, e
 	if err != nil {
 		return nil, s.fail(ctx, "claim", err)
 	}
-	slices.SortFunc(jobs, func(a, b *store.Job) int {
-		if a.Priority != b.Priority {
-			return a.Priority - b.Priority
-		}
-		if c := a.RunAt.Compare(b.RunAt); c != 0 {
-			return c
-		}
-		return slices.Compare(a.ID[:], b.ID[:])
-	})
 	return jobs, nil
 }
 
@@ -109,15 +97,11 @@ func readClaim(br pgx.BatchResults) ([]*store.Job, error) {
 	return jobs, nil
 }
 
-// Renew implements store.Store with one statement for the batch.
-func (s *Store) Renew(ctx context.Context, renewals []store.Renewal) ([]error, error) {
+// RenewLocks implements engine.Driver with one statement for the batch.
+func (s *backend) RenewLocks(ctx context.Context, renewals []store.Renewal, errs []error) error {
 	if err := s.start(ctx); err != nil {
-		return nil, err
+		return err
 	}
-	if err := store.CheckBatch(len(renewals)); err != nil {
-		return nil, err
-	}
-	errs := make([]error, len(renewals))
 	now := s.now()
 	type lock struct {
 		id  store.ID
@@ -130,7 +114,7 @@ func (s *Store) Renew(ctx context.Context, renewals []store.Renewal) ([]error, e
 		until  []time.Time
 	)
 	for i, r := range renewals {
-		if errs[i] = store.ValidLockDuration(r.LockFor); errs[i] != nil {
+		if errs[i] != nil {
 			continue
 		}
 		k := lock{r.ID, r.Token}
@@ -142,7 +126,7 @@ func (s *Store) Renew(ctx context.Context, renewals []store.Renewal) ([]error, e
 		idA, tokens, until = append(idA, r.ID), append(tokens, int64(r.Token)), append(until, now.Add(r.LockFor))
 	}
 	if len(idA) == 0 {
-		return errs, nil
+		return nil
 	}
 	renewed := map[lock]bool{}
 	var id [16]byte
@@ -152,7 +136,7 @@ func (s *Store) Renew(ctx context.Context, renewals []store.Renewal) ([]error, e
 		return nil
 	})
 	if err != nil {
-		return nil, s.fail(ctx, "renew", err)
+		return s.fail(ctx, "renew", err)
 	}
 	var refused []int
 	for i, r := range renewals {
@@ -161,7 +145,7 @@ func (s *Store) Renew(ctx context.Context, renewals []store.Renewal) ([]error, e
 		}
 	}
 	s.explainRefusals(ctx, s.pool, refused, func(i int) store.ID { return renewals[i].ID }, errs)
-	return errs, nil
+	return nil
 }
 
 // querier runs a query on the pool or in a transaction.
@@ -173,7 +157,7 @@ type querier interface {
 // job exists, ErrNotFound when not. The writes are done by now, so if the
 // look-up itself fails every refused item is answered ErrLockLost, which is
 // true of each: its verdict or renewal did not apply.
-func (s *Store) explainRefusals(ctx context.Context, q querier, refused []int, idOf func(int) store.ID, errs []error) {
+func (s *backend) explainRefusals(ctx context.Context, q querier, refused []int, idOf func(int) store.ID, errs []error) {
 	if len(refused) == 0 {
 		return
 	}
@@ -195,26 +179,19 @@ func (s *Store) explainRefusals(ctx context.Context, q querier, refused []int, i
 		}
 	}
 	for _, i := range refused {
-		if err != nil || exists[idOf(i)] {
-			errs[i] = store.ErrLockLost
-		} else {
-			errs[i] = store.ErrNotFound
-		}
+		errs[i] = engine.Explain(err != nil || exists[idOf(i)], idOf(i))
 	}
 	if err != nil {
 		s.log.Warn("spool: postgres: cannot tell lost locks from missing jobs", "err", err)
 	}
 }
 
-// ReapExpired implements store.Store: one statement returns up to limit
+// ReapExpired implements engine.Driver: one statement returns up to limit
 // expired jobs, skipping rows other reapers hold, so any number of nodes
 // may reap at once.
-func (s *Store) ReapExpired(ctx context.Context, limit int) (store.ReapResult, error) {
+func (s *backend) ReapExpired(ctx context.Context, limit int) (store.ReapResult, error) {
 	if err := s.start(ctx); err != nil {
 		return store.ReapResult{}, err
-	}
-	if limit <= 0 || limit > store.MaxBatch {
-		return store.ReapResult{}, &store.ValidationError{Field: "reap limit", Reason: fmt.Sprintf("%d is outside 1..%d", limit, store.MaxBatch)}
 	}
 	now := s.now()
 	var r store.ReapResult
@@ -242,7 +219,7 @@ func (s *Store) ReapExpired(ctx context.Context, limit int) (store.ReapResult, e
 
 // light runs one statement after lightSQL in one implicit transaction (one
 // round trip), calling fn for each row it returns, scanned into dest.
-func (s *Store) light(ctx context.Context, sql string, args, dest []any, fn func() error) error {
+func (s *backend) light(ctx context.Context, sql string, args, dest []any, fn func() error) error {
 	b := &pgx.Batch{}
 	b.Queue(lightSQL)
 	b.Queue(sql, args...)

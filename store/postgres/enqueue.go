@@ -6,12 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
+	"github.com/spoolrun/spool/internal/engine"
 	"github.com/spoolrun/spool/store"
 )
 
@@ -119,51 +119,20 @@ func (s idText) Scan(src any) error {
 	return fmt.Errorf("spool: cannot scan %T into a job id", src)
 }
 
-// prepare copies jobs, fills their defaults and validates them: the
-// *store.ItemError of each bad item, joined.
-func prepare(jobs []store.EnqueueParams, now time.Time) ([]store.EnqueueParams, error) {
-	jobs = slices.Clone(jobs) // Normalize fills defaults; the caller's slice stays as it was
-	if err := store.NormalizeAll(jobs, now); err != nil {
-		return nil, err
-	}
-	var errs []error
-	for i := range jobs {
-		// PostgreSQL text cannot hold NUL; the other fields are checked by Normalize.
-		for _, k := range []struct{ field, v string }{{"unique key", jobs[i].UniqueKey}, {"ordering key", jobs[i].OrderingKey}} {
-			if strings.IndexByte(k.v, 0) >= 0 {
-				errs = append(errs, &store.ItemError{Index: i, Err: &store.ValidationError{Field: k.field, Reason: "contains a NUL byte, which PostgreSQL text cannot hold"}})
-			}
-		}
-	}
-	return jobs, errors.Join(errs...)
-}
-
-// Enqueue implements store.Store. A batch without unique keys or
-// caller-chosen IDs cannot conflict and is one INSERT statement; otherwise
+// InsertJobs implements engine.Driver. A fresh batch (no unique keys, no
+// caller-chosen IDs) cannot conflict and is one INSERT statement; otherwise
 // the batch runs in a transaction that also resolves each skipped row.
-func (s *Store) Enqueue(ctx context.Context, jobs []store.EnqueueParams) ([]store.EnqueueResult, error) {
+func (s *backend) InsertJobs(ctx context.Context, in engine.Insert) ([]store.EnqueueResult, error) {
 	if err := s.start(ctx); err != nil {
 		return nil, err
 	}
-	now := s.now()
-	callerIDs := false
-	for i := range jobs {
-		callerIDs = callerIDs || !jobs[i].ID.IsZero()
-	}
-	jobs, err := prepare(jobs, now)
-	if err != nil {
-		return nil, err
-	}
-	if len(jobs) == 0 {
-		return nil, nil
-	}
-	results := make([]store.EnqueueResult, len(jobs))
-	simple := !callerIDs && !slices.ContainsFunc(jobs, func(p store.EnqueueParams) bool { return p.UniqueKey != "" })
-	if simple {
-		err = s.insertJobs(ctx, pgxExec{s.pool}, jobs, results, now)
+	results := make([]store.EnqueueResult, len(in.Jobs))
+	var err error
+	if in.Fresh {
+		err = s.insertJobs(ctx, pgxExec{s.pool}, in.Jobs, results, in.Now)
 	} else {
 		err = pgx.BeginTxFunc(ctx, s.pool, txOptions, func(tx pgx.Tx) error {
-			return s.insertJobs(ctx, pgxExec{tx}, jobs, results, now)
+			return s.insertJobs(ctx, pgxExec{tx}, in.Jobs, results, in.Now)
 		})
 	}
 	if err != nil {
@@ -173,21 +142,18 @@ func (s *Store) Enqueue(ctx context.Context, jobs []store.EnqueueParams) ([]stor
 		}
 		return nil, s.fail(ctx, "enqueue", err)
 	}
-	s.changed(availableQueues(jobs, results), nil)
+	s.changed(availableQueues(in.Jobs, results), nil)
 	return results, nil
 }
 
-// EnqueueTx implements store.SQLTxEnqueuer: the jobs are inserted on the
+// InsertJobsTx implements engine.TxInserter: the jobs are inserted on the
 // caller's transaction and become visible, durable and claimable only when
 // it commits; they vanish if it rolls back. tx must come from a *sql.DB of
 // the pgx stdlib driver ("pgx") on the store's database. Workers are woken
 // by a notification PostgreSQL delivers at commit (not in PollOnly mode,
 // where they notice on their next poll).
-func (s *Store) EnqueueTx(ctx context.Context, tx *sql.Tx, jobs []store.EnqueueParams) ([]store.EnqueueResult, error) {
-	if tx == nil {
-		return nil, &store.ValidationError{Field: "tx", Reason: "is nil"}
-	}
-	return s.enqueueIn(ctx, jobs, func() (execer, func(ok bool) error, error) {
+func (s *backend) InsertJobsTx(ctx context.Context, tx *sql.Tx, jobs []store.EnqueueParams, now time.Time) ([]store.EnqueueResult, error) {
+	return s.insertIn(ctx, jobs, now, func() (execer, func(ok bool) error, error) {
 		x := sqlExec{tx}
 		if err := x.exec(ctx, "SAVEPOINT spool_enqueue"); err != nil {
 			return nil, nil, err
@@ -208,30 +174,27 @@ func (s *Store) EnqueuePgxTx(ctx context.Context, tx pgx.Tx, jobs []store.Enqueu
 	if tx == nil {
 		return nil, &store.ValidationError{Field: "tx", Reason: "is nil"}
 	}
-	return s.enqueueIn(ctx, jobs, func() (execer, func(ok bool) error, error) {
-		sp, err := tx.Begin(ctx) // a savepoint
-		if err != nil {
-			return nil, nil, err
-		}
-		return pgxExec{sp}, func(ok bool) error {
-			if ok {
-				return sp.Commit(ctx)
+	return s.EnqueueWith(ctx, jobs, func(jobs []store.EnqueueParams, now time.Time) ([]store.EnqueueResult, error) {
+		return s.b.insertIn(ctx, jobs, now, func() (execer, func(ok bool) error, error) {
+			sp, err := tx.Begin(ctx) // a savepoint
+			if err != nil {
+				return nil, nil, err
 			}
-			return sp.Rollback(ctx)
-		}, nil
+			return pgxExec{sp}, func(ok bool) error {
+				if ok {
+					return sp.Commit(ctx)
+				}
+				return sp.Rollback(ctx)
+			}, nil
+		})
 	})
 }
 
-// enqueueIn inserts jobs inside a savepoint of a caller's transaction, made
-// by savepoint, so that a refused batch leaves the caller's transaction
-// usable; end(ok) releases or rolls back the savepoint.
-func (s *Store) enqueueIn(ctx context.Context, jobs []store.EnqueueParams, savepoint func() (execer, func(ok bool) error, error)) ([]store.EnqueueResult, error) {
+// insertIn inserts normalized jobs inside a savepoint of a caller's
+// transaction, made by savepoint, so that a refused batch leaves the
+// caller's transaction usable; end(ok) releases or rolls back the savepoint.
+func (s *backend) insertIn(ctx context.Context, jobs []store.EnqueueParams, now time.Time, savepoint func() (execer, func(ok bool) error, error)) ([]store.EnqueueResult, error) {
 	if err := s.start(ctx); err != nil {
-		return nil, err
-	}
-	now := s.now()
-	jobs, err := prepare(jobs, now)
-	if err != nil || len(jobs) == 0 {
 		return nil, err
 	}
 	x, end, err := savepoint()
@@ -305,7 +268,7 @@ func (a *insertArgs) args(now time.Time) []any {
 // the holder) or to a taken ID (an *ItemError: the caller rolls back). If
 // the holder finished between the INSERT and the look-up, the row is
 // inserted again.
-func (s *Store) insertJobs(ctx context.Context, x execer, jobs []store.EnqueueParams, results []store.EnqueueResult, now time.Time) error {
+func (s *backend) insertJobs(ctx context.Context, x execer, jobs []store.EnqueueParams, results []store.EnqueueResult, now time.Time) error {
 	var a insertArgs
 	for i := range jobs {
 		state := store.StateAvailable
@@ -344,7 +307,7 @@ func (s *Store) insertJobs(ctx context.Context, x execer, jobs []store.EnqueuePa
 
 // resolveSkipped explains a row the INSERT skipped, retrying it a few times
 // when the job holding its unique key finishes under it.
-func (s *Store) resolveSkipped(ctx context.Context, x execer, p *store.EnqueueParams, res *store.EnqueueResult, now time.Time) error {
+func (s *backend) resolveSkipped(ctx context.Context, x execer, p *store.EnqueueParams, res *store.EnqueueResult, now time.Time) error {
 	for range 5 {
 		if p.UniqueKey != "" {
 			var id [16]byte

@@ -103,7 +103,7 @@ func (o *outbox) take(sender string) []string {
 // at most once per interval while changes keep coming, so a busy process
 // sends one NOTIFY statement for many commits. Notifications are hints; a
 // failed send is logged and dropped. On stop it sends what is pending.
-func (s *Store) sendLoop(ctx context.Context) {
+func (s *backend) sendLoop(ctx context.Context) {
 	timer := time.NewTimer(0)
 	defer timer.Stop()
 	for {
@@ -124,7 +124,7 @@ func (s *Store) sendLoop(ctx context.Context) {
 	}
 }
 
-func (s *Store) sendPending(ctx context.Context) {
+func (s *backend) sendPending(ctx context.Context) {
 	payloads := s.out.take(s.sender)
 	if len(payloads) == 0 {
 		return
@@ -138,7 +138,7 @@ func (s *Store) sendPending(ctx context.Context) {
 
 // notifyInTx queues notifications on a caller's transaction: PostgreSQL
 // delivers them when it commits, and drops them if it rolls back.
-func (s *Store) notifyInTx(ctx context.Context, x execer, queues []string) error {
+func (s *backend) notifyInTx(ctx context.Context, x execer, queues []string) error {
 	if len(queues) == 0 {
 		return nil
 	}
@@ -151,7 +151,7 @@ func (s *Store) notifyInTx(ctx context.Context, x execer, queues []string) error
 
 // listenConn opens the listener's own connection (outside the pool: LISTEN
 // belongs to a session) and subscribes to the channel.
-func (s *Store) listenConn(ctx context.Context) (*pgx.Conn, error) {
+func (s *backend) listenConn(ctx context.Context) (*pgx.Conn, error) {
 	conn, err := pgx.ConnectConfig(ctx, s.pool.Config().ConnConfig.Copy())
 	if err != nil {
 		return nil, err
@@ -166,7 +166,7 @@ func (s *Store) listenConn(ctx context.Context) (*pgx.Conn, error) {
 // listen turns notifications into local signals until ctx ends. When the
 // connection breaks it reconnects with backoff and then wakes every waiter,
 // since notifications sent meanwhile are lost.
-func (s *Store) listen(ctx context.Context, conn *pgx.Conn) {
+func (s *backend) listen(ctx context.Context, conn *pgx.Conn) {
 	backoff := 100 * time.Millisecond
 	for {
 		for conn != nil {
@@ -202,7 +202,7 @@ func (s *Store) listen(ctx context.Context, conn *pgx.Conn) {
 }
 
 // handleNote fires the signal a notification names, unless this store sent it.
-func (s *Store) handleNote(payload string) {
+func (s *backend) handleNote(payload string) {
 	sender, rest, ok := strings.Cut(payload, ":")
 	if !ok || sender == s.sender {
 		return
@@ -233,7 +233,7 @@ func (s *Store) handleNote(payload string) {
 }
 
 // wakeAll fires every signal a waiter asked for.
-func (s *Store) wakeAll() {
+func (s *backend) wakeAll() {
 	s.asked.Range(func(k, _ any) bool {
 		if q, ok := k.(string); ok {
 			s.available.Fire(q)

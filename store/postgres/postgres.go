@@ -59,14 +59,18 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/spoolrun/spool/internal/engine"
 	"github.com/spoolrun/spool/internal/signal"
 	"github.com/spoolrun/spool/store"
 )
 
 // Config tunes a store. The zero value is ready to use.
 type Config struct {
-	// Now is the clock every stored time comes from (run_at, locks,
-	// finished_at), so tests can move it. Default: time.Now.
+	// Now overrides the store's clock, which every stored time comes from
+	// (run_at, locks, reaping, finished_at), so tests can move it. Default:
+	// the database's clock (read at Open and every 30 s, advanced by this
+	// process's monotonic clock in between), so processes whose own clocks
+	// differ agree on when locks expire and jobs are due.
 	Now func() time.Time
 	// Logger receives operational messages (listener reconnects, failed
 	// notifications). Default: discard.
@@ -94,8 +98,19 @@ type Config struct {
 	NotifyInterval time.Duration
 }
 
-// Store is the PostgreSQL backend. It is safe for concurrent use.
+// Store is the PostgreSQL backend. It is safe for concurrent use. The
+// contract's semantics come from the shared engine (internal/engine); this
+// package supplies its narrow operations on the database.
 type Store struct {
+	*core
+	b *backend
+}
+
+// core is the shared engine a Store embeds: its methods are the Store's.
+type core = engine.Store
+
+// backend is the engine's driver: the pool, the listener and the notifier.
+type backend struct {
 	now      func() time.Time
 	log      *slog.Logger
 	schema   string
@@ -120,7 +135,8 @@ type Store struct {
 var (
 	_ store.Store         = (*Store)(nil)
 	_ store.SQLTxEnqueuer = (*Store)(nil)
-	_ store.Notifier      = (*Store)(nil)
+	_ store.Notifier      = (*backend)(nil)
+	_ engine.Driver       = (*backend)(nil)
 )
 
 // Open connects to the database at url (a postgres:// URL or key=value
@@ -140,7 +156,7 @@ func Open(ctx context.Context, url string, cfg Config) (*Store, error) {
 	if cfg.MaxConns > 0 {
 		pcfg.MaxConns = cfg.MaxConns
 	}
-	s := &Store{
+	s := &backend{
 		now:      cfg.Now,
 		log:      cfg.Logger,
 		schema:   schema,
@@ -148,9 +164,6 @@ func Open(ctx context.Context, url string, cfg Config) (*Store, error) {
 		keyClass: lockClass(schema),
 		channel:  "spool_" + schema,
 		sender:   newSender(),
-	}
-	if s.now == nil {
-		s.now = time.Now
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
@@ -172,22 +185,33 @@ func Open(ctx context.Context, url string, cfg Config) (*Store, error) {
 	}
 	bg, stop := context.WithCancel(context.WithoutCancel(ctx)) // the goroutines outlive Open's ctx
 	s.stop = stop
+	if s.now == nil {
+		clock := &dbClock{}
+		if err := clock.sync(ctx, s.pool); err != nil {
+			stop()
+			s.pool.Close()
+			return nil, fmt.Errorf("spool: read the database's clock: %w", err)
+		}
+		s.now = clock.Now
+		s.wg.Go(func() { s.resyncLoop(bg, clock) })
+	}
 	s.out = newOutbox(cmp.Or(cfg.NotifyInterval, 2*time.Millisecond))
 	if !cfg.PollOnly {
 		conn, err := s.listenConn(ctx)
 		if err != nil {
 			stop()
+			s.wg.Wait()
 			s.pool.Close()
 			return nil, fmt.Errorf("spool: listen: %w", err)
 		}
 		s.wg.Go(func() { s.listen(bg, conn) })
 	}
 	s.wg.Go(func() { s.sendLoop(bg) })
-	return s, nil
+	return &Store{core: engine.New(s, s.log), b: s}, nil
 }
 
 // prepareSchema migrates the schema, or with skip only checks its version.
-func (s *Store) prepareSchema(ctx context.Context, skip bool) error {
+func (s *backend) prepareSchema(ctx context.Context, skip bool) error {
 	if !skip {
 		_, err := Migrate(ctx, s.pool, s.schema, LatestVersion())
 		return err
@@ -220,15 +244,15 @@ func newSender() string {
 }
 
 // Pool returns the store's connection pool, for callers that want to share it.
-func (s *Store) Pool() *pgxpool.Pool { return s.pool }
+func (s *Store) Pool() *pgxpool.Pool { return s.b.pool }
 
 // Schema returns the schema the store's tables live in.
-func (s *Store) Schema() string { return s.schema }
+func (s *Store) Schema() string { return s.b.schema }
 
 // Close stops the listener, sends pending notifications and closes the pool,
 // after waiting for calls in flight. It is idempotent; calls after Close fail
 // with store.ErrClosed.
-func (s *Store) Close() error {
+func (s *backend) Close() error {
 	s.closeOnce.Do(func() {
 		s.closed.Store(true)
 		s.stop()
@@ -239,24 +263,31 @@ func (s *Store) Close() error {
 	return nil
 }
 
-// Capabilities implements store.Store: schedules, notifications (also in
-// PollOnly mode, for this process's own changes) and enqueue in a caller's
-// *sql.Tx of the pgx stdlib driver.
-func (s *Store) Capabilities() store.Capabilities {
-	return store.Capabilities{Schedules: s, Notifier: s, SQLTx: s}
-}
+// Now implements engine.Driver: the database's clock (see Config.Now).
+func (s *backend) Now() time.Time { return s.now() }
+
+// Notifier implements engine.Driver: notifications work in PollOnly mode
+// too, for this process's own changes.
+func (s *backend) Notifier() store.Notifier { return s }
+
+// SQLTx implements engine.Driver: enqueue in a caller's *sql.Tx of the pgx
+// stdlib driver.
+func (s *backend) SQLTx() engine.TxInserter { return s }
+
+// Schedules implements engine.Driver.
+func (s *backend) Schedules() engine.ScheduleDriver { return s }
 
 // Available implements store.Notifier.
-func (s *Store) Available(queue string) <-chan struct{} {
+func (s *backend) Available(queue string) <-chan struct{} {
 	s.asked.Store(queue, true)
 	return s.available.Get(queue).C()
 }
 
 // Finished implements store.Notifier.
-func (s *Store) Finished(id store.ID) (<-chan struct{}, func()) { return s.finished.Watch(id) }
+func (s *backend) Finished(id store.ID) (<-chan struct{}, func()) { return s.finished.Watch(id) }
 
 // start refuses a call on a closed store or with a finished context.
-func (s *Store) start(ctx context.Context) error {
+func (s *backend) start(ctx context.Context) error {
 	if s.closed.Load() {
 		return store.ErrClosed
 	}
@@ -264,7 +295,7 @@ func (s *Store) start(ctx context.Context) error {
 }
 
 // fail wraps a database error for op, or says the store closed under it.
-func (s *Store) fail(ctx context.Context, op string, err error) error {
+func (s *backend) fail(ctx context.Context, op string, err error) error {
 	switch {
 	case s.closed.Load():
 		return store.ErrClosed
@@ -277,7 +308,7 @@ func (s *Store) fail(ctx context.Context, op string, err error) error {
 // changed wakes this process's waiters at once and queues a notification
 // for other processes: queues whose jobs may have become claimable, and
 // jobs that finished.
-func (s *Store) changed(queues []string, finished []store.ID) {
+func (s *backend) changed(queues []string, finished []store.ID) {
 	for _, q := range queues {
 		s.available.Fire(q)
 	}

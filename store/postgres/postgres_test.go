@@ -149,7 +149,7 @@ func TestEnqueueInCallersTx(t *testing.T) {
 			}
 
 			// Committed: both, and workers here are woken by the commit.
-			woken := s.Available(store.DefaultQueue)
+			woken := s.Capabilities().Notifier.Available(store.DefaultQueue)
 			res, err = tc.run(t, s, true, []store.EnqueueParams{{Kind: "mail", UniqueKey: "order-1"}, {Kind: "mail", UniqueKey: "order-1"}})
 			if err != nil {
 				t.Fatalf("enqueue in tx: %v", err)
@@ -201,7 +201,7 @@ func TestNotifyAcrossStores(t *testing.T) {
 	b := open(t, schema, postgres.Config{})
 	ctx := t.Context()
 
-	avail := b.Available("mail.out")
+	avail := b.Capabilities().Notifier.Available("mail.out")
 	if _, err := a.Enqueue(ctx, []store.EnqueueParams{{Kind: "k", Queue: "mail.out"}}); err != nil {
 		t.Fatal(err)
 	}
@@ -211,7 +211,7 @@ func TestNotifyAcrossStores(t *testing.T) {
 	if err != nil || len(jobs) != 1 {
 		t.Fatalf("B's claim: %v, %v", jobs, err)
 	}
-	fin, release := a.Finished(jobs[0].ID)
+	fin, release := a.Capabilities().Notifier.Finished(jobs[0].ID)
 	defer release()
 	if errs, err := b.Settle(ctx, []store.Verdict{{ID: jobs[0].ID, Token: jobs[0].LockToken, Outcome: store.Complete}}); err != nil || errs[0] != nil {
 		t.Fatalf("Settle: %v %v", errs, err)
@@ -222,7 +222,7 @@ func TestNotifyAcrossStores(t *testing.T) {
 	if err := a.PauseQueue(ctx, "p"); err != nil {
 		t.Fatal(err)
 	}
-	avail = b.Available("p")
+	avail = b.Capabilities().Notifier.Available("p")
 	if err := a.ResumeQueue(ctx, "p"); err != nil {
 		t.Fatal(err)
 	}
@@ -256,7 +256,7 @@ func TestPollOnly(t *testing.T) {
 	}
 	ctx := t.Context()
 
-	own, other := p.Available(store.DefaultQueue), l.Available(store.DefaultQueue)
+	own, other := p.Capabilities().Notifier.Available(store.DefaultQueue), l.Capabilities().Notifier.Available(store.DefaultQueue)
 	if _, err := p.Enqueue(ctx, []store.EnqueueParams{{Kind: "k"}}); err != nil {
 		t.Fatal(err)
 	}
@@ -264,7 +264,7 @@ func TestPollOnly(t *testing.T) {
 	wantClosed(t, "listening store's Available after a PollOnly store's enqueue", other)
 
 	// The PollOnly store hears nothing from the listening one.
-	own, other = p.Available("q2"), l.Available("q2")
+	own, other = p.Capabilities().Notifier.Available("q2"), l.Capabilities().Notifier.Available("q2")
 	if _, err := l.Enqueue(ctx, []store.EnqueueParams{{Kind: "k", Queue: "q2"}}); err != nil {
 		t.Fatal(err)
 	}
@@ -454,7 +454,7 @@ func TestListenerReconnects(t *testing.T) {
 	a := open(t, schema, postgres.Config{PollOnly: true})
 	b := open(t, schema, postgres.Config{})
 	ctx := t.Context()
-	waiting := b.Available("q")
+	waiting := b.Capabilities().Notifier.Available("q")
 	var killed int
 	err := a.Pool().QueryRow(ctx, `SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
 		WHERE datname = current_database() AND query = $1`, `LISTEN "spool_`+schema+`"`).Scan(&killed)
@@ -462,7 +462,7 @@ func TestListenerReconnects(t *testing.T) {
 		t.Fatalf("terminated %d listener sessions (%v), want 1", killed, err)
 	}
 	wantClosed(t, "Available after the listener reconnected", waiting)
-	waiting = b.Available("q")
+	waiting = b.Capabilities().Notifier.Available("q")
 	if _, err := a.Enqueue(ctx, []store.EnqueueParams{{Kind: "k", Queue: "q"}}); err != nil {
 		t.Fatal(err)
 	}

@@ -4,19 +4,18 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
+	"github.com/spoolrun/spool/internal/engine"
 	"github.com/spoolrun/spool/internal/pgtest"
 	"github.com/spoolrun/spool/schedule"
 	"github.com/spoolrun/spool/store"
 )
 
-// TestHoldDuplicates: a run that finds its key held by a live job its
-// schedule does not name holds that job until the run is recorded, so the
+// TestHoldLive: a run that finds its key held by a live job its schedule
+// does not name holds that job (HoldLive) until the run is recorded, so the
 // job's release, waiting meanwhile, finds the schedule naming it; a holder
-// that finished between the insert and the lock gives its key up to a new
-// run.
-func TestHoldDuplicates(t *testing.T) {
+// that finished between the insert and the hold is not held, and its key is
+// free for a new run.
+func TestHoldLive(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
 	now := time.Date(2031, time.March, 4, 5, 7, 0, 0, time.UTC)
@@ -39,57 +38,65 @@ func TestHoldDuplicates(t *testing.T) {
 		}
 		return res[0].ID
 	}
-	// insert runs the slot's run in tx up to holdDuplicates, with between
-	// run after the insert and before the hold.
-	insert := func(tx pgx.Tx, between func()) store.EnqueueResult {
+	// insert runs the slot's run in a new transaction up to the hold, with
+	// between run after the insert and before the hold, and reports whether
+	// the holder was held.
+	insert := func(between func()) (*scheduleTx, store.EnqueueResult, bool) {
 		t.Helper()
-		jobs := []store.EnqueueParams{schedule.RunJob(sc, now)}
-		if err := normalizeRuns(jobs, now); err != nil {
+		tx, err := s.b.pool.BeginTx(ctx, txOptions)
+		if err != nil {
 			t.Fatal(err)
 		}
-		res := make([]store.EnqueueResult, 1)
-		if err := s.insertJobs(ctx, pgxExec{tx}, jobs, res, now); err != nil {
+		st := &scheduleTx{s: s.b, ctx: ctx, tx: tx, now: now}
+		p := schedule.RunJob(sc, now)
+		if err := p.Normalize(now); err != nil {
+			t.Fatal(err)
+		}
+		res, err := st.InsertJobs([]store.EnqueueParams{p})
+		if err != nil {
 			t.Fatal(err)
 		}
 		if !res[0].Duplicate {
 			t.Fatalf("insert = %+v, want a duplicate of the holder", res[0])
 		}
 		between()
-		untracked := func(int) store.ID { return store.ID{} }
-		if err := s.holdDuplicates(ctx, tx, jobs, res, untracked, now); err != nil {
+		held, err := st.HoldLive([]store.ID{res[0].ID})
+		if err != nil {
 			t.Fatal(err)
 		}
-		return res[0]
+		return st, res[0], held[res[0].ID]
 	}
 
-	// The holder finishes between the insert and the hold: the run goes in.
+	// The holder finishes between the insert and the hold: it is not held,
+	// and its run key is free again.
 	first := holder()
-	tx, err := s.pool.BeginTx(ctx, txOptions)
-	if err != nil {
-		t.Fatal(err)
-	}
-	res := insert(tx, func() {
+	st, res, held := insert(func() {
 		if errs, err := s.Cancel(ctx, []store.ID{first}); err != nil || errs[0] != nil {
 			t.Fatalf("Cancel: %v %v", errs, err)
 		}
 	})
-	if res.Duplicate || res.ID == first {
-		t.Errorf("after the holder finished: %+v, want a new run", res)
+	if held || res.ID != first {
+		t.Errorf("after the holder finished: %+v held %v, want it not held", res, held)
 	}
-	if err := tx.Rollback(ctx); err != nil {
+	p := schedule.RunJob(sc, now)
+	if err := p.Normalize(now); err != nil {
+		t.Fatal(err)
+	}
+	if again, err := st.InsertJobs([]store.EnqueueParams{p}); err != nil || again[0].Duplicate {
+		t.Errorf("insert after the holder finished: %+v %v, want a new run", again, err)
+	}
+	if err := st.tx.Rollback(ctx); err != nil {
 		t.Fatal(err)
 	}
 
 	// The holder is live: it is held, and a cancel waits until the run is
 	// recorded, then releases the schedule.
 	second := holder()
-	tx, err = s.pool.BeginTx(ctx, txOptions)
-	if err != nil {
-		t.Fatal(err)
-	}
+	st, res, held = insert(func() {})
+	tx := st.tx
 	defer tx.Rollback(ctx) //nolint:errcheck // after Commit it is a no-op
-	if res := insert(tx, func() {}); !res.Duplicate || res.ID != second {
-		t.Fatalf("with the holder live: %+v, want it named", res)
+	if !held || res.ID != second {
+		t.Fatalf("with the holder live: %+v held %v, want it named and held", res, held)
 	}
 	cancelled := make(chan error, 1)
 	go func() {
@@ -104,9 +111,7 @@ func TestHoldDuplicates(t *testing.T) {
 		t.Fatalf("Cancel of the held job returned (%v) before the run was recorded", err)
 	case <-time.After(300 * time.Millisecond):
 	}
-	var a firedArgs
-	a.add(sc, true, time.Time{}, now, second, 1, 0, 0, nil)
-	if _, err := tx.Exec(ctx, s.q.sched.fired, a.args()...); err != nil {
+	if err := st.RecordFired([]engine.Fired{{Ref: sc.Ref(), SetNext: true, Last: now, Live: second, Fired: 1}}); err != nil {
 		t.Fatal(err)
 	}
 	if err := tx.Commit(ctx); err != nil {

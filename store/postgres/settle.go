@@ -26,7 +26,7 @@ type settleGroup struct {
 // in the order they were queued.
 var settleOrder = []store.Outcome{store.Complete, store.Fail, store.DeadLetter, store.Cancel, store.Snooze, store.Release}
 
-// Settle implements store.Store. All verdicts of one outcome are applied by
+// SettleJobs implements engine.Driver. All verdicts of one outcome are applied by
 // one UPDATE … FROM unnest(…) statement, and the statements of a call are
 // pipelined in one implicit transaction: one round trip, all or nothing.
 //
@@ -36,18 +36,14 @@ var settleOrder = []store.Outcome{store.Complete, store.Fail, store.DeadLetter, 
 // clears the lock token, so once one applies the later ones are refused with
 // ErrLockLost, and while one is refused the next is tried in the next round.
 // Such calls run their rounds in one explicit transaction.
-func (s *Store) Settle(ctx context.Context, verdicts []store.Verdict) ([]error, error) {
+func (s *backend) SettleJobs(ctx context.Context, verdicts []store.Verdict, errs []error) error {
 	if err := s.start(ctx); err != nil {
-		return nil, err
+		return err
 	}
-	if err := store.CheckBatch(len(verdicts)); err != nil {
-		return nil, err
-	}
-	errs := make([]error, len(verdicts))
 	byID := make(map[store.ID][]int, len(verdicts)) // valid verdicts of each job, in input order
 	repeated := false
 	for i := range verdicts {
-		if errs[i] = verdicts[i].Check(); errs[i] != nil {
+		if errs[i] != nil {
 			continue
 		}
 		id := verdicts[i].ID
@@ -55,7 +51,7 @@ func (s *Store) Settle(ctx context.Context, verdicts []store.Verdict) ([]error, 
 		byID[id] = append(byID[id], i)
 	}
 	if len(byID) == 0 {
-		return errs, nil
+		return nil
 	}
 	st := &settleState{s: s, verdicts: verdicts, errs: errs, byID: byID, now: s.now()}
 	var err error
@@ -65,15 +61,15 @@ func (s *Store) Settle(ctx context.Context, verdicts []store.Verdict) ([]error, 
 		err = st.run(ctx, s.pool)
 	}
 	if err != nil {
-		return nil, s.fail(ctx, "settle", err)
+		return s.fail(ctx, "settle", err)
 	}
 	s.changed(st.available, st.finished)
-	return errs, nil
+	return nil
 }
 
 // settleState is one Settle call in progress.
 type settleState struct {
-	s        *Store
+	s        *backend
 	verdicts []store.Verdict
 	errs     []error
 	byID     map[store.ID][]int
@@ -210,10 +206,7 @@ func (g *settleGroup) add(i int, v *store.Verdict, now time.Time) {
 	g.items = append(g.items, i)
 	g.ids = append(g.ids, v.ID)
 	g.tokens = append(g.tokens, int64(v.Token))
-	retry := v.RetryAt
-	if retry.IsZero() {
-		retry = now
-	}
+	retry := v.RetryAt // resolved by the engine
 	switch v.Outcome {
 	case store.Complete:
 		g.results = append(g.results, v.Result)

@@ -5,15 +5,15 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"slices"
 	"strings"
 	"time"
 
+	"github.com/spoolrun/spool/internal/engine"
 	"github.com/spoolrun/spool/store"
 )
 
-// Get implements store.Store.
-func (s *Store) Get(ctx context.Context, id store.ID) (*store.Job, error) {
+// GetJob implements engine.Driver.
+func (s *backend) GetJob(ctx context.Context, id store.ID) (*store.Job, error) {
 	j, err := scanJob(s.rdb.QueryRowContext(ctx, `SELECT `+jobColumns+` FROM spool_jobs WHERE id = ?`, id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, store.JobNotFound(id)
@@ -21,24 +21,21 @@ func (s *Store) Get(ctx context.Context, id store.ID) (*store.Job, error) {
 	return j, s.readErr(err)
 }
 
-func (s *Store) readErr(err error) error {
+func (s *backend) readErr(err error) error {
 	if err != nil && s.isClosed() {
 		return store.ErrClosed
 	}
 	return err
 }
 
-func (s *Store) isClosed() bool {
+func (s *backend) isClosed() bool {
 	s.writer.mu.RLock()
 	defer s.writer.mu.RUnlock()
 	return s.writer.closed
 }
 
-// List implements store.Store.
-func (s *Store) List(ctx context.Context, f store.ListParams) (*store.ListPage, error) {
-	if err := f.Check(); err != nil {
-		return nil, err
-	}
+// ListJobs implements engine.Driver.
+func (s *backend) ListJobs(ctx context.Context, f store.ListParams) ([]*store.Job, error) {
 	var where []string
 	var args []any
 	add := func(clause string, vals ...any) {
@@ -75,33 +72,22 @@ func (s *Store) List(ctx context.Context, f store.ListParams) (*store.ListPage, 
 		return nil, s.readErr(err)
 	}
 	defer rows.Close()
-	page := &store.ListPage{}
+	var jobs []*store.Job
 	for rows.Next() {
 		j, err := scanJob(rows)
 		if err != nil {
 			return nil, err
 		}
-		page.Jobs = append(page.Jobs, j)
+		jobs = append(jobs, j)
 	}
-	if err := rows.Err(); err != nil {
-		return nil, err
-	}
-	if len(page.Jobs) > f.Limit {
-		page.Jobs = page.Jobs[:f.Limit]
-		page.Next = page.Jobs[f.Limit-1].ID
-	}
-	return page, nil
+	return jobs, s.readErr(rows.Err())
 }
 
-// perItem runs fn for each item in one write and collects per-item answers.
-// check validates the batch first (a whole-call error writes nothing).
-func perItem[T any](ctx context.Context, s *Store, items []T, check func([]T) error,
-	fn func(x execer, item T, now time.Time) (error, error), after func()) ([]error, error) {
-	if err := check(items); err != nil {
-		return nil, err
-	}
-	errs := make([]error, len(items))
-	err := s.writer.do(ctx, func(x execer) error {
+// perItem runs fn for each item in one write and fills the per-item
+// answers.
+func perItem[T any](ctx context.Context, s *backend, items []T, errs []error,
+	fn func(x execer, item T, now time.Time) (error, error), after func()) error {
+	return s.writer.do(ctx, func(x execer) error {
 		now := s.now()
 		for i, item := range items {
 			var err error
@@ -111,14 +97,7 @@ func perItem[T any](ctx context.Context, s *Store, items []T, check func([]T) er
 		}
 		return nil
 	}, after)
-	if err != nil {
-		return nil, err
-	}
-	return errs, nil
 }
-
-// checkIDs checks the size of a batch of job IDs.
-func checkIDs(ids []store.ID) error { return store.CheckBatch(len(ids)) }
 
 // stateOf explains why a conditional update did not apply: ErrNotFound, or a
 // *store.StateError naming the job's state.
@@ -126,16 +105,16 @@ func stateOf(x execer, id store.ID, op string) error {
 	var st string
 	switch err := x.queryRow(`SELECT state FROM spool_jobs WHERE id = ?`, id).Scan(&st); {
 	case errors.Is(err, sql.ErrNoRows):
-		return store.ErrNotFound
+		return store.JobNotFound(id)
 	case err != nil:
 		return err
 	}
 	return &store.StateError{ID: id, State: store.State(st), Op: op}
 }
 
-// Cancel implements store.Store.
-func (s *Store) Cancel(ctx context.Context, ids []store.ID) ([]error, error) {
-	return perItem(ctx, s, ids, checkIDs, func(x execer, id store.ID, now time.Time) (error, error) {
+// CancelJobs implements engine.Driver.
+func (s *backend) CancelJobs(ctx context.Context, ids []store.ID, errs []error) error {
+	return perItem(ctx, s, ids, errs, func(x execer, id store.ID, now time.Time) (error, error) {
 		res, err := x.exec(`UPDATE spool_jobs SET state = 'cancelled', finished_at = ?, lock_token = NULL, locked_until = NULL
 			WHERE id = ? AND state IN ('scheduled', 'available', 'running')`, now.UnixMicro(), id)
 		if err != nil {
@@ -148,16 +127,16 @@ func (s *Store) Cancel(ctx context.Context, ids []store.ID) ([]error, error) {
 	}, func() { s.finished.Fire(ids...) })
 }
 
-// Requeue implements store.Store.
-func (s *Store) Requeue(ctx context.Context, ids []store.ID) ([]error, error) {
+// RequeueJobs implements engine.Driver.
+func (s *backend) RequeueJobs(ctx context.Context, ids []store.ID, errs []error) error {
 	queues := map[string]bool{}
-	return perItem(ctx, s, ids, checkIDs, func(x execer, id store.ID, now time.Time) (error, error) {
+	return perItem(ctx, s, ids, errs, func(x execer, id store.ID, now time.Time) (error, error) {
 		var queue, tenant, state string
 		var uniq sql.NullString
 		err := x.queryRow(`SELECT queue, tenant, unique_key, state FROM spool_jobs WHERE id = ?`, id).Scan(&queue, &tenant, &uniq, &state)
 		switch {
 		case errors.Is(err, sql.ErrNoRows):
-			return store.ErrNotFound, nil
+			return store.JobNotFound(id), nil
 		case err != nil:
 			return nil, err
 		case state != string(store.StateDead) && state != string(store.StateCancelled):
@@ -187,16 +166,8 @@ func (s *Store) Requeue(ctx context.Context, ids []store.ID) ([]error, error) {
 	})
 }
 
-// Purge implements store.Store.
-func (s *Store) Purge(ctx context.Context, p store.PurgeParams) (int, error) {
-	if err := store.CheckBatch(len(p.IDs)); err != nil {
-		return 0, err
-	}
-	if p.Queue != "" {
-		if err := store.ValidName("queue", p.Queue, false); err != nil {
-			return 0, err
-		}
-	}
+// PurgeDead implements engine.Driver.
+func (s *backend) PurgeDead(ctx context.Context, p store.PurgeParams) (int, error) {
 	var n int64
 	err := s.writer.do(ctx, func(x execer) error {
 		n = 0
@@ -222,20 +193,8 @@ func (s *Store) Purge(ctx context.Context, p store.PurgeParams) (int, error) {
 	return int(n), err
 }
 
-// PauseQueue implements store.Store.
-func (s *Store) PauseQueue(ctx context.Context, queue string) error {
-	return s.setPaused(ctx, queue, true)
-}
-
-// ResumeQueue implements store.Store.
-func (s *Store) ResumeQueue(ctx context.Context, queue string) error {
-	return s.setPaused(ctx, queue, false)
-}
-
-func (s *Store) setPaused(ctx context.Context, queue string, paused bool) error {
-	if err := store.ValidName("queue", queue, false); err != nil {
-		return err
-	}
+// SetQueuePaused implements engine.Driver.
+func (s *backend) SetQueuePaused(ctx context.Context, queue string, paused bool) error {
 	after := func() {}
 	if !paused {
 		after = func() { s.available.Fire(queue) }
@@ -248,45 +207,28 @@ func (s *Store) setPaused(ctx context.Context, queue string, paused bool) error 
 	}, after)
 }
 
-// Stats implements store.Store.
-func (s *Store) Stats(ctx context.Context) ([]store.QueueStats, error) {
-	byQueue := map[string]*store.QueueStats{}
-	var order []string
-	get := func(q string) *store.QueueStats {
-		st, ok := byQueue[q]
-		if !ok {
-			st = &store.QueueStats{Queue: q, Counts: map[store.State]int{}}
-			for _, s := range store.States {
-				st.Counts[s] = 0
-			}
-			byQueue[q] = st
-			order = append(order, q)
-		}
-		return st
-	}
-	rows, err := s.rdb.QueryContext(ctx, `SELECT queue, state, count(*), min(run_at) FROM spool_jobs GROUP BY queue, state ORDER BY queue`)
+// CountJobs implements engine.Driver.
+func (s *backend) CountJobs(ctx context.Context) (*engine.Counts, error) {
+	rows, err := s.rdb.QueryContext(ctx, `SELECT queue, state, count(*), min(run_at) FROM spool_jobs GROUP BY queue, state`)
 	if err != nil {
 		return nil, s.readErr(err)
 	}
 	defer rows.Close()
-	now := s.now()
+	c := &engine.Counts{Paused: map[string]bool{}}
 	for rows.Next() {
-		var q, state string
-		var n int
+		var r engine.CountRow
+		var state string
 		var oldest sql.NullInt64
-		if err := rows.Scan(&q, &state, &n, &oldest); err != nil {
+		if err := rows.Scan(&r.Queue, &state, &r.N, &oldest); err != nil {
 			return nil, err
 		}
-		st := get(q)
-		st.Counts[store.State(state)] = n
-		if state == string(store.StateAvailable) && oldest.Valid {
-			st.OldestAvailable = max(0, now.Sub(time.UnixMicro(oldest.Int64)))
-		}
+		r.State, r.Oldest = store.State(state), fromMicros(oldest)
+		c.Rows = append(c.Rows, r)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, err
+		return nil, s.readErr(err)
 	}
-	qrows, err := s.rdb.QueryContext(ctx, `SELECT name, paused FROM spool_queues ORDER BY name`)
+	qrows, err := s.rdb.QueryContext(ctx, `SELECT name, paused FROM spool_queues`)
 	if err != nil {
 		return nil, s.readErr(err)
 	}
@@ -297,27 +239,13 @@ func (s *Store) Stats(ctx context.Context) ([]store.QueueStats, error) {
 		if err := qrows.Scan(&q, &paused); err != nil {
 			return nil, err
 		}
-		get(q).Paused = paused
+		c.Paused[q] = paused
 	}
-	if err := qrows.Err(); err != nil {
-		return nil, err
-	}
-	out := make([]store.QueueStats, 0, len(order))
-	for _, q := range order {
-		out = append(out, *byQueue[q])
-	}
-	slices.SortFunc(out, func(a, b store.QueueStats) int { return strings.Compare(a.Queue, b.Queue) })
-	return out, nil
+	return c, s.readErr(qrows.Err())
 }
 
-// Prune implements store.Store.
-func (s *Store) Prune(ctx context.Context, p store.PruneParams) (int, error) {
-	if p.Limit == 0 {
-		p.Limit = 10_000
-	}
-	if p.Limit < 0 || p.Limit > 100_000 {
-		return 0, &store.ValidationError{Field: "prune limit", Reason: fmt.Sprintf("%d is outside 1..100000", p.Limit)}
-	}
+// PruneFinished implements engine.Driver.
+func (s *backend) PruneFinished(ctx context.Context, p store.PruneParams) (int, error) {
 	var total int64
 	err := s.writer.doLight(ctx, func(x execer) error {
 		total = 0

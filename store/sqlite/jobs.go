@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/spoolrun/spool/internal/engine"
 	"github.com/spoolrun/spool/store"
 )
 
@@ -48,37 +49,20 @@ func scanJob(r scanner) (*store.Job, error) {
 	return &j, nil
 }
 
-// Enqueue implements store.Store.
-func (s *Store) Enqueue(ctx context.Context, jobs []store.EnqueueParams) ([]store.EnqueueResult, error) {
-	now := s.now()
-	mayConflict := mayConflict(jobs) // before Normalize fills in IDs
-	jobs = slices.Clone(jobs)        // Normalize fills defaults; the caller's slice stays as it was
-	if err := store.NormalizeAll(jobs, now); err != nil {
-		return nil, err
-	}
-	if len(jobs) == 0 {
-		return nil, nil
-	}
-	b := &insertBatch{jobs: jobs, results: make([]store.EnqueueResult, len(jobs)), now: now, mayConflict: mayConflict}
+// InsertJobs implements engine.Driver.
+func (s *backend) InsertJobs(ctx context.Context, in engine.Insert) ([]store.EnqueueResult, error) {
+	b := &insertBatch{jobs: in.Jobs, results: make([]store.EnqueueResult, len(in.Jobs)), now: in.Now, mayConflict: !in.Fresh}
 	if err := s.writer.insert(ctx, b, func() { s.wakeQueues(b.jobs, b.results) }); err != nil {
 		return nil, err
 	}
 	return b.results, nil
 }
 
-// EnqueueTx implements store.SQLTxEnqueuer: the jobs are inserted on the
+// InsertJobsTx implements engine.TxInserter: the jobs are inserted on the
 // caller's transaction and become visible, durable and claimable only when
 // the caller commits. tx must belong to a *sql.DB opened on the same file
 // (see DSN). Workers in this process notice the jobs on their next poll.
-func (s *Store) EnqueueTx(ctx context.Context, tx *sql.Tx, jobs []store.EnqueueParams) ([]store.EnqueueResult, error) {
-	if tx == nil {
-		return nil, &store.ValidationError{Field: "tx", Reason: "is nil"}
-	}
-	now := s.now()
-	jobs = slices.Clone(jobs)
-	if err := store.NormalizeAll(jobs, now); err != nil {
-		return nil, err
-	}
+func (s *backend) InsertJobsTx(ctx context.Context, tx *sql.Tx, jobs []store.EnqueueParams, now time.Time) ([]store.EnqueueResult, error) {
 	results := make([]store.EnqueueResult, len(jobs))
 	if _, err := tx.ExecContext(ctx, "SAVEPOINT spool_enqueue"); err != nil {
 		return nil, fmt.Errorf("spool: enqueue in tx: %w", err)
@@ -116,17 +100,6 @@ const findLiveUniqueSQL = `SELECT id, state FROM spool_jobs
 // insertJobs inserts normalized jobs in multi-row statements and fills
 // results. A row that is not inserted lost to a live unique key (its result
 // names the holder) or to a taken ID (an *ItemError fails the whole call).
-// mayConflict reports whether an INSERT may skip one of jobs (not yet
-// normalized): a unique key can be held by a live job, a caller-chosen ID can
-// be taken. Fresh UUIDv7s without keys cannot collide.
-func mayConflict(jobs []store.EnqueueParams) bool {
-	for i := range jobs {
-		if jobs[i].UniqueKey != "" || !jobs[i].ID.IsZero() {
-			return true
-		}
-	}
-	return false
-}
 
 func insertJobs(x execer, jobs []store.EnqueueParams, results []store.EnqueueResult, now time.Time, mayConflict bool) error {
 	created := now.UnixMicro()
@@ -219,7 +192,7 @@ func resolveConflict(x execer, p *store.EnqueueParams, res *store.EnqueueResult)
 	return &store.ValidationError{Field: "id", Reason: p.ID.String() + " is already taken"}
 }
 
-func (s *Store) wakeQueues(jobs []store.EnqueueParams, results []store.EnqueueResult) {
+func (s *backend) wakeQueues(jobs []store.EnqueueParams, results []store.EnqueueResult) {
 	last := ""
 	for i := range jobs {
 		if results[i].Duplicate || results[i].State != store.StateAvailable || jobs[i].Queue == last {
@@ -279,11 +252,8 @@ func scanClaimed(r scanner) (*store.Job, error) {
 
 const pausedSQL = `SELECT paused FROM spool_queues WHERE name = ?`
 
-// Claim implements store.Store.
-func (s *Store) Claim(ctx context.Context, p store.ClaimParams) ([]*store.Job, error) {
-	if err := p.Normalize(); err != nil {
-		return nil, err
-	}
+// ClaimJobs implements engine.Driver.
+func (s *backend) ClaimJobs(ctx context.Context, p store.ClaimParams) ([]*store.Job, error) {
 	var jobs []*store.Job
 	err := s.writer.doLight(ctx, func(x execer) error {
 		jobs = jobs[:0]
@@ -315,31 +285,15 @@ func (s *Store) Claim(ctx context.Context, p store.ClaimParams) ([]*store.Job, e
 	if err != nil {
 		return nil, err
 	}
-	slices.SortFunc(jobs, func(a, b *store.Job) int {
-		if a.Priority != b.Priority {
-			return a.Priority - b.Priority
-		}
-		if c := a.RunAt.Compare(b.RunAt); c != 0 {
-			return c
-		}
-		return slices.Compare(a.ID[:], b.ID[:])
-	})
 	return jobs, nil
 }
 
 const renewSQL = `UPDATE spool_jobs SET locked_until = ? WHERE id = ? AND lock_token = ? AND state = 'running'`
 
-// Renew implements store.Store.
-func (s *Store) Renew(ctx context.Context, renewals []store.Renewal) ([]error, error) {
-	if err := store.CheckBatch(len(renewals)); err != nil {
-		return nil, err
-	}
-	errs := make([]error, len(renewals))
-	for i, r := range renewals {
-		errs[i] = store.ValidLockDuration(r.LockFor)
-	}
+// RenewLocks implements engine.Driver.
+func (s *backend) RenewLocks(ctx context.Context, renewals []store.Renewal, errs []error) error {
 	checked := slices.Clone(errs) // the writer may run the op twice: start each run from here
-	err := s.writer.doLight(ctx, func(x execer) error {
+	return s.writer.doLight(ctx, func(x execer) error {
 		copy(errs, checked)
 		now := s.now()
 		for i, r := range renewals {
@@ -356,10 +310,6 @@ func (s *Store) Renew(ctx context.Context, renewals []store.Renewal) ([]error, e
 		}
 		return nil
 	}, nil)
-	if err != nil {
-		return nil, err
-	}
-	return errs, nil
 }
 
 // refusal turns a fenced update's row count into the per-item answer:
@@ -375,11 +325,11 @@ func refusal(x execer, res sql.Result, id store.ID) (error, error) {
 	var one int
 	switch err := x.queryRow(`SELECT 1 FROM spool_jobs WHERE id = ?`, id).Scan(&one); {
 	case errors.Is(err, sql.ErrNoRows):
-		return store.ErrNotFound, nil
+		return engine.Explain(false, id), nil
 	case err != nil:
 		return nil, err
 	}
-	return store.ErrLockLost, nil
+	return engine.Explain(true, id), nil
 }
 
 // appendErrorSQL appends the JSON object in ?2.. to a job's history, keeping
@@ -431,15 +381,8 @@ func cmpString(s, def string) string {
 	return s
 }
 
-// Settle implements store.Store.
-func (s *Store) Settle(ctx context.Context, verdicts []store.Verdict) ([]error, error) {
-	if err := store.CheckBatch(len(verdicts)); err != nil {
-		return nil, err
-	}
-	errs := make([]error, len(verdicts))
-	for i := range verdicts {
-		errs[i] = verdicts[i].Check()
-	}
+// SettleJobs implements engine.Driver.
+func (s *backend) SettleJobs(ctx context.Context, verdicts []store.Verdict, errs []error) error {
 	repeated := map[store.ID]bool{}
 	seen := make(map[store.ID]bool, len(verdicts))
 	for i := range verdicts {
@@ -451,7 +394,7 @@ func (s *Store) Settle(ctx context.Context, verdicts []store.Verdict) ([]error, 
 	var finished []store.ID
 	available := map[string]bool{}
 	checked := slices.Clone(errs) // the writer may run the op twice: start each run from here
-	err := s.writer.do(ctx, func(x execer) error {
+	return s.writer.do(ctx, func(x execer) error {
 		copy(errs, checked)
 		finished, available = finished[:0], map[string]bool{}
 		now := s.now()
@@ -465,9 +408,6 @@ func (s *Store) Settle(ctx context.Context, verdicts []store.Verdict) ([]error, 
 			}
 			v := &verdicts[i]
 			retry := v.RetryAt
-			if retry.IsZero() {
-				retry = now
-			}
 			var args []any
 			switch v.Outcome {
 			case store.Complete:
@@ -511,10 +451,6 @@ func (s *Store) Settle(ctx context.Context, verdicts []store.Verdict) ([]error, 
 			s.available.Fire(q)
 		}
 	})
-	if err != nil {
-		return nil, err
-	}
-	return errs, nil
 }
 
 // isBulkComplete tells the common verdict, a completion without a result,
@@ -607,11 +543,8 @@ var reapSQL = `UPDATE spool_jobs SET
 	WHERE id IN (SELECT id FROM spool_jobs WHERE state = 'running' AND locked_until < ?2 ORDER BY locked_until LIMIT ?3)
 	RETURNING state, queue, id`
 
-// ReapExpired implements store.Store.
-func (s *Store) ReapExpired(ctx context.Context, limit int) (store.ReapResult, error) {
-	if limit <= 0 || limit > store.MaxBatch {
-		return store.ReapResult{}, &store.ValidationError{Field: "reap limit", Reason: fmt.Sprintf("%d is outside 1..%d", limit, store.MaxBatch)}
-	}
+// ReapExpired implements engine.Driver.
+func (s *backend) ReapExpired(ctx context.Context, limit int) (store.ReapResult, error) {
 	var r store.ReapResult
 	var dead []store.ID
 	queues := map[string]bool{}

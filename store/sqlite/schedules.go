@@ -10,11 +10,12 @@ import (
 	"strings"
 	"time"
 
+	"github.com/spoolrun/spool/internal/engine"
 	"github.com/spoolrun/spool/schedule"
 	"github.com/spoolrun/spool/store"
 )
 
-var _ store.ScheduleStore = (*Store)(nil)
+var _ engine.ScheduleDriver = (*backend)(nil)
 
 const scheduleColumns = `tenant, id, spec, zone, queue, kind, payload, priority, max_attempts,
 	overlap, misfire, catch_up_max, mode, paused, version, next_run_at, last_run_at, live_job_id,
@@ -83,264 +84,290 @@ func encodeRecent(runs []store.ScheduleRun) (any, error) {
 	return string(b), nil
 }
 
-func notFound(r store.ScheduleRef) error { return store.ScheduleNotFound(r) }
-
-// UpsertSchedules implements store.ScheduleStore.
-func (s *Store) UpsertSchedules(ctx context.Context, in []store.Schedule) ([]store.ScheduleUpsertResult, error) {
-	if err := store.CheckBatch(len(in)); err != nil {
-		return nil, err
-	}
-	items := make([]store.Schedule, len(in))
-	invalid := make([]error, len(in))
-	for i := range in {
-		items[i] = in[i]
-		items[i].Normalize()
-		invalid[i] = schedule.Validate(&items[i])
-	}
-	results := make([]store.ScheduleUpsertResult, len(in))
-	err := s.writer.do(ctx, func(x execer) error {
-		now := s.now()
-		for i := range items {
-			if invalid[i] != nil {
-				results[i] = store.ScheduleUpsertResult{Err: invalid[i]}
-				continue
-			}
-			res, err := upsertSchedule(x, &items[i], now)
-			if err != nil {
-				return err
-			}
-			results[i] = res
-		}
-		return nil
-	}, nil)
-	if err != nil {
-		return nil, err
-	}
-	return results, nil
-}
-
-const insertScheduleSQL = `INSERT INTO spool_schedules (tenant, id, spec, zone, queue, kind, payload, priority,
-	max_attempts, overlap, misfire, catch_up_max, mode, release_delay, paused, version, next_run_at,
-	created_at, updated_at)
-	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?, ?)`
-
-const updateScheduleSQL = `UPDATE spool_schedules SET spec = ?, zone = ?, queue = ?, kind = ?, payload = ?,
-	priority = ?, max_attempts = ?, overlap = ?, misfire = ?, catch_up_max = ?, mode = ?, release_delay = ?,
-	version = version + 1, next_run_at = ?, updated_at = ?
-	WHERE tenant = ? AND id = ?`
-
-func upsertSchedule(x execer, it *store.Schedule, now time.Time) (store.ScheduleUpsertResult, error) {
-	var (
-		spec, zone, mode string
-		version          int64
-		next             sql.NullInt64
-		nowUS            = now.UnixMicro()
-		itMode           = it.Mode.String()
-		ref              = it.Ref()
-		defArgs          = []any{it.Spec, it.Zone, it.Queue, it.Kind, it.Payload, it.Priority, it.MaxAttempts,
-			it.Overlap.String(), it.Misfire.String(), it.CatchUpMax, itMode, schedule.ReleaseDelay(it).Microseconds()}
-	)
-	switch err := x.queryRow(`SELECT spec, zone, mode, version, next_run_at FROM spool_schedules WHERE tenant = ? AND id = ?`,
-		it.Tenant, it.ID).Scan(&spec, &zone, &mode, &version, &next); {
-	case errors.Is(err, sql.ErrNoRows):
-		if it.Version != 0 {
-			return store.ScheduleUpsertResult{Err: notFound(ref)}, nil
-		}
-		first, err := schedule.FirstSlot(it, now)
-		if err != nil {
-			return store.ScheduleUpsertResult{}, err
-		}
-		args := slices.Concat([]any{it.Tenant, it.ID}, defArgs, []any{it.Paused, micros(first), nowUS, nowUS})
-		if _, err := x.exec(insertScheduleSQL, args...); err != nil {
-			return store.ScheduleUpsertResult{}, fmt.Errorf("spool: upsert schedule %s: %w", ref, err)
-		}
-		return store.ScheduleUpsertResult{Version: 1, Created: true, NextRunAt: first}, nil
-	case err != nil:
-		return store.ScheduleUpsertResult{}, fmt.Errorf("spool: upsert schedule %s: %w", ref, err)
-	}
-	if it.Version != 0 && it.Version != version {
-		return store.ScheduleUpsertResult{Err: &store.ConflictError{Resource: "schedule", Name: ref.String(), Want: it.Version, Current: version}}, nil
-	}
-	nextAt := fromMicros(next)
-	if spec != it.Spec || zone != it.Zone || mode != itMode {
-		var err error
-		if nextAt, err = schedule.FirstSlot(it, now); err != nil {
-			return store.ScheduleUpsertResult{}, err
-		}
-	}
-	args := slices.Concat(defArgs, []any{micros(nextAt), nowUS, it.Tenant, it.ID})
-	if _, err := x.exec(updateScheduleSQL, args...); err != nil {
-		return store.ScheduleUpsertResult{}, fmt.Errorf("spool: upsert schedule %s: %w", ref, err)
-	}
-	return store.ScheduleUpsertResult{Version: version + 1, NextRunAt: nextAt}, nil
-}
-
-// GetSchedule implements store.ScheduleStore.
-func (s *Store) GetSchedule(ctx context.Context, ref store.ScheduleRef) (*store.Schedule, error) {
-	if err := store.CheckScheduleRefs([]store.ScheduleRef{ref}); err != nil {
-		return nil, err
-	}
-	sc, err := scanSchedule(s.rdb.QueryRowContext(ctx, `SELECT `+scheduleColumns+` FROM spool_schedules WHERE tenant = ? AND id = ?`, ref.Tenant, ref.ID))
+// GetSchedule implements engine.ScheduleDriver.
+func (s *backend) GetSchedule(ctx context.Context, ref store.ScheduleRef) (*store.Schedule, error) {
+	sc, err := scanSchedule(s.rdb.QueryRowContext(ctx, getScheduleSQL, ref.Tenant, ref.ID))
 	if errors.Is(err, sql.ErrNoRows) {
-		return nil, notFound(ref)
+		return nil, nil
 	}
 	return sc, s.readErr(err)
 }
 
-// ListSchedules implements store.ScheduleStore.
-func (s *Store) ListSchedules(ctx context.Context, p store.ScheduleListParams) (*store.SchedulePage, error) {
-	if err := p.Normalize(); err != nil {
-		return nil, err
-	}
+// ListSchedules implements engine.ScheduleDriver.
+func (s *backend) ListSchedules(ctx context.Context, p store.ScheduleListParams) ([]*store.Schedule, error) {
 	rows, err := s.rdb.QueryContext(ctx, `SELECT `+scheduleColumns+` FROM spool_schedules
 		WHERE tenant = ? AND id > ? ORDER BY id LIMIT ?`, p.Tenant, p.After, p.Limit+1)
 	if err != nil {
 		return nil, s.readErr(err)
 	}
 	defer rows.Close()
-	page := &store.SchedulePage{}
+	var out []*store.Schedule
 	for rows.Next() {
 		sc, err := scanSchedule(rows)
 		if err != nil {
 			return nil, err
 		}
-		page.Schedules = append(page.Schedules, sc)
+		out = append(out, sc)
 	}
-	if err := rows.Err(); err != nil {
-		return nil, s.readErr(err)
-	}
-	if len(page.Schedules) > p.Limit {
-		page.Schedules = page.Schedules[:p.Limit]
-		page.Next = page.Schedules[p.Limit-1].ID
-	}
-	return page, nil
+	return out, s.readErr(rows.Err())
 }
 
-// perRef runs fn for each ref in one write and collects per-item answers.
-func (s *Store) perRef(ctx context.Context, refs []store.ScheduleRef, fn func(x execer, r store.ScheduleRef, now time.Time) (error, error)) ([]error, error) {
-	return perItem(ctx, s, refs, store.CheckScheduleRefs, fn, nil)
+// PeekNextDue implements engine.ScheduleDriver from a reader, without the
+// write lock (which other processes may be waiting for).
+func (s *backend) PeekNextDue(ctx context.Context) (time.Time, error) {
+	var next sql.NullInt64
+	if err := s.rdb.QueryRowContext(ctx, nextDueSQL, false, 0).Scan(&next); err != nil {
+		return time.Time{}, s.readErr(err)
+	}
+	return fromMicros(next), nil
 }
 
-// execOne runs an update of one schedule and answers ErrNotFound when it
-// matched no row.
-func execOne(x execer, r store.ScheduleRef, q string, args ...any) (error, error) {
-	res, err := x.exec(q, args...)
-	if err != nil {
-		return nil, fmt.Errorf("spool: schedule %s: %w", r, err)
-	}
-	if n, err := res.RowsAffected(); err != nil {
-		return nil, err
-	} else if n == 0 {
-		return notFound(r), nil
-	}
-	return nil, nil
-}
-
-// PauseSchedules implements store.ScheduleStore.
-func (s *Store) PauseSchedules(ctx context.Context, refs []store.ScheduleRef) ([]error, error) {
-	return s.perRef(ctx, refs, func(x execer, r store.ScheduleRef, _ time.Time) (error, error) {
-		return execOne(x, r, `UPDATE spool_schedules SET paused = 1 WHERE tenant = ? AND id = ?`, r.Tenant, r.ID)
+// Tx implements engine.ScheduleDriver: fn runs as one op of the writer,
+// which is the only writer of the file, so the schedules it reads are
+// "locked" for as long as it runs. The op may run twice (the writer's
+// savepoint fallback); each run starts a fresh scheduleTx.
+func (s *backend) Tx(ctx context.Context, grows bool, fn func(tx engine.ScheduleTx) error) error {
+	var tx *scheduleTx
+	return s.writer.submit(ctx, func(x execer) error {
+		tx = &scheduleTx{s: s, x: x, now: s.now()}
+		return fn(tx)
+	}, nil, nil, false, func() {
+		if tx != nil {
+			s.wakeQueues(tx.jobs, tx.enq)
+		}
 	})
 }
 
-// ResumeSchedules implements store.ScheduleStore.
-func (s *Store) ResumeSchedules(ctx context.Context, refs []store.ScheduleRef) ([]error, error) {
-	return s.perRef(ctx, refs, func(x execer, r store.ScheduleRef, now time.Time) (error, error) {
-		sc, err := scanSchedule(x.queryRow(`SELECT `+scheduleColumns+` FROM spool_schedules WHERE tenant = ? AND id = ?`, r.Tenant, r.ID))
+// scheduleTx is one schedule transaction inside a writer op.
+type scheduleTx struct {
+	s   *backend
+	x   execer
+	now time.Time
+	// jobs and enq are every job inserted and its result, to wake their
+	// queues after the commit.
+	jobs []store.EnqueueParams
+	enq  []store.EnqueueResult
+}
+
+// Now implements engine.ScheduleTx.
+func (t *scheduleTx) Now() time.Time { return t.now }
+
+const getScheduleSQL = `SELECT ` + scheduleColumns + ` FROM spool_schedules WHERE tenant = ? AND id = ?`
+
+// LockSchedules implements engine.ScheduleTx.
+func (t *scheduleTx) LockSchedules(refs []store.ScheduleRef) (map[store.ScheduleRef]*store.Schedule, error) {
+	out := make(map[store.ScheduleRef]*store.Schedule, len(refs))
+	for _, r := range refs {
+		if _, ok := out[r]; ok {
+			continue
+		}
+		sc, err := scanSchedule(t.x.queryRow(getScheduleSQL, r.Tenant, r.ID))
 		switch {
 		case errors.Is(err, sql.ErrNoRows):
-			return notFound(r), nil
+			continue
 		case err != nil:
-			return nil, err
-		case !sc.Paused:
-			return nil, nil
+			return nil, fmt.Errorf("spool: schedule %s: %w", r, err)
 		}
-		next, err := schedule.ResumeSlot(sc, now)
+		out[r] = sc
+	}
+	return out, nil
+}
+
+const dueSQL = `SELECT ` + scheduleColumns + ` FROM spool_schedules
+	WHERE paused = 0 AND next_run_at IS NOT NULL AND next_run_at <= ?
+	ORDER BY next_run_at LIMIT ?`
+
+// LockDue implements engine.ScheduleTx.
+func (t *scheduleTx) LockDue(limit int) ([]*store.Schedule, error) {
+	rows, err := t.x.query(dueSQL, t.now.UnixMicro(), limit)
+	if err != nil {
+		return nil, fmt.Errorf("spool: fire schedules: %w", err)
+	}
+	defer rows.Close()
+	var out []*store.Schedule
+	for rows.Next() {
+		sc, err := scanSchedule(rows)
 		if err != nil {
 			return nil, err
 		}
-		return execOne(x, r, `UPDATE spool_schedules SET paused = 0, next_run_at = ? WHERE tenant = ? AND id = ?`, micros(next), r.Tenant, r.ID)
-	})
-}
-
-// DeleteSchedules implements store.ScheduleStore.
-func (s *Store) DeleteSchedules(ctx context.Context, refs []store.ScheduleRef) ([]error, error) {
-	return s.perRef(ctx, refs, func(x execer, r store.ScheduleRef, _ time.Time) (error, error) {
-		return execOne(x, r, `DELETE FROM spool_schedules WHERE tenant = ? AND id = ?`, r.Tenant, r.ID)
-	})
-}
-
-// TriggerSchedules implements store.ScheduleStore.
-func (s *Store) TriggerSchedules(ctx context.Context, refs []store.ScheduleRef) ([]store.TriggerResult, error) {
-	if err := store.CheckScheduleRefs(refs); err != nil {
-		return nil, err
+		out = append(out, sc)
 	}
-	results := make([]store.TriggerResult, len(refs))
-	var jobs []store.EnqueueParams
-	var enq []store.EnqueueResult
-	err := s.writer.submit(ctx, func(x execer) error {
-		now := s.now()
-		jobs, enq = jobs[:0], enq[:0]
-		for i, r := range refs {
-			results[i] = store.TriggerResult{}
-			sc, err := scanSchedule(x.queryRow(`SELECT `+scheduleColumns+` FROM spool_schedules WHERE tenant = ? AND id = ?`, r.Tenant, r.ID))
-			if errors.Is(err, sql.ErrNoRows) {
-				results[i].Err = notFound(r)
-				continue
-			} else if err != nil {
-				return err
-			}
-			slot := now.Truncate(time.Second)
-			p := schedule.RunJob(sc, slot)
-			if err := p.Normalize(now); err != nil {
-				return fmt.Errorf("spool: trigger schedule %s: %w", r, err)
-			}
-			res := make([]store.EnqueueResult, 1)
-			if err := insertJobs(x, []store.EnqueueParams{p}, res, now, true); err != nil {
-				return err
-			}
-			run := store.ScheduleRun{Slot: slot, JobID: res[0].ID, Triggered: true}
-			if res[0].Duplicate {
-				results[i] = store.TriggerResult{Run: run, Duplicate: true}
-				continue
-			}
-			recent, err := encodeRecent(schedule.PushRecent(sc.Recent, run))
-			if err != nil {
-				return err
-			}
-			if _, err := x.exec(`UPDATE spool_schedules SET live_job_id = ?, fired = fired + 1, last_run_at = ?, recent = ?
-				WHERE tenant = ? AND id = ?`, res[0].ID, slot.UnixMicro(), recent, r.Tenant, r.ID); err != nil {
-				return err
-			}
-			results[i].Run = run
-			jobs, enq = append(jobs, p), append(enq, res[0])
+	return out, rows.Err()
+}
+
+// idChunk is how many IDs one IN list carries.
+const idChunk = 64
+
+var jobStatesSQL [idChunk + 1]string
+
+func init() {
+	for n := 1; n <= idChunk; n++ {
+		jobStatesSQL[n] = `SELECT id, state FROM spool_jobs WHERE id IN (` + placeholders(n) + `)`
+	}
+}
+
+// JobStates implements engine.ScheduleTx.
+func (t *scheduleTx) JobStates(ids []store.ID) (map[store.ID]store.State, error) {
+	out := make(map[store.ID]store.State, len(ids))
+	args := make([]any, 0, min(len(ids), idChunk))
+	for lo := 0; lo < len(ids); lo += idChunk {
+		part := ids[lo:min(lo+idChunk, len(ids))]
+		args = args[:0]
+		for _, id := range part {
+			args = append(args, id)
 		}
-		return nil
-	}, nil, nil, false, func() { s.wakeQueues(jobs, enq) })
+		rows, err := t.x.query(jobStatesSQL[len(part)], args...)
+		if err != nil {
+			return nil, err
+		}
+		for rows.Next() {
+			var id store.ID
+			var st string
+			if err := rows.Scan(&id, &st); err != nil {
+				rows.Close()
+				return nil, err
+			}
+			out[id] = store.State(st)
+		}
+		err = rows.Err()
+		rows.Close()
+		if err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// HoldLive implements engine.ScheduleTx. Nothing else writes while the op
+// runs, so a job live now stays live until the commit: reading suffices.
+func (t *scheduleTx) HoldLive(ids []store.ID) (map[store.ID]bool, error) {
+	states, err := t.JobStates(ids)
 	if err != nil {
 		return nil, err
 	}
-	return results, nil
+	out := make(map[store.ID]bool, len(states))
+	for id, st := range states {
+		if st.Live() {
+			out[id] = true
+		}
+	}
+	return out, nil
 }
 
-const nextDueSQL = `SELECT min(next_run_at) FROM spool_schedules WHERE paused = 0 AND next_run_at IS NOT NULL`
+// InsertJobs implements engine.ScheduleTx.
+func (t *scheduleTx) InsertJobs(jobs []store.EnqueueParams) ([]store.EnqueueResult, error) {
+	res := make([]store.EnqueueResult, len(jobs))
+	if err := insertJobs(t.x, jobs, res, t.now, true); err != nil {
+		return nil, err
+	}
+	t.jobs, t.enq = append(t.jobs, jobs...), append(t.enq, res...)
+	return res, nil
+}
 
-var dueSQL = `SELECT ` + scheduleColumnsAs + `, j.state FROM spool_schedules AS s
-	LEFT JOIN spool_jobs AS j ON j.id = s.live_job_id
-	WHERE s.paused = 0 AND s.next_run_at IS NOT NULL AND s.next_run_at <= ?
-	ORDER BY s.next_run_at LIMIT ?`
+const insertScheduleSQL = `INSERT INTO spool_schedules (tenant, id, spec, zone, queue, kind, payload, priority,
+	max_attempts, overlap, misfire, catch_up_max, mode, release_delay, paused, version, next_run_at,
+	created_at, updated_at)
+	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+	ON CONFLICT (tenant, id) DO NOTHING`
 
-// fireChunk is how many schedules one firing UPDATE carries (9 parameters each).
-const fireChunk = 64
+// defArgs are a schedule's definition columns, in the order of
+// insertScheduleSQL and updateScheduleSQL.
+func defArgs(sc *store.Schedule) []any {
+	return []any{sc.Spec, sc.Zone, sc.Queue, sc.Kind, sc.Payload, sc.Priority, sc.MaxAttempts,
+		sc.Overlap.String(), sc.Misfire.String(), sc.CatchUpMax, sc.Mode.String(), schedule.ReleaseDelay(sc).Microseconds()}
+}
 
-var fireUpdateSQL [fireChunk + 1]string
+// InsertSchedules implements engine.ScheduleTx.
+func (t *scheduleTx) InsertSchedules(scs []*store.Schedule) ([]bool, error) {
+	created := make([]bool, len(scs))
+	for i, sc := range scs {
+		args := slices.Concat([]any{sc.Tenant, sc.ID}, defArgs(sc),
+			[]any{sc.Paused, sc.Version, micros(sc.NextRunAt), sc.CreatedAt.UnixMicro(), sc.UpdatedAt.UnixMicro()})
+		res, err := t.x.exec(insertScheduleSQL, args...)
+		if err != nil {
+			return nil, fmt.Errorf("spool: create schedule %s: %w", sc.Ref(), err)
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return nil, err
+		}
+		created[i] = n == 1
+	}
+	return created, nil
+}
+
+const updateScheduleSQL = `UPDATE spool_schedules SET spec = ?, zone = ?, queue = ?, kind = ?, payload = ?,
+	priority = ?, max_attempts = ?, overlap = ?, misfire = ?, catch_up_max = ?, mode = ?, release_delay = ?,
+	version = ?, next_run_at = ?, updated_at = ?
+	WHERE tenant = ? AND id = ?`
+
+// UpdateSchedules implements engine.ScheduleTx.
+func (t *scheduleTx) UpdateSchedules(scs []*store.Schedule) error {
+	for _, sc := range scs {
+		args := slices.Concat(defArgs(sc), []any{sc.Version, micros(sc.NextRunAt), sc.UpdatedAt.UnixMicro(), sc.Tenant, sc.ID})
+		if _, err := t.x.exec(updateScheduleSQL, args...); err != nil {
+			return fmt.Errorf("spool: update schedule %s: %w", sc.Ref(), err)
+		}
+	}
+	return nil
+}
+
+// SetPaused implements engine.ScheduleTx.
+func (t *scheduleTx) SetPaused(refs []store.ScheduleRef, paused bool, next []time.Time) error {
+	for i, r := range refs {
+		var err error
+		if next == nil {
+			_, err = t.x.exec(`UPDATE spool_schedules SET paused = ? WHERE tenant = ? AND id = ?`, paused, r.Tenant, r.ID)
+		} else {
+			_, err = t.x.exec(`UPDATE spool_schedules SET paused = ?, next_run_at = ? WHERE tenant = ? AND id = ?`,
+				paused, micros(next[i]), r.Tenant, r.ID)
+		}
+		if err != nil {
+			return fmt.Errorf("spool: schedule %s: %w", r, err)
+		}
+	}
+	return nil
+}
+
+// DeleteSchedules implements engine.ScheduleTx.
+func (t *scheduleTx) DeleteSchedules(refs []store.ScheduleRef) error {
+	for _, r := range refs {
+		if _, err := t.x.exec(`DELETE FROM spool_schedules WHERE tenant = ? AND id = ?`, r.Tenant, r.ID); err != nil {
+			return fmt.Errorf("spool: delete schedule %s: %w", r, err)
+		}
+	}
+	return nil
+}
+
+// nextDueSQL is the earliest next_run_at of an unpaused schedule; with ?1
+// set, only those after ?2.
+const nextDueSQL = `SELECT min(next_run_at) FROM spool_schedules
+	WHERE paused = 0 AND next_run_at IS NOT NULL AND (NOT ?1 OR next_run_at > ?2)`
+
+// NextDue implements engine.ScheduleTx.
+func (t *scheduleTx) NextDue(afterNow bool) (time.Time, error) {
+	var next sql.NullInt64
+	if err := t.x.queryRow(nextDueSQL, afterNow, t.now.UnixMicro()).Scan(&next); err != nil {
+		return time.Time{}, fmt.Errorf("spool: fire schedules: %w", err)
+	}
+	return fromMicros(next), nil
+}
+
+// firedChunk is how many schedules one RecordFired UPDATE carries (10
+// parameters each).
+const firedChunk = 64
+
+var firedSQL [firedChunk + 1]string
 
 func init() {
-	for n := 1; n <= fireChunk; n++ {
-		fireUpdateSQL[n] = `WITH v(tenant, id, next, last, live, fired, skipped, dropped, recent) AS (VALUES ` +
-			strings.TrimSuffix(strings.Repeat("("+placeholders(9)+"), ", n), ", ") + `)
-			UPDATE spool_schedules SET next_run_at = v.next,
-				last_run_at = coalesce(v.last, spool_schedules.last_run_at),
+	for n := 1; n <= firedChunk; n++ {
+		firedSQL[n] = `WITH v(tenant, id, set_next, next, last, live, fired, skipped, dropped, recent) AS (VALUES ` +
+			strings.TrimSuffix(strings.Repeat("("+placeholders(10)+"), ", n), ", ") + `)
+			UPDATE spool_schedules SET
+				next_run_at = CASE WHEN v.set_next THEN v.next ELSE spool_schedules.next_run_at END,
+				last_run_at = CASE WHEN v.last IS NULL THEN spool_schedules.last_run_at
+					WHEN spool_schedules.last_run_at IS NULL OR v.last > spool_schedules.last_run_at THEN v.last
+					ELSE spool_schedules.last_run_at END,
 				live_job_id = coalesce(v.live, spool_schedules.live_job_id),
 				fired = spool_schedules.fired + v.fired,
 				skipped = spool_schedules.skipped + v.skipped,
@@ -350,139 +377,30 @@ func init() {
 	}
 }
 
-// FireDue implements store.ScheduleStore. The writer runs the whole batch in one
-// transaction, and it is the only writer of the file, so a second scheduler
-// (in this process or another) sees the batch either not at all or fired.
-func (s *Store) FireDue(ctx context.Context, p store.FireParams) (*store.FireResult, error) {
-	if err := p.Normalize(); err != nil {
-		return nil, err
-	}
-	// Most calls find nothing due: answer those from a reader, without
-	// taking the write lock (which other processes may be waiting for).
-	var next sql.NullInt64
-	if err := s.rdb.QueryRowContext(ctx, nextDueSQL).Scan(&next); err != nil {
-		return nil, s.readErr(err)
-	}
-	if !next.Valid || next.Int64 > s.now().UnixMicro() {
-		return &store.FireResult{NextDue: fromMicros(next)}, nil
-	}
-	var (
-		res  *store.FireResult
-		jobs []store.EnqueueParams
-		enq  []store.EnqueueResult
-	)
-	err := s.writer.submit(ctx, func(x execer) error {
-		now := s.now()
-		res = &store.FireResult{}
-		var err error
-		jobs, enq, err = s.fire(x, p.Limit, now, res)
-		return err
-	}, nil, nil, false, func() { s.wakeQueues(jobs, enq) })
-	if err != nil {
-		return nil, err
-	}
-	return res, nil
-}
-
-type dueSchedule struct {
-	sc    *store.Schedule
-	d     schedule.Decision
-	first int // index of its first job in the batch
-}
-
-// readDue reads up to limit due schedules and decides what firing each does.
-func (s *Store) readDue(x execer, limit int, now time.Time) ([]dueSchedule, error) {
-	rows, err := x.query(dueSQL, now.UnixMicro(), limit)
-	if err != nil {
-		return nil, fmt.Errorf("spool: fire schedules: %w", err)
-	}
-	defer rows.Close()
-	var due []dueSchedule
-	for rows.Next() {
-		var live sql.NullString
-		sc, err := scanSchedule(rows, &live)
-		if err != nil {
-			return nil, err
-		}
-		d, err := schedule.Decide(sc, store.State(live.String), now)
-		if err != nil {
-			// A stored spec or zone this build cannot read (say, a zone
-			// dropped from the IANA database): fire nothing and look again
-			// in an hour, rather than stop the schedule or spin on it.
-			s.log.Error("spool: schedule cannot fire", "schedule", sc.Ref().String(), "err", err)
-			d = schedule.Decision{Next: now.Add(time.Hour)}
-		}
-		due = append(due, dueSchedule{sc: sc, d: d})
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("spool: fire schedules: %w", err)
-	}
-	return due, nil
-}
-
-func (s *Store) fire(x execer, limit int, now time.Time, res *store.FireResult) ([]store.EnqueueParams, []store.EnqueueResult, error) {
-	due, err := s.readDue(x, limit, now)
-	if err != nil {
-		return nil, nil, err
-	}
-	res.Schedules = len(due)
-
-	var jobs []store.EnqueueParams
-	for i := range due {
-		due[i].first = len(jobs)
-		for _, p := range due[i].d.Jobs {
-			if err := p.Normalize(now); err != nil {
-				return nil, nil, fmt.Errorf("spool: schedule %s: %w", due[i].sc.Ref(), err)
-			}
-			jobs = append(jobs, p)
-		}
-	}
-	enq := make([]store.EnqueueResult, len(jobs))
-	if len(jobs) > 0 {
-		if err := insertJobs(x, jobs, enq, now, true); err != nil {
-			return nil, nil, err
-		}
-	}
-	args := make([]any, 0, 9*min(len(due), fireChunk))
-	for start := 0; start < len(due); start += fireChunk {
-		chunk := due[start:min(start+fireChunk, len(due))]
+// RecordFired implements engine.ScheduleTx with multi-row UPDATEs.
+func (t *scheduleTx) RecordFired(recs []engine.Fired) error {
+	args := make([]any, 0, 10*min(len(recs), firedChunk))
+	for lo := 0; lo < len(recs); lo += firedChunk {
+		part := recs[lo:min(lo+firedChunk, len(recs))]
 		args = args[:0]
-		for i := range chunk {
-			sc, d := chunk[i].sc, &chunk[i].d
-			var last, liveID, recent any
-			fired := 0
-			if n := len(d.Jobs); n > 0 {
-				// A duplicate's run is already recorded (a trigger in the
-				// same second): it becomes the live run but is not counted
-				// again.
-				runs := make([]store.ScheduleRun, 0, n)
-				for k := range n {
-					r := enq[chunk[i].first+k]
-					res.Runs = append(res.Runs, store.FiredRun{Ref: sc.Ref(), Slot: d.Slots[k], JobID: r.ID, Duplicate: r.Duplicate})
-					liveID = r.ID
-					if !r.Duplicate {
-						runs = append(runs, store.ScheduleRun{Slot: d.Slots[k], JobID: r.ID})
-						last = d.Slots[k].UnixMicro()
-					}
-				}
-				if fired = len(runs); fired > 0 {
-					if recent, err = encodeRecent(schedule.PushRecent(sc.Recent, runs...)); err != nil {
-						return nil, nil, err
-					}
+		for i := range part {
+			f := &part[i]
+			var live, recent any
+			if !f.Live.IsZero() {
+				live = f.Live
+			}
+			if f.Recent != nil {
+				var err error
+				if recent, err = encodeRecent(f.Recent); err != nil {
+					return err
 				}
 			}
-			args = append(args, sc.Tenant, sc.ID, micros(d.Next), last, liveID, fired, d.Skipped, d.Dropped, recent)
-			res.Skipped += d.Skipped
-			res.Dropped += d.Dropped
+			args = append(args, f.Ref.Tenant, f.Ref.ID, f.SetNext, micros(f.Next), micros(f.Last), live,
+				f.Fired, f.Skipped, f.Dropped, recent)
 		}
-		if _, err := x.exec(fireUpdateSQL[len(chunk)], args...); err != nil {
-			return nil, nil, fmt.Errorf("spool: fire schedules: %w", err)
+		if _, err := t.x.exec(firedSQL[len(part)], args...); err != nil {
+			return fmt.Errorf("spool: record fired schedules: %w", err)
 		}
 	}
-	var nextDue sql.NullInt64
-	if err := x.queryRow(nextDueSQL).Scan(&nextDue); err != nil {
-		return nil, nil, fmt.Errorf("spool: fire schedules: %w", err)
-	}
-	res.NextDue = fromMicros(nextDue)
-	return jobs, enq, nil
+	return nil
 }

@@ -24,6 +24,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/spoolrun/spool/internal/engine"
 	"github.com/spoolrun/spool/internal/signal"
 	"github.com/spoolrun/spool/store"
 
@@ -49,7 +50,19 @@ type Config struct {
 
 // Store is the SQLite backend. It implements store.Store with every
 // capability: schedules, notifications and enqueue in a caller's *sql.Tx.
+// The contract's semantics come from the shared engine (internal/engine);
+// this package supplies its narrow operations on the file.
 type Store struct {
+	*core
+	b *backend
+}
+
+// core is the shared engine a Store embeds: its methods are the Store's.
+type core = engine.Store
+
+// backend is the engine's driver: the file, its single writer and its
+// wake-ups.
+type backend struct {
 	cfg    Config
 	now    func() time.Time
 	log    *slog.Logger
@@ -68,7 +81,8 @@ type Store struct {
 var (
 	_ store.Store         = (*Store)(nil)
 	_ store.SQLTxEnqueuer = (*Store)(nil)
-	_ store.Notifier      = (*Store)(nil)
+	_ store.Notifier      = (*backend)(nil)
+	_ engine.Driver       = (*backend)(nil)
 )
 
 // DSN returns the database/sql data source name Spool uses for path, with
@@ -95,7 +109,7 @@ func Open(path string, cfg Config) (*Store, error) {
 	if path == "" || strings.Contains(path, ":memory:") || strings.Contains(path, "mode=memory") {
 		return nil, &store.ValidationError{Field: "path", Reason: fmt.Sprintf("%q: a file path is required (in-memory databases are not durable)", path)}
 	}
-	s := &Store{cfg: cfg, path: path}
+	s := &backend{cfg: cfg, path: path}
 	s.now = cfg.Now
 	if s.now == nil {
 		s.now = time.Now
@@ -158,11 +172,11 @@ func Open(path string, cfg Config) (*Store, error) {
 		wdb.Close()
 		return nil, fmt.Errorf("spool: open %s: %w", path, err)
 	}
-	return s, nil
+	return &Store{core: engine.New(s, s.log), b: s}, nil
 }
 
 // Close waits for queued writes, then closes the database. It is idempotent.
-func (s *Store) Close() error {
+func (s *backend) Close() error {
 	s.closeOnce.Do(func() {
 		s.writer.close()
 		s.closeErr = errors.Join(s.rdb.Close(), s.wdb.Close())
@@ -171,16 +185,24 @@ func (s *Store) Close() error {
 	return s.closeErr
 }
 
-// Capabilities implements store.Store: a SQLite store has them all.
-func (s *Store) Capabilities() store.Capabilities {
-	return store.Capabilities{Schedules: s, Notifier: s, SQLTx: s}
-}
+// Now implements engine.Driver: the process's clock (Config.Now), which
+// every process on the machine shares.
+func (s *backend) Now() time.Time { return s.now() }
+
+// Notifier implements engine.Driver.
+func (s *backend) Notifier() store.Notifier { return s }
+
+// SQLTx implements engine.Driver.
+func (s *backend) SQLTx() engine.TxInserter { return s }
+
+// Schedules implements engine.Driver.
+func (s *backend) Schedules() engine.ScheduleDriver { return s }
 
 // Available implements store.Notifier.
-func (s *Store) Available(queue string) <-chan struct{} { return s.available.Get(queue).C() }
+func (s *backend) Available(queue string) <-chan struct{} { return s.available.Get(queue).C() }
 
 // Finished implements store.Notifier.
-func (s *Store) Finished(id store.ID) (<-chan struct{}, func()) { return s.finished.Watch(id) }
+func (s *backend) Finished(id store.ID) (<-chan struct{}, func()) { return s.finished.Watch(id) }
 
 func fromMicros(v sql.NullInt64) time.Time {
 	if !v.Valid {

@@ -209,7 +209,7 @@ type WriterStats struct {
 // WriterStats reports the group-commit writer's counters: Ops/Groups is the
 // average group size, and Busy against wall time is how saturated it is.
 func (s *Store) WriterStats() WriterStats {
-	st := &s.writer.stats
+	st := &s.b.writer.stats
 	return WriterStats{Groups: st.groups.Load(), Ops: st.ops.Load(), Busy: time.Duration(st.busy.Load()), Syncs: st.syncs.Load()}
 }
 
