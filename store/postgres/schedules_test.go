@@ -269,34 +269,6 @@ func TestScheduleReleaseTrigger(t *testing.T) {
 	check("still running", "rate", runs["rate"], slot.Add(3*time.Minute))
 }
 
-// TestFireDueUndecidable: a stored schedule Decide cannot read (here, a
-// spec corrupted behind the store's back) fires nothing and is looked at
-// again an hour later; the other schedules of the batch fire.
-func TestFireDueUndecidable(t *testing.T) {
-	t.Parallel()
-	clock := storetest.NewClock(schedEpoch)
-	schema := pgtest.Schema(t)
-	s := open(t, schema, postgres.Config{Now: clock.Now})
-	upsert(t, s,
-		store.Schedule{ID: "bad", Spec: "@every 1m", Kind: "k"},
-		store.Schedule{ID: "good", Spec: "@every 1m", Kind: "k"},
-	)
-	if _, err := s.Pool().Exec(t.Context(), `UPDATE `+schema+`.schedules SET spec = 'not a spec' WHERE id = 'bad'`); err != nil {
-		t.Fatal(err)
-	}
-	now := clock.Advance(time.Minute)
-	res := fire(t, s, 0)
-	if res.Schedules != 2 || len(res.Runs) != 1 || res.Runs[0].Ref.ID != "good" {
-		t.Fatalf("FireDue = %+v, want both taken and good fired", res)
-	}
-	if sc := getSchedule(t, s, "bad"); !sc.NextRunAt.Equal(now.Add(time.Hour)) || sc.Fired != 0 {
-		t.Fatalf("bad schedule: next_run_at %v, fired %d; want %v, 0", sc.NextRunAt, sc.Fired, now.Add(time.Hour))
-	}
-	if !res.NextDue.Equal(now.Add(time.Minute)) {
-		t.Fatalf("NextDue = %v, want %v", res.NextDue, now.Add(time.Minute))
-	}
-}
-
 // TestScheduleMigrationDownUp: migration 0002 comes off cleanly (table,
 // trigger and function), jobs with run keys settle without it, and it goes
 // back on with a working release trigger.

@@ -124,51 +124,6 @@ func TestTwoStoresOnOneFile(t *testing.T) {
 	}
 }
 
-// A job enqueued in the caller's transaction exists exactly when the
-// transaction commits.
-func TestEnqueueTx(t *testing.T) {
-	t.Parallel()
-	path := filepath.Join(t.TempDir(), "spool.db")
-	s := open(t, path)
-	db, err := sql.Open("sqlite", sqlite.DSN(path, 0))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	ctx := context.Background()
-	if _, err := db.Exec(`CREATE TABLE orders (id INTEGER PRIMARY KEY)`); err != nil {
-		t.Fatal(err)
-	}
-	for _, commit := range []bool{false, true} {
-		tx, err := db.BeginTx(ctx, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := tx.Exec(`INSERT INTO orders DEFAULT VALUES`); err != nil {
-			t.Fatal(err)
-		}
-		res, err := s.EnqueueTx(ctx, tx, []store.EnqueueParams{{Kind: "ship"}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if commit {
-			err = tx.Commit()
-		} else {
-			err = tx.Rollback()
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		_, err = s.Get(ctx, res[0].ID)
-		if commit && err != nil {
-			t.Errorf("after commit: %v", err)
-		}
-		if !commit && !errors.Is(err, store.ErrNotFound) {
-			t.Errorf("after rollback: got %v, want ErrNotFound", err)
-		}
-	}
-}
-
 // A file migrated by a newer build is refused, not misread.
 func TestRefusesNewerSchema(t *testing.T) {
 	t.Parallel()

@@ -2,14 +2,28 @@
 // unchanged. A backend is done when it passes the suite, not when it compiles:
 //
 //	func TestConformance(t *testing.T) {
-//		storetest.Run(t, func(t *testing.T, now func() time.Time) store.Store {
-//			s, err := sqlite.Open(filepath.Join(t.TempDir(), "spool.db"), sqlite.Config{Now: now})
-//			if err != nil {
-//				t.Fatal(err)
-//			}
-//			return s
+//		storetest.Run(t, storetest.Backend{
+//			Open: func(t *testing.T, now func() time.Time) store.Store {
+//				s, err := sqlite.Open(filepath.Join(t.TempDir(), "spool.db"), sqlite.Config{Now: now})
+//				if err != nil {
+//					t.Fatal(err)
+//				}
+//				return s
+//			},
+//			Features: storetest.Features{Schedules: true, Notify: true, SQLTx: true, MultiHandle: true},
+//			Reopen:   ..., CorruptSchedule: ..., BeginTx: ...,
 //		})
 //	}
+//
+// # Capabilities
+//
+// A backend declares its Features. The suite fails when the store's
+// Capabilities disagree with them (a wrapper that drops one is caught here),
+// runs the cases of every declared capability, and fails — never skips — a
+// case whose capability is missing. With MultiHandle it opens a second
+// handle on the same database (Reopen) and runs the cases that involve two
+// nodes: claims, fencing, reaping and schedule firing racing across
+// handles, and wake-ups from one handle to the other.
 //
 // # What it checks
 //
@@ -20,7 +34,9 @@
 // scheduled jobs, paused queues and concurrent claimers; ordering keys;
 // every settle outcome with lock-token fencing; renewals; the reaper and
 // poison-message protection; Get, List and its cursor; Cancel, Requeue,
-// Purge, Stats and Prune; Close; and the stable error codes.
+// Purge, Stats and Prune; Close; the stable error codes; schedules, with the
+// rule for a schedule that cannot fire (CorruptSchedule edits one behind the
+// store's back); enqueue in a caller's transaction; and notifications.
 //
 // # Time
 //

@@ -124,12 +124,13 @@ func testErrorCodes(t *testing.T, h *harness) {
 	}
 }
 
-// notifier returns the store's Notifier capability, or skips the test.
+// notifier returns the store's Notifier capability; the backend declared
+// it, so a missing one fails the test.
 func (h *harness) notifier() store.Notifier {
 	h.t.Helper()
 	n := h.s.Capabilities().Notifier
 	if n == nil {
-		h.t.Skip("store does not declare store.Notifier")
+		h.t.Fatal("the backend declares Features.Notify, but Capabilities().Notifier is nil")
 	}
 	return n
 }

@@ -11,8 +11,8 @@ import (
 	"github.com/spoolrun/spool/store"
 )
 
-// scheduleTests check a store's store.ScheduleStore. They run when the store
-// implements it.
+// scheduleTests check a store's store.ScheduleStore. They run when the
+// backend declares Features.Schedules.
 var scheduleTests = []test{
 	{"CreateAndGet", testScheduleCreateGet},
 	{"InvalidItemsChangeNothing", testScheduleInvalid},
@@ -34,13 +34,14 @@ var scheduleTests = []test{
 	{"TriggerThenSlotSameSecond", testTriggerThenSlot},
 	{"FireBatches", testScheduleFireBatches},
 	{"BadArguments", testScheduleBadArgs},
+	{"CannotFireIsSkipped", testScheduleCannotFire},
 }
 
 func (h *harness) sched() store.ScheduleStore {
 	h.t.Helper()
 	ss := h.s.Capabilities().Schedules
 	if ss == nil {
-		h.t.Skip("store does not declare schedules")
+		h.t.Fatal("the backend declares Features.Schedules, but Capabilities().Schedules is nil")
 	}
 	return ss
 }
@@ -771,5 +772,46 @@ func testScheduleBadArgs(t *testing.T, h *harness) {
 	}
 	if _, err := ss.UpsertSchedules(h.ctx, make([]store.Schedule, store.MaxBatch+1)); !errors.Is(err, store.ErrTooLarge) {
 		t.Errorf("UpsertSchedules over the batch limit: %v", err)
+	}
+}
+
+// testScheduleCannotFire: a schedule this build can no longer fire (its
+// stored row was edited to a spec that does not parse, or a queue name that
+// is refused) is skipped, counted and looked at again an hour later; every
+// other schedule due with it fires. One rule, the same on every backend.
+func testScheduleCannotFire(t *testing.T, h *harness) {
+	for _, c := range []struct{ column, value string }{{"spec", "not a spec"}, {"queue", "not a queue!"}} {
+		t.Run(c.column, func(t *testing.T) {
+			h := newHarness(t, h.b)
+			h.cannotFire(t, c.column, c.value)
+		})
+	}
+}
+
+func (h *harness) cannotFire(t *testing.T, column, value string) {
+	h.upsert(everyMinute("bad"), everyMinute("good"), everyMinute("also-good"))
+	h.b.CorruptSchedule(t, h.s, store.ScheduleRef{ID: "bad"}, column, value)
+	h.clock.Set(nextMinute)
+	res := h.fire(0)
+	if res.Schedules != 3 || res.Failed != 1 || len(res.Runs) != 2 {
+		t.Fatalf("FireDue = %d schedules, %d failed, %d runs; want 3, 1 and 2 (the good ones fire)", res.Schedules, res.Failed, len(res.Runs))
+	}
+	for _, r := range res.Runs {
+		if r.Ref.ID == "bad" {
+			t.Errorf("the corrupt schedule fired: %+v", r)
+		}
+	}
+	bad := h.getSched("", "bad")
+	if want := nextMinute.Add(time.Hour); !bad.NextRunAt.Equal(want) {
+		t.Errorf("corrupt schedule's next run = %v, want an hour later (%v)", bad.NextRunAt, want)
+	}
+	// The next minute the good ones fire again, and the bad one is not
+	// taken first: it waits for its hour.
+	for _, j := range h.claim("sched", 10) {
+		h.settleOK(verdict(j, store.Complete))
+	}
+	h.clock.Set(nextMinute.Add(time.Minute))
+	if res := h.fire(0); res.Schedules != 2 || res.Failed != 0 || len(res.Runs) != 2 {
+		t.Errorf("next minute: %d schedules, %d failed, %d runs; want 2, 0, 2", res.Schedules, res.Failed, len(res.Runs))
 	}
 }

@@ -3,6 +3,7 @@ package storetest
 import (
 	"bytes"
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"testing"
@@ -11,8 +12,50 @@ import (
 	"github.com/spoolrun/spool/store"
 )
 
-// Factory returns a fresh, empty store whose clock is now. The suite closes it.
-type Factory func(t *testing.T, now func() time.Time) store.Store
+// Backend describes the store under test: how to open it, and what it
+// declares it supports.
+type Backend struct {
+	// Open returns a fresh, empty store whose clock is now. The suite
+	// closes it. Required.
+	Open func(t *testing.T, now func() time.Time) store.Store
+
+	// Features are the capabilities the backend declares. The suite fails
+	// when the store's Capabilities disagree with them, runs the cases of
+	// every declared one, and fails (never skips) a case whose capability
+	// turns out to be missing.
+	Features Features
+
+	// Reopen returns another handle on the database of s, as a second
+	// process or node opens it, with clock now; the suite closes it.
+	// Required with Features.MultiHandle.
+	Reopen func(t *testing.T, s store.Store, now func() time.Time) store.Store
+
+	// CorruptSchedule sets one text column ("spec" or "queue") of the
+	// stored schedule ref to value behind the store's back, as a manual
+	// edit, a damaged file or a rule tightened by a later release would;
+	// the suite uses it to make a schedule this build cannot fire.
+	// Required with Features.Schedules.
+	CorruptSchedule func(t *testing.T, s store.Store, ref store.ScheduleRef, column, value string)
+
+	// BeginTx begins a transaction on a *sql.DB of the store's database,
+	// for EnqueueTx. Required with Features.SQLTx.
+	BeginTx func(t *testing.T, s store.Store) *sql.Tx
+}
+
+// Features lists the capabilities a backend declares.
+type Features struct {
+	Schedules bool // Capabilities.Schedules
+	Notify    bool // Capabilities.Notifier
+	SQLTx     bool // Capabilities.SQLTx
+	// MultiHandle: several handles may share one database (other
+	// processes, other nodes); the suite runs the racing and failure
+	// cases across two handles.
+	MultiHandle bool
+	// NotifyAcrossHandles: with Notify and MultiHandle, one handle's
+	// changes wake another handle's waiters (false for a configuration
+	// that only hears its own changes, such as PostgreSQL's PollOnly).
+	NotifyAcrossHandles bool
+}
 
 // epoch is where every subtest's clock starts: whole seconds, far from the
 // real time, so a backend that reads the wall clock instead of now shows up.
@@ -27,37 +70,62 @@ type test struct {
 	run  func(t *testing.T, h *harness)
 }
 
-// Run runs the conformance suite against the stores newStore makes. Every
-// subtest runs in parallel with its own store.
-func Run(t *testing.T, newStore Factory) {
+// Run runs the conformance suite against the stores b opens. Every subtest
+// runs in parallel with its own store.
+func Run(t *testing.T, b Backend) {
+	if b.Open == nil {
+		t.Fatal("storetest: Backend.Open is required")
+	}
+	f := b.Features
+	for _, need := range []struct {
+		on, have bool
+		what     string
+	}{
+		{f.MultiHandle, b.Reopen != nil, "Features.MultiHandle needs Backend.Reopen"},
+		{f.Schedules, b.CorruptSchedule != nil, "Features.Schedules needs Backend.CorruptSchedule"},
+		{f.SQLTx, b.BeginTx != nil, "Features.SQLTx needs Backend.BeginTx"},
+	} {
+		if need.on && !need.have {
+			t.Fatal("storetest: " + need.what)
+		}
+	}
 	groups := []struct {
 		name  string
 		tests []test
+		on    bool // the backend declares what the group needs
 	}{
-		{"Enqueue", enqueueTests},
-		{"Unique", uniqueTests},
-		{"Claim", claimTests},
-		{"Ordering", orderingTests},
-		{"Settle", settleTests},
-		{"Renew", renewTests},
-		{"Reap", reapTests},
-		{"Read", readTests},
-		{"Cancel", cancelTests},
-		{"Requeue", requeueTests},
-		{"Purge", purgeTests},
-		{"Stats", statsTests},
-		{"Prune", pruneTests},
-		{"Lifecycle", lifecycleTests},
-		{"Notify", notifyTests},
-		{"Schedules", scheduleTests},
+		{"Capabilities", capabilityTests, true},
+		{"Enqueue", enqueueTests, true},
+		{"Unique", uniqueTests, true},
+		{"Claim", claimTests, true},
+		{"Ordering", orderingTests, true},
+		{"Settle", settleTests, true},
+		{"Renew", renewTests, true},
+		{"Reap", reapTests, true},
+		{"Read", readTests, true},
+		{"Cancel", cancelTests, true},
+		{"Requeue", requeueTests, true},
+		{"Purge", purgeTests, true},
+		{"Stats", statsTests, true},
+		{"Prune", pruneTests, true},
+		{"Lifecycle", lifecycleTests, true},
+		{"Notify", notifyTests, f.Notify},
+		{"Schedules", scheduleTests, f.Schedules},
+		{"SQLTx", sqlTxTests, f.SQLTx},
+		{"MultiHandle", multiTests, f.MultiHandle},
+		{"MultiHandleNotify", multiNotifyTests, f.MultiHandle && f.Notify && f.NotifyAcrossHandles},
+		{"MultiHandleSchedules", multiScheduleTests, f.MultiHandle && f.Schedules},
 	}
 	for _, g := range groups {
 		t.Run(g.name, func(t *testing.T) {
+			if !g.on {
+				t.Skip("the backend does not declare what this group needs")
+			}
 			t.Parallel()
 			for _, tc := range g.tests {
 				t.Run(tc.name, func(t *testing.T) {
 					t.Parallel()
-					tc.run(t, newHarness(t, newStore))
+					tc.run(t, newHarness(t, b))
 				})
 			}
 		})
@@ -68,24 +136,42 @@ func Run(t *testing.T, newStore Factory) {
 // on any error they do not expect, so the tests read as the scenario.
 type harness struct {
 	t     *testing.T
+	b     Backend
 	s     store.Store
 	clock *Clock
 	ctx   context.Context
 }
 
-func newHarness(t *testing.T, newStore Factory) *harness {
+func newHarness(t *testing.T, b Backend) *harness {
 	t.Helper()
 	clock := NewClock(epoch)
-	s := newStore(t, clock.Now)
+	s := b.Open(t, clock.Now)
 	if s == nil {
-		t.Fatal("factory returned a nil store")
+		t.Fatal("Backend.Open returned a nil store")
 	}
+	closeAtEnd(t, s)
+	return &harness{t: t, b: b, s: s, clock: clock, ctx: t.Context()}
+}
+
+// closeAtEnd closes s when the test ends.
+func closeAtEnd(t *testing.T, s store.Store) {
 	t.Cleanup(func() {
 		if err := s.Close(); err != nil && !errors.Is(err, store.ErrClosed) {
 			t.Errorf("Close: %v", err)
 		}
 	})
-	return &harness{t: t, s: s, clock: clock, ctx: t.Context()}
+}
+
+// other returns a second handle on the harness's database, with the same
+// clock, as another process or node would have.
+func (h *harness) other() *harness {
+	h.t.Helper()
+	s := h.b.Reopen(h.t, h.s, h.clock.Now)
+	if s == nil {
+		h.t.Fatal("Backend.Reopen returned a nil store")
+	}
+	closeAtEnd(h.t, s)
+	return &harness{t: h.t, b: h.b, s: s, clock: h.clock, ctx: h.ctx}
 }
 
 // now is the store's current time.
