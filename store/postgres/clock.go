@@ -19,6 +19,9 @@ import (
 // of the monotonic clock over clockResync (parts per million).
 const clockResync = 30 * time.Second
 
+// procNow is this process's clock; a variable so a test can skew it.
+var procNow = time.Now
+
 // dbClock is the database's clock as this process knows it.
 type dbClock struct {
 	mu    sync.RWMutex // guards base and local
@@ -31,7 +34,7 @@ func (c *dbClock) Now() time.Time {
 	c.mu.RLock()
 	base, local := c.base, c.local
 	c.mu.RUnlock()
-	return base.Add(time.Since(local))
+	return base.Add(procNow().Sub(local))
 }
 
 // sync reads the database's clock: the best of three reads, the one with
@@ -41,11 +44,11 @@ func (c *dbClock) sync(ctx context.Context, pool *pgxpool.Pool) error {
 	var base, local time.Time
 	for range 3 {
 		var t time.Time
-		t0 := time.Now()
+		t0 := procNow()
 		if err := pool.QueryRow(ctx, `SELECT clock_timestamp()`).Scan(&t); err != nil {
 			return err
 		}
-		rtt := time.Since(t0)
+		rtt := procNow().Sub(t0)
 		if best < 0 || rtt < best {
 			best, base, local = rtt, t.UTC(), t0.Add(rtt/2)
 		}
