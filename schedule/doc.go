@@ -1,6 +1,9 @@
 // Package schedule holds the pure logic of Spool's recurring schedules: spec
-// parsing, time zones, slot arithmetic, misfire decisions, validation and run
-// keys. It reads and writes no storage; stores build schedule firing on it.
+// parsing, time zones, slot arithmetic, misfire decisions, validation, the
+// keep-next-slot rule and run keys. It reads and writes no storage: the
+// model and the store contract live in package store (store.Schedule,
+// store.ScheduleStore), and internal/engine fires schedules on this logic
+// for every backend.
 //
 // # Specs
 //
@@ -80,8 +83,8 @@
 //
 // # Stores
 //
-// Store is the contract a backend implements to keep schedules (store/sqlite
-// and store/postgres do); Decide is the decision both make for each due
-// schedule, so they fire alike. Applications use them through
-// spool.Client.Schedules, and a spool.Worker fires them.
+// store.ScheduleStore is the contract; Decide is the decision the engine
+// makes for each due schedule, on every backend, so they all fire alike.
+// Applications use schedules through spool.Client.Schedules, and a
+// spool.Worker fires them.
 package schedule

@@ -1,6 +1,10 @@
-// Package store defines the contract every Spool backend implements: the job
-// model, the batch-first Store interface and the errors it returns. The
-// conformance suite in store/storetest checks that a backend keeps it.
+// Package store defines the contract every Spool backend implements: the
+// job and schedule models, the batch-first Store interface, the optional
+// capabilities a store declares (Capabilities: schedules, notifications,
+// enqueue in a caller's transaction), validation and limits, and the errors
+// with their stable codes. The conformance suite in store/storetest checks
+// that a backend keeps it; internal/engine writes its semantics once for the
+// SQL backends.
 //
 // Every write takes a slice and answers per item: one bad or stale item is
 // refused with its own typed error and changes nothing, while the others go
