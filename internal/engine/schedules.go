@@ -85,13 +85,36 @@ func (e *Store) UpsertSchedules(ctx context.Context, in []store.Schedule) ([]sto
 }
 
 // upsertRound writes the items of one round, which name distinct schedules.
-// An item that meets a schedule created by another transaction since the
-// round read it is decided again against that schedule.
+// Items with Version zero are first offered to InsertSchedules, which
+// creates those that do not exist: creating many schedules costs one
+// statement. The rest are read with their locks and decided against the
+// stored row; an item that meets a schedule created or deleted by another
+// transaction meanwhile is decided again.
 func upsertRound(tx ScheduleTx, items []store.Schedule, first []time.Time, round []int, results []store.ScheduleUpsertResult, now time.Time) error {
-	pending := round
+	var pending []int
+	var fresh []*store.Schedule
+	var freshAt []int
+	for _, i := range round {
+		if items[i].Version != 0 {
+			pending = append(pending, i)
+			continue
+		}
+		w, res := decideUpsert(&items[i], nil, first[i], now)
+		results[i] = res
+		fresh, freshAt = append(fresh, w), append(freshAt, i)
+	}
+	created, err := insertSchedules(tx, fresh)
+	if err != nil {
+		return err
+	}
+	for k, ok := range created {
+		if !ok {
+			pending = append(pending, freshAt[k]) // it exists: replace it
+		}
+	}
 	for attempt := 0; len(pending) > 0; attempt++ {
 		if attempt == 3 {
-			return fmt.Errorf("spool: upsert schedules: %d schedules keep being created under this call", len(pending))
+			return fmt.Errorf("spool: upsert schedules: %d schedules keep being created or deleted under this call", len(pending))
 		}
 		refs := make([]store.ScheduleRef, len(pending))
 		for k, i := range pending {
@@ -104,9 +127,8 @@ func upsertRound(tx ScheduleTx, items []store.Schedule, first []time.Time, round
 		var inserts, updates []*store.Schedule
 		var insertAt []int
 		for _, i := range pending {
-			it := &items[i]
-			c := cur[it.Ref()]
-			w, res := decideUpsert(it, c, first[i], now)
+			c := cur[items[i].Ref()]
+			w, res := decideUpsert(&items[i], c, first[i], now)
 			results[i] = res
 			switch {
 			case res.Err != nil:
@@ -119,17 +141,11 @@ func upsertRound(tx ScheduleTx, items []store.Schedule, first []time.Time, round
 		if err := tx.UpdateSchedules(updates); err != nil {
 			return err
 		}
-		pending = pending[:0:0]
-		if len(inserts) == 0 {
-			break
-		}
-		created, err := tx.InsertSchedules(inserts)
+		created, err := insertSchedules(tx, inserts)
 		if err != nil {
 			return err
 		}
-		if len(created) != len(inserts) {
-			return fmt.Errorf("spool: store created %d answers for %d schedules", len(created), len(inserts))
-		}
+		pending = pending[:0:0]
 		for k, ok := range created {
 			if !ok {
 				pending = append(pending, insertAt[k])
@@ -137,6 +153,19 @@ func upsertRound(tx ScheduleTx, items []store.Schedule, first []time.Time, round
 		}
 	}
 	return nil
+}
+
+// insertSchedules creates the schedules that do not exist and reports
+// which it created.
+func insertSchedules(tx ScheduleTx, scs []*store.Schedule) ([]bool, error) {
+	if len(scs) == 0 {
+		return nil, nil
+	}
+	created, err := tx.InsertSchedules(scs)
+	if err == nil && len(created) != len(scs) {
+		err = fmt.Errorf("spool: store answered %d of %d schedule inserts", len(created), len(scs))
+	}
+	return created, err
 }
 
 // decideUpsert decides what writing item it over the stored schedule c (nil
