@@ -4,12 +4,11 @@ import (
 	"cmp"
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
-	"os"
-	"strconv"
 	"sync"
 	"time"
+
+	"github.com/jonboulle/clockwork"
 
 	"github.com/spoolrun/spool/internal/maint"
 	"github.com/spoolrun/spool/internal/scheduler"
@@ -17,7 +16,9 @@ import (
 	"github.com/spoolrun/spool/store"
 )
 
-// WorkerConfig configures a Worker. Zero fields take the documented defaults.
+// WorkerConfig configures a Worker. Zero fields take the documented
+// defaults; NewWorker checks every field once the defaults are filled in
+// and reports every mistake at once.
 type WorkerConfig struct {
 	// Store is where jobs come from. Required.
 	Store store.Store
@@ -28,7 +29,8 @@ type WorkerConfig struct {
 
 	// LockDuration is how long a claim holds a job before another worker may
 	// take it. Jobs that run longer are renewed automatically, so this only
-	// bounds how soon a crashed worker's jobs run elsewhere. Default 30s.
+	// bounds how soon a crashed worker's jobs run elsewhere. Default 30s;
+	// store.MinLockDuration..store.MaxLockDuration (100ms..24h).
 	LockDuration time.Duration
 
 	// JobTimeout bounds each execution through its context. Default 1m;
@@ -44,9 +46,10 @@ type WorkerConfig struct {
 	// Default 1s.
 	PollInterval time.Duration
 
-	// SettleBatch is the most verdicts written in one store call; SettleDelay
-	// is the longest a verdict waits to share a call. A verdict is also
-	// written before its lock would expire. Defaults 500 and 2ms.
+	// SettleBatch is the most verdicts written in one store call (at most
+	// store.MaxBatch); SettleDelay is the longest a verdict waits to share a
+	// call. A verdict is also written before its lock would expire.
+	// Defaults 500 and 2ms.
 	SettleBatch int
 	SettleDelay time.Duration
 
@@ -60,15 +63,17 @@ type WorkerConfig struct {
 	Maintenance MaintenanceConfig
 
 	// Scheduler configures the schedule firing this worker runs when its
-	// store keeps schedules.
+	// store keeps schedules. It is checked whether or not the store does.
 	Scheduler SchedulerConfig
 
 	// ID names this worker in claims and logs. Default: host-pid.
 	ID string
 	// Logger receives operational logs. Default: discard.
 	Logger *slog.Logger
-	// Now is the clock. Default: time.Now.
-	Now func() time.Time
+	// Clock is the worker's clock. It runs the settler's, the maintenance
+	// services' and the scheduler's timers. Default: the real clock. In
+	// tests, use clockwork.NewFakeClock and move time with Advance.
+	Clock clockwork.Clock
 }
 
 // QueueConfig sets how one queue is worked.
@@ -77,10 +82,15 @@ type QueueConfig struct {
 	// Bus MaxConcurrentCalls). Default 10.
 	Concurrency int
 	// Prefetch is how many extra jobs are claimed ahead of free slots, so the
-	// next job is ready when one finishes. Their locks are renewed while they wait.
-	// Default 0.
+	// next job is ready when one finishes. Their locks are renewed while they
+	// wait. Default 0. Concurrency+Prefetch is at most store.MaxClaim (1,000).
 	Prefetch int
 }
+
+// KeepForever is the retention that keeps finished jobs of a state until
+// they are deleted by hand (dead letters: requeued or purged). It is the
+// default for dead jobs.
+const KeepForever time.Duration = maint.KeepForever
 
 // MaintenanceConfig configures the background services a Worker runs.
 type MaintenanceConfig struct {
@@ -89,10 +99,12 @@ type MaintenanceConfig struct {
 	// ReapInterval is how often expired locks are returned. Default 1s.
 	ReapInterval time.Duration
 	// CompletedRetention and CancelledRetention keep finished jobs (and
-	// their results) this long before deleting them. Default 24h.
+	// their results) this long before deleting them. Default 24h;
+	// KeepForever keeps them. Other negative values are refused.
 	CompletedRetention time.Duration
 	CancelledRetention time.Duration
-	// DeadRetention keeps dead letters this long. Default 0: until purged.
+	// DeadRetention keeps dead letters this long. Default KeepForever: until
+	// requeued or purged.
 	DeadRetention time.Duration
 	// RetentionInterval is how often retention runs. Default 1m.
 	RetentionInterval time.Duration
@@ -104,10 +116,11 @@ type MaintenanceConfig struct {
 type SchedulerConfig struct {
 	// Disable turns off firing in this worker (fire elsewhere).
 	Disable bool
-	// Batch is how many due schedules one store call fires. Default 1000.
+	// Batch is how many due schedules one store call fires. Default 1000
+	// (store.DefaultFireBatch); at most store.MaxFireBatch.
 	Batch int
 	// Concurrency is how many store calls fire at once while more than a
-	// batch is due. Default 2.
+	// batch is due. Default 2; at most 64.
 	Concurrency int
 	// MaxWait is the longest the scheduler sleeps between looks at the
 	// store, and so how late it can notice a schedule that another process
@@ -138,92 +151,46 @@ type Worker struct {
 	stopRen context.CancelFunc
 }
 
-// NewWorker validates cfg and returns a Worker ready for handlers.
+// NewWorker validates cfg and returns a Worker ready for handlers. Every
+// mistake is reported at once, joined: each is a *store.ValidationError or
+// *store.LimitError matching ErrInvalid and naming the public field, such
+// as WorkerConfig.SettleDelay or QueueConfig["mail"].Prefetch.
 func NewWorker(cfg WorkerConfig) (*Worker, error) {
-	var errs []error
-	if cfg.Store == nil {
-		errs = append(errs, &store.ValidationError{Field: "Store", Reason: "is required"})
-	}
-	cfg.LockDuration = cmp.Or(cfg.LockDuration, 30*time.Second)
-	if err := store.ValidLockDuration(cfg.LockDuration); err != nil {
-		errs = append(errs, err)
-	}
-	cfg.JobTimeout = cmp.Or(cfg.JobTimeout, time.Minute)
-	cfg.PollInterval = cmp.Or(cfg.PollInterval, time.Second)
-	cfg.ShutdownTimeout = cmp.Or(cfg.ShutdownTimeout, 10*time.Second)
-	if cfg.Retry == nil {
-		cfg.Retry = DefaultRetry
-	}
-	if cfg.Now == nil {
-		cfg.Now = time.Now
-	}
-	if cfg.Logger == nil {
-		cfg.Logger = slog.New(slog.DiscardHandler)
-	}
-	if cfg.ID == "" {
-		host, _ := os.Hostname()
-		cfg.ID = cmp.Or(host, "worker") + "-" + strconv.Itoa(os.Getpid())
-	}
-	if len(cfg.Queues) == 0 {
-		cfg.Queues = map[string]QueueConfig{store.DefaultQueue: {}}
-	}
-	for name, q := range cfg.Queues {
-		if err := store.ValidName("queue", name, false); err != nil {
-			errs = append(errs, err)
-		}
-		if q.Concurrency < 0 || q.Concurrency > store.MaxClaim || q.Prefetch < 0 || q.Concurrency+q.Prefetch > store.MaxClaim {
-			errs = append(errs, &store.ValidationError{Field: "queue " + name,
-				Reason: fmt.Sprintf("concurrency %d and prefetch %d must be non-negative and add up to at most %d", q.Concurrency, q.Prefetch, store.MaxClaim)})
-		}
-	}
-	if err := errors.Join(errs...); err != nil {
+	if _, err := cfg.resolve(); err != nil {
 		return nil, err
 	}
-	w := &Worker{cfg: cfg, log: cfg.Logger, now: cfg.Now, handlers: map[string]handler{}}
-	var err error
-	w.settler, err = settle.New(settle.Config{
+	w := &Worker{cfg: cfg, log: cfg.Logger, now: cfg.Clock.Now, handlers: map[string]handler{}}
+	// The internal services assume a valid config, which resolve checked
+	// in the user's terms.
+	w.settler = settle.New(settle.Config{
 		Store:    cfg.Store,
 		MaxBatch: cfg.SettleBatch,
 		MaxDelay: cfg.SettleDelay,
-		Now:      cfg.Now,
+		Clock:    cfg.Clock,
 		Logger:   cfg.Logger,
 	})
-	if err != nil {
-		return nil, err
-	}
-	if !cfg.Maintenance.Disable {
-		m := cfg.Maintenance
-		reaper, err := maint.NewReaper(maint.ReaperConfig{Store: cfg.Store, Interval: m.ReapInterval, Logger: cfg.Logger})
-		if err != nil {
-			return nil, err
-		}
-		retention, err := maint.NewRetention(maint.RetentionConfig{
-			Store:              cfg.Store,
-			Interval:           m.RetentionInterval,
-			CompletedRetention: m.CompletedRetention,
-			CancelledRetention: m.CancelledRetention,
-			DeadRetention:      m.DeadRetention,
-			Now:                cfg.Now,
-			Logger:             cfg.Logger,
-		})
-		if err != nil {
-			return nil, err
-		}
-		w.services = append(w.services, reaper, retention)
+	if m := cfg.Maintenance; !m.Disable {
+		w.services = append(w.services,
+			maint.NewReaper(maint.ReaperConfig{Store: cfg.Store, Interval: m.ReapInterval, Clock: cfg.Clock, Logger: cfg.Logger}),
+			maint.NewRetention(maint.RetentionConfig{
+				Store:              cfg.Store,
+				Interval:           m.RetentionInterval,
+				CompletedRetention: m.CompletedRetention,
+				CancelledRetention: m.CancelledRetention,
+				DeadRetention:      m.DeadRetention,
+				Clock:              cfg.Clock,
+				Logger:             cfg.Logger,
+			}))
 	}
 	if ss := cfg.Store.Capabilities().Schedules; ss != nil && !cfg.Scheduler.Disable {
-		sch, err := scheduler.New(scheduler.Config{
+		w.services = append(w.services, scheduler.New(scheduler.Config{
 			Store:       ss,
 			Batch:       cfg.Scheduler.Batch,
 			Concurrency: cfg.Scheduler.Concurrency,
 			MaxWait:     cfg.Scheduler.MaxWait,
-			Now:         cfg.Now,
+			Clock:       cfg.Clock,
 			Logger:      cfg.Logger,
-		})
-		if err != nil {
-			return nil, err
-		}
-		w.services = append(w.services, sch)
+		}))
 	}
 	return w, nil
 }
