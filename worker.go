@@ -13,6 +13,7 @@ import (
 	"github.com/spoolrun/spool/internal/maint"
 	"github.com/spoolrun/spool/internal/scheduler"
 	"github.com/spoolrun/spool/internal/settle"
+	"github.com/spoolrun/spool/internal/startstop"
 	"github.com/spoolrun/spool/store"
 )
 
@@ -70,9 +71,13 @@ type WorkerConfig struct {
 	ID string
 	// Logger receives operational logs. Default: discard.
 	Logger *slog.Logger
-	// Clock is the worker's clock. It runs the settler's, the maintenance
-	// services' and the scheduler's timers. Default: the real clock. In
-	// tests, use clockwork.NewFakeClock and move time with Advance.
+	// Clock runs every timer of the worker (polling, renewal, backoff,
+	// handler timeouts, settling, maintenance and schedule firing) and
+	// measures lock deadlines. Default: the real clock. In tests, use
+	// clockwork.NewFakeClock and move time with Advance. The worker never
+	// compares this clock with the store's timestamps (see "Time" in the
+	// package documentation), so a clock that is off does not shorten locks
+	// or move retries.
 	Clock clockwork.Clock
 }
 
@@ -130,25 +135,62 @@ type SchedulerConfig struct {
 
 // Worker claims jobs from its queues and runs their handlers. Create it
 // with NewWorker, register handlers with Handle, then Start and Stop it (or
-// Run it until a context ends).
+// Run it until a context ends). A stopped Worker may be started again.
+//
+// # Lifecycle
+//
+// A Worker is an ordered set of services, each with the same start/stop
+// contract. Start starts them in this order, and stops the ones already
+// started if one fails:
+//
+//  1. the reaper, retention and the scheduler (unless disabled);
+//  2. the settler, which batches verdicts into store calls;
+//  3. the renewer, which extends the locks of held jobs;
+//  4. the executors, Concurrency goroutines per queue running handlers;
+//  5. the fetchers, one goroutine per queue claiming jobs.
+//
+// Stop stops them in the reverse order, which is the graceful shutdown:
+//
+//  1. fetchers: no more claims; jobs claimed ahead and not started are
+//     released (available again, no attempt spent);
+//  2. executors (the drain): running handlers get until Stop's ctx ends,
+//     all queues together; then their contexts are cancelled, their jobs
+//     released, and they get one grace of 2s, all together, to return;
+//  3. the renewer: locks of handlers still running are no longer renewed;
+//  4. the settler: every pending verdict is written (up to 30s, even when
+//     ctx has ended);
+//  5. the scheduler, retention and the reaper.
+//
+// Each Start begins a new run with state of its own (the jobs it holds, its
+// queues), so a restarted Worker never renews or settles for a handler a
+// previous run left behind.
 type Worker struct {
-	cfg      WorkerConfig
+	cfg      WorkerConfig // defaults filled in
+	queues   []queueSpec  // from cfg.Queues, sorted by name
 	log      *slog.Logger
-	now      func() time.Time
+	clock    clockwork.Clock
 	settler  *settle.Settler
-	services []interface {
-		Start(context.Context) error
-		Stop(context.Context) error
-	}
+	services []startstop.Service // reaper, retention, scheduler, as present; started in this order
+	hooks    testHooks
 
-	mu       sync.Mutex // guards handlers (before Start), queues, started
+	mu       sync.Mutex // guards handlers (written before Start) and run
 	handlers map[string]handler
-	queues   []*queueRunner
-	started  bool
+	run      *workerRun // the current run; nil while stopped
+}
 
-	running runningSet // jobs executing now, for lock renewal
-	renewWG sync.WaitGroup
-	stopRen context.CancelFunc
+// testHooks let this package's tests watch and steer a Worker. They are
+// zero outside tests (see export_test.go).
+type testHooks struct {
+	// SettleWhenIdle makes the settler flush whenever a flush slot is free
+	// instead of waiting SettleDelay, a timer a fake clock never fires by
+	// itself.
+	SettleWhenIdle bool
+	// AfterRenew is called by the renewer after each of its ticks.
+	AfterRenew func()
+	// OnSettled is told the store's answer to every verdict.
+	OnSettled func(v store.Verdict, err error)
+	// CancelGrace replaces the 2s Stop gives cancelled handlers.
+	CancelGrace time.Duration
 }
 
 // NewWorker validates cfg and returns a Worker ready for handlers. Every
@@ -156,18 +198,25 @@ type Worker struct {
 // *store.LimitError matching ErrInvalid and naming the public field, such
 // as WorkerConfig.SettleDelay or QueueConfig["mail"].Prefetch.
 func NewWorker(cfg WorkerConfig) (*Worker, error) {
-	if _, err := cfg.resolve(); err != nil {
+	return newWorker(cfg, testHooks{})
+}
+
+func newWorker(cfg WorkerConfig, hooks testHooks) (*Worker, error) {
+	queues, err := cfg.resolve()
+	if err != nil {
 		return nil, err
 	}
-	w := &Worker{cfg: cfg, log: cfg.Logger, now: cfg.Clock.Now, handlers: map[string]handler{}}
+	w := &Worker{cfg: cfg, queues: queues, log: cfg.Logger, clock: cfg.Clock, hooks: hooks, handlers: map[string]handler{}}
 	// The internal services assume a valid config, which resolve checked
 	// in the user's terms.
 	w.settler = settle.New(settle.Config{
-		Store:    cfg.Store,
-		MaxBatch: cfg.SettleBatch,
-		MaxDelay: cfg.SettleDelay,
-		Clock:    cfg.Clock,
-		Logger:   cfg.Logger,
+		Store:         cfg.Store,
+		MaxBatch:      cfg.SettleBatch,
+		MaxDelay:      cfg.SettleDelay,
+		FlushWhenIdle: hooks.SettleWhenIdle,
+		OnResult:      hooks.OnSettled,
+		Clock:         cfg.Clock,
+		Logger:        cfg.Logger,
 	})
 	if m := cfg.Maintenance; !m.Disable {
 		w.services = append(w.services,
@@ -198,82 +247,93 @@ func NewWorker(cfg WorkerConfig) (*Worker, error) {
 func (w *Worker) register(kind string, h handler) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if w.started {
+	if w.run != nil {
 		panic("spool: Handle called after the worker started")
 	}
 	w.handlers[kind] = h
 }
 
-// Start starts fetching and running jobs and the maintenance services. It
-// returns once they run. ctx only bounds starting; stop the worker with Stop.
+// Start starts the worker's services (see Lifecycle) and returns once they
+// run. ctx only bounds starting; stop the worker with Stop. If a service
+// fails to start, the ones already started are stopped and Start returns
+// the error; this happens when a previous Stop ran out of time and one of
+// its services is still winding down.
 func (w *Worker) Start(ctx context.Context) error {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if w.started {
-		return errors.New("spool: worker already started")
-	}
-	bg := context.WithoutCancel(ctx)
-	if err := w.settler.Start(bg); err != nil {
+	if err := ctx.Err(); err != nil {
 		return err
 	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.run != nil {
+		return errors.New("spool: worker already started")
+	}
+	run := newWorkerRun(w)
+	services := make([]startstop.Service, 0, len(w.services)+4)
 	for _, s := range w.services {
-		if err := s.Start(bg); err != nil {
-			return errors.Join(err, w.settler.Stop(ctx))
-		}
+		services = append(services, detached{s})
 	}
-	renewCtx, stop := context.WithCancel(bg)
-	w.stopRen = stop
-	w.renewWG.Add(1)
-	go func() {
-		defer w.renewWG.Done()
-		w.renewLoop(renewCtx)
-	}()
-	w.queues = w.queues[:0]
-	for name, qc := range w.cfg.Queues {
-		q := newQueueRunner(w, name, qc)
-		w.queues = append(w.queues, q)
-		q.start(bg)
+	services = append(services, detached{w.settler}, detached{run.renewer}, detached{run.executors}, detached{run.fetchers})
+	if err := startstop.StartAll(ctx, services...); err != nil {
+		return err
 	}
-	w.started = true
-	w.log.Info("spool: worker started", "worker", w.cfg.ID, "queues", len(w.queues))
+	w.run = run
+	w.log.Info("spool: worker started", "worker", w.cfg.ID, "queues", len(run.queues))
 	return nil
 }
 
-// Stop shuts the worker down gracefully: it stops claiming, releases
-// prefetched jobs that have not started, and waits for running jobs to
-// finish until ctx ends. Then it cancels the jobs still running and releases
-// them without spending an attempt, writes every pending verdict, and stops
-// the maintenance services. No goroutine of the worker outlives a Stop that
-// returned nil. Stop is idempotent.
+// detached starts a service on a context that keeps Start's values but not
+// its cancellation: Start's ctx bounds starting only, and the service runs
+// until it is stopped.
+type detached struct{ startstop.Service }
+
+func (d detached) Start(ctx context.Context) error {
+	return d.Service.Start(context.WithoutCancel(ctx))
+}
+
+// stepTimeout bounds the stop steps that must run even when Stop's ctx has
+// ended: stopping the fetchers, the renewer and the maintenance services,
+// and flushing the settler.
+const stepTimeout = 30 * time.Second
+
+// Stop shuts the worker down gracefully, in the order given under
+// Lifecycle: it stops claiming, releases prefetched jobs that have not
+// started, and waits for running jobs to finish until ctx ends. Then it
+// cancels the jobs still running and releases them without spending an
+// attempt, writes every pending verdict, and stops the maintenance services.
+// No goroutine of the worker outlives a Stop that returned nil. Stop is
+// idempotent.
 //
 // Handlers must return once their context is cancelled. Go cannot stop a
 // goroutine from outside: a handler still running 2s after its cancellation
 // is left behind, and Stop returns an error naming its job. Its lock is no
-// longer renewed, so the job runs again elsewhere once the lock expires.
+// longer renewed, so the job runs again elsewhere once the lock expires,
+// and a later Start of this Worker does not touch it.
 func (w *Worker) Stop(ctx context.Context) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if !w.started {
+	run := w.run
+	if run == nil {
 		return nil
 	}
+	run.stopping.Store(true) // executors release what they have not started
 	var errs []error
-	for _, q := range w.queues {
-		q.stopFetching()
+	step := func(ctx context.Context, s startstop.Service) {
+		errs = append(errs, s.Stop(ctx))
 	}
-	for _, q := range w.queues {
-		errs = append(errs, q.drain(ctx))
-	}
-	w.stopRen()
-	w.renewWG.Wait()
-	// Verdicts must be written even when ctx is already over: give the
-	// settler a bounded context of its own.
-	flushCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	fetchCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), stepTimeout)
+	step(fetchCtx, run.fetchers)
+	cancel()
+	step(ctx, run.executors) // the drain: until ctx ends, then one grace
+	// Verdicts must be written even when ctx is already over: the remaining
+	// steps get a bounded context of their own.
+	afterCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), stepTimeout)
 	defer cancel()
-	errs = append(errs, w.settler.Stop(flushCtx))
-	for _, s := range w.services {
-		errs = append(errs, s.Stop(flushCtx))
+	step(afterCtx, run.renewer)
+	step(afterCtx, w.settler)
+	for i := len(w.services) - 1; i >= 0; i-- {
+		step(afterCtx, w.services[i])
 	}
-	w.started = false
+	w.run = nil
 	w.log.Info("spool: worker stopped", "worker", w.cfg.ID)
 	return errors.Join(errs...)
 }

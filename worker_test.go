@@ -185,33 +185,6 @@ func TestWorkerTimesOutJobs(t *testing.T) {
 	}
 }
 
-// A job running five times its lock duration keeps its lock by renewal and
-// is delivered exactly once, even with the reaper running.
-func TestWorkerRenewsLocks(t *testing.T) {
-	t.Parallel()
-	st := realStore(t)
-	c, _ := spool.NewClient(spool.Config{Store: st})
-	const lock = 200 * time.Millisecond
-	var runs atomic.Int32
-	startWorker(t, spool.WorkerConfig{Store: st, LockDuration: lock,
-		Maintenance: spool.MaintenanceConfig{ReapInterval: 20 * time.Millisecond}}, func(w *spool.Worker) {
-		spool.Handle(w, addKind, func(ctx context.Context, _ *spool.Task[addArgs]) error {
-			runs.Add(1)
-			select {
-			case <-time.After(5 * lock):
-				return nil
-			case <-ctx.Done():
-				return context.Cause(ctx)
-			}
-		}, nil)
-	})
-	res, _ := addKind.Enqueue(context.Background(), c, addArgs{}, nil)
-	j := waitFinished(t, c, res.ID)
-	if j.State != spool.StateCompleted || j.Deliveries != 1 || runs.Load() != 1 || len(j.Errors) != 0 {
-		t.Fatalf("state %s, deliveries %d, runs %d, errors %+v; want completed once", j.State, j.Deliveries, runs.Load(), j.Errors)
-	}
-}
-
 // A holder whose lock expired cannot settle the job another worker now holds.
 func TestStaleHolderIsFenced(t *testing.T) {
 	t.Parallel()
