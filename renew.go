@@ -150,6 +150,9 @@ func (rn *renewer) tick(ctx context.Context) {
 	// worker's clock.
 	before := w.clock.Now()
 	errs, err := w.cfg.Store.Renew(ctx, rs)
+	if err == nil && len(errs) != len(rs) {
+		err = fmt.Errorf("spool: store returned %d results for %d renewals", len(errs), len(rs))
+	}
 	if err != nil {
 		if ctx.Err() == nil {
 			w.log.Error("spool: renewing locks failed; will retry", "jobs", len(rs), "err", err)

@@ -5,10 +5,12 @@ package spool_test
 // sleeping.
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -283,11 +285,13 @@ func honoursVerdictDelay(t *testing.T, st store.Store) bool {
 	return j.State == store.StateScheduled
 }
 
-// renewCounter counts renewals per job.
+// renewCounter counts renewals per job, and can spoil the store's answer.
 type renewCounter struct {
 	store.Store
 	mu      sync.Mutex
 	renewed map[store.ID]int
+	// answer, when set, replaces the per-item results Renew returns.
+	answer func(errs []error) []error
 }
 
 func (s *renewCounter) Renew(ctx context.Context, rs []store.Renewal) ([]error, error) {
@@ -300,6 +304,9 @@ func (s *renewCounter) Renew(ctx context.Context, rs []store.Renewal) ([]error, 
 	for _, r := range rs {
 		s.renewed[r.ID]++
 	}
+	if err == nil && s.answer != nil {
+		errs = s.answer(errs)
+	}
 	return errs, err
 }
 
@@ -307,6 +314,43 @@ func (s *renewCounter) count(id store.ID) int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.renewed[id]
+}
+
+// A malformed answer to Renew (too few results) is reported as an error, not
+// a panic, and the job is still worked.
+func TestRenewerChecksTheStoresAnswer(t *testing.T) {
+	t.Parallel()
+	clock := clockwork.NewFakeClockAt(testNow)
+	st := fakeStore(t, clock)
+	rs := &renewCounter{Store: st, answer: func(errs []error) []error { return errs[:len(errs)-1] }}
+	c := newClient(t, st)
+	started, release := make(chan struct{}), make(chan struct{})
+	var logs syncBuffer
+	w, sig := fakeWorker(t, spool.WorkerConfig{Store: rs, Clock: clock, Logger: slog.New(slog.NewTextHandler(&logs, nil))}, spool.TestHooks{})
+	spool.Handle(w, addKind, func(context.Context, *spool.Task[addArgs]) error {
+		close(started)
+		<-release
+		return nil
+	}, nil)
+	start(t, w)
+	res, err := addKind.Enqueue(context.Background(), c, addArgs{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	await(t, started, "the handler to start")
+	for range 3 { // 7.5s: the lock has used more than half
+		sig.tick(t, clock)
+	}
+	if rs.count(res.ID) == 0 {
+		t.Fatal("no renewal was attempted")
+	}
+	if !strings.Contains(logs.String(), "store returned 0 results for 1 renewals") {
+		t.Fatalf("the malformed answer was not reported:\n%s", logs.String())
+	}
+	close(release)
+	if j := waitFinished(t, c, res.ID); j.State != spool.StateCompleted {
+		t.Fatalf("job %s, want completed", j.State)
+	}
 }
 
 // A restarted Worker does not renew the job of a handler its previous run
@@ -346,4 +390,22 @@ func TestRestartedWorkerDoesNotRenewLeftovers(t *testing.T) {
 	if n := rs.count(res.ID); n != 0 {
 		t.Fatalf("the restarted worker renewed the previous run's job %d times", n)
 	}
+}
+
+// syncBuffer is a bytes.Buffer safe for concurrent writers.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
 }
