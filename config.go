@@ -23,6 +23,7 @@ import (
 const (
 	defaultLockDuration    = 30 * time.Second
 	defaultJobTimeout      = time.Minute
+	defaultTimeoutGrace    = 10 * time.Second
 	defaultPollInterval    = time.Second
 	defaultShutdownTimeout = 10 * time.Second
 	defaultConcurrency     = 10
@@ -61,6 +62,8 @@ func (cfg *WorkerConfig) resolve() ([]queueSpec, error) {
 		invalid("WorkerConfig.LockDuration", "%v is outside %v..%v", d, store.MinLockDuration, store.MaxLockDuration)
 	}
 	cfg.JobTimeout = cmp.Or(cfg.JobTimeout, defaultJobTimeout) // negative: no timeout
+	cfg.TimeoutGrace = cmp.Or(cfg.TimeoutGrace, defaultTimeoutGrace)
+	notNegative("WorkerConfig.TimeoutGrace", cfg.TimeoutGrace)
 	cfg.PollInterval = cmp.Or(cfg.PollInterval, defaultPollInterval)
 	notNegative("WorkerConfig.PollInterval", cfg.PollInterval)
 	cfg.SettleBatch = cmp.Or(cfg.SettleBatch, settle.DefaultMaxBatch)

@@ -281,7 +281,7 @@ func (q *queueRunner) done() {
 // started: available again, no attempt spent.
 func (q *queueRunner) releaseUnstarted(ctx context.Context, r *heldJob) {
 	defer q.done()
-	if deadline, lost := q.run.held.remove(r); !lost {
+	if deadline, lost, _ := q.run.held.remove(r); !lost {
 		q.submit(ctx, store.Verdict{ID: r.job.ID, Token: r.job.LockToken, Outcome: store.Release}, deadline)
 	}
 }
@@ -299,7 +299,7 @@ func (q *queueRunner) execute(ctx context.Context, r *heldJob) {
 	defer q.done()
 	h, ok := w.handlerFor(job.Kind)
 	if !ok {
-		deadline, lost := run.held.remove(r)
+		deadline, lost, _ := run.held.remove(r)
 		if !lost {
 			err := fmt.Errorf("no handler registered for kind %q in worker %s", job.Kind, w.cfg.ID)
 			q.submit(ctx, verdictFor(job, nil, err, w.cfg.Retry), deadline)
@@ -308,12 +308,14 @@ func (q *queueRunner) execute(ctx context.Context, r *heldJob) {
 	}
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
+	var giveUpAt time.Time
 	if timeout := h.opts.Timeout; timeout > 0 {
 		var stop context.CancelFunc
 		ctx, stop = withTimeout(ctx, w.clock, timeout, fmt.Errorf("spool: job timed out after %v", timeout))
 		defer stop()
+		giveUpAt = w.clock.Now().Add(timeout + w.cfg.TimeoutGrace)
 	}
-	if !run.held.start(r, cancel) {
+	if !run.held.start(r, cancel, giveUpAt, h.opts) {
 		run.held.remove(r)
 		w.log.Warn("spool: lock lost while the job waited for an executor; not run, it runs again elsewhere",
 			"job", job.ID, "kind", job.Kind)
@@ -321,8 +323,13 @@ func (q *queueRunner) execute(ctx context.Context, r *heldJob) {
 	}
 	result, err := h.call(ctx, job)
 	cause := context.Cause(ctx) // nil unless the context ended while the handler ran
-	deadline, lost := run.held.remove(r)
+	deadline, lost, givenUp := run.held.remove(r)
 	switch {
+	case givenUp:
+		w.stuck.Add(-1)
+		w.log.Warn("spool: a handler the worker had given up on returned; its verdict is dropped (its attempt was already recorded as timed out)",
+			"job", job.ID, "kind", job.Kind, "queue", job.Queue)
+		return
 	case lost:
 		w.log.Warn("spool: lock lost while running; verdict dropped, the job runs again elsewhere",
 			"job", job.ID, "kind", job.Kind)

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jonboulle/clockwork"
@@ -37,6 +38,20 @@ type WorkerConfig struct {
 	// JobTimeout bounds each execution through its context. Default 1m;
 	// negative: no timeout. HandlerOptions.Timeout overrides it per kind.
 	JobTimeout time.Duration
+
+	// TimeoutGrace is how long a handler may keep running after its timeout
+	// cancelled its context before the worker gives up on it (like Azure
+	// Service Bus's MaxAutoLockRenewalDuration): the worker stops renewing
+	// the job's lock, records the attempt as failed ("handler did not return
+	// within ..."), and the job is retried per the retry policy, elsewhere
+	// or here. The worker notices within a quarter of LockDuration after
+	// the grace ends. Go cannot stop the handler's goroutine: it keeps its
+	// executor slot until it returns, so Concurrency still bounds the
+	// goroutines running handlers (a queue whose handlers all hang stops
+	// taking work), and its verdict is dropped when it does return. Such
+	// handlers are logged and counted in WorkerStats. Jobs without a timeout
+	// are renewed for as long as they run. Default 10s.
+	TimeoutGrace time.Duration
 
 	// Retry decides when failed jobs run again. Default: DefaultRetry
 	// (exponential backoff with jitter). HandlerOptions.Retry overrides it.
@@ -172,6 +187,9 @@ type Worker struct {
 	settler  *settle.Settler
 	services []startstop.Service // reaper, retention, scheduler, as present; started in this order
 	hooks    testHooks
+
+	givenUp atomic.Int64 // handlers given up on after their timeout and grace, since NewWorker
+	stuck   atomic.Int64 // of those, still running
 
 	mu       sync.Mutex // guards handlers (written before Start) and run
 	handlers map[string]handler
@@ -350,8 +368,15 @@ func (w *Worker) Run(ctx context.Context) error {
 	return w.Stop(stopCtx)
 }
 
-// SettleStats reports the verdict batching counters, for metrics and benchmarks.
-func (w *Worker) SettleStats() settle.Stats { return w.settler.Stats() }
+// Stats returns the worker's counters since NewWorker, for metrics and
+// benchmarks.
+func (w *Worker) Stats() WorkerStats {
+	return WorkerStats{
+		Settle:          settleStats(w.settler.Stats()),
+		HandlersGivenUp: w.givenUp.Load(),
+		HandlersStuck:   int(w.stuck.Load()),
+	}
+}
 
 // handlerFor returns the kind's handler and its effective options.
 func (w *Worker) handlerFor(kind string) (handler, bool) {

@@ -316,6 +316,91 @@ func (s *renewCounter) count(id store.ID) int {
 	return s.renewed[id]
 }
 
+// A handler that ignores its context past its timeout plus TimeoutGrace is
+// given up on: its lock is no longer renewed, its attempt is recorded as
+// timed out, and the job runs again. Its goroutine keeps its executor slot
+// until it returns, and it is counted as stuck meanwhile.
+func TestWorkerGivesUpOnHandlerPastTimeout(t *testing.T) {
+	t.Parallel()
+	clock := clockwork.NewFakeClockAt(testNow)
+	st := fakeStore(t, clock)
+	rs := &renewCounter{Store: st}
+	c := newClient(t, st)
+	started, release := make(chan struct{}), make(chan struct{})
+	var runs atomic.Int32
+	var logs syncBuffer
+	w, sig := fakeWorker(t, spool.WorkerConfig{
+		Store:        rs,
+		Clock:        clock,
+		JobTimeout:   20 * time.Second,
+		TimeoutGrace: 5 * time.Second,
+		Retry:        fixedRetry(0),
+		Queues:       map[string]spool.QueueConfig{"default": {Concurrency: 1}},
+		Logger:       slog.New(slog.NewTextHandler(&logs, nil)),
+	}, spool.TestHooks{})
+	spool.Handle(w, addKind, func(context.Context, *spool.Task[addArgs]) error {
+		if runs.Add(1) == 1 {
+			close(started)
+			<-release // ignores its context
+		}
+		return nil
+	}, nil)
+	start(t, w)
+	res, err := addKind.Enqueue(context.Background(), c, addArgs{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	await(t, started, "the handler to start")
+
+	// Past its 20s timeout but within the grace, the job stays held.
+	for range 9 { // 22.5s
+		sig.tick(t, clock)
+		noneReaped(t, st, "within the grace")
+	}
+	if s := w.Stats(); s.HandlersGivenUp != 0 {
+		t.Fatalf("gave up within the grace: %+v", s)
+	}
+	renewals := rs.count(res.ID)
+	sig.tick(t, clock) // 25s: timeout plus grace
+	if got := sig.verdict(t, res.ID); got.v.Outcome != store.Fail || got.err != nil {
+		t.Fatalf("verdict %s, %v; want a fail the store applied", got.v.Outcome, got.err)
+	}
+	j := mustGet(t, c, res.ID)
+	if j.State == spool.StateRunning || j.Attempts != 1 || len(j.Errors) != 1 ||
+		!strings.Contains(j.Errors[0].Message, "handler did not return within 25s") {
+		t.Fatalf("after giving up: %s, attempts %d, errors %+v; want the attempt recorded as timed out", j.State, j.Attempts, j.Errors)
+	}
+	if s := w.Stats(); s.HandlersGivenUp != 1 || s.HandlersStuck != 1 {
+		t.Fatalf("stats %+v; want one handler given up on, still stuck", s)
+	}
+	if !strings.Contains(logs.String(), "handler ignores its context") {
+		t.Errorf("giving up was not logged:\n%s", logs.String())
+	}
+
+	// The stuck handler keeps the queue's only slot: the job waits, and its
+	// old lock is not renewed.
+	for range 4 {
+		sig.tick(t, clock)
+	}
+	if j := mustGet(t, c, res.ID); j.Deliveries != 1 || j.State == spool.StateRunning {
+		t.Fatalf("while the handler is stuck: %s after %d deliveries; want it waiting for the slot", j.State, j.Deliveries)
+	}
+	if n := rs.count(res.ID); n != renewals {
+		t.Fatalf("the lock was renewed %d more times after giving up", n-renewals)
+	}
+
+	// Once the handler returns, its verdict is dropped and the job runs again.
+	close(release)
+	j = waitFinished(t, c, res.ID)
+	if j.State != spool.StateCompleted || j.Deliveries != 2 || j.Attempts != 1 || runs.Load() != 2 {
+		t.Fatalf("finally %s after %d deliveries, %d attempts, %d runs; want completed on the second delivery",
+			j.State, j.Deliveries, j.Attempts, runs.Load())
+	}
+	if s := w.Stats(); s.HandlersGivenUp != 1 || s.HandlersStuck != 0 || s.Settle.LockLost != 0 {
+		t.Fatalf("stats %+v; want one handler given up on, none stuck, no stale verdict sent", s)
+	}
+}
+
 // A malformed answer to Renew (too few results) is reported as an error, not
 // a panic, and the job is still worked.
 func TestRenewerChecksTheStoresAnswer(t *testing.T) {

@@ -277,6 +277,7 @@ func TestNewWorkerReportsEveryMistake(t *testing.T) {
 	t.Parallel()
 	_, err := spool.NewWorker(spool.WorkerConfig{
 		LockDuration: time.Millisecond,
+		TimeoutGrace: -1,
 		PollInterval: -time.Second,
 		SettleBatch:  store.MaxBatch + 1,
 		SettleDelay:  -1,
@@ -290,6 +291,7 @@ func TestNewWorkerReportsEveryMistake(t *testing.T) {
 	want := []string{
 		"WorkerConfig.Store",
 		"WorkerConfig.LockDuration",
+		"WorkerConfig.TimeoutGrace",
 		"WorkerConfig.PollInterval",
 		"WorkerConfig.SettleBatch",
 		"WorkerConfig.SettleDelay",
