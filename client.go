@@ -7,7 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"time"
+
+	"github.com/jonboulle/clockwork"
 
 	"github.com/spoolrun/spool/store"
 )
@@ -24,10 +25,11 @@ type Config struct {
 	// Default: a logger that discards everything.
 	Logger *slog.Logger
 
-	// Now is the clock used to turn EnqueueOptions.Delay into a run-at time.
-	// Default time.Now. Give it the same clock as the store's when tests
-	// inject one.
-	Now func() time.Time
+	// Clock runs Wait's polling timer and checks items before they are
+	// sent. Default: the real clock. In tests, use clockwork.NewFakeClock
+	// (Wait then polls only when the fake time moves). The store, not the
+	// Client, decides when a delayed job runs.
+	Clock clockwork.Clock
 }
 
 // Client enqueues and inspects jobs. It is safe for concurrent use and holds
@@ -35,7 +37,7 @@ type Config struct {
 type Client struct {
 	store  store.Store
 	logger *slog.Logger
-	now    func() time.Time
+	clock  clockwork.Clock
 }
 
 // NewClient returns a Client for cfg. An invalid cfg gives errors matching
@@ -51,10 +53,10 @@ func NewClient(cfg Config) (*Client, error) {
 	c := &Client{
 		store:  cfg.Store,
 		logger: cmp.Or(cfg.Logger, slog.New(slog.DiscardHandler)),
-		now:    cfg.Now,
+		clock:  cfg.Clock,
 	}
-	if c.now == nil {
-		c.now = time.Now
+	if c.clock == nil {
+		c.clock = clockwork.NewRealClock()
 	}
 	return c, nil
 }
@@ -98,7 +100,7 @@ func (c *Client) enqueue(ctx context.Context, tx *sql.Tx, items []Item) ([]Enque
 	if err := store.CheckBatch(len(items)); err != nil {
 		return nil, err
 	}
-	now := c.now()
+	now := c.clock.Now()
 	params := make([]store.EnqueueParams, len(items))
 	itemErrs := make([]error, len(items))
 	refused := false

@@ -1,11 +1,12 @@
 // Package spool is durable background work for Go: jobs that are never lost,
 // processed by competing workers with peek-lock semantics, stored in an
-// embedded SQLite file or, later, PostgreSQL.
+// embedded SQLite file (store/sqlite) or in PostgreSQL (store/postgres).
 //
 // # Overview
 //
-// A [Client] enqueues and inspects jobs. It works over any [store.Store];
-// the default backend is store/sqlite, one file with zero setup:
+// A [Client] enqueues and inspects jobs; a [Worker] runs them; both work
+// over any [store.Store]. The default backend is store/sqlite, one file with
+// zero setup:
 //
 //	st, err := sqlite.Open("spool.db", sqlite.Config{})
 //	if err != nil { ... }
@@ -63,8 +64,9 @@
 // [Client.EnqueueTx] and [Kind.EnqueueTx] enqueue inside your own *sql.Tx,
 // so the jobs commit or roll back with your rows: no job for a change that
 // never happened, and no change without its job. The transaction must be on
-// the store's database, and the store must implement [store.SQLTxEnqueuer]
-// (store/sqlite does); otherwise the call returns [ErrTxUnsupported].
+// the store's database, and the store must declare the SQLTx capability
+// ([store.Capabilities]; both backends do); otherwise the call returns
+// [ErrTxUnsupported].
 //
 // # Waiting for results
 //
@@ -79,9 +81,73 @@
 //		...
 //	}
 //
-// Wait is woken in-process by stores that implement [store.Notifier] and
-// polls slowly for jobs finished by other processes. Bound it with the
-// context.
+// Wait is woken when its own job finishes, by stores with a
+// [store.Notifier] (both backends have one; PostgreSQL's reaches across
+// processes), and otherwise polls slowly. Bound it with the context. Any
+// number of waiters may wait at once: finishing one job wakes only its own.
+//
+// # Workers
+//
+// A [Worker] claims jobs from its queues and runs the handler registered
+// for each job's kind:
+//
+//	w, err := spool.NewWorker(spool.WorkerConfig{
+//		Store:  st,
+//		Queues: map[string]spool.QueueConfig{"mail": {Concurrency: 20}},
+//	})
+//	if err != nil { ... } // every config mistake at once, each matching ErrInvalid
+//	spool.Handle(w, SendEmail, func(ctx context.Context, t *spool.Task[Email]) error {
+//		return send(ctx, t.Payload)
+//	}, nil)
+//	if err := w.Run(ctx); err != nil { ... } // until ctx ends, then a graceful stop
+//
+// A claim locks a job for [WorkerConfig].LockDuration; the worker renews the
+// lock while the handler runs, so a lock only bounds how soon a crashed
+// worker's jobs run elsewhere. The handler's error is the outcome: nil
+// completes the job (with the result set by [Task.SetResult]); [Cancel],
+// [Snooze] and [DeadLetter] say what they say; any other error, and a
+// recovered panic, fails the attempt, which is retried per the
+// [RetryPolicy] ([Backoff] by default). Each execution is bounded by a
+// timeout through its context; a handler that ignores its context past the
+// timeout plus [WorkerConfig].TimeoutGrace is given up on and its job runs
+// again (see [WorkerStats]). Verdicts are written in batches. [Worker.Stop]
+// (and Run, when its context ends) stops claiming, lets running jobs finish
+// until its deadline, then cancels them and releases their jobs without
+// spending an attempt; the [Worker] documentation gives the order. Workers
+// also reap expired locks, delete finished jobs after their retention, and
+// fire schedules; any number of them, in any number of processes, may share
+// a store.
+//
+// # Schedules
+//
+// [Client.Schedules] manages durable recurring schedules, kept in the store
+// next to the jobs: a cron spec or interval read in a time zone, the job
+// each slot enqueues, and overlap and misfire policies. Workers on the store
+// fire them, each slot exactly once whoever fires it:
+//
+//	sc, err := client.Schedules().Upsert(ctx, spool.Schedule{
+//		ID:   "nightly-report",
+//		Spec: "30 2 * * *",
+//		Zone: "Europe/Berlin",
+//		Kind: "report",
+//	})
+//
+// Package schedule documents every field and rule; docs/schedules.md is the
+// guide. Stores that keep no schedules answer [ErrSchedulesUnsupported].
+//
+// # Time
+//
+// The store's clock is the authority on time: the database's on PostgreSQL.
+// Delays ([EnqueueOptions].Delay, [Snooze], retry backoff) travel as
+// durations and the store adds them to its own now, so a process whose
+// clock is off makes nothing run early or late. A worker measures its locks
+// on its own clock, from just before each claim or renewal, and never
+// compares the store's timestamps with it.
+//
+// Every timer of a [Worker] and a [Client] runs on the clockwork.Clock
+// given as [WorkerConfig].Clock and [Config].Clock (the real clock by
+// default). In tests, give them clockwork.NewFakeClock and move time with
+// Advance, instead of sleeping.
 //
 // # Errors
 //

@@ -34,12 +34,13 @@ var (
 	ErrConflict = store.ErrConflict
 )
 
-// ErrUnsupported: the store lacks a capability the call needs (see
-// store.Capabilities). ErrTxUnsupported and ErrSchedulesUnsupported match it.
+// ErrUnsupported is returned when the store lacks a capability the call
+// needs (see store.Capabilities). ErrTxUnsupported and
+// ErrSchedulesUnsupported match it.
 var ErrUnsupported = store.ErrUnsupported
 
-// ErrStoreFull: the store refuses enqueues until workers drain it or space is
-// freed; claims and settles go on.
+// ErrStoreFull is returned while the store refuses enqueues, until workers
+// drain it or space is freed; claims and settles go on.
 var ErrStoreFull = store.ErrStoreFull
 
 // ErrTxUnsupported is returned by the transactional enqueue methods when the

@@ -195,7 +195,10 @@ func (b Backoff) RetryDelay(_ *Job, attempt int, _ error) time.Duration {
 }
 
 // verdictFor turns a handler's return into the verdict for its delivery.
-func verdictFor(job *Job, result []byte, err error, retry RetryPolicy, now time.Time) store.Verdict {
+// Retries and snoozes carry a relative Delay, never a time: the store adds
+// it to its own clock (the database's on PostgreSQL), so a worker whose
+// clock is off makes nothing run early or late.
+func verdictFor(job *Job, result []byte, err error, retry RetryPolicy) store.Verdict {
 	v := store.Verdict{ID: job.ID, Token: job.LockToken}
 	if err == nil {
 		v.Outcome, v.Result = store.Complete, result
@@ -206,7 +209,7 @@ func verdictFor(job *Job, result []byte, err error, retry RetryPolicy, now time.
 		v.Outcome = oe.outcome
 		switch oe.outcome {
 		case store.Snooze:
-			v.RetryAt = now.Add(oe.delay)
+			v.Delay = oe.delay
 		default:
 			v.Error = &store.AttemptError{Message: errText(oe.err)}
 		}
@@ -218,6 +221,6 @@ func verdictFor(job *Job, result []byte, err error, retry RetryPolicy, now time.
 	if errors.As(err, &pe) {
 		v.Error.Stack = pe.Stack
 	}
-	v.RetryAt = now.Add(retry.RetryDelay(job, job.Attempts+1, err))
+	v.Delay = max(retry.RetryDelay(job, job.Attempts+1, err), 0)
 	return v
 }

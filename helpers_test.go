@@ -36,10 +36,11 @@ func openStore(t *testing.T) (*sqlite.Store, string) {
 	return st, path
 }
 
-// newClient returns a Client over st that shares its fixed clock.
+// newClient returns a Client over st. Delays are resolved by the store, on
+// its fixed clock.
 func newClient(t *testing.T, st store.Store) *spool.Client {
 	t.Helper()
-	c, err := spool.NewClient(spool.Config{Store: st, Now: fixedClock})
+	c, err := spool.NewClient(spool.Config{Store: st})
 	if err != nil {
 		t.Fatalf("NewClient: %v", err)
 	}

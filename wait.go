@@ -17,15 +17,16 @@ const (
 // cancelled or dead) and returns it, with its result and error history.
 // Read the result with DecodeResult.
 //
-// When the store implements store.Notifier, Wait wakes as soon as a job
-// finishes in this process; it also polls, backing off from 5ms to 250ms, to
-// notice jobs finished by other processes. Wait returns ctx.Err() when ctx
-// ends first, and an error matching ErrNotFound when the job does not exist,
-// including when it finished and was pruned before Wait looked.
+// When the store has a store.Notifier, Wait is woken when this job finishes
+// (not when others do); it also polls, backing off from 5ms to 250ms on the
+// Client's Clock, to notice jobs finished where the notifier cannot see.
+// Wait returns ctx.Err() when ctx ends first, and an error matching
+// ErrNotFound when the job does not exist, including when it finished and
+// was pruned before Wait looked.
 func (c *Client) Wait(ctx context.Context, id ID) (*Job, error) {
 	notifier := c.store.Capabilities().Notifier
 	delay := waitPollMin
-	timer := time.NewTimer(delay)
+	timer := c.clock.NewTimer(delay)
 	defer timer.Stop()
 	for {
 		// Subscribe before looking, so a finish between the look and the
@@ -54,7 +55,15 @@ func (c *Client) Wait(ctx context.Context, id ID) (*Job, error) {
 			release()
 			return nil, ctx.Err()
 		case <-finished: // the job may have finished; look again
-		case <-timer.C:
+			if !timer.Stop() {
+				// It fired too: drop its tick, which a fake clock's timer
+				// keeps, so that it does not cause a look of its own.
+				select {
+				case <-timer.Chan():
+				default:
+				}
+			}
+		case <-timer.Chan():
 			delay = min(2*delay, waitPollMax)
 		}
 		release()

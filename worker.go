@@ -4,20 +4,23 @@ import (
 	"cmp"
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
-	"os"
-	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
+
+	"github.com/jonboulle/clockwork"
 
 	"github.com/spoolrun/spool/internal/maint"
 	"github.com/spoolrun/spool/internal/scheduler"
 	"github.com/spoolrun/spool/internal/settle"
+	"github.com/spoolrun/spool/internal/startstop"
 	"github.com/spoolrun/spool/store"
 )
 
-// WorkerConfig configures a Worker. Zero fields take the documented defaults.
+// WorkerConfig configures a Worker. Zero fields take the documented
+// defaults; NewWorker checks every field once the defaults are filled in
+// and reports every mistake at once.
 type WorkerConfig struct {
 	// Store is where jobs come from. Required.
 	Store store.Store
@@ -28,12 +31,27 @@ type WorkerConfig struct {
 
 	// LockDuration is how long a claim holds a job before another worker may
 	// take it. Jobs that run longer are renewed automatically, so this only
-	// bounds how soon a crashed worker's jobs run elsewhere. Default 30s.
+	// bounds how soon a crashed worker's jobs run elsewhere. Default 30s;
+	// store.MinLockDuration..store.MaxLockDuration (100ms..24h).
 	LockDuration time.Duration
 
 	// JobTimeout bounds each execution through its context. Default 1m;
 	// negative: no timeout. HandlerOptions.Timeout overrides it per kind.
 	JobTimeout time.Duration
+
+	// TimeoutGrace is how long a handler may keep running after its timeout
+	// cancelled its context before the worker gives up on it (like Azure
+	// Service Bus's MaxAutoLockRenewalDuration): the worker stops renewing
+	// the job's lock, records the attempt as failed ("handler did not return
+	// within ..."), and the job is retried per the retry policy, elsewhere
+	// or here. The worker notices within a quarter of LockDuration after
+	// the grace ends. Go cannot stop the handler's goroutine: it keeps its
+	// executor slot until it returns, so Concurrency still bounds the
+	// goroutines running handlers (a queue whose handlers all hang stops
+	// taking work), and its verdict is dropped when it does return. Such
+	// handlers are logged and counted in WorkerStats. Jobs without a timeout
+	// are renewed for as long as they run. Default 10s.
+	TimeoutGrace time.Duration
 
 	// Retry decides when failed jobs run again. Default: DefaultRetry
 	// (exponential backoff with jitter). HandlerOptions.Retry overrides it.
@@ -44,9 +62,10 @@ type WorkerConfig struct {
 	// Default 1s.
 	PollInterval time.Duration
 
-	// SettleBatch is the most verdicts written in one store call; SettleDelay
-	// is the longest a verdict waits to share a call. A verdict is also
-	// written before its lock would expire. Defaults 500 and 2ms.
+	// SettleBatch is the most verdicts written in one store call (at most
+	// store.MaxBatch); SettleDelay is the longest a verdict waits to share a
+	// call. A verdict is also written before its lock would expire.
+	// Defaults 500 and 2ms.
 	SettleBatch int
 	SettleDelay time.Duration
 
@@ -60,15 +79,21 @@ type WorkerConfig struct {
 	Maintenance MaintenanceConfig
 
 	// Scheduler configures the schedule firing this worker runs when its
-	// store keeps schedules.
+	// store keeps schedules. It is checked whether or not the store does.
 	Scheduler SchedulerConfig
 
 	// ID names this worker in claims and logs. Default: host-pid.
 	ID string
 	// Logger receives operational logs. Default: discard.
 	Logger *slog.Logger
-	// Now is the clock. Default: time.Now.
-	Now func() time.Time
+	// Clock runs every timer of the worker (polling, renewal, backoff,
+	// handler timeouts, settling, maintenance and schedule firing) and
+	// measures lock deadlines. Default: the real clock. In tests, use
+	// clockwork.NewFakeClock and move time with Advance. The worker never
+	// compares this clock with the store's timestamps (see "Time" in the
+	// package documentation), so a clock that is off does not shorten locks
+	// or move retries.
+	Clock clockwork.Clock
 }
 
 // QueueConfig sets how one queue is worked.
@@ -77,10 +102,15 @@ type QueueConfig struct {
 	// Bus MaxConcurrentCalls). Default 10.
 	Concurrency int
 	// Prefetch is how many extra jobs are claimed ahead of free slots, so the
-	// next job is ready when one finishes. Their locks are renewed while they wait.
-	// Default 0.
+	// next job is ready when one finishes. Their locks are renewed while they
+	// wait. Default 0. Concurrency+Prefetch is at most store.MaxClaim (1,000).
 	Prefetch int
 }
+
+// KeepForever is the retention that keeps finished jobs of a state until
+// they are deleted by hand (dead letters: requeued or purged). It is the
+// default for dead jobs.
+const KeepForever time.Duration = maint.KeepForever
 
 // MaintenanceConfig configures the background services a Worker runs.
 type MaintenanceConfig struct {
@@ -89,10 +119,12 @@ type MaintenanceConfig struct {
 	// ReapInterval is how often expired locks are returned. Default 1s.
 	ReapInterval time.Duration
 	// CompletedRetention and CancelledRetention keep finished jobs (and
-	// their results) this long before deleting them. Default 24h.
+	// their results) this long before deleting them. Default 24h;
+	// KeepForever keeps them. Other negative values are refused.
 	CompletedRetention time.Duration
 	CancelledRetention time.Duration
-	// DeadRetention keeps dead letters this long. Default 0: until purged.
+	// DeadRetention keeps dead letters this long. Default KeepForever: until
+	// requeued or purged.
 	DeadRetention time.Duration
 	// RetentionInterval is how often retention runs. Default 1m.
 	RetentionInterval time.Duration
@@ -104,10 +136,11 @@ type MaintenanceConfig struct {
 type SchedulerConfig struct {
 	// Disable turns off firing in this worker (fire elsewhere).
 	Disable bool
-	// Batch is how many due schedules one store call fires. Default 1000.
+	// Batch is how many due schedules one store call fires. Default 1000
+	// (store.DefaultFireBatch); at most store.MaxFireBatch.
 	Batch int
 	// Concurrency is how many store calls fire at once while more than a
-	// batch is due. Default 2.
+	// batch is due. Default 2; at most 64.
 	Concurrency int
 	// MaxWait is the longest the scheduler sleeps between looks at the
 	// store, and so how late it can notice a schedule that another process
@@ -117,113 +150,114 @@ type SchedulerConfig struct {
 
 // Worker claims jobs from its queues and runs their handlers. Create it
 // with NewWorker, register handlers with Handle, then Start and Stop it (or
-// Run it until a context ends).
+// Run it until a context ends). A stopped Worker may be started again.
+//
+// # Lifecycle
+//
+// A Worker is an ordered set of services, each with the same start/stop
+// contract. Start starts them in this order, and stops the ones already
+// started if one fails:
+//
+//  1. the reaper, retention and the scheduler (unless disabled);
+//  2. the settler, which batches verdicts into store calls;
+//  3. the renewer, which extends the locks of held jobs;
+//  4. the executors, Concurrency goroutines per queue running handlers;
+//  5. the fetchers, one goroutine per queue claiming jobs.
+//
+// Stop stops them in the reverse order, which is the graceful shutdown:
+//
+//  1. fetchers: no more claims; jobs claimed ahead and not started are
+//     released (available again, no attempt spent);
+//  2. executors (the drain): running handlers get until Stop's ctx ends,
+//     all queues together; then their contexts are cancelled, their jobs
+//     released, and they get one grace of 2s, all together, to return;
+//  3. the renewer: locks of handlers still running are no longer renewed;
+//  4. the settler: every pending verdict is written (up to 30s, even when
+//     ctx has ended);
+//  5. the scheduler, retention and the reaper.
+//
+// Each Start begins a new run with state of its own (the jobs it holds, its
+// queues), so a restarted Worker never renews or settles for a handler a
+// previous run left behind.
 type Worker struct {
-	cfg      WorkerConfig
+	cfg      WorkerConfig // defaults filled in
+	queues   []queueSpec  // from cfg.Queues, sorted by name
 	log      *slog.Logger
-	now      func() time.Time
+	clock    clockwork.Clock
 	settler  *settle.Settler
-	services []interface {
-		Start(context.Context) error
-		Stop(context.Context) error
-	}
+	services []startstop.Service // reaper, retention, scheduler, as present; started in this order
+	hooks    testHooks
 
-	mu       sync.Mutex // guards handlers (before Start), queues, started
+	givenUp atomic.Int64 // handlers given up on after their timeout and grace, since NewWorker
+	stuck   atomic.Int64 // of those, still running
+
+	mu       sync.Mutex // guards handlers (written before Start) and run
 	handlers map[string]handler
-	queues   []*queueRunner
-	started  bool
-
-	running runningSet // jobs executing now, for lock renewal
-	renewWG sync.WaitGroup
-	stopRen context.CancelFunc
+	run      *workerRun // the current run; nil while stopped
 }
 
-// NewWorker validates cfg and returns a Worker ready for handlers.
+// testHooks let this package's tests watch and steer a Worker. They are
+// zero outside tests (see export_test.go).
+type testHooks struct {
+	// SettleWhenIdle makes the settler flush whenever a flush slot is free
+	// instead of waiting SettleDelay, a timer a fake clock never fires by
+	// itself.
+	SettleWhenIdle bool
+	// AfterRenew is called by the renewer after each of its ticks.
+	AfterRenew func()
+	// OnSettled is told the store's answer to every verdict.
+	OnSettled func(v store.Verdict, err error)
+	// CancelGrace replaces the 2s Stop gives cancelled handlers.
+	CancelGrace time.Duration
+}
+
+// NewWorker validates cfg and returns a Worker ready for handlers. Every
+// mistake is reported at once, joined: each is a *store.ValidationError or
+// *store.LimitError matching ErrInvalid and naming the public field, such
+// as WorkerConfig.SettleDelay or QueueConfig["mail"].Prefetch.
 func NewWorker(cfg WorkerConfig) (*Worker, error) {
-	var errs []error
-	if cfg.Store == nil {
-		errs = append(errs, &store.ValidationError{Field: "Store", Reason: "is required"})
-	}
-	cfg.LockDuration = cmp.Or(cfg.LockDuration, 30*time.Second)
-	if err := store.ValidLockDuration(cfg.LockDuration); err != nil {
-		errs = append(errs, err)
-	}
-	cfg.JobTimeout = cmp.Or(cfg.JobTimeout, time.Minute)
-	cfg.PollInterval = cmp.Or(cfg.PollInterval, time.Second)
-	cfg.ShutdownTimeout = cmp.Or(cfg.ShutdownTimeout, 10*time.Second)
-	if cfg.Retry == nil {
-		cfg.Retry = DefaultRetry
-	}
-	if cfg.Now == nil {
-		cfg.Now = time.Now
-	}
-	if cfg.Logger == nil {
-		cfg.Logger = slog.New(slog.DiscardHandler)
-	}
-	if cfg.ID == "" {
-		host, _ := os.Hostname()
-		cfg.ID = cmp.Or(host, "worker") + "-" + strconv.Itoa(os.Getpid())
-	}
-	if len(cfg.Queues) == 0 {
-		cfg.Queues = map[string]QueueConfig{store.DefaultQueue: {}}
-	}
-	for name, q := range cfg.Queues {
-		if err := store.ValidName("queue", name, false); err != nil {
-			errs = append(errs, err)
-		}
-		if q.Concurrency < 0 || q.Concurrency > store.MaxClaim || q.Prefetch < 0 || q.Concurrency+q.Prefetch > store.MaxClaim {
-			errs = append(errs, &store.ValidationError{Field: "queue " + name,
-				Reason: fmt.Sprintf("concurrency %d and prefetch %d must be non-negative and add up to at most %d", q.Concurrency, q.Prefetch, store.MaxClaim)})
-		}
-	}
-	if err := errors.Join(errs...); err != nil {
-		return nil, err
-	}
-	w := &Worker{cfg: cfg, log: cfg.Logger, now: cfg.Now, handlers: map[string]handler{}}
-	var err error
-	w.settler, err = settle.New(settle.Config{
-		Store:    cfg.Store,
-		MaxBatch: cfg.SettleBatch,
-		MaxDelay: cfg.SettleDelay,
-		Now:      cfg.Now,
-		Logger:   cfg.Logger,
-	})
+	return newWorker(cfg, testHooks{})
+}
+
+func newWorker(cfg WorkerConfig, hooks testHooks) (*Worker, error) {
+	queues, err := cfg.resolve()
 	if err != nil {
 		return nil, err
 	}
-	if !cfg.Maintenance.Disable {
-		m := cfg.Maintenance
-		reaper, err := maint.NewReaper(maint.ReaperConfig{Store: cfg.Store, Interval: m.ReapInterval, Logger: cfg.Logger})
-		if err != nil {
-			return nil, err
-		}
-		retention, err := maint.NewRetention(maint.RetentionConfig{
-			Store:              cfg.Store,
-			Interval:           m.RetentionInterval,
-			CompletedRetention: m.CompletedRetention,
-			CancelledRetention: m.CancelledRetention,
-			DeadRetention:      m.DeadRetention,
-			Now:                cfg.Now,
-			Logger:             cfg.Logger,
-		})
-		if err != nil {
-			return nil, err
-		}
-		w.services = append(w.services, reaper, retention)
+	w := &Worker{cfg: cfg, queues: queues, log: cfg.Logger, clock: cfg.Clock, hooks: hooks, handlers: map[string]handler{}}
+	// The internal services assume a valid config, which resolve checked
+	// in the user's terms.
+	w.settler = settle.New(settle.Config{
+		Store:         cfg.Store,
+		MaxBatch:      cfg.SettleBatch,
+		MaxDelay:      cfg.SettleDelay,
+		FlushWhenIdle: hooks.SettleWhenIdle,
+		OnResult:      hooks.OnSettled,
+		Clock:         cfg.Clock,
+		Logger:        cfg.Logger,
+	})
+	if m := cfg.Maintenance; !m.Disable {
+		w.services = append(w.services,
+			maint.NewReaper(maint.ReaperConfig{Store: cfg.Store, Interval: m.ReapInterval, Clock: cfg.Clock, Logger: cfg.Logger}),
+			maint.NewRetention(maint.RetentionConfig{
+				Store:              cfg.Store,
+				Interval:           m.RetentionInterval,
+				CompletedRetention: m.CompletedRetention,
+				CancelledRetention: m.CancelledRetention,
+				DeadRetention:      m.DeadRetention,
+				Clock:              cfg.Clock,
+				Logger:             cfg.Logger,
+			}))
 	}
 	if ss := cfg.Store.Capabilities().Schedules; ss != nil && !cfg.Scheduler.Disable {
-		sch, err := scheduler.New(scheduler.Config{
+		w.services = append(w.services, scheduler.New(scheduler.Config{
 			Store:       ss,
 			Batch:       cfg.Scheduler.Batch,
 			Concurrency: cfg.Scheduler.Concurrency,
 			MaxWait:     cfg.Scheduler.MaxWait,
-			Now:         cfg.Now,
+			Clock:       cfg.Clock,
 			Logger:      cfg.Logger,
-		})
-		if err != nil {
-			return nil, err
-		}
-		w.services = append(w.services, sch)
+		}))
 	}
 	return w, nil
 }
@@ -231,82 +265,93 @@ func NewWorker(cfg WorkerConfig) (*Worker, error) {
 func (w *Worker) register(kind string, h handler) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if w.started {
+	if w.run != nil {
 		panic("spool: Handle called after the worker started")
 	}
 	w.handlers[kind] = h
 }
 
-// Start starts fetching and running jobs and the maintenance services. It
-// returns once they run. ctx only bounds starting; stop the worker with Stop.
+// Start starts the worker's services (see Lifecycle) and returns once they
+// run. ctx only bounds starting; stop the worker with Stop. If a service
+// fails to start, the ones already started are stopped and Start returns
+// the error; this happens when a previous Stop ran out of time and one of
+// its services is still winding down.
 func (w *Worker) Start(ctx context.Context) error {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if w.started {
-		return errors.New("spool: worker already started")
-	}
-	bg := context.WithoutCancel(ctx)
-	if err := w.settler.Start(bg); err != nil {
+	if err := ctx.Err(); err != nil {
 		return err
 	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.run != nil {
+		return errors.New("spool: worker already started")
+	}
+	run := newWorkerRun(w)
+	services := make([]startstop.Service, 0, len(w.services)+4)
 	for _, s := range w.services {
-		if err := s.Start(bg); err != nil {
-			return errors.Join(err, w.settler.Stop(ctx))
-		}
+		services = append(services, detached{s})
 	}
-	renewCtx, stop := context.WithCancel(bg)
-	w.stopRen = stop
-	w.renewWG.Add(1)
-	go func() {
-		defer w.renewWG.Done()
-		w.renewLoop(renewCtx)
-	}()
-	w.queues = w.queues[:0]
-	for name, qc := range w.cfg.Queues {
-		q := newQueueRunner(w, name, qc)
-		w.queues = append(w.queues, q)
-		q.start(bg)
+	services = append(services, detached{w.settler}, detached{run.renewer}, detached{run.executors}, detached{run.fetchers})
+	if err := startstop.StartAll(ctx, services...); err != nil {
+		return err
 	}
-	w.started = true
-	w.log.Info("spool: worker started", "worker", w.cfg.ID, "queues", len(w.queues))
+	w.run = run
+	w.log.Info("spool: worker started", "worker", w.cfg.ID, "queues", len(run.queues))
 	return nil
 }
 
-// Stop shuts the worker down gracefully: it stops claiming, releases
-// prefetched jobs that have not started, and waits for running jobs to
-// finish until ctx ends. Then it cancels the jobs still running and releases
-// them without spending an attempt, writes every pending verdict, and stops
-// the maintenance services. No goroutine of the worker outlives a Stop that
-// returned nil. Stop is idempotent.
+// detached starts a service on a context that keeps Start's values but not
+// its cancellation: Start's ctx bounds starting only, and the service runs
+// until it is stopped.
+type detached struct{ startstop.Service }
+
+func (d detached) Start(ctx context.Context) error {
+	return d.Service.Start(context.WithoutCancel(ctx))
+}
+
+// stepTimeout bounds the stop steps that must run even when Stop's ctx has
+// ended: stopping the fetchers, the renewer and the maintenance services,
+// and flushing the settler.
+const stepTimeout = 30 * time.Second
+
+// Stop shuts the worker down gracefully, in the order given under
+// Lifecycle: it stops claiming, releases prefetched jobs that have not
+// started, and waits for running jobs to finish until ctx ends. Then it
+// cancels the jobs still running and releases them without spending an
+// attempt, writes every pending verdict, and stops the maintenance services.
+// No goroutine of the worker outlives a Stop that returned nil. Stop is
+// idempotent.
 //
 // Handlers must return once their context is cancelled. Go cannot stop a
 // goroutine from outside: a handler still running 2s after its cancellation
 // is left behind, and Stop returns an error naming its job. Its lock is no
-// longer renewed, so the job runs again elsewhere once the lock expires.
+// longer renewed, so the job runs again elsewhere once the lock expires,
+// and a later Start of this Worker does not touch it.
 func (w *Worker) Stop(ctx context.Context) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if !w.started {
+	run := w.run
+	if run == nil {
 		return nil
 	}
+	run.stopping.Store(true) // executors release what they have not started
 	var errs []error
-	for _, q := range w.queues {
-		q.stopFetching()
+	step := func(ctx context.Context, s startstop.Service) {
+		errs = append(errs, s.Stop(ctx))
 	}
-	for _, q := range w.queues {
-		errs = append(errs, q.drain(ctx))
-	}
-	w.stopRen()
-	w.renewWG.Wait()
-	// Verdicts must be written even when ctx is already over: give the
-	// settler a bounded context of its own.
-	flushCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	fetchCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), stepTimeout)
+	step(fetchCtx, run.fetchers)
+	cancel()
+	step(ctx, run.executors) // the drain: until ctx ends, then one grace
+	// Verdicts must be written even when ctx is already over: the remaining
+	// steps get a bounded context of their own.
+	afterCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), stepTimeout)
 	defer cancel()
-	errs = append(errs, w.settler.Stop(flushCtx))
-	for _, s := range w.services {
-		errs = append(errs, s.Stop(flushCtx))
+	step(afterCtx, run.renewer)
+	step(afterCtx, w.settler)
+	for i := len(w.services) - 1; i >= 0; i-- {
+		step(afterCtx, w.services[i])
 	}
-	w.started = false
+	w.run = nil
 	w.log.Info("spool: worker stopped", "worker", w.cfg.ID)
 	return errors.Join(errs...)
 }
@@ -323,8 +368,15 @@ func (w *Worker) Run(ctx context.Context) error {
 	return w.Stop(stopCtx)
 }
 
-// SettleStats reports the verdict batching counters, for metrics and benchmarks.
-func (w *Worker) SettleStats() settle.Stats { return w.settler.Stats() }
+// Stats returns the worker's counters since NewWorker, for metrics and
+// benchmarks.
+func (w *Worker) Stats() WorkerStats {
+	return WorkerStats{
+		Settle:          settleStats(w.settler.Stats()),
+		HandlersGivenUp: w.givenUp.Load(),
+		HandlersStuck:   int(w.stuck.Load()),
+	}
+}
 
 // handlerFor returns the kind's handler and its effective options.
 func (w *Worker) handlerFor(kind string) (handler, bool) {

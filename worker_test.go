@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -184,33 +185,6 @@ func TestWorkerTimesOutJobs(t *testing.T) {
 	}
 }
 
-// A job running five times its lock duration keeps its lock by renewal and
-// is delivered exactly once, even with the reaper running.
-func TestWorkerRenewsLocks(t *testing.T) {
-	t.Parallel()
-	st := realStore(t)
-	c, _ := spool.NewClient(spool.Config{Store: st})
-	const lock = 200 * time.Millisecond
-	var runs atomic.Int32
-	startWorker(t, spool.WorkerConfig{Store: st, LockDuration: lock,
-		Maintenance: spool.MaintenanceConfig{ReapInterval: 20 * time.Millisecond}}, func(w *spool.Worker) {
-		spool.Handle(w, addKind, func(ctx context.Context, _ *spool.Task[addArgs]) error {
-			runs.Add(1)
-			select {
-			case <-time.After(5 * lock):
-				return nil
-			case <-ctx.Done():
-				return context.Cause(ctx)
-			}
-		}, nil)
-	})
-	res, _ := addKind.Enqueue(context.Background(), c, addArgs{}, nil)
-	j := waitFinished(t, c, res.ID)
-	if j.State != spool.StateCompleted || j.Deliveries != 1 || runs.Load() != 1 || len(j.Errors) != 0 {
-		t.Fatalf("state %s, deliveries %d, runs %d, errors %+v; want completed once", j.State, j.Deliveries, runs.Load(), j.Errors)
-	}
-}
-
 // A holder whose lock expired cannot settle the job another worker now holds.
 func TestStaleHolderIsFenced(t *testing.T) {
 	t.Parallel()
@@ -296,16 +270,121 @@ func TestWorkerShutdownReleasesUnfinishedJobs(t *testing.T) {
 	}
 }
 
-func TestNewWorkerValidates(t *testing.T) {
+// NewWorker checks every field once its default is filled in, and reports
+// every mistake at once, each matching ErrInvalid and naming the public
+// field.
+func TestNewWorkerReportsEveryMistake(t *testing.T) {
 	t.Parallel()
-	_, err := spool.NewWorker(spool.WorkerConfig{LockDuration: time.Millisecond, Queues: map[string]spool.QueueConfig{"bad queue": {Concurrency: -1}}})
-	for _, want := range []string{"Store", "lock duration", "queue"} {
-		if err == nil || !strings.Contains(err.Error(), want) {
-			t.Errorf("error %v does not mention %s", err, want)
+	_, err := spool.NewWorker(spool.WorkerConfig{
+		LockDuration: time.Millisecond,
+		TimeoutGrace: -1,
+		PollInterval: -time.Second,
+		SettleBatch:  store.MaxBatch + 1,
+		SettleDelay:  -1,
+		Queues: map[string]spool.QueueConfig{
+			"bad queue": {Concurrency: -1},
+			"mail":      {Prefetch: 995}, // with the default Concurrency of 10: 1,005 per claim
+		},
+		Maintenance: spool.MaintenanceConfig{ReapInterval: -1, CompletedRetention: -5},
+		Scheduler:   spool.SchedulerConfig{Concurrency: 65, MaxWait: -1},
+	})
+	want := []string{
+		"WorkerConfig.Store",
+		"WorkerConfig.LockDuration",
+		"WorkerConfig.TimeoutGrace",
+		"WorkerConfig.PollInterval",
+		"WorkerConfig.SettleBatch",
+		"WorkerConfig.SettleDelay",
+		`WorkerConfig.Queues["bad queue"]`,
+		`QueueConfig["bad queue"].Concurrency`,
+		`QueueConfig["mail"].Concurrency+Prefetch`,
+		"MaintenanceConfig.ReapInterval",
+		"MaintenanceConfig.CompletedRetention",
+		"SchedulerConfig.Concurrency",
+		"SchedulerConfig.MaxWait",
+	}
+	if got := configFields(t, err); !slices.Equal(got, want) {
+		t.Fatalf("NewWorker reported fields\n%q\nwant\n%q\nerror: %v", got, want, err)
+	}
+}
+
+// configFields returns the field each joined config error names, in order,
+// failing the test for one that is not a typed error matching ErrInvalid.
+func configFields(t *testing.T, err error) []string {
+	t.Helper()
+	var joined interface{ Unwrap() []error }
+	if !errors.As(err, &joined) {
+		t.Fatalf("error %v is not a joined list", err)
+	}
+	var fields []string
+	for _, e := range joined.Unwrap() {
+		var ve *store.ValidationError
+		var le *store.LimitError
+		switch {
+		case !errors.Is(e, spool.ErrInvalid):
+			t.Errorf("%v does not match ErrInvalid", e)
+		case errors.As(e, &ve):
+			fields = append(fields, ve.Field)
+		case errors.As(e, &le):
+			fields = append(fields, le.Field)
+		default:
+			t.Errorf("%v is neither a *store.ValidationError nor a *store.LimitError", e)
 		}
 	}
-	if !errors.Is(err, spool.ErrInvalid) {
-		t.Errorf("error %v does not match ErrInvalid", err)
+	return fields
+}
+
+// claimRecorder records the limit of every claim.
+type claimRecorder struct {
+	store.Store
+	limits chan int
+}
+
+func (c *claimRecorder) Claim(ctx context.Context, p store.ClaimParams) ([]*store.Job, error) {
+	select {
+	case c.limits <- p.Limit:
+	default:
+	}
+	return c.Store.Claim(ctx, p)
+}
+
+// Prefetch is checked against the default Concurrency, not against zero: a
+// queue that would claim more than a claim may take is refused up front,
+// and one that fits claims exactly its capacity.
+func TestPrefetchIsCheckedWithTheDefaultConcurrency(t *testing.T) {
+	t.Parallel()
+	st := realStore(t)
+	_, err := spool.NewWorker(spool.WorkerConfig{Store: st, Queues: map[string]spool.QueueConfig{"mail": {Prefetch: 995}}})
+	var le *store.LimitError
+	if !errors.As(err, &le) || le.Field != `QueueConfig["mail"].Concurrency+Prefetch` || le.Got != 1005 || le.Limit != store.MaxClaim {
+		t.Fatalf("NewWorker with Prefetch 995: %v; want a LimitError for 1005 jobs per claim", err)
+	}
+	rec := &claimRecorder{Store: st, limits: make(chan int, 1)}
+	startWorker(t, spool.WorkerConfig{Store: rec, Queues: map[string]spool.QueueConfig{"mail": {Prefetch: 990}}},
+		func(*spool.Worker) {})
+	select {
+	case got := <-rec.limits:
+		if got != store.MaxClaim {
+			t.Fatalf("claim limit %d, want %d (10 executors + 990 prefetched)", got, store.MaxClaim)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the worker made no claim")
+	}
+}
+
+// Keeping finished jobs forever is expressible, and the scheduler's limits
+// are checked even for a store that keeps no schedules.
+func TestWorkerConfigEdges(t *testing.T) {
+	t.Parallel()
+	st := realStore(t)
+	if _, err := spool.NewWorker(spool.WorkerConfig{Store: st, Maintenance: spool.MaintenanceConfig{
+		CompletedRetention: spool.KeepForever, CancelledRetention: spool.KeepForever, DeadRetention: spool.KeepForever,
+	}}); err != nil {
+		t.Fatalf("KeepForever refused: %v", err)
+	}
+	_, err := spool.NewWorker(spool.WorkerConfig{Store: plainStore{st}, Scheduler: spool.SchedulerConfig{Concurrency: 65}})
+	if got := configFields(t, err); !slices.Equal(got, []string{"SchedulerConfig.Concurrency"}) {
+		t.Fatalf("with a store without schedules, NewWorker reported %q (%v); want SchedulerConfig.Concurrency", got, err)
 	}
 }
 

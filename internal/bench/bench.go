@@ -138,7 +138,7 @@ func BurnDown(ctx context.Context, cfg Config) (*Result, error) {
 		Seconds:        elapsed.Seconds(),
 		JobsPerSec:     float64(cfg.Jobs) / elapsed.Seconds(),
 		EnqueueSeconds: enqSeconds,
-		SettleBatch:    w.SettleStats().AverageBatch(),
+		SettleBatch:    w.Stats().Settle.AverageBatch(),
 	}, stopErr
 }
 
@@ -195,7 +195,7 @@ func Continuous(ctx context.Context, cfg Config) (*Result, error) {
 		Seconds:     elapsed.Seconds(),
 		JobsPerSec:  float64(total) / elapsed.Seconds(),
 		LatencyMS:   &Latency{P50: pct(lat, 0.50), P95: pct(lat, 0.95), P99: pct(lat, 0.99), Max: pct(lat, 1)},
-		SettleBatch: w.SettleStats().AverageBatch(),
+		SettleBatch: w.Stats().Settle.AverageBatch(),
 	}, stopErr
 }
 

@@ -140,7 +140,7 @@ func Schedules(ctx context.Context, cfg ScheduleConfig) (*ScheduleResult, error)
 		burstCh = make(chan struct{}, 1)
 		timed   = &timedFire{ScheduleStore: cfg.Store}
 	)
-	sch, err := scheduler.New(scheduler.Config{Store: timed, OnFire: func(r *store.FireResult) {
+	sch := scheduler.New(scheduler.Config{Store: timed, OnFire: func(r *store.FireResult) {
 		now := time.Now()
 		mu.Lock()
 		defer mu.Unlock()
@@ -155,9 +155,6 @@ func Schedules(ctx context.Context, cfg ScheduleConfig) (*ScheduleResult, error)
 			}
 		}
 	}})
-	if err != nil {
-		return nil, err
-	}
 	schedStart := time.Now()
 	if err := sch.Start(ctx); err != nil {
 		return nil, err

@@ -96,7 +96,7 @@ func TestWorkerRidesOutStoreOutage(t *testing.T) {
 		if failed[opSettle] >= settleFailures && failed[opClaim] >= claimFailures && failed[opReap] >= reapFailures {
 			break
 		}
-		if ss := w.SettleStats(); ss.Abandoned > 0 {
+		if ss := w.Stats().Settle; ss.Abandoned > 0 {
 			t.Fatalf("the settler gave up on %d verdicts during the outage (store refused %v)", ss.Abandoned, failed)
 		}
 		select {
@@ -121,7 +121,7 @@ func TestWorkerRidesOutStoreOutage(t *testing.T) {
 	if duringOutage.sum() == 0 {
 		t.Fatal("no handler finished during the outage: the test did not exercise verdicts meeting a dead store")
 	}
-	ss := w.SettleStats()
+	ss := w.Stats().Settle
 	if ss.Submitted != jobs || ss.Settled != jobs || ss.Refused != 0 || ss.Abandoned != 0 {
 		t.Errorf("settler: %d verdicts submitted, %d settled, %d refused, %d abandoned; want %d, %d, 0, 0",
 			ss.Submitted, ss.Settled, ss.Refused, ss.Abandoned, jobs, jobs)

@@ -1,12 +1,12 @@
 // Package maint holds Spool's background maintenance services: the Reaper,
 // which returns jobs whose locks expired, and Retention, which deletes
 // finished jobs after their retention period so the hot table tracks live
-// work (DESIGN §3.4 and §3.8).
+// work (docs/ARCHITECTURE.md, "The worker runtime").
 //
 // # Lifecycle
 //
 // Both follow the startstop contract. Start runs a first pass at once and
-// then one pass every Interval; Stop (or cancelling Start's ctx) ends the
+// then one pass every Interval, on the injected clock; Stop (or cancelling Start's ctx) ends the
 // loop and cancels a store call in progress. A pass that finds a full batch
 // (as many rows as its Limit) calls the store again at once, until a call
 // comes back short, so a backlog is worked off without waiting for the next
@@ -28,20 +28,21 @@ package maint
 import (
 	"context"
 	"time"
+
+	"github.com/jonboulle/clockwork"
 )
 
-// every runs pass at once and then every interval until ctx ends. The wait
-// starts when a pass ends, so slow passes never pile up.
-func every(ctx context.Context, interval time.Duration, pass func(ctx context.Context)) {
-	timer := time.NewTimer(interval)
-	defer timer.Stop()
+// every runs pass at once and then every interval of clock until ctx ends.
+// The wait starts when a pass ends, so slow passes never pile up.
+func every(ctx context.Context, clock clockwork.Clock, interval time.Duration, pass func(ctx context.Context)) {
 	for ctx.Err() == nil {
 		pass(ctx)
-		timer.Reset(interval)
+		timer := clock.NewTimer(interval)
 		select {
 		case <-ctx.Done():
+			timer.Stop()
 			return
-		case <-timer.C:
+		case <-timer.Chan():
 		}
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jonboulle/clockwork"
 	"go.uber.org/goleak"
 
 	"github.com/spoolrun/spool/internal/startstop"
@@ -137,10 +138,7 @@ func TestReaperRepeatsWhileBatchesAreFull(t *testing.T) {
 	var logs logBuffer
 	got := newPasses[ReapPass]()
 	// An hour between passes: all three calls must come from the first pass.
-	r, err := NewReaper(ReaperConfig{Store: fs, Interval: time.Hour, Limit: 10, OnPass: got.on, Logger: logs.logger()})
-	if err != nil {
-		t.Fatal(err)
-	}
+	r := NewReaper(ReaperConfig{Store: fs, Interval: time.Hour, Limit: 10, OnPass: got.on, Logger: logs.logger()})
 	if err := r.Start(t.Context()); err != nil {
 		t.Fatal(err)
 	}
@@ -165,18 +163,24 @@ func TestReaperRunsEveryInterval(t *testing.T) {
 	t.Parallel()
 	fs := &fakeStore{}
 	got := newPasses[ReapPass]()
-	r, err := NewReaper(ReaperConfig{Store: fs, Interval: time.Millisecond, OnPass: got.on})
-	if err != nil {
-		t.Fatal(err)
-	}
+	clock := clockwork.NewFakeClock()
+	r := NewReaper(ReaperConfig{Store: fs, Interval: time.Minute, Clock: clock, OnPass: got.on})
 	if err := r.Start(t.Context()); err != nil {
 		t.Fatal(err)
 	}
 	stopAtCleanup(t, r)
-	for range 3 {
+	for i := range 3 {
+		if i > 0 {
+			advance(t, clock, time.Minute)
+		}
 		if p := got.next(t); p.Calls != 1 || p.Err != nil {
 			t.Fatalf("pass = %+v, want one empty call", p)
 		}
+	}
+	fs.mu.Lock()
+	defer fs.mu.Unlock()
+	if len(fs.reapCalls) != 3 {
+		t.Fatalf("%d ReapExpired calls after two intervals, want 3", len(fs.reapCalls))
 	}
 }
 
@@ -186,10 +190,8 @@ func TestReaperErrorIsLoggedAndNextPassRuns(t *testing.T) {
 	fs := &fakeStore{reaps: []reply[store.ReapResult]{{err: boom}, {v: store.ReapResult{Returned: 1}}}}
 	var logs logBuffer
 	got := newPasses[ReapPass]()
-	r, err := NewReaper(ReaperConfig{Store: fs, Interval: time.Millisecond, OnPass: got.on, Logger: logs.logger()})
-	if err != nil {
-		t.Fatal(err)
-	}
+	clock := clockwork.NewFakeClock()
+	r := NewReaper(ReaperConfig{Store: fs, Interval: time.Minute, Clock: clock, OnPass: got.on, Logger: logs.logger()})
 	if err := r.Start(t.Context()); err != nil {
 		t.Fatal(err)
 	}
@@ -197,6 +199,7 @@ func TestReaperErrorIsLoggedAndNextPassRuns(t *testing.T) {
 	if p := got.next(t); !errors.Is(p.Err, boom) || p.Calls != 1 {
 		t.Fatalf("first pass = %+v, want the store error", p)
 	}
+	advance(t, clock, time.Minute)
 	if p := got.next(t); p.Err != nil || p.Returned != 1 {
 		t.Fatalf("second pass = %+v, want one job returned", p)
 	}
@@ -210,14 +213,8 @@ func TestStopCancelsCallInProgress(t *testing.T) {
 	fs := &fakeStore{hang: true, hanging: make(chan struct{}, 2)}
 	reaped := newPasses[ReapPass]()
 	pruned := newPasses[PrunePass]()
-	r, err := NewReaper(ReaperConfig{Store: fs, OnPass: reaped.on})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ret, err := NewRetention(RetentionConfig{Store: fs, OnPass: pruned.on})
-	if err != nil {
-		t.Fatal(err)
-	}
+	r := NewReaper(ReaperConfig{Store: fs, OnPass: reaped.on})
+	ret := NewRetention(RetentionConfig{Store: fs, OnPass: pruned.on})
 	if err := startstop.StartAll(t.Context(), r, ret); err != nil {
 		t.Fatal(err)
 	}
@@ -279,11 +276,8 @@ func TestRetentionCutoffs(t *testing.T) {
 			got := newPasses[PrunePass]()
 			cfg := tt.cfg
 			cfg.Store, cfg.Interval, cfg.OnPass = fs, time.Hour, got.on
-			cfg.Now = func() time.Time { return now }
-			ret, err := NewRetention(cfg)
-			if err != nil {
-				t.Fatal(err)
-			}
+			cfg.Clock = clockwork.NewFakeClockAt(now)
+			ret := NewRetention(cfg)
 			if err := ret.Start(t.Context()); err != nil {
 				t.Fatal(err)
 			}
@@ -305,10 +299,7 @@ func TestRetentionRepeatsWhileBatchesAreFull(t *testing.T) {
 	t.Parallel()
 	fs := &fakeStore{prunes: []reply[int]{{v: 5}, {v: 5}, {v: 2}, {v: 5}}}
 	got := newPasses[PrunePass]()
-	ret, err := NewRetention(RetentionConfig{Store: fs, Interval: time.Hour, Limit: 5, OnPass: got.on})
-	if err != nil {
-		t.Fatal(err)
-	}
+	ret := NewRetention(RetentionConfig{Store: fs, Interval: time.Hour, Limit: 5, OnPass: got.on})
 	if err := ret.Start(t.Context()); err != nil {
 		t.Fatal(err)
 	}
@@ -322,18 +313,19 @@ func TestRetentionKeepingEverythingCallsNothing(t *testing.T) {
 	t.Parallel()
 	fs := &fakeStore{}
 	got := newPasses[PrunePass]()
-	ret, err := NewRetention(RetentionConfig{
-		Store: fs, Interval: time.Millisecond, OnPass: got.on,
+	clock := clockwork.NewFakeClock()
+	ret := NewRetention(RetentionConfig{
+		Store: fs, Interval: time.Minute, Clock: clock, OnPass: got.on,
 		CompletedRetention: KeepForever, CancelledRetention: KeepForever,
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
 	if err := ret.Start(t.Context()); err != nil {
 		t.Fatal(err)
 	}
 	stopAtCleanup(t, ret)
-	for range 2 {
+	for i := range 2 {
+		if i > 0 {
+			advance(t, clock, time.Minute)
+		}
 		if p := got.next(t); p.Calls != 0 {
 			t.Fatalf("pass = %+v, want no store call", p)
 		}
@@ -347,43 +339,57 @@ func TestRetentionKeepingEverythingCallsNothing(t *testing.T) {
 
 func TestConfigValidation(t *testing.T) {
 	t.Parallel()
-	_, err := NewReaper(ReaperConfig{Interval: -time.Second, Limit: -1})
+	err := ReaperConfig{Interval: -time.Second, Limit: -1}.withDefaults().validate()
 	for _, want := range []string{"Store is required", "Interval", "Limit"} {
 		if err == nil || !strings.Contains(err.Error(), want) {
-			t.Errorf("NewReaper error %v does not mention %s", err, want)
+			t.Errorf("reaper config error %v does not mention %s", err, want)
 		}
 	}
-	_, err = NewRetention(RetentionConfig{
+	err = RetentionConfig{
 		Interval: -time.Second, CompletedRetention: -time.Hour, CancelledRetention: -2, DeadRetention: -time.Minute, Limit: -1,
-	})
+	}.withDefaults().validate()
 	for _, want := range []string{"Store is required", "Interval", "CompletedRetention", "CancelledRetention", "DeadRetention", "Limit"} {
 		if err == nil || !strings.Contains(err.Error(), want) {
-			t.Errorf("NewRetention error %v does not mention %s", err, want)
+			t.Errorf("retention config error %v does not mention %s", err, want)
 		}
 	}
-	r, err := NewReaper(ReaperConfig{Store: &fakeStore{}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if r.cfg.Interval != DefaultReapInterval || r.cfg.Limit != DefaultReapLimit {
+	mustPanic(t, func() { NewReaper(ReaperConfig{Interval: -time.Second}) })
+	mustPanic(t, func() { NewRetention(RetentionConfig{Store: &fakeStore{}, CompletedRetention: -time.Hour}) })
+	r := NewReaper(ReaperConfig{Store: &fakeStore{}})
+	if r.cfg.Interval != DefaultReapInterval || r.cfg.Limit != DefaultReapLimit || r.cfg.Clock == nil {
 		t.Fatalf("reaper defaults not applied: %+v", r.cfg)
 	}
-	ret, err := NewRetention(RetentionConfig{Store: &fakeStore{}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	ret := NewRetention(RetentionConfig{Store: &fakeStore{}})
 	if ret.cfg.Interval != DefaultRetentionInterval || ret.cfg.DeadRetention != KeepForever ||
 		ret.cfg.CompletedRetention != DefaultCompletedRetention || ret.cfg.CancelledRetention != DefaultCancelledRetention {
 		t.Fatalf("retention defaults not applied: %+v", ret.cfg)
 	}
 }
 
+func mustPanic(t *testing.T, f func()) {
+	t.Helper()
+	defer func() {
+		if recover() == nil {
+			t.Error("a bad config did not panic")
+		}
+	}()
+	f()
+}
+
+// advance moves clock by d once the service under test waits on it.
+func advance(t *testing.T, clock *clockwork.FakeClock, d time.Duration) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), waitTimeout)
+	defer cancel()
+	if err := clock.BlockUntilContext(ctx, 1); err != nil {
+		t.Fatalf("the service never waited on the clock: %v", err)
+	}
+	clock.Advance(d)
+}
+
 func TestStartTwiceFails(t *testing.T) {
 	t.Parallel()
-	r, err := NewReaper(ReaperConfig{Store: &fakeStore{}, Interval: time.Hour})
-	if err != nil {
-		t.Fatal(err)
-	}
+	r := NewReaper(ReaperConfig{Store: &fakeStore{}, Interval: time.Hour})
 	if err := r.Start(t.Context()); err != nil {
 		t.Fatal(err)
 	}

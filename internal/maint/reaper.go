@@ -8,6 +8,8 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/jonboulle/clockwork"
+
 	"github.com/spoolrun/spool/internal/startstop"
 	"github.com/spoolrun/spool/store"
 )
@@ -31,6 +33,9 @@ type ReaperConfig struct {
 	// returns this many is followed at once by another. Default
 	// DefaultReapLimit (1000).
 	Limit int
+	// Clock runs the timer between passes. Default: the real clock. (Which
+	// locks expired is decided by the store's clock.)
+	Clock clockwork.Clock
 	// Logger receives a record per pass that reaped something (info), per
 	// failed call (warning), and per empty pass (debug). Default: discard.
 	Logger *slog.Logger
@@ -54,14 +59,30 @@ type Reaper struct {
 	base startstop.Base
 }
 
-// NewReaper checks cfg, fills its defaults and returns a Reaper that is not
-// yet started. All configuration mistakes are returned at once.
-func NewReaper(cfg ReaperConfig) (*Reaper, error) {
+// NewReaper fills cfg's defaults and returns a Reaper that is not yet
+// started. cfg must be valid: NewReaper panics with every mistake otherwise
+// (its caller validates its own public configuration first).
+func NewReaper(cfg ReaperConfig) *Reaper {
+	cfg = cfg.withDefaults()
+	if err := cfg.validate(); err != nil {
+		panic(err)
+	}
+	return &Reaper{cfg: cfg}
+}
+
+func (cfg ReaperConfig) withDefaults() ReaperConfig {
 	cfg.Interval = cmp.Or(cfg.Interval, DefaultReapInterval)
 	cfg.Limit = cmp.Or(cfg.Limit, DefaultReapLimit)
+	if cfg.Clock == nil {
+		cfg.Clock = clockwork.NewRealClock()
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
+	return cfg
+}
+
+func (cfg ReaperConfig) validate() error {
 	var errs []error
 	if cfg.Store == nil {
 		errs = append(errs, errors.New("maint: ReaperConfig.Store is required"))
@@ -69,20 +90,17 @@ func NewReaper(cfg ReaperConfig) (*Reaper, error) {
 	if cfg.Interval < 0 {
 		errs = append(errs, fmt.Errorf("maint: ReaperConfig.Interval is %v, want > 0", cfg.Interval))
 	}
-	if cfg.Limit < 0 {
-		errs = append(errs, fmt.Errorf("maint: ReaperConfig.Limit is %d, want > 0", cfg.Limit))
+	if cfg.Limit < 0 || cfg.Limit > store.MaxReapLimit {
+		errs = append(errs, fmt.Errorf("maint: ReaperConfig.Limit is %d, want 1..%d", cfg.Limit, store.MaxReapLimit))
 	}
-	if err := errors.Join(errs...); err != nil {
-		return nil, err
-	}
-	return &Reaper{cfg: cfg}, nil
+	return errors.Join(errs...)
 }
 
 // Start runs a first pass at once and then one every Interval, until Stop is
 // called or ctx ends. It fails with startstop.ErrAlreadyStarted while the
 // Reaper runs.
 func (r *Reaper) Start(ctx context.Context) error {
-	return r.base.Start(ctx, func(ctx context.Context) { every(ctx, r.cfg.Interval, r.pass) })
+	return r.base.Start(ctx, func(ctx context.Context) { every(ctx, r.cfg.Clock, r.cfg.Interval, r.pass) })
 }
 
 // Stop ends the loop, cancelling a call in progress, and waits for it within

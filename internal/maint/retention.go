@@ -8,6 +8,8 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/jonboulle/clockwork"
+
 	"github.com/spoolrun/spool/internal/startstop"
 	"github.com/spoolrun/spool/store"
 )
@@ -51,8 +53,11 @@ type RetentionConfig struct {
 	// deletes this many is followed at once by another. Default
 	// DefaultPruneLimit (10,000).
 	Limit int
-	// Now tells the time the cutoffs are counted back from. Default time.Now.
-	Now func() time.Time
+	// Clock tells the time the cutoffs are counted back from and runs the
+	// timer between passes. Default: the real clock. The cutoffs are
+	// compared with the store's finished_at, so a clock that is off moves
+	// them by as much: harmless for retentions of hours.
+	Clock clockwork.Clock
 	// Logger receives a record per pass that pruned something (info), per
 	// failed call (warning), and per empty pass (debug). Default: discard.
 	Logger *slog.Logger
@@ -76,20 +81,34 @@ type Retention struct {
 	base startstop.Base
 }
 
-// NewRetention checks cfg, fills its defaults and returns a Retention service
-// that is not yet started. All configuration mistakes are returned at once.
-func NewRetention(cfg RetentionConfig) (*Retention, error) {
+// NewRetention fills cfg's defaults and returns a Retention service that
+// is not yet started. cfg must be valid: NewRetention panics with every
+// mistake otherwise (its caller validates its own public configuration
+// first).
+func NewRetention(cfg RetentionConfig) *Retention {
+	cfg = cfg.withDefaults()
+	if err := cfg.validate(); err != nil {
+		panic(err)
+	}
+	return &Retention{cfg: cfg}
+}
+
+func (cfg RetentionConfig) withDefaults() RetentionConfig {
 	cfg.Interval = cmp.Or(cfg.Interval, DefaultRetentionInterval)
 	cfg.CompletedRetention = cmp.Or(cfg.CompletedRetention, DefaultCompletedRetention)
 	cfg.CancelledRetention = cmp.Or(cfg.CancelledRetention, DefaultCancelledRetention)
 	cfg.DeadRetention = cmp.Or(cfg.DeadRetention, KeepForever)
 	cfg.Limit = cmp.Or(cfg.Limit, DefaultPruneLimit)
-	if cfg.Now == nil {
-		cfg.Now = time.Now
+	if cfg.Clock == nil {
+		cfg.Clock = clockwork.NewRealClock()
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
+	return cfg
+}
+
+func (cfg RetentionConfig) validate() error {
 	var errs []error
 	if cfg.Store == nil {
 		errs = append(errs, errors.New("maint: RetentionConfig.Store is required"))
@@ -109,20 +128,17 @@ func NewRetention(cfg RetentionConfig) (*Retention, error) {
 			errs = append(errs, fmt.Errorf("maint: RetentionConfig.%s is %v, want > 0 or KeepForever", r.name, r.d))
 		}
 	}
-	if cfg.Limit < 0 {
-		errs = append(errs, fmt.Errorf("maint: RetentionConfig.Limit is %d, want > 0", cfg.Limit))
+	if cfg.Limit < 0 || cfg.Limit > store.MaxPruneLimit {
+		errs = append(errs, fmt.Errorf("maint: RetentionConfig.Limit is %d, want 1..%d", cfg.Limit, store.MaxPruneLimit))
 	}
-	if err := errors.Join(errs...); err != nil {
-		return nil, err
-	}
-	return &Retention{cfg: cfg}, nil
+	return errors.Join(errs...)
 }
 
 // Start runs a first pass at once and then one every Interval, until Stop is
 // called or ctx ends. It fails with startstop.ErrAlreadyStarted while the
 // service runs.
 func (r *Retention) Start(ctx context.Context) error {
-	return r.base.Start(ctx, func(ctx context.Context) { every(ctx, r.cfg.Interval, r.pass) })
+	return r.base.Start(ctx, func(ctx context.Context) { every(ctx, r.cfg.Clock, r.cfg.Interval, r.pass) })
 }
 
 // Stop ends the loop, cancelling a call in progress, and waits for it within
@@ -148,7 +164,7 @@ func (r *Retention) params(now time.Time) store.PruneParams {
 // pass calls Prune until a call deletes fewer than Limit jobs or fails. The
 // cutoffs are fixed at the start of the pass.
 func (r *Retention) pass(ctx context.Context) {
-	p := PrunePass{Params: r.params(r.cfg.Now())}
+	p := PrunePass{Params: r.params(r.cfg.Clock.Now())}
 	keepAll := p.Params.CompletedBefore.IsZero() && p.Params.CancelledBefore.IsZero() && p.Params.DeadBefore.IsZero()
 	for !keepAll && ctx.Err() == nil {
 		n, err := r.cfg.Store.Prune(ctx, p.Params)

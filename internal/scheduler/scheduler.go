@@ -1,5 +1,5 @@
 // Package scheduler runs schedule firing: a service that calls
-// store.ScheduleStore.FireDue whenever a schedule is due (DESIGN §8).
+// store.ScheduleStore.FireDue whenever a schedule is due (docs/schedules.md).
 //
 // The service holds no schedules. Each pass asks the store to fire what is
 // due, in batches, until a batch comes back short; the store's answer says
@@ -7,6 +7,14 @@
 // MaxWait at most, so that schedules written by other processes are noticed.
 // Any number of processes may run it against one store: the store fires each
 // slot once, whoever asks.
+//
+// # Time
+//
+// Which schedules are due is decided by the store's clock (the database's on
+// PostgreSQL). The service never compares the store's times with its own
+// clock: it sleeps for NextDue minus the store's time of the same call
+// (store.FireResult.Now), measured on its own clock. A process whose clock
+// is off therefore fires neither early nor late.
 package scheduler
 
 import (
@@ -18,20 +26,22 @@ import (
 	"sync"
 	"time"
 
+	"github.com/jonboulle/clockwork"
+
 	"github.com/spoolrun/spool/internal/startstop"
 	"github.com/spoolrun/spool/store"
 )
 
 // Defaults.
 const (
-	// DefaultBatch is how many due schedules one FireDue call takes.
-	DefaultBatch = 1000
 	// DefaultMaxWait is the longest the service sleeps between passes, and
 	// so how late a schedule written by another process can be noticed.
 	DefaultMaxWait = time.Second
 	// DefaultConcurrency is how many FireDue calls run at once while a
 	// backlog lasts.
 	DefaultConcurrency = 2
+	// MaxConcurrency is the most FireDue calls that may run at once.
+	MaxConcurrency = 64
 	// maxBackoff caps the wait after failed calls.
 	maxBackoff = 5 * time.Second
 )
@@ -40,17 +50,20 @@ const (
 type Config struct {
 	// Store fires schedules. Required.
 	Store store.ScheduleStore
-	// Batch is the Limit of each FireDue call. Default DefaultBatch.
+	// Batch is the Limit of each FireDue call, 1..store.MaxFireBatch.
+	// Default store.DefaultFireBatch.
 	Batch int
 	// Concurrency is how many FireDue calls run at once when a call comes
 	// back full (more is due than one batch): on PostgreSQL the calls take
 	// disjoint batches and use separate server processes, so a burst of due
-	// schedules is fired on several cores. Default DefaultConcurrency (2).
+	// schedules is fired on several cores. Default DefaultConcurrency (2);
+	// at most MaxConcurrency.
 	Concurrency int
 	// MaxWait bounds each sleep. Default DefaultMaxWait (1s).
 	MaxWait time.Duration
-	// Now is the clock that NextDue is compared with. Default time.Now.
-	Now func() time.Time
+	// Clock runs the service's sleeps. Default: the real clock. It is never
+	// compared with the store's times (see the package doc).
+	Clock clockwork.Clock
 	// Logger receives a warning per failed call and a debug record per
 	// pass. Default: discard.
 	Logger *slog.Logger
@@ -60,25 +73,37 @@ type Config struct {
 	OnFire func(*store.FireResult)
 }
 
-// Scheduler is the firing service. Start it, Stop it; Wake it when a
-// schedule was written in this process so it looks at once.
+// Scheduler is the firing service. Start it, Stop it.
 type Scheduler struct {
 	cfg  Config
 	base startstop.Base
-	wake chan struct{}
 }
 
-// New checks cfg and returns a Scheduler that is not yet started.
-func New(cfg Config) (*Scheduler, error) {
-	cfg.Batch = cmp.Or(cfg.Batch, DefaultBatch)
+// New fills cfg's defaults and returns a Scheduler that is not yet started.
+// cfg must be valid: New panics with every mistake otherwise (its caller
+// validates its own public configuration first).
+func New(cfg Config) *Scheduler {
+	cfg = cfg.withDefaults()
+	if err := cfg.validate(); err != nil {
+		panic(err)
+	}
+	return &Scheduler{cfg: cfg}
+}
+
+func (cfg Config) withDefaults() Config {
+	cfg.Batch = cmp.Or(cfg.Batch, store.DefaultFireBatch)
 	cfg.MaxWait = cmp.Or(cfg.MaxWait, DefaultMaxWait)
 	cfg.Concurrency = cmp.Or(cfg.Concurrency, DefaultConcurrency)
-	if cfg.Now == nil {
-		cfg.Now = time.Now
+	if cfg.Clock == nil {
+		cfg.Clock = clockwork.NewRealClock()
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
+	return cfg
+}
+
+func (cfg Config) validate() error {
 	var errs []error
 	if cfg.Store == nil {
 		errs = append(errs, errors.New("scheduler: Config.Store is required"))
@@ -86,16 +111,13 @@ func New(cfg Config) (*Scheduler, error) {
 	if cfg.Batch < 1 || cfg.Batch > store.MaxFireBatch {
 		errs = append(errs, fmt.Errorf("scheduler: Config.Batch is %d, want 1..%d", cfg.Batch, store.MaxFireBatch))
 	}
-	if cfg.Concurrency < 1 || cfg.Concurrency > 64 {
-		errs = append(errs, fmt.Errorf("scheduler: Config.Concurrency is %d, want 1..64", cfg.Concurrency))
+	if cfg.Concurrency < 1 || cfg.Concurrency > MaxConcurrency {
+		errs = append(errs, fmt.Errorf("scheduler: Config.Concurrency is %d, want 1..%d", cfg.Concurrency, MaxConcurrency))
 	}
 	if cfg.MaxWait < 0 {
 		errs = append(errs, fmt.Errorf("scheduler: Config.MaxWait is %v, want > 0", cfg.MaxWait))
 	}
-	if err := errors.Join(errs...); err != nil {
-		return nil, err
-	}
-	return &Scheduler{cfg: cfg, wake: make(chan struct{}, 1)}, nil
+	return errors.Join(errs...)
 }
 
 // Start runs the loop until Stop or ctx ends.
@@ -104,18 +126,7 @@ func (s *Scheduler) Start(ctx context.Context) error { return s.base.Start(ctx, 
 // Stop ends the loop, cancelling a call in progress, and waits within ctx.
 func (s *Scheduler) Stop(ctx context.Context) error { return s.base.Stop(ctx) }
 
-// Wake makes a sleeping loop look for due schedules at once.
-func (s *Scheduler) Wake() {
-	select {
-	case s.wake <- struct{}{}:
-	default:
-	}
-}
-
 func (s *Scheduler) run(ctx context.Context) {
-	timer := time.NewTimer(time.Hour)
-	timer.Stop()
-	defer timer.Stop()
 	failures := 0
 	for ctx.Err() == nil {
 		wait := s.cfg.MaxWait
@@ -127,37 +138,37 @@ func (s *Scheduler) run(ctx context.Context) {
 			if ctx.Err() == nil {
 				s.cfg.Logger.Warn("scheduler: firing due schedules failed", slog.Any("err", err), slog.Duration("retry_in", wait))
 			}
-		case !next.IsZero():
+		case next >= 0:
 			failures = 0
-			wait = min(wait, max(next.Sub(s.cfg.Now()), 0))
+			wait = min(wait, next)
 		default:
 			failures = 0
 		}
-		timer.Reset(wait)
+		timer := s.cfg.Clock.NewTimer(wait)
 		select {
 		case <-ctx.Done():
-			return
-		case <-s.wake:
 			timer.Stop()
-		case <-timer.C:
+			return
+		case <-timer.Chan():
 		}
 	}
 }
 
-// pass fires until a batch comes back short, and returns when the next
-// schedule is due (zero: none has a next slot). When the first call comes
-// back full, Concurrency loops share the backlog.
-func (s *Scheduler) pass(ctx context.Context) (time.Time, error) {
+// pass fires until a batch comes back short, and returns how long after
+// the store's time of its answer the next schedule is due (negative: none
+// has a next slot). When the first call comes back full, Concurrency loops
+// share the backlog.
+func (s *Scheduler) pass(ctx context.Context) (time.Duration, error) {
 	res, err := s.fire(ctx)
-	if err != nil || res.Schedules < s.cfg.Batch {
-		if err != nil {
-			return time.Time{}, err
-		}
-		return res.NextDue, nil
+	if err != nil {
+		return -1, err
+	}
+	if res.Schedules < s.cfg.Batch {
+		return untilNext(res), nil
 	}
 	var (
 		mu   sync.Mutex
-		next time.Time
+		next = time.Duration(-1)
 		errs []error
 		wg   sync.WaitGroup
 	)
@@ -168,8 +179,8 @@ func (s *Scheduler) pass(ctx context.Context) (time.Time, error) {
 				mu.Lock()
 				if err != nil {
 					errs = append(errs, err)
-				} else if res.Schedules < s.cfg.Batch && !res.NextDue.IsZero() && (next.IsZero() || res.NextDue.Before(next)) {
-					next = res.NextDue
+				} else if d := untilNext(res); res.Schedules < s.cfg.Batch && d >= 0 && (next < 0 || d < next) {
+					next = d
 				}
 				mu.Unlock()
 				if err != nil || res.Schedules < s.cfg.Batch {
@@ -180,9 +191,18 @@ func (s *Scheduler) pass(ctx context.Context) (time.Time, error) {
 	}
 	wg.Wait()
 	if err := errors.Join(append(errs, ctx.Err())...); err != nil {
-		return time.Time{}, err
+		return -1, err
 	}
 	return next, nil
+}
+
+// untilNext returns how long after res.Now, the store's time, the next
+// schedule is due; zero when it is already due, negative when none is.
+func untilNext(res *store.FireResult) time.Duration {
+	if res.NextDue.IsZero() {
+		return -1
+	}
+	return max(res.NextDue.Sub(res.Now), 0)
 }
 
 // fire makes one FireDue call and reports what it fired.

@@ -10,19 +10,27 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jonboulle/clockwork"
 	"go.uber.org/goleak"
 
 	"github.com/spoolrun/spool/internal/scheduler"
 	"github.com/spoolrun/spool/store"
 	"github.com/spoolrun/spool/store/sqlite"
-	"github.com/spoolrun/spool/store/storetest"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
-func open(t *testing.T) *sqlite.Store {
+// waitTimeout bounds how long a test waits for something that should happen
+// promptly; no test asserts a tight time bound.
+const waitTimeout = 10 * time.Second
+
+// start is a whole second, so schedules due every second fall on it.
+var start = time.Date(2031, 1, 1, 0, 0, 0, 0, time.UTC)
+
+// open opens a SQLite store whose clock is clock.
+func open(t *testing.T, clock clockwork.Clock) *sqlite.Store {
 	t.Helper()
-	s, err := sqlite.Open(filepath.Join(t.TempDir(), "spool.db"), sqlite.Config{})
+	s, err := sqlite.Open(filepath.Join(t.TempDir(), "spool.db"), sqlite.Config{Now: clock.Now})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -30,41 +38,61 @@ func open(t *testing.T) *sqlite.Store {
 	return s
 }
 
-// TestFiresEverySecond runs the service on a real clock against a schedule
-// that is due every second and waits for three runs.
+// run starts sch and stops it when the test ends.
+func run(t *testing.T, sch *scheduler.Scheduler) {
+	t.Helper()
+	if err := sch.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := sch.Stop(context.Background()); err != nil {
+			t.Error(err)
+		}
+	})
+}
+
+// sleeping waits until the service sleeps on clock (its only waiter).
+func sleeping(t *testing.T, clock *clockwork.FakeClock) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), waitTimeout)
+	defer cancel()
+	if err := clock.BlockUntilContext(ctx, 1); err != nil {
+		t.Fatalf("the scheduler never went to sleep: %v", err)
+	}
+}
+
+// TestFiresEverySecond runs the service on a fake clock, shared with the
+// store, against a schedule that is due every second: each second of the
+// clock fires one run.
 func TestFiresEverySecond(t *testing.T) {
-	s := open(t)
+	t.Parallel()
+	clock := clockwork.NewFakeClockAt(start)
+	s := open(t, clock)
 	if res, err := s.UpsertSchedules(t.Context(), []store.Schedule{{ID: "tick", Spec: "* * * * * *", Kind: "tick", Overlap: store.OverlapAllow}}); err != nil || res[0].Err != nil {
 		t.Fatal(err, res)
 	}
 	fired := make(chan store.FiredRun, 100)
-	sch, err := scheduler.New(scheduler.Config{Store: s, OnFire: func(r *store.FireResult) {
+	run(t, scheduler.New(scheduler.Config{Store: s, Clock: clock, OnFire: func(r *store.FireResult) {
 		for _, run := range r.Runs {
 			fired <- run
 		}
-	}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := sch.Start(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		if err := sch.Stop(context.Background()); err != nil {
-			t.Error(err)
-		}
-	}()
-	var last time.Time
+	}}))
 	for i := range 3 {
+		sleeping(t, clock)
+		clock.Advance(time.Second)
 		select {
-		case run := <-fired:
-			if !run.Slot.After(last) {
-				t.Errorf("run %d slot %s is not after %s", i, run.Slot, last)
+		case got := <-fired:
+			if want := start.Add(time.Duration(i+1) * time.Second); !got.Slot.Equal(want) {
+				t.Errorf("run %d has slot %s, want %s", i, got.Slot, want)
 			}
-			last = run.Slot
-		case <-time.After(10 * time.Second):
-			t.Fatalf("only %d runs in 10s", i)
+		case <-time.After(waitTimeout):
+			t.Fatalf("no run after second %d", i+1)
 		}
+	}
+	select {
+	case got := <-fired:
+		t.Fatalf("an extra run fired without the clock moving: %+v", got)
+	default:
 	}
 }
 
@@ -82,32 +110,81 @@ func (f *failing) FireDue(context.Context, store.FireParams) (*store.FireResult,
 }
 
 func TestRetriesAfterErrors(t *testing.T) {
+	t.Parallel()
 	f := &failing{}
-	sch, err := scheduler.New(scheduler.Config{Store: f, MaxWait: 10 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := sch.Start(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	deadline := time.Now().Add(10 * time.Second)
-	for f.calls.Load() < 4 && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
-	}
-	if err := sch.Stop(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	if n := f.calls.Load(); n < 4 {
-		t.Errorf("%d FireDue calls, want the service to keep trying after failures", n)
+	clock := clockwork.NewFakeClock()
+	run(t, scheduler.New(scheduler.Config{Store: f, Clock: clock, MaxWait: time.Minute}))
+	// Each failure backs off (at most 5s); the service must try again after
+	// each one, and keep going once the store recovers.
+	for want := int32(1); want <= 4; want++ {
+		sleeping(t, clock)
+		if n := f.calls.Load(); n != want {
+			t.Fatalf("%d FireDue calls, want %d", n, want)
+		}
+		clock.Advance(5 * time.Second)
+		if want >= 3 { // recovered: the next call waits for MaxWait
+			clock.Advance(time.Minute)
+		}
 	}
 }
 
-func TestConfigErrors(t *testing.T) {
-	if _, err := scheduler.New(scheduler.Config{}); err == nil {
-		t.Error("New without a store succeeded")
+// skewed answers FireDue on a clock of its own, offset from the scheduler's:
+// the next schedule is always due three seconds after the store's now.
+type skewed struct {
+	store.ScheduleStore
+	clock  clockwork.Clock
+	offset time.Duration
+	calls  atomic.Int32
+}
+
+func (s *skewed) FireDue(context.Context, store.FireParams) (*store.FireResult, error) {
+	s.calls.Add(1)
+	now := s.clock.Now().Add(s.offset)
+	return &store.FireResult{Now: now, NextDue: now.Add(3 * time.Second)}, nil
+}
+
+// The service sleeps for NextDue minus the store's time of the same answer,
+// whatever its own clock says: a process whose clock is an hour off fires
+// neither early (a busy loop) nor late (MaxWait).
+func TestSleepsByTheStoresClock(t *testing.T) {
+	t.Parallel()
+	for _, offset := range []time.Duration{time.Hour, -time.Hour} {
+		t.Run(fmt.Sprint(offset), func(t *testing.T) {
+			t.Parallel()
+			clock := clockwork.NewFakeClockAt(start)
+			f := &skewed{clock: clock, offset: offset}
+			run(t, scheduler.New(scheduler.Config{Store: f, Clock: clock, MaxWait: time.Minute}))
+			sleeping(t, clock)
+			clock.Advance(3*time.Second - time.Millisecond)
+			sleeping(t, clock)
+			if n := f.calls.Load(); n != 1 {
+				t.Fatalf("%d FireDue calls before the next schedule was due, want 1", n)
+			}
+			clock.Advance(time.Millisecond)
+			sleeping(t, clock)
+			if n := f.calls.Load(); n != 2 {
+				t.Fatalf("%d FireDue calls once the next schedule was due, want 2", n)
+			}
+		})
 	}
-	if _, err := scheduler.New(scheduler.Config{Store: &failing{}, Batch: store.MaxFireBatch + 1}); err == nil {
-		t.Error("New with an oversized batch succeeded")
+}
+
+func TestConfigErrorsPanic(t *testing.T) {
+	t.Parallel()
+	for name, cfg := range map[string]scheduler.Config{
+		"no store":        {},
+		"oversized batch": {Store: &failing{}, Batch: store.MaxFireBatch + 1},
+		"concurrency":     {Store: &failing{}, Concurrency: scheduler.MaxConcurrency + 1},
+		"negative wait":   {Store: &failing{}, MaxWait: -time.Second},
+	} {
+		func() {
+			defer func() {
+				if recover() == nil {
+					t.Errorf("New with %s did not panic", name)
+				}
+			}()
+			scheduler.New(cfg)
+		}()
 	}
 }
 
@@ -115,12 +192,9 @@ func TestConfigErrors(t *testing.T) {
 // fires them in batches of 100 from three concurrent loops: each is fired
 // exactly once.
 func TestBacklogSharedByConcurrentCalls(t *testing.T) {
-	clock := storetest.NewClock(time.Date(2031, 1, 1, 0, 0, 30, 0, time.UTC))
-	s, err := sqlite.Open(filepath.Join(t.TempDir(), "spool.db"), sqlite.Config{Now: clock.Now})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
+	t.Parallel()
+	clock := clockwork.NewFakeClockAt(time.Date(2031, 1, 1, 0, 0, 30, 0, time.UTC))
+	s := open(t, clock)
 	const n = 3000
 	scs := make([]store.Schedule, n)
 	for i := range scs {
@@ -129,13 +203,13 @@ func TestBacklogSharedByConcurrentCalls(t *testing.T) {
 	if _, err := s.UpsertSchedules(t.Context(), scs); err != nil {
 		t.Fatal(err)
 	}
-	clock.Set(time.Date(2031, 1, 1, 1, 0, 0, 0, time.UTC))
+	clock.Advance(time.Hour - 30*time.Second) // 01:00: all due
 	var (
 		mu   sync.Mutex
 		seen = map[store.ScheduleRef]int{}
 		all  = make(chan struct{})
 	)
-	sch, err := scheduler.New(scheduler.Config{Store: s, Batch: 100, Concurrency: 3, Now: clock.Now, OnFire: func(r *store.FireResult) {
+	run(t, scheduler.New(scheduler.Config{Store: s, Batch: 100, Concurrency: 3, Clock: clock, OnFire: func(r *store.FireResult) {
 		mu.Lock()
 		defer mu.Unlock()
 		for _, run := range r.Runs {
@@ -148,20 +222,11 @@ func TestBacklogSharedByConcurrentCalls(t *testing.T) {
 				close(all)
 			}
 		}
-	}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := sch.Start(t.Context()); err != nil {
-		t.Fatal(err)
-	}
+	}}))
 	select {
 	case <-all:
 	case <-time.After(30 * time.Second):
-		t.Error("not all schedules fired within 30s")
-	}
-	if err := sch.Stop(context.Background()); err != nil {
-		t.Fatal(err)
+		t.Fatal("not all schedules fired within 30s")
 	}
 	mu.Lock()
 	defer mu.Unlock()

@@ -90,10 +90,7 @@ func BenchmarkSettler(b *testing.B) {
 
 func benchSettler(b *testing.B, cfg Config) *Settler {
 	b.Helper()
-	s, err := New(cfg)
-	if err != nil {
-		b.Fatal(err)
-	}
+	s := New(cfg)
 	if err := s.Start(context.Background()); err != nil {
 		b.Fatal(err)
 	}

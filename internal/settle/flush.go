@@ -8,6 +8,8 @@ import (
 	"math/rand/v2"
 	"time"
 
+	"github.com/jonboulle/clockwork"
+
 	"github.com/spoolrun/spool/store"
 )
 
@@ -43,7 +45,7 @@ func (s *Settler) run(ctx, flushCtx context.Context, abort context.CancelCauseFu
 	defer abort(nil) // release the run's flush context
 	defer s.wg.Wait()
 
-	timer := time.NewTimer(time.Hour)
+	timer := s.cfg.Clock.NewTimer(time.Hour)
 	timer.Stop()
 	defer timer.Stop()
 	stopping, aborted := ctx.Done(), flushCtx.Done()
@@ -57,7 +59,7 @@ func (s *Settler) run(ctx, flushCtx context.Context, abort context.CancelCauseFu
 			s.stats.Abandoned += int64(len(dropped))
 			s.wakeSubmittersLocked()
 		}
-		now := s.cfg.Now()
+		now := s.cfg.Clock.Now()
 		wait := time.Duration(-1) // no timer: wait for a kick
 		for len(s.pending) > 0 && s.inFlight < s.cfg.MaxInFlight {
 			why, due := s.dueLocked(now, draining)
@@ -95,7 +97,7 @@ func (s *Settler) run(ctx, flushCtx context.Context, abort context.CancelCauseFu
 		}
 		select {
 		case <-s.kick:
-		case <-timer.C:
+		case <-timer.Chan():
 		case <-stopping:
 			stopping, draining = nil, true
 		case <-aborted:
@@ -175,7 +177,7 @@ func (s *Settler) flush(ctx context.Context, batch []item, flushBy time.Time) {
 	for i := range batch {
 		verdicts[i] = batch[i].v
 	}
-	var timer *time.Timer
+	var timer clockwork.Timer
 	defer func() {
 		if timer != nil {
 			timer.Stop()
@@ -208,19 +210,19 @@ func (s *Settler) flush(ctx context.Context, batch []item, flushBy time.Time) {
 			return
 		}
 		delay := s.backoff(attempt)
-		if until := flushBy.Sub(s.cfg.Now()); !flushBy.IsZero() && until > 0 && until < delay {
+		if until := flushBy.Sub(s.cfg.Clock.Now()); !flushBy.IsZero() && until > 0 && until < delay {
 			delay = until // one more try before the locks' deadline
 		}
 		s.log.Warn("settle: settle call failed; retrying",
 			slog.Int("verdicts", len(batch)), slog.Int("attempt", attempt+1),
 			slog.Duration("retry_in", delay), slog.Any("err", err))
 		if timer == nil {
-			timer = time.NewTimer(delay)
+			timer = s.cfg.Clock.NewTimer(delay)
 		} else {
 			timer.Reset(delay)
 		}
 		select {
-		case <-timer.C:
+		case <-timer.Chan():
 		case <-ctx.Done():
 			s.finish(batch, nil, context.Cause(ctx))
 			return

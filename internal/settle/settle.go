@@ -9,6 +9,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/jonboulle/clockwork"
+
 	"github.com/spoolrun/spool/internal/startstop"
 	"github.com/spoolrun/spool/store"
 )
@@ -73,8 +75,10 @@ type Config struct {
 	// MaxRetryDelay caps the retry wait. Default DefaultMaxRetryDelay (1s);
 	// at least RetryDelay.
 	MaxRetryDelay time.Duration
-	// Now tells the time used for flush deadlines. Default time.Now.
-	Now func() time.Time
+	// Clock tells the time used for flush deadlines and runs the settler's
+	// timers (MaxDelay, retry backoff). The lockedUntil given to Submit is on
+	// this clock. Default: the real clock.
+	Clock clockwork.Clock
 	// Logger receives warnings about refused verdicts and failed calls.
 	// Default: discard.
 	Logger *slog.Logger
@@ -161,21 +165,37 @@ func (st Stats) AverageBatch() float64 {
 	return float64(st.Settled+st.Refused) / float64(st.Flushes)
 }
 
-// New checks cfg, fills its defaults and returns a settler that is not yet
-// started. All configuration mistakes are returned at once.
-func New(cfg Config) (*Settler, error) {
+// New fills cfg's defaults and returns a settler that is not yet started.
+// cfg must be valid: New panics with every mistake otherwise. Its caller
+// (the Worker) validates its own public configuration, in its users' terms,
+// before it builds a settler, so a bad Config here is a programming error.
+func New(cfg Config) *Settler {
+	cfg = cfg.withDefaults()
+	if err := cfg.validate(); err != nil {
+		panic(err)
+	}
+	return &Settler{cfg: cfg, log: cfg.Logger, kick: make(chan struct{}, 1)}
+}
+
+// withDefaults returns cfg with its zero fields set to their defaults.
+func (cfg Config) withDefaults() Config {
 	cfg.MaxBatch = cmp.Or(cfg.MaxBatch, DefaultMaxBatch)
 	cfg.MaxDelay = cmp.Or(cfg.MaxDelay, DefaultMaxDelay)
 	cfg.MaxPending = cmp.Or(cfg.MaxPending, DefaultMaxPending)
 	cfg.MaxInFlight = cmp.Or(cfg.MaxInFlight, DefaultMaxInFlight)
 	cfg.RetryDelay = cmp.Or(cfg.RetryDelay, DefaultRetryDelay)
 	cfg.MaxRetryDelay = cmp.Or(cfg.MaxRetryDelay, DefaultMaxRetryDelay)
-	if cfg.Now == nil {
-		cfg.Now = time.Now
+	if cfg.Clock == nil {
+		cfg.Clock = clockwork.NewRealClock()
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
+	return cfg
+}
+
+// validate returns every mistake in a config whose defaults are filled in.
+func (cfg Config) validate() error {
 	var errs []error
 	if cfg.Store == nil {
 		errs = append(errs, errors.New("settle: Config.Store is required"))
@@ -201,10 +221,7 @@ func New(cfg Config) (*Settler, error) {
 	if cfg.MaxRetryDelay < cfg.RetryDelay {
 		errs = append(errs, fmt.Errorf("settle: Config.MaxRetryDelay is %v, want at least RetryDelay (%v)", cfg.MaxRetryDelay, cfg.RetryDelay))
 	}
-	if err := errors.Join(errs...); err != nil {
-		return nil, err
-	}
-	return &Settler{cfg: cfg, log: cfg.Logger, kick: make(chan struct{}, 1)}, nil
+	return errors.Join(errs...)
 }
 
 // Start launches the settler's loop and returns once it accepts verdicts.
@@ -250,9 +267,11 @@ func (s *Settler) Stop(ctx context.Context) error {
 }
 
 // Submit hands a verdict to the settler and returns without waiting for it
-// to be written. lockedUntil is the job's lock expiry as its claim or last
-// renewal reported it; the verdict is flushed well before it (see Config.Margin).
-// A zero lockedUntil sets no deadline.
+// to be written. lockedUntil is when the job's lock ends, on Config.Clock: a
+// worker measures it on its own clock from when it sent the claim or last
+// renewal, never from the store's timestamps, so clock skew between the two
+// cannot make a deadline late. The verdict is flushed well before it (see
+// Config.Margin). A zero lockedUntil sets no deadline.
 //
 // The verdict's outcome is reported to Config.OnResult. Submit returns an
 // error, and the verdict is not accepted, when the verdict is invalid
@@ -306,7 +325,7 @@ func (s *Settler) submit(ctx context.Context, v store.Verdict, lockedUntil time.
 		}
 		s.mu.Lock()
 	}
-	now := s.cfg.Now()
+	now := s.cfg.Clock.Now()
 	it := item{v: v, added: now, flushBy: s.flushBy(now, lockedUntil), wait: wait}
 	// Wake the loop only when its plan changes: the buffer was empty (start
 	// the MaxDelay timer), the batch just filled, or this deadline is the

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jonboulle/clockwork"
 	"go.uber.org/goleak"
 
 	"github.com/spoolrun/spool/internal/startstop"
@@ -23,10 +24,7 @@ func start(t *testing.T, fs *fakeStore, cfg Config) (*Settler, *recorder) {
 	rec := newRecorder()
 	cfg.Store = fs
 	cfg.OnResult = rec.onResult
-	s, err := New(cfg)
-	if err != nil {
-		t.Fatalf("New: %v", err)
-	}
+	s := New(cfg)
 	if err := s.Start(t.Context()); err != nil {
 		t.Fatalf("Start: %v", err)
 	}
@@ -78,6 +76,32 @@ func TestLowLoadFlushesAfterMaxDelay(t *testing.T) {
 	}
 	if sizes := fs.callSizes(); len(sizes) != 1 || sizes[0] != 1 {
 		t.Fatalf("Settle calls = %v, want [1]", sizes)
+	}
+}
+
+// The MaxDelay timer runs on the injected clock: a lone verdict waits until
+// the clock has moved MaxDelay on, however long that takes in real time.
+func TestMaxDelayRunsOnTheClock(t *testing.T) {
+	t.Parallel()
+	fs := newFakeStore()
+	clock := clockwork.NewFakeClock()
+	s, rec := start(t, fs, Config{Clock: clock, MaxDelay: time.Second})
+	v := fs.claim(1)[0]
+	if err := s.Submit(t.Context(), v, clock.Now().Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), waitTimeout)
+	defer cancel()
+	if err := clock.BlockUntilContext(ctx, 1); err != nil { // the loop armed its MaxDelay timer
+		t.Fatal(err)
+	}
+	if got := s.Stats().Pending; got != 1 {
+		t.Fatalf("pending = %d before the clock moved, want 1", got)
+	}
+	clock.Advance(time.Second)
+	requireAllSettled(t, fs, rec.wait(t, 1))
+	if st := s.Stats(); st.BatchesDelay != 1 {
+		t.Fatalf("stats = %+v, want one delay batch", st)
 	}
 }
 
@@ -401,10 +425,7 @@ func TestStartContextDoesNotStopSettler(t *testing.T) {
 	t.Parallel()
 	fs := newFakeStore()
 	rec := newRecorder()
-	s, err := New(Config{Store: fs, OnResult: rec.onResult})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := New(Config{Store: fs, OnResult: rec.onResult})
 	ctx, cancel := context.WithCancel(t.Context())
 	if err := s.Start(ctx); err != nil {
 		t.Fatal(err)
@@ -485,10 +506,7 @@ func TestStopReleasesBlockedSubmit(t *testing.T) {
 func TestSubmitRejectsInvalidAndStopped(t *testing.T) {
 	t.Parallel()
 	fs := newFakeStore()
-	s, err := New(Config{Store: fs})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := New(Config{Store: fs})
 	v := fs.claim(1)[0]
 	if err := s.Submit(t.Context(), v, time.Time{}); !errors.Is(err, ErrStopped) {
 		t.Fatalf("Submit before Start = %v, want ErrStopped", err)
@@ -562,37 +580,40 @@ func TestConcurrentSubmitsWithFailuresLoseNothing(t *testing.T) {
 
 func TestNewValidatesConfig(t *testing.T) {
 	t.Parallel()
-	_, err := New(Config{
+	bad := Config{
 		MaxBatch:      store.MaxBatch + 1,
 		MaxDelay:      -time.Second,
 		Margin:        -time.Second,
 		MaxInFlight:   -1,
 		RetryDelay:    time.Minute,
 		MaxRetryDelay: time.Second,
-	})
+	}
+	err := bad.withDefaults().validate()
 	if err == nil {
-		t.Fatal("New accepted a bad config")
+		t.Fatal("validate accepted a bad config")
 	}
 	for _, want := range []string{"Store is required", "MaxBatch", "MaxDelay", "Margin", "MaxPending", "MaxInFlight", "MaxRetryDelay"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error does not mention %s:\n%v", want, err)
 		}
 	}
-	s, err := New(Config{Store: newFakeStore()})
-	if err != nil {
-		t.Fatalf("New with defaults: %v", err)
-	}
-	if s.cfg.MaxBatch != DefaultMaxBatch || s.cfg.MaxDelay != DefaultMaxDelay || s.cfg.MaxInFlight != DefaultMaxInFlight {
+	func() {
+		defer func() {
+			if r := recover(); r == nil {
+				t.Error("New did not panic on a bad config")
+			}
+		}()
+		New(bad)
+	}()
+	s := New(Config{Store: newFakeStore()})
+	if s.cfg.MaxBatch != DefaultMaxBatch || s.cfg.MaxDelay != DefaultMaxDelay || s.cfg.MaxInFlight != DefaultMaxInFlight || s.cfg.Clock == nil {
 		t.Fatalf("defaults not applied: %+v", s.cfg)
 	}
 }
 
 func TestBackoffGrowsAndIsCapped(t *testing.T) {
 	t.Parallel()
-	s, err := New(Config{Store: newFakeStore(), RetryDelay: 10 * time.Millisecond, MaxRetryDelay: time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := New(Config{Store: newFakeStore(), RetryDelay: 10 * time.Millisecond, MaxRetryDelay: time.Second})
 	for attempt, want := range map[int]time.Duration{0: 10 * time.Millisecond, 3: 80 * time.Millisecond, 50: time.Second} {
 		for range 100 {
 			if d := s.backoff(attempt); d < want/2 || d > want {

@@ -174,7 +174,7 @@ func work(ctx context.Context, st *postgres.Store, id string, logger *slog.Logge
 	stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
 	stopErr := w.Stop(stopCtx)
-	s := w.SettleStats()
+	s := w.Stats().Settle
 	b, err := json.Marshal(stats{Settled: s.Settled, Refused: s.Refused, LockLost: s.LockLost, Abandoned: s.Abandoned, FlushErrors: s.FlushErrors})
 	if err != nil {
 		return err
