@@ -222,7 +222,6 @@ func (e *reportedError) Unwrap() error { return e.err }
 // exitCode maps an error to the exit code scripts see.
 func exitCode(err error) int {
 	var rep *reportedError
-	var unsup *unsupportedStoreError
 	switch {
 	case err == nil:
 		return exitOK
@@ -230,7 +229,7 @@ func exitCode(err error) int {
 		return rep.code
 	case errors.Is(err, errInterrupted):
 		return exitInterrupted
-	case errors.As(err, &unsup), errors.Is(err, store.ErrInvalid):
+	case errors.Is(err, store.ErrInvalid):
 		return exitUsage
 	case errors.Is(err, store.ErrConflict):
 		return exitConflict
@@ -239,14 +238,9 @@ func exitCode(err error) int {
 }
 
 // errorCode is the machine-readable code printed with --json: store.Code's
-// codes ("not_found", "invalid", ...), plus "unsupported" for a store this
-// build cannot open and "interrupted".
+// codes ("not_found", "invalid", ...), plus "interrupted".
 func errorCode(err error) string {
-	var unsup *unsupportedStoreError
-	switch {
-	case errors.As(err, &unsup):
-		return "unsupported"
-	case errors.Is(err, errInterrupted):
+	if errors.Is(err, errInterrupted) {
 		return "interrupted"
 	}
 	return store.Code(err)
