@@ -144,6 +144,15 @@ func statusJSON(st *store.MigrationStatus) *migrationStatusJSON {
 	return out
 }
 
+// timePtr returns t in UTC, or nil for the zero time.
+func timePtr(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	u := t.UTC()
+	return &u
+}
+
 func (a *app) printMigrationStatus(where string, st *migrationStatusJSON) {
 	w := a.stdout
 	switch {

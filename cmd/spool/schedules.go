@@ -2,23 +2,19 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"slices"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/spoolrun/spool"
+	"github.com/spoolrun/spool/internal/wire"
 	"github.com/spoolrun/spool/schedule"
 	"github.com/spoolrun/spool/store"
 )
-
-// defaultNextSlots is how many coming slots spool schedules get shows.
-const defaultNextSlots = 5
 
 const schedulesLong = `A schedule enqueues a job on a recurring spec: a cron expression read in the
 schedule's time zone, or a fixed interval. Any process working the store
@@ -52,15 +48,15 @@ func (a *app) schedulesCmd() *cobra.Command {
 		a.schedulesAddCmd(&tenant),
 		a.schedulesListCmd(&tenant),
 		a.schedulesGetCmd(&tenant),
-		a.schedulesPerRefCmd(&tenant, "pause", "paused", (*spool.Schedules).Pause,
+		a.schedulesPerRefCmd(&tenant, "pause", "paused", (*spool.Schedules).PauseEach,
 			"Stop schedules from firing until resumed",
 			`Pause stops schedules from firing; runs already enqueued are left alone.`),
-		a.schedulesPerRefCmd(&tenant, "resume", "resumed", (*spool.Schedules).Resume,
+		a.schedulesPerRefCmd(&tenant, "resume", "resumed", (*spool.Schedules).ResumeEach,
 			"Let paused schedules fire again",
 			`Resume starts paused schedules again from their first slot after now: slots
 that passed while they were paused are not run. Resuming a schedule that is
 not paused changes nothing.`),
-		a.schedulesPerRefCmd(&tenant, "delete", "deleted", (*spool.Schedules).Delete,
+		a.schedulesPerRefCmd(&tenant, "delete", "deleted", (*spool.Schedules).DeleteEach,
 			"Delete schedules",
 			`Delete removes schedules for good; runs already enqueued are left to finish.`),
 		a.schedulesTriggerCmd(&tenant),
@@ -164,15 +160,11 @@ func (a *app) schedulesAdd(cmd *cobra.Command, tenant, id string, f *scheduleAdd
 	if err != nil {
 		return err
 	}
-	st, err := a.openOrCreate(cmd)
+	client, closeStore, err := a.openClient(cmd, true)
 	if err != nil {
 		return err
 	}
-	defer st.Close()
-	client, err := spool.NewClient(spool.Config{Store: st})
-	if err != nil {
-		return err
-	}
+	defer closeStore()
 	ctx := cmd.Context()
 	res, err := client.Schedules().UpsertMany(ctx, sc)
 	if err != nil {
@@ -189,10 +181,7 @@ func (a *app) schedulesAdd(cmd *cobra.Command, tenant, id string, f *scheduleAdd
 		fmt.Fprintf(a.stderr, "spool: --paused applies only when a schedule is created; run spool schedules pause %s\n", refArgs(sc.Ref()))
 	}
 	if a.jsonOut {
-		a.printJSON(struct {
-			scheduleJSON
-			Created bool `json:"created"`
-		}{scheduleView(stored), res[0].Created})
+		a.printJSON(wire.UpsertedSchedule{Schedule: wire.ScheduleOf(stored), Created: res[0].Created})
 		return nil
 	}
 	verb := "updated"
@@ -206,7 +195,7 @@ func (a *app) schedulesAdd(cmd *cobra.Command, tenant, id string, f *scheduleAdd
 	case stored.NextRunAt.IsZero():
 		next = nextRunMissing(stored)
 	}
-	fmt.Fprintf(a.stdout, "%s schedule %s: version %d, %s\n", verb, refName(stored.Ref()), stored.Version, next)
+	fmt.Fprintf(a.stdout, "%s schedule %s: version %d, %s\n", verb, stored.Ref(), stored.Version, next)
 	return nil
 }
 
@@ -237,42 +226,9 @@ func (a *app) scheduleFromFlags(tenant, id string, f *scheduleAddFlags) (spool.S
 	if sc.Mode, err = store.ParseScheduleMode(f.mode); err != nil {
 		errs = append(errs, err)
 	}
-	switch {
-	case f.payload != "" && f.payloadFile != "":
-		err = usagef("give --payload or --payload-file, not both")
-	case f.payloadFile != "":
-		sc.Payload, err = readPayloadFile(f.payloadFile)
-	default:
-		sc.Payload, err = a.readPayload(f.payload)
-	}
+	sc.Payload, err = a.payload(f.payload, f.payloadFile)
 	errs = append(errs, err, schedule.Validate(&sc))
 	return sc, errors.Join(errs...)
-}
-
-// readPayloadFile reads a JSON payload from a file, as readPayload does
-// from stdin.
-func readPayloadFile(path string) ([]byte, error) {
-	fh, err := os.Open(path)
-	if err != nil {
-		return nil, usagef("--payload-file: %v", err)
-	}
-	defer fh.Close()
-	b, err := io.ReadAll(io.LimitReader(fh, store.MaxPayloadBytes+1))
-	if err != nil {
-		return nil, fmt.Errorf("read payload from %s: %w", path, err)
-	}
-	if len(b) > store.MaxPayloadBytes {
-		return nil, &store.LimitError{Field: "payload size", Limit: store.MaxPayloadBytes, Got: len(b)}
-	}
-	if !json.Valid(b) {
-		var v any
-		reason := "in " + path + " is not valid JSON"
-		if err := json.Unmarshal(b, &v); err != nil {
-			reason += ": " + err.Error()
-		}
-		return nil, &store.ValidationError{Field: "payload", Reason: reason}
-	}
-	return b, nil
 }
 
 // upsertError explains why the store refused a schedule add wrote.
@@ -283,68 +239,17 @@ func upsertError(sc spool.Schedule, err error) error {
 		return &scheduleMsgError{err: err, msg: fmt.Sprintf(
 			"schedule %s was changed since you read it: it is at version %d, not %d; nothing was written. "+
 				"Check it with 'spool schedules get %s' and retry with --version %d",
-			refName(sc.Ref()), ce.Current, ce.Want, refArgs(sc.Ref()), ce.Current)}
+			sc.Ref(), ce.Current, ce.Want, refArgs(sc.Ref()), ce.Current)}
 	case errors.Is(err, store.ErrNotFound):
 		return &scheduleMsgError{err: err, msg: fmt.Sprintf(
 			"schedule %s not found, so it cannot be at version %d; leave out --version to create it",
-			refName(sc.Ref()), sc.Version)}
+			sc.Ref(), sc.Version)}
 	}
 	return err
 }
 
-// scheduleMsgError gives a schedule error a message for the command line;
-// errors.Is and errors.As still see the original (and so its exit code).
-type scheduleMsgError struct {
-	msg string
-	err error
-}
-
-func (e *scheduleMsgError) Error() string { return e.msg }
-func (e *scheduleMsgError) Unwrap() error { return e.err }
-
-// scheduleError words a not-found error for the schedule it is about.
-func scheduleError(ref spool.ScheduleRef, err error) error {
-	if errors.Is(err, store.ErrNotFound) {
-		return &scheduleMsgError{err: err, msg: fmt.Sprintf("schedule %s not found", refName(ref))}
-	}
-	return err
-}
-
-// refName names a schedule in messages.
-func refName(ref spool.ScheduleRef) string {
-	if ref.Tenant == "" {
-		return ref.ID
-	}
-	return fmt.Sprintf("%s (tenant %s)", ref.ID, ref.Tenant)
-}
-
-// refArgs is the command-line arguments naming a schedule.
-func refArgs(ref spool.ScheduleRef) string {
-	if ref.Tenant == "" {
-		return ref.ID
-	}
-	return ref.ID + " --tenant " + ref.Tenant
-}
-
-// checkRefs checks schedule IDs and the tenant given on the command line,
-// and returns their refs with repeated IDs left out.
-func checkRefs(tenant string, ids []string) ([]spool.ScheduleRef, error) {
-	if err := store.ValidName("tenant", tenant, true); err != nil {
-		return nil, err
-	}
-	refs := make([]spool.ScheduleRef, 0, len(ids))
-	seen := make(map[string]bool, len(ids))
-	for _, id := range ids {
-		if err := store.ValidName("schedule id", id, false); err != nil {
-			return nil, err
-		}
-		if !seen[id] {
-			seen[id] = true
-			refs = append(refs, spool.ScheduleRef{Tenant: tenant, ID: id})
-		}
-	}
-	return refs, nil
-}
+// defaultNextSlots is how many coming slots spool schedules get shows.
+const defaultNextSlots = 5
 
 func (a *app) schedulesListCmd(tenant *string) *cobra.Command {
 	var after string
@@ -366,7 +271,7 @@ With --json it prints {"schedules": [...], "next": "ID or empty"}.`,
 			if err := p.Normalize(); err != nil {
 				return err
 			}
-			client, closeStore, err := a.client(cmd)
+			client, closeStore, err := a.openClient(cmd, false)
 			if err != nil {
 				return err
 			}
@@ -397,11 +302,7 @@ With --json it prints {"schedules": [...], "next": "ID or empty"}.`,
 // printSchedules prints schedules as a table, or as {"schedules", "next"}.
 func (a *app) printSchedules(scs []*spool.Schedule, next string) {
 	if a.jsonOut {
-		views := make([]scheduleJSON, len(scs))
-		for i, sc := range scs {
-			views[i] = scheduleView(sc)
-		}
-		a.printJSON(map[string]any{"schedules": views, "next": next})
+		a.printJSON(wire.SchedulePage{Schedules: wire.SchedulesOf(scs), Next: next})
 		return
 	}
 	if len(scs) == 0 {
@@ -462,7 +363,7 @@ max_attempts reads 25 unless set, catch_up_max 10 under catch_up (0 otherwise).`
 				return err
 			}
 			ref := refs[0]
-			client, closeStore, err := a.client(cmd)
+			client, closeStore, err := a.openClient(cmd, false)
 			if err != nil {
 				return err
 			}
@@ -599,11 +500,74 @@ func yesNo(b bool) string {
 	return "no"
 }
 
+// scheduleDetail is the --json form of schedules get: the schedule, its
+// last runs with their jobs' states, and its next slots.
+func scheduleDetail(sc *spool.Schedule, runs *spool.ScheduleRuns) wire.ScheduleDetail {
+	last := make([]wire.ScheduleRun, len(runs.Last))
+	for i, r := range runs.Last {
+		last[i] = wire.ScheduleRunOf(r.ScheduleRun, r.State)
+	}
+	return wire.ScheduleDetailOf(sc, last, runs.Next)
+}
+
+// scheduleMsgError gives a schedule error a message for the command line;
+// errors.Is and errors.As still see the original (and so its exit code).
+type scheduleMsgError struct {
+	msg string
+	err error
+}
+
+func (e *scheduleMsgError) Error() string { return e.msg }
+func (e *scheduleMsgError) Unwrap() error { return e.err }
+
+// scheduleError words a not-found error for the schedule it is about; nil
+// stays nil.
+func scheduleError(ref spool.ScheduleRef, err error) error {
+	var nf *store.NotFoundError
+	if errors.As(err, &nf) && nf.Resource == "schedule" {
+		return err // it names the schedule already
+	}
+	if errors.Is(err, store.ErrNotFound) {
+		return &scheduleMsgError{err: err, msg: fmt.Sprintf("schedule %s not found", ref)}
+	}
+	return err
+}
+
+// refArgs is the command-line arguments naming a schedule.
+func refArgs(ref spool.ScheduleRef) string {
+	if ref.Tenant == "" {
+		return ref.ID
+	}
+	return ref.ID + " --tenant " + ref.Tenant
+}
+
+// checkRefs checks schedule IDs and the tenant given on the command line,
+// and returns their refs with repeated IDs left out.
+func checkRefs(tenant string, ids []string) ([]spool.ScheduleRef, error) {
+	if err := store.ValidName("tenant", tenant, true); err != nil {
+		return nil, err
+	}
+	refs := make([]spool.ScheduleRef, 0, len(ids))
+	seen := make(map[string]bool, len(ids))
+	for _, id := range ids {
+		if err := store.ValidName("schedule id", id, false); err != nil {
+			return nil, err
+		}
+		if !seen[id] {
+			seen[id] = true
+			refs = append(refs, spool.ScheduleRef{Tenant: tenant, ID: id})
+		}
+	}
+	return refs, nil
+}
+
+// perRefOp is a per-schedule operation with one answer per schedule, such
+// as (*spool.Schedules).PauseEach.
+type perRefOp func(x *spool.Schedules, ctx context.Context, refs ...spool.ScheduleRef) ([]error, error)
+
 // schedulesPerRefCmd builds pause, resume and delete: a Schedules operation
 // on each named schedule of the tenant.
-func (a *app) schedulesPerRefCmd(tenant *string, name, verb string,
-	op func(*spool.Schedules, context.Context, ...spool.ScheduleRef) error, short, long string,
-) *cobra.Command {
+func (a *app) schedulesPerRefCmd(tenant *string, name, verb string, op perRefOp, short, long string) *cobra.Command {
 	return &cobra.Command{
 		Use:   name + " ID...",
 		Short: short,
@@ -620,16 +584,19 @@ With --json it prints {"done": [IDs], "refused": [{"id", "error"}]}.`,
 			if err != nil {
 				return err
 			}
-			client, closeStore, err := a.client(cmd)
+			client, closeStore, err := a.openClient(cmd, false)
 			if err != nil {
 				return err
 			}
 			defer closeStore()
-			refused := map[string]error{}
+			refused := make([]error, 0, len(refs))
 			for chunk := range slices.Chunk(refs, store.MaxBatch) {
-				err := op(client.Schedules(), cmd.Context(), chunk...)
-				if err != nil && !collectScheduleErrors(err, refused) {
+				errs, err := op(client.Schedules(), cmd.Context(), chunk...)
+				if err != nil {
 					return err // the whole call failed
+				}
+				for i, ref := range chunk {
+					refused = append(refused, scheduleError(ref, errs[i]))
 				}
 			}
 			return a.reportPerSchedule(verb, refs, refused)
@@ -637,45 +604,25 @@ With --json it prints {"done": [IDs], "refused": [{"id", "error"}]}.`,
 	}
 }
 
-// collectScheduleErrors records each *spool.ScheduleError of a joined error
-// by schedule ID. It reports false when err is not made of schedule errors
-// alone.
-func collectScheduleErrors(err error, into map[string]error) bool {
-	var errs []error
-	if joined, ok := err.(interface{ Unwrap() []error }); ok { //nolint:errorlint // taking a join apart, not testing for an error
-		errs = joined.Unwrap()
-	} else {
-		errs = []error{err}
-	}
-	for _, e := range errs {
-		var se *spool.ScheduleError
-		if !errors.As(e, &se) {
-			return false
-		}
-		into[se.Ref.ID] = scheduleError(se.Ref, se.Err)
-	}
-	return true
-}
-
 // reportPerSchedule prints the outcome of pause, resume or delete, one line
-// a schedule; it returns an error (exit 1) when any was refused.
-func (a *app) reportPerSchedule(verb string, refs []spool.ScheduleRef, refused map[string]error) error {
+// a schedule; refused[i] is why refs[i] was refused, or nil. It returns an
+// error (exit 1) when any was refused.
+func (a *app) reportPerSchedule(verb string, refs []spool.ScheduleRef, refused []error) error {
 	var errs []error
-	done := []string{}
-	ref := []map[string]any{}
-	for _, r := range refs {
-		if err := refused[r.ID]; err != nil {
+	out := perItemJSON{Done: []string{}, Refused: []refusal{}}
+	for i, r := range refs {
+		if err := refused[i]; err != nil {
 			errs = append(errs, err)
-			ref = append(ref, map[string]any{"id": r.ID, "error": errorJSONOf(err)})
+			out.Refused = append(out.Refused, refusal{ID: r.ID, Error: errorView(err)})
 			continue
 		}
-		done = append(done, r.ID)
+		out.Done = append(out.Done, r.ID)
 		if !a.jsonOut {
-			fmt.Fprintf(a.stdout, "%s schedule %s\n", verb, refName(r))
+			fmt.Fprintf(a.stdout, "%s schedule %s\n", verb, r)
 		}
 	}
 	if a.jsonOut {
-		a.printJSON(map[string]any{"done": done, "refused": ref})
+		a.printJSON(out)
 	}
 	if len(errs) == 0 {
 		return nil
@@ -702,7 +649,7 @@ With --json it prints {"schedule", "tenant", "job_id", "slot"}.`,
 			if err != nil {
 				return err
 			}
-			client, closeStore, err := a.client(cmd)
+			client, closeStore, err := a.openClient(cmd, false)
 			if err != nil {
 				return err
 			}
@@ -712,104 +659,11 @@ With --json it prints {"schedule", "tenant", "job_id", "slot"}.`,
 				return scheduleError(refs[0], err)
 			}
 			if a.jsonOut {
-				a.printJSON(struct {
-					Schedule string    `json:"schedule"`
-					Tenant   string    `json:"tenant,omitempty"`
-					JobID    string    `json:"job_id"`
-					Slot     time.Time `json:"slot"`
-				}{refs[0].ID, refs[0].Tenant, run.JobID.String(), run.Slot.UTC()})
+				a.printJSON(wire.TriggeredRunOf(refs[0], run))
 				return nil
 			}
 			fmt.Fprintln(a.stdout, run.JobID)
 			return nil
 		},
 	}
-}
-
-// scheduleJSON is how a schedule looks in --json output. Times are RFC 3339
-// in UTC, absent when unset. A JSON payload is embedded as is, other bytes are given
-// base64-encoded in payload_base64.
-type scheduleJSON struct {
-	ID            string             `json:"id"`
-	Tenant        string             `json:"tenant,omitempty"`
-	Spec          string             `json:"spec"`
-	Zone          string             `json:"zone"`
-	Queue         string             `json:"queue"`
-	Kind          string             `json:"kind"`
-	Payload       json.RawMessage    `json:"payload,omitempty"`
-	PayloadBase64 string             `json:"payload_base64,omitempty"`
-	Priority      int                `json:"priority"`
-	MaxAttempts   int                `json:"max_attempts"`
-	Overlap       store.Overlap      `json:"overlap"`
-	Misfire       store.Misfire      `json:"misfire"`
-	CatchUpMax    int                `json:"catch_up_max"`
-	Mode          store.ScheduleMode `json:"mode"`
-	Paused        bool               `json:"paused"`
-	Version       int64              `json:"version"`
-	NextRunAt     *time.Time         `json:"next_run_at,omitempty"`
-	LastRunAt     *time.Time         `json:"last_run_at,omitempty"`
-	LiveJobID     string             `json:"live_job_id,omitempty"`
-	Fired         int64              `json:"fired"`
-	Skipped       int64              `json:"skipped"`
-	Dropped       int64              `json:"dropped"`
-	CreatedAt     time.Time          `json:"created_at"`
-	UpdatedAt     time.Time          `json:"updated_at"`
-}
-
-// scheduleDetailJSON is a schedule with its runs, for schedules get.
-type scheduleDetailJSON struct {
-	scheduleJSON
-	LastRuns []runJSON   `json:"last_runs"`
-	NextRuns []time.Time `json:"next_runs"`
-}
-
-// runJSON is one run of a schedule; State is empty once retention removed
-// the job.
-type runJSON struct {
-	Slot      time.Time   `json:"slot"`
-	JobID     string      `json:"job_id"`
-	Triggered bool        `json:"triggered,omitempty"`
-	State     spool.State `json:"state,omitempty"`
-}
-
-func scheduleView(sc *spool.Schedule) scheduleJSON {
-	v := scheduleJSON{
-		ID:          sc.ID,
-		Tenant:      sc.Tenant,
-		Spec:        sc.Spec,
-		Zone:        sc.Zone,
-		Queue:       sc.Queue,
-		Kind:        sc.Kind,
-		Priority:    sc.Priority,
-		MaxAttempts: sc.MaxAttempts,
-		Overlap:     sc.Overlap,
-		Misfire:     sc.Misfire,
-		CatchUpMax:  sc.CatchUpMax,
-		Mode:        sc.Mode,
-		Paused:      sc.Paused,
-		Version:     sc.Version,
-		NextRunAt:   timePtr(sc.NextRunAt),
-		LastRunAt:   timePtr(sc.LastRunAt),
-		Fired:       sc.Fired,
-		Skipped:     sc.Skipped,
-		Dropped:     sc.Dropped,
-		CreatedAt:   sc.CreatedAt.UTC(),
-		UpdatedAt:   sc.UpdatedAt.UTC(),
-	}
-	if !sc.LiveJobID.IsZero() {
-		v.LiveJobID = sc.LiveJobID.String()
-	}
-	v.Payload, v.PayloadBase64 = bytesView(sc.Payload)
-	return v
-}
-
-func scheduleDetail(sc *spool.Schedule, runs *spool.ScheduleRuns) scheduleDetailJSON {
-	v := scheduleDetailJSON{scheduleJSON: scheduleView(sc), LastRuns: []runJSON{}, NextRuns: []time.Time{}}
-	for _, r := range runs.Last {
-		v.LastRuns = append(v.LastRuns, runJSON{Slot: r.Slot.UTC(), JobID: r.JobID.String(), Triggered: r.Triggered, State: r.State})
-	}
-	for _, t := range runs.Next {
-		v.NextRuns = append(v.NextRuns, t.UTC())
-	}
-	return v
 }
