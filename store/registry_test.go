@@ -3,6 +3,7 @@ package store_test
 import (
 	"context"
 	"errors"
+	"net/url"
 	"strings"
 	"testing"
 
@@ -159,4 +160,24 @@ func TestRedactURL(t *testing.T) {
 			t.Errorf("RedactURL(%q) = %q, want %q", raw, got, want)
 		}
 	}
+}
+
+// Store URLs come from flags and the environment: Lookup and RedactURL
+// must take anything, and a password must never survive RedactURL.
+func FuzzRedactURL(f *testing.F) {
+	for _, s := range []string{"postgres://u:secret@h/db?schema=x", "sqlite:./x.db", "data/jobs.db", "C:/x.db",
+		"postgres://u:sec%zzret@h/db", "x://:pw@", "", "postgresql://u:p@[::1]:5432/db"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, raw string) {
+		got := store.RedactURL(raw)
+		if u, err := url.Parse(got); err == nil && u.User != nil {
+			if pw, ok := u.User.Password(); ok && pw != "xxxxx" {
+				t.Fatalf("RedactURL(%q) = %q keeps a password", raw, got)
+			}
+		}
+		if _, err := store.Lookup(raw); err != nil && !errors.Is(err, store.ErrInvalid) {
+			t.Fatalf("Lookup(%q) = %v; want nil or ErrInvalid", raw, err)
+		}
+	})
 }

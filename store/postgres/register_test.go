@@ -140,3 +140,43 @@ func mustQuery(t *testing.T, raw string) url.Values {
 	}
 	return u.Query()
 }
+
+// ParseURL reads store URLs from flags and the environment: it must take
+// anything, refuse with ErrInvalid, and leave none of Spool's parameters
+// for pgx.
+func FuzzParseURL(f *testing.F) {
+	for _, s := range []string{"postgres://u@h/db", "postgres://u:pw@h:5433/db?sslmode=disable&schema=jobs&poll_only=1&skip_migrate=true",
+		"postgres://h/db?poll_only&pool_max_conns=8&poll_only=false", "postgres://h/db?schema=", "postgres://u:secret@h:port/db", "%"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, raw string) {
+		conn, cfg, err := postgres.ParseURL(raw)
+		if err != nil {
+			if !errors.Is(err, store.ErrInvalid) {
+				t.Fatalf("ParseURL(%q) = %v; want ErrInvalid", raw, err)
+			}
+			return
+		}
+		u, err := url.Parse(conn)
+		if err != nil {
+			t.Fatalf("ParseURL(%q) gave %q, which does not parse: %v", raw, conn, err)
+		}
+		for _, p := range []string{postgres.ParamSchema, postgres.ParamPollOnly, postgres.ParamSkipMigrate} {
+			if u.Query().Has(p) {
+				t.Fatalf("ParseURL(%q) left %s in %q", raw, p, conn)
+			}
+		}
+		if q, _ := url.ParseQuery(mustURL(t, raw).RawQuery); q.Has(postgres.ParamSchema) && cfg.Schema == "" {
+			t.Fatalf("ParseURL(%q) lost the schema", raw)
+		}
+	})
+}
+
+func mustURL(t *testing.T, raw string) *url.URL {
+	t.Helper()
+	u, err := url.Parse(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u
+}
