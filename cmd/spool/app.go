@@ -12,16 +12,18 @@ import (
 	"github.com/mattn/go-isatty"
 	"github.com/spf13/cobra"
 
+	"github.com/spoolrun/spool/internal/wire"
 	"github.com/spoolrun/spool/store"
 )
 
-// Exit codes scripts can rely on.
+// Exit codes scripts can rely on; the error catalog (internal/wire) maps
+// every error to one of them.
 const (
-	exitOK          = 0   // the command did what it was asked
-	exitFailed      = 1   // the operation failed: a job not found, some items refused, a store error
-	exitUsage       = 2   // bad flags or arguments, or invalid input such as a payload that is not JSON
-	exitConflict    = 3   // a version conflict: the record changed since it was read (read it again and retry)
-	exitInterrupted = 130 // stopped by SIGINT or SIGTERM (128 + SIGINT)
+	exitOK          = wire.ExitOK          // the command did what it was asked
+	exitFailed      = wire.ExitFailed      // the operation failed: a job not found, some items refused, a store error
+	exitUsage       = wire.ExitUsage       // bad flags or arguments, or invalid input such as a payload that is not JSON
+	exitConflict    = wire.ExitConflict    // a version conflict: the record changed since it was read (read it again and retry)
+	exitInterrupted = wire.ExitInterrupted // stopped by SIGINT or SIGTERM (128 + SIGINT)
 )
 
 // app is one invocation of the CLI: its streams, its environment and the
@@ -107,7 +109,8 @@ e.g. postgres://app@db.internal/app?sslmode=require&schema=jobs&poll_only=1
 
 Read commands print tables; with --json they print one JSON object (job IDs as
 strings, times in RFC 3339). Errors go to stderr as "spool: <message>", or with
---json to stdout as {"error": {"code": ..., "message": ...}}.
+--json to stdout as {"error": {"code": ..., "message": ...}}, with the fields
+of the error where it has them ("field" and "reason" of invalid input, ...).
 
 Exit codes: 0 ok; 1 the operation failed (a job not found, some items
 refused); 2 usage error or invalid input; 3 version conflict (the record
@@ -205,8 +208,14 @@ func usagef(format string, args ...any) error {
 	return &usageError{err: fmt.Errorf(format, args...)}
 }
 
-// errInterrupted is reported when a signal stopped a command.
-var errInterrupted = errors.New("interrupted")
+// errInterrupted is reported when a signal stopped a command. It matches
+// context.Canceled, which the error catalog codes "interrupted" (exit 130).
+var errInterrupted error = interruptedError{}
+
+type interruptedError struct{}
+
+func (interruptedError) Error() string { return "interrupted" }
+func (interruptedError) Unwrap() error { return context.Canceled }
 
 // reportedError says the command already printed its outcome (such as a
 // JSON object listing refused items) and only its exit code remains. In text
@@ -219,37 +228,30 @@ type reportedError struct {
 func (e *reportedError) Error() string { return e.err.Error() }
 func (e *reportedError) Unwrap() error { return e.err }
 
-// exitCode maps an error to the exit code scripts see.
+// exitCode maps an error to the exit code scripts see: the one the command
+// chose when it already reported the error, else the error catalog's.
 func exitCode(err error) int {
 	var rep *reportedError
-	var unsup *unsupportedStoreError
-	switch {
-	case err == nil:
-		return exitOK
-	case errors.As(err, &rep):
+	if errors.As(err, &rep) {
 		return rep.code
-	case errors.Is(err, errInterrupted):
-		return exitInterrupted
-	case errors.As(err, &unsup), errors.Is(err, store.ErrInvalid):
-		return exitUsage
-	case errors.Is(err, store.ErrConflict):
-		return exitConflict
 	}
-	return exitFailed
+	return wire.ExitCode(err)
 }
 
-// errorCode is the machine-readable code printed with --json: store.Code's
-// codes ("not_found", "invalid", ...), plus "unsupported" for a store this
-// build cannot open and "interrupted".
-func errorCode(err error) string {
-	var unsup *unsupportedStoreError
-	switch {
-	case errors.As(err, &unsup):
-		return "unsupported"
-	case errors.Is(err, errInterrupted):
-		return "interrupted"
+// errorView is err as --json shows it: its wire form, with the catalog's
+// code and typed fields, and every message in full but without the
+// "spool: " prefix (the command line may show what an API would hide).
+func errorView(err error) *wire.Error {
+	e := wire.DetailedErrorOf(err)
+	trimMessages(e)
+	return e
+}
+
+func trimMessages(e *wire.Error) {
+	e.Message = strings.Join(messageLines(e.Message), "; ")
+	for i := range e.Errors {
+		trimMessages(&e.Errors[i])
 	}
-	return store.Code(err)
 }
 
 // report prints err the way the output mode asks and returns the exit code.
@@ -259,15 +261,11 @@ func (a *app) report(err error) int {
 	if errors.As(err, &rep) && a.jsonOut {
 		return code // the JSON output already says what happened
 	}
-	lines := errorLines(err)
 	if a.jsonOut {
-		a.printJSON(map[string]any{"error": map[string]string{
-			"code":    errorCode(err),
-			"message": strings.Join(lines, "; "),
-		}})
+		a.printJSON(wire.ErrorBody{Error: errorView(err)})
 		return code
 	}
-	for _, l := range lines {
+	for _, l := range errorLines(err) {
 		fmt.Fprintf(a.stderr, "spool: %s\n", l)
 	}
 	var ue *usageError
@@ -279,9 +277,13 @@ func (a *app) report(err error) int {
 
 // errorLines splits an error (joined errors give one line each) and drops
 // the "spool: " prefix the library's messages carry, since report adds it.
-func errorLines(err error) []string {
+func errorLines(err error) []string { return messageLines(err.Error()) }
+
+// messageLines splits an error message into its lines, without the
+// "spool: " prefixes and empty lines.
+func messageLines(msg string) []string {
 	var lines []string
-	for l := range strings.SplitSeq(err.Error(), "\n") {
+	for l := range strings.SplitSeq(msg, "\n") {
 		for strings.HasPrefix(l, "spool: ") {
 			l = strings.TrimPrefix(l, "spool: ")
 		}

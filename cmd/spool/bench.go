@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -15,7 +14,6 @@ import (
 
 	"github.com/spoolrun/spool/internal/bench"
 	"github.com/spoolrun/spool/store"
-	"github.com/spoolrun/spool/store/postgres"
 )
 
 const benchLong = `Bench measures throughput on a store with no-op jobs.
@@ -136,20 +134,12 @@ func (a *app) bench(cmd *cobra.Command, f *benchFlags) error {
 func (a *app) scratchStore(cmd *cobra.Command, prefix string, keep bool) (st store.Store, where string, cleanup func(), err error) {
 	ctx := cmd.Context()
 	if storeFlagGiven(cmd) {
-		loc, err := parseStoreURL(a.storeFlag)
+		b, err := store.Lookup(a.storeFlag)
 		if err != nil {
 			return nil, "", nil, err
 		}
-		if loc.scheme == "postgres" && loc.schema == "" {
-			if !keep {
-				return a.scratchSchema(ctx, loc, prefix)
-			}
-			withSchema := withQuery(a.storeFlag, pgParamSchema, prefix)
-			st, err := openStore(ctx, withSchema, nil)
-			if err != nil {
-				return nil, "", nil, err
-			}
-			return st, displayURL(withSchema), func() { st.Close() }, nil
+		if b.Namespaces != nil {
+			return a.scratchNamespace(ctx, b.Namespaces, prefix, keep)
 		}
 		st, err := a.openOrCreate(cmd)
 		if err != nil {
@@ -162,7 +152,7 @@ func (a *app) scratchStore(cmd *cobra.Command, prefix string, keep bool) (st sto
 		return nil, "", nil, fmt.Errorf("make a temporary directory: %w", err)
 	}
 	path := filepath.Join(dir, "spool.db")
-	st, err = openStore(ctx, "sqlite:"+path, nil)
+	st, err = openStore(ctx, "sqlite:"+path, store.OpenOptions{})
 	if err != nil {
 		os.RemoveAll(dir)
 		return nil, "", nil, err
@@ -173,42 +163,37 @@ func (a *app) scratchStore(cmd *cobra.Command, prefix string, keep bool) (st sto
 	}, nil
 }
 
-// scratchSchema opens a PostgreSQL store in a new schema named
-// prefix_<random> and returns a cleanup that closes it and drops the schema.
-func (a *app) scratchSchema(ctx context.Context, loc storeLocation, prefix string) (store.Store, string, func(), error) {
-	b := make([]byte, 6)
-	rand.Read(b) //nolint:errcheck // crypto/rand.Read never fails
-	loc.schema = prefix + "_" + hex.EncodeToString(b)
-	st, err := postgres.Open(ctx, loc.pgURL, postgres.Config{Schema: loc.schema, PollOnly: loc.pollOnly})
+// scratchNamespace opens the store --store names in a namespace (a
+// PostgreSQL schema) of its own, unless the URL names one, which is then
+// used and left in place: with keep, the namespace named prefix, left for
+// the user to explore; else a fresh one named prefix_<random> that cleanup
+// drops.
+func (a *app) scratchNamespace(ctx context.Context, ns *store.Namespaces, prefix string, keep bool) (store.Store, string, func(), error) {
+	name := prefix
+	if !keep {
+		b := make([]byte, 6)
+		rand.Read(b) //nolint:errcheck // crypto/rand.Read never fails
+		name = prefix + "_" + hex.EncodeToString(b)
+	}
+	raw, fresh, err := ns.In(a.storeFlag, name)
 	if err != nil {
-		return nil, "", nil, fmt.Errorf("open store %s: %w", displayURL(loc.pgURL), redacted(err, loc.pgURL))
+		return nil, "", nil, err
+	}
+	st, err := openStore(ctx, raw, store.OpenOptions{})
+	if err != nil {
+		return nil, "", nil, err
+	}
+	if !fresh || keep {
+		return st, displayURL(raw), func() { st.Close() }, nil
 	}
 	drop := func() {
 		st.Close()
 		// The schema must go even when the run was interrupted.
 		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 		defer cancel()
-		conn, err := pgConnect(dctx, loc)
-		if err == nil {
-			_, err = conn.Exec(dctx, "DROP SCHEMA IF EXISTS "+loc.schema+" CASCADE")
-			conn.Close(dctx) //nolint:errcheck // the drop's error is what matters
-		}
-		if err != nil {
-			fmt.Fprintf(a.stderr, "spool: could not drop the scratch schema %s: %v (drop it by hand)\n", loc.schema, err)
+		if err := ns.Drop(dctx, raw); err != nil {
+			fmt.Fprintf(a.stderr, "spool: could not drop the scratch schema %s: %v (drop it by hand)\n", name, err)
 		}
 	}
-	where := fmt.Sprintf("%s in a temporary schema %s", displayURL(loc.pgURL), loc.schema)
-	return st, where, drop, nil
-}
-
-// withQuery returns the URL raw with query parameter key set to value.
-func withQuery(raw, key, value string) string {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return raw // parseStoreURL accepted it, so this does not happen
-	}
-	q := u.Query()
-	q.Set(key, value)
-	u.RawQuery = q.Encode()
-	return u.String()
+	return st, fmt.Sprintf("%s in a temporary schema %s", displayURL(a.storeFlag), name), drop, nil
 }

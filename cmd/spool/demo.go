@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/spoolrun/spool"
+	"github.com/spoolrun/spool/internal/wire"
 	"github.com/spoolrun/spool/store"
 )
 
@@ -279,11 +280,11 @@ func (a *app) demoSummary(ctx context.Context, client *spool.Client, n int, elap
 			"jobs":         n,
 			"seconds":      elapsed.Seconds(),
 			"jobs_per_sec": float64(n) / elapsed.Seconds(),
-			"queues":       queueViews(stats),
-			"dead":         jobViews(deadPage.Jobs),
+			"queues":       wire.QueueStatsOf(stats),
+			"dead":         wire.JobsOf(deadPage.Jobs),
 		}
 		if len(reports.Jobs) > 0 {
-			out["sample_result"] = jobView(reports.Jobs[0], false)
+			out["sample_result"] = wire.JobOf(reports.Jobs[0], false)
 		}
 		a.printJSON(out)
 		return nil

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 
@@ -67,7 +68,7 @@ With --json it prints {"done": [IDs], "refused": [{"id", "error"}]}.`,
 				return err
 			}
 			if !all {
-				return a.perJob(cmd, args, "requeued", func(c *spool.Client, ctx context.Context, ids ...spool.ID) error {
+				return a.perJob(cmd, args, "requeued", func(c *spool.Client, ctx context.Context, ids ...spool.ID) ([]error, error) {
 					return requeueDead(ctx, c, ids)
 				})
 			}
@@ -93,33 +94,41 @@ func idsOrAll(args []string, all bool, queue string) error {
 	return nil
 }
 
-// requeueDead requeues the jobs among ids that are dead; the others are
-// refused with a *store.StateError, like any job that cannot be requeued.
-// (Client.Requeue also takes cancelled jobs; the dead-letter queue does not.)
-func requeueDead(ctx context.Context, c *spool.Client, ids []spool.ID) error {
+// requeueDead requeues the jobs among ids that are dead, and answers per
+// job like Client.RequeueEach; the others are refused with a
+// *store.StateError, like any job that cannot be requeued. (RequeueEach also
+// takes cancelled jobs; the dead-letter queue does not.)
+func requeueDead(ctx context.Context, c *spool.Client, ids []spool.ID) ([]error, error) {
+	errs := make([]error, len(ids))
 	var dead []spool.ID
-	var errs []error
-	for _, id := range ids {
+	var at []int // dead[k] is ids[at[k]]
+	for i, id := range ids {
 		j, err := c.Get(ctx, id)
 		switch {
+		case errors.Is(err, store.ErrNotFound):
+			errs[i] = err
 		case err != nil:
-			errs = append(errs, &spool.JobError{ID: id, Err: err})
+			return nil, err
 		case j.State != spool.StateDead:
-			errs = append(errs, &spool.JobError{ID: id, Err: &store.StateError{ID: id, State: j.State, Op: "requeue from the dead-letter queue"}})
+			errs[i] = &store.StateError{ID: id, State: j.State, Op: "requeue from the dead-letter queue"}
 		default:
-			dead = append(dead, id)
+			dead, at = append(dead, id), append(at, i)
 		}
 	}
-	if err := c.Requeue(ctx, dead...); err != nil {
-		errs = append(errs, err)
+	res, err := c.RequeueEach(ctx, dead...)
+	if err != nil {
+		return nil, err
 	}
-	return joinFlat(errs)
+	for k, i := range at {
+		errs[i] = res[k]
+	}
+	return errs, nil
 }
 
 // requeueAllDead requeues every dead letter of queue ("" for all), a page at
 // a time, with a progress bar.
 func (a *app) requeueAllDead(cmd *cobra.Command, queue string) error {
-	client, closeStore, err := a.client(cmd)
+	client, closeStore, err := a.openClient(cmd, false)
 	if err != nil {
 		return err
 	}
@@ -131,8 +140,7 @@ func (a *app) requeueAllDead(cmd *cobra.Command, queue string) error {
 	}
 	bar := a.newProgress(total, "requeue")
 	defer bar.Finish()
-	var ids, done []spool.ID
-	refused := map[spool.ID]error{}
+	var answers []jobAnswer
 	p := spool.ListParams{Queue: queue, States: []spool.State{spool.StateDead}, Limit: store.MaxListLimit}
 	for {
 		page, err := client.List(ctx, p)
@@ -143,23 +151,19 @@ func (a *app) requeueAllDead(cmd *cobra.Command, queue string) error {
 		for i, j := range page.Jobs {
 			batch[i] = j.ID
 		}
-		if err := client.Requeue(ctx, batch...); err != nil && !collectJobErrors(err, refused) {
+		errs, err := client.RequeueEach(ctx, batch...)
+		if err != nil {
 			return err
 		}
-		for _, id := range batch {
-			ids = append(ids, id)
-			if refused[id] == nil {
-				done = append(done, id)
-			}
-		}
-		bar.Set(len(ids))
+		answers = appendAnswers(answers, batch, errs)
+		bar.Set(len(answers))
 		if page.Next.IsZero() {
 			break
 		}
 		p.After = page.Next
 	}
 	bar.Finish()
-	return a.reportPerJob("requeued", ids, done, refused)
+	return a.reportPerJob("requeued", answers)
 }
 
 // deadCount returns how many dead letters queue ("" for all) holds.

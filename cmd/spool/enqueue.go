@@ -1,15 +1,14 @@
 package main
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/spoolrun/spool"
+	"github.com/spoolrun/spool/internal/wire"
 	"github.com/spoolrun/spool/store"
 )
 
@@ -79,8 +78,13 @@ func (a *app) enqueue(cmd *cobra.Command, f *enqueueFlags) error {
 	if f.count < 1 {
 		return usagef("--count must be at least 1, not %d", f.count)
 	}
-	payload, err := a.readPayload(f.payload)
+	// Check the job before opening (and perhaps creating) the store, so
+	// that invalid input changes nothing at all.
+	payload, err := a.payload(f.payload, "")
 	if err != nil {
+		return err
+	}
+	if err := spool.ValidKindName(f.kind); err != nil {
 		return err
 	}
 	opts := &spool.EnqueueOptions{
@@ -92,20 +96,11 @@ func (a *app) enqueue(cmd *cobra.Command, f *enqueueFlags) error {
 		OrderingKey: f.orderingKey,
 		MaxAttempts: f.maxAttempts,
 	}
-	// Check the job before opening (and perhaps creating) the store, so
-	// that invalid input changes nothing at all.
-	if err := spool.ValidKindName(f.kind); err != nil {
-		return err
-	}
-	st, err := a.openOrCreate(cmd)
+	client, closeStore, err := a.openClient(cmd, true)
 	if err != nil {
 		return err
 	}
-	defer st.Close()
-	client, err := spool.NewClient(spool.Config{Store: st})
-	if err != nil {
-		return err
-	}
+	defer closeStore()
 	ctx := cmd.Context()
 	item := spool.RawItem(f.kind, payload, opts)
 
@@ -116,11 +111,7 @@ func (a *app) enqueue(cmd *cobra.Command, f *enqueueFlags) error {
 		}
 		r := res[0]
 		if a.jsonOut {
-			a.printJSON(struct {
-				ID        string      `json:"id"`
-				Duplicate bool        `json:"duplicate"`
-				State     spool.State `json:"state"`
-			}{r.ID.String(), r.Duplicate, r.State})
+			a.printJSON(wire.EnqueueResultOf(r))
 			return nil
 		}
 		fmt.Fprintln(a.stdout, r.ID)
@@ -175,37 +166,6 @@ func (a *app) enqueue(cmd *cobra.Command, f *enqueueFlags) error {
 		fmt.Fprintf(a.stdout, "enqueued %d jobs to queue %s\n", done, f.queue)
 	}
 	return nil
-}
-
-// readPayload returns the --payload value as bytes: nil when not given, the
-// whole of stdin for "-". It must be valid JSON.
-func (a *app) readPayload(flag string) ([]byte, error) {
-	if flag == "" {
-		return nil, nil
-	}
-	var b []byte
-	if flag == "-" {
-		var err error
-		b, err = io.ReadAll(io.LimitReader(a.stdin, store.MaxPayloadBytes+1))
-		if err != nil {
-			return nil, fmt.Errorf("read payload from stdin: %w", err)
-		}
-		if len(b) > store.MaxPayloadBytes {
-			return nil, &store.LimitError{Field: "payload size", Limit: store.MaxPayloadBytes, Got: len(b)}
-		}
-	} else {
-		b = []byte(flag)
-	}
-	if !json.Valid(b) {
-		var v any
-		err := json.Unmarshal(b, &v)
-		reason := "is not valid JSON"
-		if err != nil {
-			reason += ": " + err.Error()
-		}
-		return nil, &store.ValidationError{Field: "payload", Reason: reason}
-	}
-	return b, nil
 }
 
 // unwrapItem returns the first refused item's own error: every item of an

@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/spoolrun/spool"
+	"github.com/spoolrun/spool/internal/wire"
 	"github.com/spoolrun/spool/store"
 )
 
@@ -106,7 +107,7 @@ func (a *app) listPage(cmd *cobra.Command, p spool.ListParams, after string, dea
 	if err := p.Check(); err != nil {
 		return err
 	}
-	client, closeStore, err := a.client(cmd)
+	client, closeStore, err := a.openClient(cmd, false)
 	if err != nil {
 		return err
 	}
@@ -127,7 +128,7 @@ func (a *app) printPage(page *spool.ListPage, dead bool) {
 		next = page.Next.String()
 	}
 	if a.jsonOut {
-		a.printJSON(map[string]any{"jobs": jobViews(page.Jobs), "next": next})
+		a.printJSON(wire.JobPageOf(page))
 		return
 	}
 	if len(page.Jobs) == 0 {
@@ -179,7 +180,7 @@ A job that does not exist (or was removed by retention) exits 1.`,
 			if err != nil {
 				return err
 			}
-			client, closeStore, err := a.client(cmd)
+			client, closeStore, err := a.openClient(cmd, false)
 			if err != nil {
 				return err
 			}
@@ -189,7 +190,7 @@ A job that does not exist (or was removed by retention) exits 1.`,
 				return err
 			}
 			if a.jsonOut {
-				a.printJSON(jobView(job, true))
+				a.printJSON(wire.JobOf(job, true))
 				return nil
 			}
 			printJob(a.stdout, job)
@@ -247,7 +248,7 @@ With --json it prints {"done": [IDs], "refused": [{"id", "error"}]}.`,
 		Example: `  spool jobs cancel 0193a4c1-5e3b-7d2e-8f00-1a2b3c4d5e6f`,
 		Args:    cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return a.perJob(cmd, args, "cancelled", (*spool.Client).Cancel)
+			return a.perJob(cmd, args, "cancelled", (*spool.Client).CancelEach)
 		},
 	}
 }
@@ -265,100 +266,106 @@ With --json it prints {"done": [IDs], "refused": [{"id", "error"}]}.`,
 		Example: `  spool jobs requeue 0193a4c1-5e3b-7d2e-8f00-1a2b3c4d5e6f`,
 		Args:    cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return a.perJob(cmd, args, "requeued", (*spool.Client).Requeue)
+			return a.perJob(cmd, args, "requeued", (*spool.Client).RequeueEach)
 		},
 	}
 }
 
+// perJobOp is a per-job Client operation with one answer per job, such as
+// (*spool.Client).CancelEach.
+type perJobOp func(c *spool.Client, ctx context.Context, ids ...spool.ID) ([]error, error)
+
+// jobAnswer is one job's outcome in a per-job command: nil when it was done.
+type jobAnswer struct {
+	id  spool.ID
+	err error
+}
+
 // perJob runs a per-job Client operation on the IDs in args and reports
 // which jobs it was done to and which were refused.
-func (a *app) perJob(cmd *cobra.Command, args []string, verb string, op func(*spool.Client, context.Context, ...spool.ID) error) error {
+func (a *app) perJob(cmd *cobra.Command, args []string, verb string, op perJobOp) error {
 	ids, err := parseIDs(args)
 	if err != nil {
 		return err
 	}
-	client, closeStore, err := a.client(cmd)
+	client, closeStore, err := a.openClient(cmd, false)
 	if err != nil {
 		return err
 	}
 	defer closeStore()
-	var done []spool.ID
-	refused := map[spool.ID]error{}
+	answers := make([]jobAnswer, 0, len(ids))
 	for chunk := range slices.Chunk(ids, store.MaxBatch) {
-		err := op(client, cmd.Context(), chunk...)
-		if err != nil && !collectJobErrors(err, refused) {
+		errs, err := op(client, cmd.Context(), chunk...)
+		if err != nil {
 			return err // the whole call failed
 		}
-		for _, id := range chunk {
-			if refused[id] == nil {
-				done = append(done, id)
-			}
-		}
+		answers = appendAnswers(answers, chunk, errs)
 	}
-	return a.reportPerJob(verb, ids, done, refused)
+	return a.reportPerJob(verb, answers)
 }
 
-// collectJobErrors records each *spool.JobError of a joined error by job
-// ID. It reports false when err is not made of job errors alone.
-func collectJobErrors(err error, into map[spool.ID]error) bool {
-	var errs []error
-	if joined, ok := err.(interface{ Unwrap() []error }); ok { //nolint:errorlint // taking a join apart, not testing for an error
-		errs = joined.Unwrap()
-	} else {
-		errs = []error{err}
+// appendAnswers pairs each ID with its answer, wording a refusal so that it
+// names its job.
+func appendAnswers(answers []jobAnswer, ids []spool.ID, errs []error) []jobAnswer {
+	for i, id := range ids {
+		answers = append(answers, jobAnswer{id: id, err: jobRefusal(id, errs[i])})
 	}
-	for _, e := range errs {
-		var je *spool.JobError
-		if !errors.As(e, &je) {
-			return false
-		}
-		into[je.ID] = je
-	}
-	return true
+	return answers
 }
 
-// joinFlat joins errs, taking joined errors among them apart first, so that
-// the result is one flat join (as collectJobErrors expects).
-func joinFlat(errs []error) error {
-	var flat []error
-	for _, err := range errs {
-		if joined, ok := err.(interface{ Unwrap() []error }); ok { //nolint:errorlint // taking a join apart
-			flat = append(flat, joined.Unwrap()...)
-		} else {
-			flat = append(flat, err)
-		}
+// jobRefusal is the reason job id was refused, worded for the command
+// line: as it is when it names the job already, a *store.NotFoundError
+// naming it for a bare store.ErrNotFound, else wrapped in a *spool.JobError.
+func jobRefusal(id spool.ID, err error) error {
+	var nf *store.NotFoundError
+	var se *store.StateError
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &nf) && nf.Name == id.String(), errors.As(err, &se) && se.ID == id:
+		return err
+	case errors.Is(err, store.ErrNotFound) && nf == nil:
+		return store.JobNotFound(id)
 	}
-	return errors.Join(flat...)
+	return &spool.JobError{ID: id, Err: err}
 }
 
 // reportPerJob prints the outcome of a per-job operation; it returns an
 // error (exit 1) when any job was refused.
-func (a *app) reportPerJob(verb string, ids, done []spool.ID, refused map[spool.ID]error) error {
+func (a *app) reportPerJob(verb string, answers []jobAnswer) error {
+	done := []string{}
+	refused := []refusal{}
 	var errs []error
-	for _, id := range ids {
-		if err := refused[id]; err != nil {
-			errs = append(errs, err)
+	for _, ans := range answers {
+		if ans.err == nil {
+			done = append(done, ans.id.String())
+			continue
 		}
+		errs = append(errs, ans.err)
+		refused = append(refused, refusal{ID: ans.id.String(), Error: errorView(ans.err)})
 	}
 	if a.jsonOut {
-		doneIDs := make([]string, len(done))
-		for i, id := range done {
-			doneIDs[i] = id.String()
-		}
-		ref := []map[string]any{}
-		for _, id := range ids {
-			if err := refused[id]; err != nil {
-				ref = append(ref, map[string]any{"id": id.String(), "error": errorJSONOf(err)})
-			}
-		}
-		a.printJSON(map[string]any{"done": doneIDs, "refused": ref})
+		a.printJSON(perItemJSON{Done: done, Refused: refused})
 	} else if len(done) > 0 {
 		fmt.Fprintf(a.stdout, "%s %d job(s)\n", verb, len(done))
 	}
 	if len(errs) == 0 {
 		return nil
 	}
-	return &reportedError{code: exitFailed, err: fmt.Errorf("%d of %d job(s) refused:\n%w", len(errs), len(ids), errors.Join(errs...))}
+	return &reportedError{code: exitFailed, err: fmt.Errorf("%d of %d job(s) refused:\n%w", len(errs), len(answers), errors.Join(errs...))}
+}
+
+// perItemJSON is what per-item commands (jobs cancel, schedules pause, ...)
+// print with --json: {"done": [IDs], "refused": [{"id", "error"}]}.
+type perItemJSON struct {
+	Done    []string  `json:"done"`
+	Refused []refusal `json:"refused"`
+}
+
+// refusal is one refused item: its ID and the error, in its wire form.
+type refusal struct {
+	ID    string      `json:"id"`
+	Error *wire.Error `json:"error"`
 }
 
 func parseIDs(args []string) ([]spool.ID, error) {
@@ -371,19 +378,4 @@ func parseIDs(args []string) ([]spool.ID, error) {
 		ids = append(ids, id)
 	}
 	return ids, nil
-}
-
-// client opens the command's existing store and returns a Client over it,
-// with the function that closes the store.
-func (a *app) client(cmd *cobra.Command) (*spool.Client, func(), error) {
-	st, err := a.openExisting(cmd)
-	if err != nil {
-		return nil, nil, err
-	}
-	c, err := spool.NewClient(spool.Config{Store: st})
-	if err != nil {
-		st.Close()
-		return nil, nil, err
-	}
-	return c, func() { st.Close() }, nil
 }

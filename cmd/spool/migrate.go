@@ -2,18 +2,13 @@ package main
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"fmt"
-	"io/fs"
-	"os"
-	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
-	"github.com/spoolrun/spool/store/postgres"
-	"github.com/spoolrun/spool/store/sqlite"
+	"github.com/spoolrun/spool/store"
 )
 
 const migrateLong = `Migrate manages the store's schema version.
@@ -80,41 +75,86 @@ type migrationStatusJSON struct {
 	Pending []migrationJSON `json:"pending"`
 }
 
+// migrator returns the backend of the command's store and its migration
+// operations; close the Migrator when done. A store that does not exist
+// yet is refused by the Migrator's Status, not here.
+func (a *app) migrator(cmd *cobra.Command) (store.Backend, store.Migrator, error) {
+	raw := a.storeURL(cmd)
+	b, err := store.Lookup(raw)
+	if err != nil {
+		return store.Backend{}, nil, err
+	}
+	if b.Migrator == nil {
+		return store.Backend{}, nil, fmt.Errorf("%w: %s stores have no schema migrations", store.ErrUnsupported, b.Name)
+	}
+	m, err := b.Migrator(cmd.Context(), raw)
+	if err != nil {
+		return store.Backend{}, nil, err
+	}
+	return b, m, nil
+}
+
+// migrationStatus reads the store's migration status; a store that does
+// not exist is a *noStoreError.
+func migrationStatus(ctx context.Context, m store.Migrator) (*store.MigrationStatus, error) {
+	st, err := m.Status(ctx)
+	var nf *store.NotFoundError
+	if errors.As(err, &nf) && nf.Resource == "store" {
+		return nil, &noStoreError{where: nf.Name, err: err}
+	}
+	return st, err
+}
+
 func (a *app) migrateStatusCmd() *cobra.Command {
 	return &cobra.Command{
 		Use:   "status",
 		Short: "Show the schema version and the applied and pending migrations",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			loc, err := parseStoreURL(a.storeURL(cmd))
+			_, m, err := a.migrator(cmd)
 			if err != nil {
 				return err
 			}
-			var st *migrationStatusJSON
-			if loc.scheme == "postgres" {
-				st, err = pgMigrationStatus(cmd.Context(), loc)
-			} else {
-				st, err = sqliteMigrationStatus(cmd.Context(), loc.path)
-			}
+			defer m.Close()
+			st, err := migrationStatus(cmd.Context(), m)
 			if err != nil {
 				return err
 			}
+			out := statusJSON(st)
 			if a.jsonOut {
-				a.printJSON(st)
+				a.printJSON(out)
 				return nil
 			}
-			a.printMigrationStatus(st)
+			a.printMigrationStatus(st.Where, out)
 			return nil
 		},
 	}
 }
 
-func (a *app) printMigrationStatus(st *migrationStatusJSON) {
-	w := a.stdout
-	where := "schema " + st.Schema
-	if st.Backend == "sqlite" {
-		where = "file " + st.Path
+// statusJSON is the --json form of a migration status.
+func statusJSON(st *store.MigrationStatus) *migrationStatusJSON {
+	out := &migrationStatusJSON{Backend: st.Backend, Schema: st.Schema, Path: st.Path, Current: st.Current, Latest: st.Latest,
+		Applied: []migrationJSON{}, Pending: []migrationJSON{}}
+	for _, m := range st.Applied {
+		out.Applied = append(out.Applied, migrationJSON{Version: m.Version, Name: m.Name, AppliedAt: timePtr(m.AppliedAt)})
 	}
+	for _, m := range st.Pending {
+		out.Pending = append(out.Pending, migrationJSON{Version: m.Version, Name: m.Name})
+	}
+	return out
+}
+
+// timePtr returns t in UTC, or nil for the zero time.
+func timePtr(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	u := t.UTC()
+	return &u
+}
+
+func (a *app) printMigrationStatus(where string, st *migrationStatusJSON) {
+	w := a.stdout
 	switch {
 	case st.Current > st.Latest:
 		fmt.Fprintf(w, "%s %s is at version %d, newer than this build (%d): upgrade spool\n", st.Backend, where, st.Current, st.Latest)
@@ -139,68 +179,6 @@ func (a *app) printMigrationStatus(st *migrationStatusJSON) {
 	tw.Flush()
 }
 
-func pgMigrationStatus(ctx context.Context, loc storeLocation) (*migrationStatusJSON, error) {
-	st, err := pgStatus(ctx, loc)
-	if err != nil {
-		return nil, err
-	}
-	out := &migrationStatusJSON{Backend: "postgres", Schema: st.Schema, Current: st.Current, Latest: st.Latest,
-		Applied: []migrationJSON{}, Pending: []migrationJSON{}}
-	for _, m := range st.Applied {
-		out.Applied = append(out.Applied, migrationJSON{Version: m.Version, Name: m.Name, AppliedAt: timePtr(m.AppliedAt.UTC())})
-	}
-	for _, m := range st.Pending {
-		out.Pending = append(out.Pending, migrationJSON{Version: m.Version, Name: m.Name})
-	}
-	return out, nil
-}
-
-// sqliteMigrationStatus reads a SQLite file's migrations table without
-// changing the file (it is opened read-only).
-func sqliteMigrationStatus(ctx context.Context, path string) (*migrationStatusJSON, error) {
-	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
-		return nil, &noStoreError{where: path}
-	}
-	all := sqlite.Migrations()
-	out := &migrationStatusJSON{Backend: "sqlite", Path: path, Latest: all[len(all)-1].Version,
-		Applied: []migrationJSON{}, Pending: []migrationJSON{}}
-	db, err := sql.Open("sqlite", "file:"+path+"?mode=ro&_pragma=busy_timeout(5000)")
-	if err != nil {
-		return nil, fmt.Errorf("open %s: %w", path, err)
-	}
-	defer db.Close()
-	var exists int
-	if err := db.QueryRowContext(ctx, `SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'spool_migrations'`).Scan(&exists); err != nil {
-		return nil, fmt.Errorf("read %s: %w", path, err)
-	}
-	if exists > 0 {
-		rows, err := db.QueryContext(ctx, `SELECT version, name, applied_at FROM spool_migrations ORDER BY version`)
-		if err != nil {
-			return nil, fmt.Errorf("read %s: %w", path, err)
-		}
-		defer rows.Close()
-		for rows.Next() {
-			var m migrationJSON
-			var micros int64
-			if err := rows.Scan(&m.Version, &m.Name, &micros); err != nil {
-				return nil, fmt.Errorf("read %s: %w", path, err)
-			}
-			m.AppliedAt = timePtr(time.UnixMicro(micros).UTC())
-			out.Applied = append(out.Applied, m)
-			out.Current = m.Version
-		}
-		if err := rows.Err(); err != nil {
-			return nil, fmt.Errorf("read %s: %w", path, err)
-		}
-	}
-	for _, m := range all {
-		if m.Version > out.Current {
-			out.Pending = append(out.Pending, migrationJSON{Version: m.Version, Name: m.Name})
-		}
-	}
-	return out, nil
-}
-
 // migrateResultJSON is what up and down print with --json.
 type migrateResultJSON struct {
 	Backend string          `json:"backend"`
@@ -218,21 +196,17 @@ func (a *app) migrateUpCmd() *cobra.Command {
 		Short: "Apply pending migrations, up to version N (default: the newest)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			loc, err := parseStoreURL(a.storeURL(cmd))
+			b, m, err := a.migrator(cmd)
 			if err != nil {
 				return err
 			}
-			toGiven := cmd.Flags().Changed("to")
-			if loc.scheme == "sqlite" {
-				if toGiven {
-					return usagef("--to is for PostgreSQL: a SQLite file always migrates to the newest version when opened")
-				}
-				return a.sqliteUp(cmd.Context(), loc.path)
+			defer m.Close()
+			if !cmd.Flags().Changed("to") {
+				to = m.Latest()
+			} else if b.MigratesOnOpen {
+				return usagef("--to is for PostgreSQL: a %s store always migrates to the newest version when opened", b.Name)
 			}
-			if !toGiven {
-				to = postgres.LatestVersion()
-			}
-			return a.pgMigrate(cmd.Context(), loc, to, true)
+			return a.migrate(cmd.Context(), b, m, to, true)
 		},
 	}
 	cmd.Flags().IntVar(&to, "to", 0, "the version to migrate up to (default: the newest this build knows)")
@@ -246,51 +220,57 @@ func (a *app) migrateDownCmd() *cobra.Command {
 		Short: "Undo migrations down to version N (--to 0 drops every Spool table and its jobs)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			loc, err := parseStoreURL(a.storeURL(cmd))
+			b, m, err := a.migrator(cmd)
 			if err != nil {
 				return err
 			}
-			if loc.scheme == "sqlite" {
-				return usagef("migrate down is for PostgreSQL: a SQLite store is never migrated down (to start over, delete %s)", loc.path)
+			defer m.Close()
+			if b.MigratesOnOpen {
+				what := "it"
+				if st, err := m.Status(cmd.Context()); err == nil {
+					what = "the " + st.Where
+				}
+				return usagef("migrate down is for PostgreSQL: a %s store is never migrated down (to start over, delete %s)", b.Name, what)
 			}
 			if !cmd.Flags().Changed("to") {
 				return usagef("migrate down needs --to N, the version to go back to (--to 0 drops every Spool table of the schema and the jobs in it)")
 			}
-			return a.pgMigrate(cmd.Context(), loc, to, false)
+			return a.migrate(cmd.Context(), b, m, to, false)
 		},
 	}
 	cmd.Flags().IntVar(&to, "to", 0, "the version to go back to; required")
 	return cmd
 }
 
-// pgMigrate moves the schema to version to, refusing a direction other
-// than the command's.
-func (a *app) pgMigrate(ctx context.Context, loc storeLocation, to int, up bool) error {
-	schema := pgSchema(loc)
-	latest := postgres.LatestVersion()
-	if to < 0 || to > latest {
+// migrate moves the store to version to, refusing a direction other than
+// the command's, and says what it did.
+func (a *app) migrate(ctx context.Context, b store.Backend, m store.Migrator, to int, up bool) error {
+	if latest := m.Latest(); to < 0 || to > latest {
 		return usagef("--to %d is outside 0..%d, the versions this build knows", to, latest)
 	}
-	conn, err := pgConnect(ctx, loc)
-	if err != nil {
-		return err
-	}
-	defer conn.Close(context.WithoutCancel(ctx)) //nolint:errcheck // the migration's outcome is what matters
-	st, err := postgres.MigrationStatus(ctx, conn, schema)
-	if err != nil {
+	before, err := m.Status(ctx)
+	var nf *store.NotFoundError
+	switch {
+	case errors.As(err, &nf) && nf.Resource == "store": // a file that migrate up is about to create
+		before = &store.MigrationStatus{}
+	case err != nil:
 		return err
 	}
 	switch {
-	case up && to < st.Current:
-		return usagef("schema %s is at version %d: migrate up --to %d would go down (use migrate down --to %d)", schema, st.Current, to, to)
-	case !up && to > st.Current:
-		return usagef("schema %s is at version %d: migrate down --to %d would go up (use migrate up --to %d)", schema, st.Current, to, to)
+	case up && to < before.Current:
+		return usagef("%s is at version %d: migrate up --to %d would go down (use migrate down --to %d)", before.Where, before.Current, to, to)
+	case !up && to > before.Current:
+		return usagef("%s is at version %d: migrate down --to %d would go up (use migrate up --to %d)", before.Where, before.Current, to, to)
 	}
-	steps, err := postgres.Migrate(ctx, conn, schema, to)
+	steps, err := m.Migrate(ctx, to)
 	if err != nil {
 		return err
 	}
-	res := migrateResultJSON{Backend: "postgres", Schema: schema, From: st.Current, To: to, Steps: []migrationJSON{}}
+	after, err := m.Status(ctx)
+	if err != nil {
+		return err
+	}
+	res := migrateResultJSON{Backend: after.Backend, Schema: after.Schema, Path: after.Path, From: before.Current, To: to, Steps: []migrationJSON{}}
 	for _, s := range steps {
 		dir := "up"
 		if s.Down {
@@ -309,56 +289,21 @@ func (a *app) pgMigrate(ctx context.Context, loc storeLocation, to int, up bool)
 		}
 		fmt.Fprintf(a.stdout, "%s migration %04d_%s\n", verb, s.Version, s.Name)
 	}
+	note := ""
+	if b.MigratesOnOpen {
+		note = fmt.Sprintf("%s stores migrate themselves when opened", b.Name)
+	}
 	switch {
+	case len(steps) == 0 && note != "":
+		fmt.Fprintf(a.stdout, "%s %s is already at version %d; nothing to do (%s)\n", after.Backend, after.Where, after.Current, note)
 	case len(steps) == 0:
-		fmt.Fprintf(a.stdout, "postgres schema %s is already at version %d; nothing to do\n", schema, st.Current)
+		fmt.Fprintf(a.stdout, "%s %s is already at version %d; nothing to do\n", after.Backend, after.Where, after.Current)
+	case note != "":
+		fmt.Fprintf(a.stdout, "%s %s is now at version %d (was %d; %s)\n", after.Backend, after.Where, to, before.Current, note)
 	default:
-		fmt.Fprintf(a.stdout, "postgres schema %s is now at version %d (was %d)\n", schema, to, st.Current)
+		fmt.Fprintf(a.stdout, "%s %s is now at version %d (was %d)\n", after.Backend, after.Where, to, before.Current)
 	}
 	return nil
-}
-
-// sqliteUp opens the file, which applies its pending migrations, and says
-// what changed.
-func (a *app) sqliteUp(ctx context.Context, path string) error {
-	before, err := sqliteMigrationStatus(ctx, path)
-	if errors.Is(err, fs.ErrNotExist) || (err != nil && isNoStore(err)) {
-		before = &migrationStatusJSON{Backend: "sqlite", Path: path}
-	} else if err != nil {
-		return err
-	}
-	st, err := sqlite.Open(path, sqlite.Config{}) //nolint:contextcheck // sqlite.Open takes no context
-	if err != nil {
-		return fmt.Errorf("open store %s: %w", path, err)
-	}
-	if err := st.Close(); err != nil {
-		return err
-	}
-	after, err := sqliteMigrationStatus(ctx, path)
-	if err != nil {
-		return err
-	}
-	res := migrateResultJSON{Backend: "sqlite", Path: path, From: before.Current, To: after.Current, Steps: []migrationJSON{}}
-	for _, m := range after.Applied {
-		if m.Version > before.Current {
-			res.Steps = append(res.Steps, migrationJSON{Version: m.Version, Name: m.Name, Direction: "up"})
-		}
-	}
-	if a.jsonOut {
-		a.printJSON(res)
-		return nil
-	}
-	if len(res.Steps) == 0 {
-		fmt.Fprintf(a.stdout, "sqlite file %s is already at version %d; nothing to do (SQLite files migrate themselves when opened)\n", path, after.Current)
-		return nil
-	}
-	fmt.Fprintf(a.stdout, "sqlite file %s is now at version %d (was %d; SQLite files migrate themselves when opened)\n", path, after.Current, before.Current)
-	return nil
-}
-
-func isNoStore(err error) bool {
-	var ns *noStoreError
-	return errors.As(err, &ns)
 }
 
 func (a *app) migratePrintCmd() *cobra.Command {
@@ -379,51 +324,23 @@ SQLite it prints the migrations' SQL, for reading: SQLite files migrate
 themselves when opened.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			loc, err := parseStoreURL(a.storeURL(cmd))
+			_, m, err := a.migrator(cmd)
 			if err != nil {
 				return err
 			}
-			if loc.scheme == "postgres" {
-				if !cmd.Flags().Changed("to") {
-					to = postgres.LatestVersion()
-				}
-				script, err := postgres.MigrationSQL(pgSchema(loc), from, to)
-				if err != nil {
-					return err
-				}
-				fmt.Fprint(a.stdout, script)
-				return nil
-			}
-			all := sqlite.Migrations()
-			latest := all[len(all)-1].Version
+			defer m.Close()
 			if !cmd.Flags().Changed("to") {
-				to = latest
+				to = m.Latest()
 			}
-			if from < 0 || from > latest || to < 0 || to > latest {
-				return usagef("--from %d and --to %d must be within 0..%d, the versions this build knows", from, to, latest)
+			script, err := m.Script(from, to)
+			if err != nil {
+				return err
 			}
-			fmt.Fprint(a.stdout, sqliteScript(all, from, to))
+			fmt.Fprint(a.stdout, script)
 			return nil
 		},
 	}
 	cmd.Flags().IntVar(&from, "from", 0, "the version the schema is at now")
 	cmd.Flags().IntVar(&to, "to", 0, "the version to move to (default: the newest this build knows)")
 	return cmd
-}
-
-// sqliteScript renders the SQLite migrations between two versions.
-func sqliteScript(all []sqlite.Migration, from, to int) string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "-- spool SQLite schema: version %d to %d (SQLite files migrate themselves when opened)\n", from, to)
-	for _, m := range all {
-		if m.Version > from && m.Version <= to {
-			fmt.Fprintf(&b, "\n-- %04d_%s up\n%s\n", m.Version, m.Name, strings.TrimSpace(m.Up))
-		}
-	}
-	for i := len(all) - 1; i >= 0; i-- {
-		if m := all[i]; m.Version <= from && m.Version > to {
-			fmt.Fprintf(&b, "\n-- %04d_%s down\n%s\n", m.Version, m.Name, strings.TrimSpace(m.Down))
-		}
-	}
-	return b.String()
 }

@@ -13,7 +13,6 @@ import (
 	"github.com/schollz/progressbar/v3"
 
 	"github.com/spoolrun/spool"
-	"github.com/spoolrun/spool/store"
 )
 
 // printJSON writes v to stdout as indented JSON, without HTML escaping.
@@ -50,114 +49,17 @@ func timeText(t time.Time, layout string) string {
 	return t.UTC().Format(layout)
 }
 
-// jobJSON is how a job looks in --json output. IDs are strings and times
-// RFC 3339 in UTC. A payload or result that is JSON is embedded as is;
-// other bytes are given base64-encoded in payload_base64 / result_base64.
-type jobJSON struct {
-	ID            string          `json:"id"`
-	Queue         string          `json:"queue"`
-	Kind          string          `json:"kind"`
-	State         spool.State     `json:"state"`
-	Priority      int             `json:"priority"`
-	Tenant        string          `json:"tenant,omitempty"`
-	UniqueKey     string          `json:"unique_key,omitempty"`
-	OrderingKey   string          `json:"ordering_key,omitempty"`
-	Attempts      int             `json:"attempts"`
-	MaxAttempts   int             `json:"max_attempts"`
-	Deliveries    int             `json:"deliveries"`
-	MaxDeliveries int             `json:"max_deliveries"`
-	RunAt         time.Time       `json:"run_at"`
-	CreatedAt     time.Time       `json:"created_at"`
-	LockedUntil   *time.Time      `json:"locked_until,omitempty"`
-	FinishedAt    *time.Time      `json:"finished_at,omitempty"`
-	DeadReason    string          `json:"dead_reason,omitempty"`
-	LastError     string          `json:"last_error,omitempty"`
-	Payload       json.RawMessage `json:"payload,omitempty"`
-	PayloadBase64 string          `json:"payload_base64,omitempty"`
-	Result        json.RawMessage `json:"result,omitempty"`
-	ResultBase64  string          `json:"result_base64,omitempty"`
-	Errors        []errorJSON     `json:"errors,omitempty"`
-}
-
-type errorJSON struct {
-	At      time.Time `json:"at"`
-	Attempt int       `json:"attempt"`
-	Message string    `json:"message"`
-	Stack   string    `json:"stack,omitempty"`
-}
-
-// jobView turns a job into its JSON form; history adds the error history
-// (jobs get), which lists leave out.
-func jobView(j *spool.Job, history bool) jobJSON {
-	v := jobJSON{
-		ID:            j.ID.String(),
-		Queue:         j.Queue,
-		Kind:          j.Kind,
-		State:         j.State,
-		Priority:      j.Priority,
-		Tenant:        j.Tenant,
-		UniqueKey:     j.UniqueKey,
-		OrderingKey:   j.OrderingKey,
-		Attempts:      j.Attempts,
-		MaxAttempts:   j.MaxAttempts,
-		Deliveries:    j.Deliveries,
-		MaxDeliveries: j.MaxDeliveries,
-		RunAt:         j.RunAt.UTC(),
-		CreatedAt:     j.CreatedAt.UTC(),
-		LockedUntil:   timePtr(j.LockedUntil),
-		FinishedAt:    timePtr(j.FinishedAt),
-		DeadReason:    j.DeadReason,
-		LastError:     lastError(j),
-	}
-	v.Payload, v.PayloadBase64 = bytesView(j.Payload)
-	v.Result, v.ResultBase64 = bytesView(j.Result)
-	if history {
-		v.Errors = make([]errorJSON, len(j.Errors))
-		for i, e := range j.Errors {
-			v.Errors[i] = errorJSON{At: e.At.UTC(), Attempt: e.Attempt, Message: e.Message, Stack: e.Stack}
-		}
-	}
-	return v
-}
-
-func jobViews(jobs []*spool.Job) []jobJSON {
-	out := make([]jobJSON, len(jobs))
-	for i, j := range jobs {
-		out[i] = jobView(j, false)
-	}
-	return out
-}
-
-func timePtr(t time.Time) *time.Time {
-	if t.IsZero() {
-		return nil
-	}
-	u := t.UTC()
-	return &u
-}
-
-// bytesView returns b as raw JSON when it is JSON, else base64.
-func bytesView(b []byte) (json.RawMessage, string) {
-	if len(b) == 0 {
-		return nil, ""
-	}
-	if json.Valid(b) {
-		return json.RawMessage(b), ""
-	}
-	return nil, base64.StdEncoding.EncodeToString(b)
-}
-
-// bytesText is b for a human: as is when it is JSON or text, else base64.
+// bytesText is b for a human: compacted when it is JSON, else base64 (as
+// the JSON views give it).
 func bytesText(b []byte) string {
-	if raw, b64 := bytesView(b); b64 != "" {
-		return "(base64) " + b64
-	} else if raw != nil {
-		var buf bytes.Buffer
-		if json.Compact(&buf, raw) == nil {
-			return buf.String()
-		}
+	if len(b) == 0 {
+		return ""
 	}
-	return string(b)
+	var buf bytes.Buffer
+	if json.Compact(&buf, b) == nil {
+		return buf.String()
+	}
+	return "(base64) " + base64.StdEncoding.EncodeToString(b)
 }
 
 // lastError is the message of the job's newest error, or "".
@@ -193,31 +95,6 @@ func age(d time.Duration) string {
 		return fmt.Sprintf("%dh%dm", int(d.Hours()), int(d.Minutes())%60)
 	}
 	return fmt.Sprintf("%dd%dh", int(d.Hours())/24, int(d.Hours())%24)
-}
-
-// errorJSONOf describes a refused item in JSON output.
-func errorJSONOf(err error) map[string]string {
-	return map[string]string{"code": errorCode(err), "message": strings.Join(errorLines(err), "; ")}
-}
-
-// queueJSON is how a queue's statistics look in --json output.
-type queueJSON struct {
-	Queue                  string              `json:"queue"`
-	Paused                 bool                `json:"paused"`
-	Counts                 map[spool.State]int `json:"counts"`
-	OldestAvailableSeconds float64             `json:"oldest_available_seconds"`
-}
-
-func queueViews(stats []spool.QueueStats) []queueJSON {
-	out := make([]queueJSON, len(stats))
-	for i, s := range stats {
-		counts := make(map[spool.State]int, len(store.States))
-		for _, st := range store.States {
-			counts[st] = s.Counts[st]
-		}
-		out[i] = queueJSON{Queue: s.Queue, Paused: s.Paused, Counts: counts, OldestAvailableSeconds: s.OldestAvailable.Seconds()}
-	}
-	return out
 }
 
 // progress shows how far a long operation got.

@@ -8,6 +8,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/spoolrun/spool"
+	"github.com/spoolrun/spool/internal/wire"
 	"github.com/spoolrun/spool/store"
 )
 
@@ -26,7 +27,7 @@ With --json it prints {"queues": [{"queue", "paused", "counts": {state: n},
   spool stats --json | jq '.queues[] | select(.counts.dead > 0) | .queue'`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			client, closeStore, err := a.client(cmd)
+			client, closeStore, err := a.openClient(cmd, false)
 			if err != nil {
 				return err
 			}
@@ -36,7 +37,7 @@ With --json it prints {"queues": [{"queue", "paused", "counts": {state: n},
 				return err
 			}
 			if a.jsonOut {
-				a.printJSON(map[string]any{"queues": queueViews(stats)})
+				a.printJSON(map[string]any{"queues": wire.QueueStatsOf(stats)})
 				return nil
 			}
 			if len(stats) == 0 {

@@ -103,7 +103,7 @@ func (a *app) work(cmd *cobra.Command, f *workFlags, argv []string) error {
 	if timeout == 0 {
 		timeout = -1 // the Worker's "no timeout"
 	}
-	st, err := openStore(ctx, a.storeURL(cmd), log)
+	st, err := openStore(ctx, a.storeURL(cmd), store.OpenOptions{Logger: log})
 	if err != nil {
 		return err
 	}

@@ -1,0 +1,169 @@
+package wire
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"time"
+
+	"github.com/spoolrun/spool/store"
+)
+
+// Job is how a job looks in JSON output: IDs are strings and times RFC 3339
+// in UTC, absent when unset. A payload or result that is JSON is embedded as
+// it is (its white space may be normalised); other bytes are given
+// base64-encoded in payload_base64 or result_base64.
+type Job struct {
+	ID            string          `json:"id"`
+	Queue         string          `json:"queue"`
+	Kind          string          `json:"kind"`
+	State         store.State     `json:"state"`
+	Priority      int             `json:"priority"`
+	Tenant        string          `json:"tenant,omitempty"`
+	UniqueKey     string          `json:"unique_key,omitempty"`
+	OrderingKey   string          `json:"ordering_key,omitempty"`
+	Attempts      int             `json:"attempts"`
+	MaxAttempts   int             `json:"max_attempts"`
+	Deliveries    int             `json:"deliveries"`
+	MaxDeliveries int             `json:"max_deliveries"`
+	RunAt         time.Time       `json:"run_at"`
+	CreatedAt     time.Time       `json:"created_at"`
+	LockedUntil   *time.Time      `json:"locked_until,omitempty"`
+	FinishedAt    *time.Time      `json:"finished_at,omitempty"`
+	DeadReason    string          `json:"dead_reason,omitempty"`
+	LastError     string          `json:"last_error,omitempty"`
+	Payload       json.RawMessage `json:"payload,omitempty"`
+	PayloadBase64 string          `json:"payload_base64,omitempty"`
+	Result        json.RawMessage `json:"result,omitempty"`
+	ResultBase64  string          `json:"result_base64,omitempty"`
+	// Errors is the job's error history, oldest first; only in the view of
+	// one job (JobOf with history), not in lists.
+	Errors []AttemptError `json:"errors,omitempty"`
+}
+
+// AttemptError is one entry of a job's error history.
+type AttemptError struct {
+	At      time.Time `json:"at"`
+	Attempt int       `json:"attempt"`
+	Message string    `json:"message"`
+	Stack   string    `json:"stack,omitempty"` // set for panics
+}
+
+// JobOf returns the view of a job; history adds its error history, which
+// lists leave out.
+func JobOf(j *store.Job, history bool) Job {
+	v := Job{
+		ID:            j.ID.String(),
+		Queue:         j.Queue,
+		Kind:          j.Kind,
+		State:         j.State,
+		Priority:      j.Priority,
+		Tenant:        j.Tenant,
+		UniqueKey:     j.UniqueKey,
+		OrderingKey:   j.OrderingKey,
+		Attempts:      j.Attempts,
+		MaxAttempts:   j.MaxAttempts,
+		Deliveries:    j.Deliveries,
+		MaxDeliveries: j.MaxDeliveries,
+		RunAt:         j.RunAt.UTC(),
+		CreatedAt:     j.CreatedAt.UTC(),
+		LockedUntil:   timePtr(j.LockedUntil),
+		FinishedAt:    timePtr(j.FinishedAt),
+		DeadReason:    j.DeadReason,
+	}
+	if n := len(j.Errors); n > 0 {
+		v.LastError = j.Errors[n-1].Message
+	}
+	v.Payload, v.PayloadBase64 = bytesView(j.Payload)
+	v.Result, v.ResultBase64 = bytesView(j.Result)
+	if history {
+		v.Errors = make([]AttemptError, len(j.Errors))
+		for i, e := range j.Errors {
+			v.Errors[i] = AttemptError{At: e.At.UTC(), Attempt: e.Attempt, Message: e.Message, Stack: e.Stack}
+		}
+	}
+	return v
+}
+
+// JobsOf returns the list views of jobs, without error histories.
+func JobsOf(jobs []*store.Job) []Job {
+	out := make([]Job, len(jobs))
+	for i, j := range jobs {
+		out[i] = JobOf(j, false)
+	}
+	return out
+}
+
+// JobPage is one page of a job list: {"jobs": [...], "next": "ID or empty"}.
+type JobPage struct {
+	Jobs []Job `json:"jobs"`
+	// Next is the cursor for the next page (the After of the next list
+	// call); empty on the last page.
+	Next string `json:"next"`
+}
+
+// JobPageOf returns the view of a page of jobs.
+func JobPageOf(p *store.ListPage) JobPage {
+	v := JobPage{Jobs: JobsOf(p.Jobs)}
+	if !p.Next.IsZero() {
+		v.Next = p.Next.String()
+	}
+	return v
+}
+
+// EnqueueResult is what an enqueue answers for one job: its ID, whether a
+// live job with the same unique key was returned instead of a new one, and
+// that job's state.
+type EnqueueResult struct {
+	ID        string      `json:"id"`
+	Duplicate bool        `json:"duplicate"`
+	State     store.State `json:"state"`
+}
+
+// EnqueueResultOf returns the view of an enqueue's result.
+func EnqueueResultOf(r store.EnqueueResult) EnqueueResult {
+	return EnqueueResult{ID: r.ID.String(), Duplicate: r.Duplicate, State: r.State}
+}
+
+// QueueStats is how one queue's statistics look in JSON output: its counts
+// for every state (zero included), whether it is paused, and how long its
+// oldest available job has waited, in seconds.
+type QueueStats struct {
+	Queue                  string              `json:"queue"`
+	Paused                 bool                `json:"paused"`
+	Counts                 map[store.State]int `json:"counts"`
+	OldestAvailableSeconds float64             `json:"oldest_available_seconds"`
+}
+
+// QueueStatsOf returns the views of queues' statistics.
+func QueueStatsOf(stats []store.QueueStats) []QueueStats {
+	out := make([]QueueStats, len(stats))
+	for i, s := range stats {
+		counts := make(map[store.State]int, len(store.States))
+		for _, st := range store.States {
+			counts[st] = s.Counts[st]
+		}
+		out[i] = QueueStats{Queue: s.Queue, Paused: s.Paused, Counts: counts, OldestAvailableSeconds: s.OldestAvailable.Seconds()}
+	}
+	return out
+}
+
+// timePtr returns t in UTC, or nil for the zero time, for fields left out
+// when unset.
+func timePtr(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	u := t.UTC()
+	return &u
+}
+
+// bytesView returns b as raw JSON when it is JSON, else base64.
+func bytesView(b []byte) (json.RawMessage, string) {
+	if len(b) == 0 {
+		return nil, ""
+	}
+	if json.Valid(b) {
+		return json.RawMessage(b), ""
+	}
+	return nil, base64.StdEncoding.EncodeToString(b)
+}
