@@ -177,7 +177,8 @@ func (c *Client) Stats(ctx context.Context) ([]QueueStats, error) {
 // wrapping ErrNotFound or a *store.StateError (ErrWrongState) for a job that
 // already finished. The errors are joined. No IDs is a no-op.
 func (c *Client) Cancel(ctx context.Context, ids ...ID) error {
-	return c.perJob(ctx, ids, c.store.Cancel)
+	errs, err := c.CancelEach(ctx, ids...)
+	return joinEach(ids, errs, err, func(id ID, err error) error { return &JobError{ID: id, Err: err} })
 }
 
 // Requeue makes dead or cancelled jobs available again, with attempts and
@@ -187,26 +188,20 @@ func (c *Client) Cancel(ctx context.Context, ids ...ID) error {
 // completed, or ErrDuplicate when a live job now holds its unique key. The
 // errors are joined. No IDs is a no-op.
 func (c *Client) Requeue(ctx context.Context, ids ...ID) error {
-	return c.perJob(ctx, ids, c.store.Requeue)
+	errs, err := c.RequeueEach(ctx, ids...)
+	return joinEach(ids, errs, err, func(id ID, err error) error { return &JobError{ID: id, Err: err} })
 }
 
-// perJob runs a per-item store operation and joins its item errors, each
-// wrapped with its job's ID.
-func (c *Client) perJob(ctx context.Context, ids []ID, op func(context.Context, []ID) ([]error, error)) error {
-	if len(ids) == 0 {
-		return nil
-	}
-	res, err := op(ctx, ids)
+// joinEach turns per-item answers into one error: the whole-call error
+// err, or each refusal wrapped by wrap with its item, joined.
+func joinEach[T any](items []T, res []error, err error, wrap func(T, error) error) error {
 	if err != nil {
 		return err
 	}
-	if len(res) != len(ids) {
-		return fmt.Errorf("spool: store returned %d results for %d jobs", len(res), len(ids))
-	}
 	var errs []error
-	for i, err := range res {
-		if err != nil {
-			errs = append(errs, &JobError{ID: ids[i], Err: err})
+	for i, e := range res {
+		if e != nil {
+			errs = append(errs, wrap(items[i], e))
 		}
 	}
 	return errors.Join(errs...)

@@ -134,24 +134,21 @@ func (x *Schedules) List(ctx context.Context, p ScheduleListParams) (*SchedulePa
 // Pause stops schedules from firing until resumed. Each schedule that does
 // not exist gives a *ScheduleError wrapping ErrNotFound; the errors are joined.
 func (x *Schedules) Pause(ctx context.Context, refs ...ScheduleRef) error {
-	return x.perRef(ctx, refs, func(s store.ScheduleStore) func(context.Context, []ScheduleRef) ([]error, error) {
-		return s.PauseSchedules
-	})
+	errs, err := x.PauseEach(ctx, refs...)
+	return joinEach(refs, errs, err, newScheduleError)
 }
 
 // Resume starts paused schedules again from their first slot after now:
 // slots that passed while they were paused are not run.
 func (x *Schedules) Resume(ctx context.Context, refs ...ScheduleRef) error {
-	return x.perRef(ctx, refs, func(s store.ScheduleStore) func(context.Context, []ScheduleRef) ([]error, error) {
-		return s.ResumeSchedules
-	})
+	errs, err := x.ResumeEach(ctx, refs...)
+	return joinEach(refs, errs, err, newScheduleError)
 }
 
 // Delete deletes schedules. Runs already enqueued are left to finish.
 func (x *Schedules) Delete(ctx context.Context, refs ...ScheduleRef) error {
-	return x.perRef(ctx, refs, func(s store.ScheduleStore) func(context.Context, []ScheduleRef) ([]error, error) {
-		return s.DeleteSchedules
-	})
+	errs, err := x.DeleteEach(ctx, refs...)
+	return joinEach(refs, errs, err, newScheduleError)
 }
 
 // Trigger enqueues a run of the schedule now, whatever its spec, pause or
@@ -215,25 +212,5 @@ func (x *Schedules) Runs(ctx context.Context, ref ScheduleRef, n int) (*Schedule
 	return out, nil
 }
 
-func (x *Schedules) perRef(ctx context.Context, refs []ScheduleRef, op func(store.ScheduleStore) func(context.Context, []ScheduleRef) ([]error, error)) error {
-	if x.s == nil {
-		return ErrSchedulesUnsupported
-	}
-	if len(refs) == 0 {
-		return nil
-	}
-	res, err := op(x.s)(ctx, refs)
-	if err != nil {
-		return err
-	}
-	if len(res) != len(refs) {
-		return fmt.Errorf("spool: store returned %d results for %d schedules", len(res), len(refs))
-	}
-	var errs []error
-	for i, err := range res {
-		if err != nil {
-			errs = append(errs, &ScheduleError{Ref: refs[i], Err: err})
-		}
-	}
-	return errors.Join(errs...)
-}
+// newScheduleError names the schedule a refusal is about.
+func newScheduleError(r ScheduleRef, err error) error { return &ScheduleError{Ref: r, Err: err} }
