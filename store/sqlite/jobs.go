@@ -79,13 +79,16 @@ func (s *Store) EnqueueTx(ctx context.Context, tx *sql.Tx, jobs []store.EnqueueP
 	if err := store.NormalizeAll(jobs, now); err != nil {
 		return nil, err
 	}
+	if err := s.admitTx(ctx, tx, jobs); err != nil { // a latched fsync failure, or no headroom
+		return nil, err
+	}
 	results := make([]store.EnqueueResult, len(jobs))
 	if _, err := tx.ExecContext(ctx, "SAVEPOINT spool_enqueue"); err != nil {
 		return nil, fmt.Errorf("spool: enqueue in tx: %w", err)
 	}
 	if err := insertJobs(txExec{ctx, tx}, jobs, results, now, true); err != nil {
 		_, rerr := tx.ExecContext(ctx, "ROLLBACK TO spool_enqueue")
-		return nil, errors.Join(err, rerr)
+		return nil, storeFull(errors.Join(err, rerr))
 	}
 	if _, err := tx.ExecContext(ctx, "RELEASE spool_enqueue"); err != nil {
 		return nil, fmt.Errorf("spool: enqueue in tx: %w", err)
