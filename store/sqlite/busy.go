@@ -13,14 +13,22 @@ import (
 var errNoOneWaits = errors.New("spool: sqlite: no op of the group still waits")
 
 // begin takes the database write lock for group, waiting out other
-// processes that hold it: each attempt waits up to busySlice inside SQLite,
-// and between attempts the writer gives up when it is closing (the group's
-// ops get store.ErrClosed) and answers the ops whose context ended with
-// their context's error (through decide, which marks them final). It keeps trying while some op of
-// the group still wants to run, warning every busyWarn.
+// connections that hold it: it tries again after busyFirst, doubling up to
+// busyMax, and between tries it gives up when the writer is closing (the
+// group's ops get store.ErrClosed) and answers the ops whose context ended
+// with their context's error (through decide, which marks them final). It
+// keeps trying while some op of the group still wants to run, warning every
+// busyWarn.
 func (w *writer) begin(group []*op, final []bool, decide func(i int, err error)) error {
 	start := time.Now()
 	warned := time.Duration(0)
+	delay := busyFirst
+	var timer *time.Timer
+	defer func() {
+		if timer != nil {
+			timer.Stop()
+		}
+	}()
 	for {
 		_, err := w.conn.ExecContext(bg, "BEGIN IMMEDIATE")
 		if err == nil || !isBusy(err) {
@@ -48,6 +56,16 @@ func (w *writer) begin(group []*op, final []bool, decide func(i int, err error))
 			warned = waited
 			w.log.Warn("spool: sqlite database is locked by another connection; still waiting", "err", err, "waited", waited.Round(time.Millisecond), "ops", waiting)
 		}
+		if timer == nil {
+			timer = time.NewTimer(delay)
+		} else {
+			timer.Reset(delay)
+		}
+		select {
+		case <-timer.C:
+		case <-w.closing:
+		}
+		delay = min(2*delay, busyMax)
 	}
 }
 

@@ -112,19 +112,25 @@ type hooks struct {
 	pollChanges bool
 }
 
-// busySlice is how long one attempt to take the write lock waits inside
-// SQLite before the writer looks at Close and at its ops' contexts again.
-const busySlice = 50 * time.Millisecond
+// While another connection holds the write lock, the writer tries again
+// after busyFirst, doubling up to busyMax. A commit holds the lock for well
+// under a millisecond, and SQLite's own busy handler would sleep 1, 2, 5,
+// 10... ms between tries: against another busy process that alone put a
+// tail of tens of milliseconds on pickup.
+const (
+	busyFirst = 50 * time.Microsecond
+	busyMax   = 2 * time.Millisecond
+)
 
 // newWriter starts the writer on conn, whose synchronous setting it lowers to
 // NORMAL: durability comes from the syncer's explicit fsync of walPath. Its
-// busy timeout becomes busySlice: the writer waits out other processes
-// itself, in slices, so that Close and cancelled ops need not wait for it.
+// busy timeout becomes 0: the writer waits out other processes itself (see
+// begin), so that Close and cancelled ops need not wait for SQLite.
 func newWriter(conn *sql.Conn, walPath string, maxGroup int, busyWarn time.Duration, room *headroom, ch *changes, h hooks, log *slog.Logger) (*writer, error) {
 	if _, err := conn.ExecContext(bg, "PRAGMA synchronous = NORMAL"); err != nil {
 		return nil, err
 	}
-	if _, err := conn.ExecContext(bg, fmt.Sprintf("PRAGMA busy_timeout = %d", busySlice.Milliseconds())); err != nil {
+	if _, err := conn.ExecContext(bg, "PRAGMA busy_timeout = 0"); err != nil {
 		return nil, err
 	}
 	if h.sync == nil {
