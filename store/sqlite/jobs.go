@@ -69,7 +69,7 @@ func (s *Store) Enqueue(ctx context.Context, jobs []store.EnqueueParams) ([]stor
 // EnqueueTx implements store.SQLTxEnqueuer: the jobs are inserted on the
 // caller's transaction and become visible, durable and claimable only when
 // the caller commits. tx must belong to a *sql.DB opened on the same file
-// (see DSN). Workers in this process notice the jobs on their next poll.
+// (see DSN). Waiting workers wake when the caller commits.
 func (s *Store) EnqueueTx(ctx context.Context, tx *sql.Tx, jobs []store.EnqueueParams) ([]store.EnqueueResult, error) {
 	if tx == nil {
 		return nil, &store.ValidationError{Field: "tx", Reason: "is nil"}

@@ -30,7 +30,7 @@
 // another Store on the file, the *sql.DB behind EnqueueTx): it watches the
 // WAL file for writes (inotify, kqueue; it polls every 50 ms where it
 // cannot) and checks PRAGMA data_version, so a worker in one process picks
-// up a job enqueued by another within a millisecond or so, without polling.
+// up a job enqueued by another within milliseconds, without polling.
 //
 // # Headroom
 //
