@@ -218,3 +218,58 @@ func TestOpenReportsEveryConfigMistake(t *testing.T) {
 		}
 	}
 }
+
+// The free-space floor is checked from a cached verdict, not with a statfs
+// per enqueue.
+func TestHeadroomIsNotMeasuredPerEnqueue(t *testing.T) {
+	t.Parallel()
+	var calls atomic.Int64
+	s, err := sqlite.OpenWithHooks(filepath.Join(t.TempDir(), "spool.db"), sqlite.Config{},
+		sqlite.Hooks{FreeSpace: func(string) (int64, error) { calls.Add(1); return 1 << 40, nil }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	const n = 200
+	start := time.Now()
+	for range n {
+		if _, err := s.Enqueue(context.Background(), []store.EnqueueParams{{Kind: "k"}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// At most one measurement per 250 ms, plus the first.
+	if got, most := calls.Load(), 2+int64(time.Since(start)/(250*time.Millisecond)); got > most {
+		t.Fatalf("%d enqueues measured free space %d times, want at most %d", n, got, most)
+	}
+}
+
+// A schedule's runs are jobs too: while the store is full, triggering (and
+// firing) a schedule is refused with ErrStoreFull.
+func TestFullStoreRefusesScheduleRuns(t *testing.T) {
+	t.Parallel()
+	var free atomic.Int64
+	free.Store(1 << 40)
+	s, err := sqlite.OpenWithHooks(filepath.Join(t.TempDir(), "spool.db"), sqlite.Config{},
+		sqlite.Hooks{FreeSpace: func(string) (int64, error) { return free.Load(), nil }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ctx := context.Background()
+	res, err := s.UpsertSchedules(ctx, []store.Schedule{{ID: "t", Spec: "0 * * * *", Queue: "q", Kind: "k", Paused: true}})
+	if err != nil || res[0].Err != nil {
+		t.Fatalf("upsert: %v %+v", err, res)
+	}
+	free.Store(0)
+	if _, err := fill(t, s, "q"); !errors.Is(err, store.ErrStoreFull) {
+		t.Fatalf("got %v, want ErrStoreFull", err)
+	}
+	if _, err := s.TriggerSchedules(ctx, []store.ScheduleRef{{ID: "t"}}); !errors.Is(err, store.ErrStoreFull) {
+		t.Fatalf("trigger while full: got %v, want ErrStoreFull", err)
+	}
+	free.Store(1 << 40)
+	tr, err := s.TriggerSchedules(ctx, []store.ScheduleRef{{ID: "t"}})
+	if err != nil || tr[0].Err != nil {
+		t.Fatalf("trigger once there is room: %v %+v", err, tr)
+	}
+}
