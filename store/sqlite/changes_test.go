@@ -44,7 +44,7 @@ func TestOtherConnectionsCommitsWakeWaiters(t *testing.T) {
 			defer b.Close()
 			ctx := context.Background()
 
-			available := b.Available("q")
+			available := b.Capabilities().Notifier.Available("q")
 			res, err := a.Enqueue(ctx, []store.EnqueueParams{{Kind: "k", Queue: "q"}})
 			if err != nil {
 				t.Fatal(err)
@@ -55,7 +55,7 @@ func TestOtherConnectionsCommitsWakeWaiters(t *testing.T) {
 			if err != nil || len(jobs) != 1 {
 				t.Fatalf("claim: %d jobs, %v", len(jobs), err)
 			}
-			finished, release := b.Finished(res[0].ID)
+			finished, release := b.Capabilities().Notifier.Finished(res[0].ID)
 			defer release()
 			if _, err := a.Settle(ctx, []store.Verdict{{ID: jobs[0].ID, Token: jobs[0].LockToken, Outcome: store.Complete}}); err != nil {
 				t.Fatal(err)
@@ -67,7 +67,7 @@ func TestOtherConnectionsCommitsWakeWaiters(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer db.Close()
-			available = b.Available("q")
+			available = b.Capabilities().Notifier.Available("q")
 			tx, err := db.BeginTx(ctx, nil)
 			if err != nil {
 				t.Fatal(err)

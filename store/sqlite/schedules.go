@@ -278,7 +278,7 @@ func (s *Store) TriggerSchedules(ctx context.Context, refs []store.ScheduleRef) 
 	results := make([]store.TriggerResult, len(refs))
 	var jobs []store.EnqueueParams
 	var enq []store.EnqueueResult
-	err := s.writer.grow(ctx, func(x execer) error {
+	err := s.writer.queue(ctx, func(x execer) error {
 		now := s.now()
 		jobs, enq = jobs[:0], enq[:0]
 		for i, r := range refs {
@@ -316,7 +316,7 @@ func (s *Store) TriggerSchedules(ctx context.Context, refs []store.ScheduleRef) 
 			jobs, enq = append(jobs, p), append(enq, res[0])
 		}
 		return nil
-	}, nil, func() { s.wakeQueues(jobs, enq) })
+	}, opts{grows: true, onCommit: func() { s.wakeQueues(jobs, enq) }})
 	if err != nil {
 		return nil, err
 	}
@@ -371,13 +371,13 @@ func (s *Store) FireDue(ctx context.Context, p store.FireParams) (*store.FireRes
 		jobs []store.EnqueueParams
 		enq  []store.EnqueueResult
 	)
-	err := s.writer.grow(ctx, func(x execer) error {
+	err := s.writer.queue(ctx, func(x execer) error {
 		now := s.now()
 		res = &store.FireResult{}
 		var err error
 		jobs, enq, err = s.fire(x, p.Limit, now, res)
 		return err
-	}, nil, func() { s.wakeQueues(jobs, enq) })
+	}, opts{grows: true, onCommit: func() { s.wakeQueues(jobs, enq) }})
 	if err != nil {
 		return nil, err
 	}

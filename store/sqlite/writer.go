@@ -45,8 +45,8 @@ type opts struct {
 	// Config.MinFreeDisk) such ops are refused with an error matching
 	// store.ErrStoreFull, and SQLite's own SQLITE_FULL on them is reported
 	// the same way; every other op (claims, settles, cancels, purges,
-	// retention) still runs, so workers can drain the store. Set by insert
-	// and grow.
+	// retention) still runs, so workers can drain the store. Set by insert,
+	// and by whoever queues another op that inserts jobs.
 	grows bool
 	// onCommit, if set, runs right after the commit, before the fsync: the
 	// wake-up for new jobs, so a worker can claim them while the fsync runs.
@@ -187,16 +187,10 @@ func (w *writer) insert(ctx context.Context, b *insertBatch, wake func()) error 
 		opts{ins: b, grows: true, onCommit: wake})
 }
 
-// grow runs an op that inserts jobs by other means than insert, such as a
-// schedule firing or a trigger: like do (with onCommit as in insert), but
-// refused with an error matching store.ErrStoreFull while the store is past
-// its headroom (see opts.grows). Any new path that inserts jobs must use
-// insert or grow, or the headroom does not hold.
-func (w *writer) grow(ctx context.Context, fn func(x execer) error, after, onCommit func()) error {
-	return w.queue(ctx, fn, opts{after: after, grows: true, onCommit: onCommit})
-}
-
-// queue hands an op to the writer and waits for its answer.
+// queue hands an op to the writer and waits for its answer; how says how
+// the writer treats it. An op that inserts jobs by other means than insert
+// (a schedule firing or trigger) must set how.grows, or the headroom does
+// not hold for it.
 func (w *writer) queue(ctx context.Context, fn func(x execer) error, how opts) error {
 	if err := ctx.Err(); err != nil {
 		return err
