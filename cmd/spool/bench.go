@@ -22,6 +22,10 @@ const benchLong = `Bench measures throughput on a store with no-op jobs.
               reports jobs/s from worker start to the last durable completion.
   continuous  enqueue --rate jobs/s for --duration while a worker runs them;
               reports jobs/s and the enqueue→start latency (p50, p95, p99, max).
+  cross-process
+              continuous, with the worker in a second spool process on the
+              same store (as a web process and "spool work" would be); then
+              the worker is left idle for --idle and its CPU use reported.
 
 Unless --store is given on the command line, bench runs on a fresh temporary
 SQLite file that it deletes afterwards ($SPOOL_STORE is ignored), so it never
@@ -35,6 +39,7 @@ spool_bench_<random> that it drops afterwards, unless the URL names a schema
 const benchExample = `  spool bench
   spool bench --jobs 200000 --workers 200
   spool bench --mode continuous --rate 2000 --duration 30s --json
+  spool bench --mode cross-process --rate 1000 --duration 30s --idle 30s
   spool bench --store postgres://localhost/app --jobs 100000 --workers 100`
 
 type benchFlags struct {
@@ -43,6 +48,7 @@ type benchFlags struct {
 	workers  int
 	rate     int
 	duration time.Duration
+	idle     time.Duration
 }
 
 func (a *app) benchCmd() *cobra.Command {
@@ -57,13 +63,14 @@ func (a *app) benchCmd() *cobra.Command {
 			return a.bench(cmd, &f)
 		},
 	}
-	cmd.AddCommand(a.benchSchedulesCmd())
+	cmd.AddCommand(a.benchSchedulesCmd(), a.benchWorkerCmd())
 	fl := cmd.Flags()
-	fl.StringVarP(&f.mode, "mode", "m", "burn-down", "burn-down or continuous")
+	fl.StringVarP(&f.mode, "mode", "m", "burn-down", "burn-down, continuous or cross-process")
 	fl.IntVarP(&f.jobs, "jobs", "n", 100_000, "burn-down: how many jobs to enqueue and work")
 	fl.IntVarP(&f.workers, "workers", "w", 100, "jobs running at once")
-	fl.IntVar(&f.rate, "rate", 1_000, "continuous: jobs enqueued per second")
-	fl.DurationVar(&f.duration, "duration", 10*time.Second, "continuous: how long to enqueue")
+	fl.IntVar(&f.rate, "rate", 1_000, "continuous, cross-process: jobs enqueued per second")
+	fl.DurationVar(&f.duration, "duration", 10*time.Second, "continuous, cross-process: how long to enqueue")
+	fl.DurationVar(&f.idle, "idle", 30*time.Second, "cross-process: how long to measure the idle worker's CPU (0: not)")
 	return cmd
 }
 
@@ -76,17 +83,23 @@ func (a *app) bench(cmd *cobra.Command, f *benchFlags) error {
 	case "continuous":
 		run = bench.Continuous
 		total = int(float64(f.rate) * f.duration.Seconds())
+	case "cross-process":
+		total = int(float64(f.rate) * f.duration.Seconds())
 	default:
-		return usagef("unknown --mode %q: use burn-down or continuous", f.mode)
+		return usagef("unknown --mode %q: use burn-down, continuous or cross-process", f.mode)
 	}
-	if f.jobs < 1 || f.workers < 1 || f.rate < 1 || f.duration <= 0 {
-		return usagef("--jobs, --workers, --rate and --duration must be positive")
+	if f.jobs < 1 || f.workers < 1 || f.rate < 1 || f.duration <= 0 || f.idle < 0 {
+		return usagef("--jobs, --workers, --rate and --duration must be positive, --idle not negative")
 	}
-	st, where, cleanup, err := a.scratchStore(cmd, "spool_bench", false)
+	st, where, storeURL, cleanup, err := a.scratchStoreURL(cmd, "spool_bench", false)
 	if err != nil {
 		return err
 	}
 	defer cleanup()
+	if run == nil {
+		run = a.crossProcess(storeURL, total, f)
+		where += ", worker in another process"
+	}
 
 	bar := a.newProgress(total, f.mode)
 	defer bar.Finish()
@@ -121,6 +134,9 @@ func (a *app) bench(cmd *cobra.Command, f *benchFlags) error {
 	if res.SettleBatch > 0 {
 		fmt.Fprintf(w, "  settle batch:  %.1f verdicts per commit on average\n", res.SettleBatch)
 	}
+	if i := res.Idle; i != nil {
+		fmt.Fprintf(w, "  idle worker:   %.2f%% of a core (%.3fs CPU in %.1fs)\n", i.CPUPercent, i.CPUSeconds, i.Seconds)
+	}
 	return nil
 }
 
@@ -132,32 +148,39 @@ func (a *app) bench(cmd *cobra.Command, f *benchFlags) error {
 // prefix and leaves it for the user to explore, else a fresh schema
 // prefix_<random> that cleanup drops. where describes the store for people.
 func (a *app) scratchStore(cmd *cobra.Command, prefix string, keep bool) (st store.Store, where string, cleanup func(), err error) {
+	st, where, _, cleanup, err = a.scratchStoreURL(cmd, prefix, keep)
+	return st, where, cleanup, err
+}
+
+// scratchStoreURL is scratchStore that also returns the store's URL, for
+// another process to open the same store.
+func (a *app) scratchStoreURL(cmd *cobra.Command, prefix string, keep bool) (st store.Store, where, storeURL string, cleanup func(), err error) {
 	ctx := cmd.Context()
 	if storeFlagGiven(cmd) {
 		b, err := store.Lookup(a.storeFlag)
 		if err != nil {
-			return nil, "", nil, err
+			return nil, "", "", nil, err
 		}
 		if b.Namespaces != nil {
 			return a.scratchNamespace(ctx, b.Namespaces, prefix, keep)
 		}
 		st, err := a.openOrCreate(cmd)
 		if err != nil {
-			return nil, "", nil, err
+			return nil, "", "", nil, err
 		}
-		return st, displayURL(a.storeFlag), func() { st.Close() }, nil
+		return st, displayURL(a.storeFlag), a.storeFlag, func() { st.Close() }, nil
 	}
 	dir, err := os.MkdirTemp("", strings.ReplaceAll(prefix, "_", "-")+"-*")
 	if err != nil {
-		return nil, "", nil, fmt.Errorf("make a temporary directory: %w", err)
+		return nil, "", "", nil, fmt.Errorf("make a temporary directory: %w", err)
 	}
 	path := filepath.Join(dir, "spool.db")
 	st, err = openStore(ctx, "sqlite:"+path, store.OpenOptions{})
 	if err != nil {
 		os.RemoveAll(dir)
-		return nil, "", nil, err
+		return nil, "", "", nil, err
 	}
-	return st, "a temporary SQLite file", func() {
+	return st, "a temporary SQLite file", "sqlite:" + path, func() {
 		st.Close()
 		os.RemoveAll(dir)
 	}, nil
@@ -168,7 +191,7 @@ func (a *app) scratchStore(cmd *cobra.Command, prefix string, keep bool) (st sto
 // used and left in place: with keep, the namespace named prefix, left for
 // the user to explore; else a fresh one named prefix_<random> that cleanup
 // drops.
-func (a *app) scratchNamespace(ctx context.Context, ns *store.Namespaces, prefix string, keep bool) (store.Store, string, func(), error) {
+func (a *app) scratchNamespace(ctx context.Context, ns *store.Namespaces, prefix string, keep bool) (store.Store, string, string, func(), error) {
 	name := prefix
 	if !keep {
 		b := make([]byte, 6)
@@ -177,14 +200,14 @@ func (a *app) scratchNamespace(ctx context.Context, ns *store.Namespaces, prefix
 	}
 	raw, fresh, err := ns.In(a.storeFlag, name)
 	if err != nil {
-		return nil, "", nil, err
+		return nil, "", "", nil, err
 	}
 	st, err := openStore(ctx, raw, store.OpenOptions{})
 	if err != nil {
-		return nil, "", nil, err
+		return nil, "", "", nil, err
 	}
 	if !fresh || keep {
-		return st, displayURL(raw), func() { st.Close() }, nil
+		return st, displayURL(raw), raw, func() { st.Close() }, nil
 	}
 	drop := func() {
 		st.Close()
@@ -195,5 +218,5 @@ func (a *app) scratchNamespace(ctx context.Context, ns *store.Namespaces, prefix
 			fmt.Fprintf(a.stderr, "spool: could not drop the scratch schema %s: %v (drop it by hand)\n", name, err)
 		}
 	}
-	return st, fmt.Sprintf("%s in a temporary schema %s", displayURL(a.storeFlag), name), drop, nil
+	return st, fmt.Sprintf("%s in a temporary schema %s", displayURL(a.storeFlag), name), raw, drop, nil
 }

@@ -1,6 +1,8 @@
 // Package bench is the engine behind `spool bench`: a burn-down (enqueue N
-// no-op jobs, then work them) and a continuous run (enqueue at a fixed rate
-// and measure enqueue→start latency), on any store.
+// no-op jobs, then work them), a continuous run (enqueue at a fixed rate
+// and measure enqueue→start latency), and a cross-process run (the same
+// with the worker in another process, then the idle worker's CPU), on any
+// store.
 //
 // Completions are counted where they become durable: a wrapper around the
 // store counts the completions each Settle call applied, so "the last
@@ -57,6 +59,17 @@ type Result struct {
 	Rate int `json:"rate,omitempty"`
 	// SettleBatch is the average number of verdicts per store Settle call.
 	SettleBatch float64 `json:"settle_batch"`
+	// Idle is the cross-process run's idle worker: measured after the
+	// load, with nothing to do.
+	Idle *Idle `json:"idle,omitempty"`
+}
+
+// Idle is what an idle worker process cost.
+type Idle struct {
+	Seconds    float64 `json:"seconds"`
+	CPUSeconds float64 `json:"cpu_seconds"` // user plus system
+	// CPUPercent is CPUSeconds against Seconds: the share of one core.
+	CPUPercent float64 `json:"cpu_percent"`
 }
 
 // Latency summarises enqueue→start latencies in milliseconds.
@@ -175,7 +188,7 @@ func Continuous(ctx context.Context, cfg Config) (*Result, error) {
 		return nil, err
 	}
 	start := time.Now()
-	err = produce(ctx, client, cfg, total, base)
+	err = produce(ctx, client, cfg, total, func() uint64 { return uint64(time.Since(base)) })
 	if err == nil {
 		err = cs.wait(ctx, cfg.Progress)
 	}
@@ -202,8 +215,8 @@ func Continuous(ctx context.Context, cfg Config) (*Result, error) {
 // produce enqueues total jobs, one per Enqueue call as an application
 // would, paced to cfg.Rate. Several producers run at once so a slow commit
 // does not delay the jobs due after it; each job carries the time its
-// enqueue began (nanoseconds since base).
-func produce(ctx context.Context, client *spool.Client, cfg Config, total int, base time.Time) error {
+// enqueue began, as stamp tells it.
+func produce(ctx context.Context, client *spool.Client, cfg Config, total int, stamp func() uint64) error {
 	const producers = 16
 	due := make(chan int, producers)
 	var wg sync.WaitGroup
@@ -217,7 +230,7 @@ func produce(ctx context.Context, client *spool.Client, cfg Config, total int, b
 			defer wg.Done()
 			payload := make([]byte, 8)
 			for range due {
-				binary.LittleEndian.PutUint64(payload, uint64(time.Since(base)))
+				binary.LittleEndian.PutUint64(payload, stamp())
 				if _, err := client.EnqueueMany(ctx, spool.RawItem("noop", slices.Clone(payload), &spool.EnqueueOptions{Queue: cfg.Queue})); err != nil {
 					errOnce.Do(func() { firstErr = err; cancel() })
 					return

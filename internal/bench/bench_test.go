@@ -2,7 +2,11 @@ package bench_test
 
 import (
 	"context"
+	"fmt"
+	"os"
+	"os/exec"
 	"path/filepath"
+	"strconv"
 	"testing"
 	"time"
 
@@ -12,7 +16,29 @@ import (
 	"github.com/spoolrun/spool/store/sqlite"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+// TestMain runs the worker process of TestCrossProcess when asked to, and
+// otherwise the tests, failing the package if one leaves a goroutine behind.
+func TestMain(m *testing.M) {
+	if path := os.Getenv("SPOOL_BENCH_WORKER"); path != "" {
+		os.Exit(workerProcess(path))
+	}
+	goleak.VerifyTestMain(m)
+}
+
+func workerProcess(path string) int {
+	st, err := sqlite.Open(path, sqlite.Config{})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer st.Close()
+	jobs, _ := strconv.Atoi(os.Getenv("SPOOL_BENCH_JOBS"))
+	if err := bench.WorkerProcess(context.Background(), bench.Config{Store: st, Jobs: jobs, Workers: 10}, 300*time.Millisecond, os.Stdout); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	return 0
+}
 
 func openStore(t *testing.T) *sqlite.Store {
 	t.Helper()
@@ -56,6 +82,38 @@ func TestContinuous(t *testing.T) {
 	}
 	if r.Jobs != 100 || r.LatencyMS == nil || r.LatencyMS.P50 <= 0 || r.LatencyMS.P99 < r.LatencyMS.P50 || r.LatencyMS.Max < r.LatencyMS.P99 {
 		t.Fatalf("result %+v latency %+v", r, r.LatencyMS)
+	}
+}
+
+// A cross-process run has the jobs worked by another process, measures a
+// latency for each, and reports the idle worker's CPU.
+func TestCrossProcess(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "bench.db")
+	st, err := sqlite.Open(path, sqlite.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	worker := exec.Command(os.Args[0], "-test.run=^$")
+	worker.Env = append(os.Environ(), "SPOOL_BENCH_WORKER="+path, "SPOOL_BENCH_JOBS=100")
+	worker.Stderr = os.Stderr
+	r, err := bench.CrossProcess(context.Background(), bench.Config{Store: st, Rate: 200, Duration: 500 * time.Millisecond, Workers: 10}, worker)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Mode != "cross-process" || r.Jobs != 100 || r.LatencyMS == nil || r.LatencyMS.P50 <= 0 || r.LatencyMS.Max < r.LatencyMS.P99 {
+		t.Fatalf("result %+v latency %+v", r, r.LatencyMS)
+	}
+	if r.Idle == nil || r.Idle.Seconds <= 0 || r.Idle.CPUPercent < 0 {
+		t.Fatalf("idle %+v", r.Idle)
+	}
+	stats, err := st.Stats(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(stats) != 1 || stats[0].Counts["completed"] != 100 {
+		t.Fatalf("stats after the run: %+v", stats)
 	}
 }
 

@@ -17,16 +17,9 @@ import (
 	"github.com/spoolrun/spool/store/sqlite"
 )
 
-// The child half of TestAcknowledgedEnqueuesSurviveSIGKILL: enqueue from
-// several goroutines and print each acknowledged ID, until killed.
-func TestMain(m *testing.M) {
-	if path := os.Getenv("SPOOL_ENQUEUE_CHILD"); path != "" {
-		enqueueUntilKilled(path)
-		return
-	}
-	os.Exit(m.Run())
-}
-
+// enqueueUntilKilled is the child half of
+// TestAcknowledgedEnqueuesSurviveSIGKILL (see TestMain): enqueue from several
+// goroutines and print each acknowledged ID, until killed.
 func enqueueUntilKilled(path string) {
 	s, err := sqlite.Open(path, sqlite.Config{})
 	if err != nil {

@@ -61,15 +61,18 @@ func (s *backend) InsertJobs(ctx context.Context, in engine.Insert) ([]store.Enq
 // InsertJobsTx implements engine.TxInserter: the jobs are inserted on the
 // caller's transaction and become visible, durable and claimable only when
 // the caller commits. tx must belong to a *sql.DB opened on the same file
-// (see DSN). Workers in this process notice the jobs on their next poll.
+// (see DSN). Waiting workers wake when the caller commits.
 func (s *backend) InsertJobsTx(ctx context.Context, tx *sql.Tx, jobs []store.EnqueueParams, now time.Time) ([]store.EnqueueResult, error) {
+	if err := s.admitTx(ctx, tx, jobs); err != nil { // a latched fsync failure, or no headroom
+		return nil, err
+	}
 	results := make([]store.EnqueueResult, len(jobs))
 	if _, err := tx.ExecContext(ctx, "SAVEPOINT spool_enqueue"); err != nil {
 		return nil, fmt.Errorf("spool: enqueue in tx: %w", err)
 	}
 	if err := insertJobs(txExec{ctx, tx}, jobs, results, now, true); err != nil {
 		_, rerr := tx.ExecContext(ctx, "ROLLBACK TO spool_enqueue")
-		return nil, errors.Join(err, rerr)
+		return nil, storeFull(errors.Join(err, rerr))
 	}
 	if _, err := tx.ExecContext(ctx, "RELEASE spool_enqueue"); err != nil {
 		return nil, fmt.Errorf("spool: enqueue in tx: %w", err)

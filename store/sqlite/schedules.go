@@ -128,14 +128,14 @@ func (s *backend) PeekNextDue(ctx context.Context) (time.Time, error) {
 // savepoint fallback); each run starts a fresh scheduleTx.
 func (s *backend) Tx(ctx context.Context, grows bool, fn func(tx engine.ScheduleTx) error) error {
 	var tx *scheduleTx
-	return s.writer.submit(ctx, func(x execer) error {
+	return s.writer.queue(ctx, func(x execer) error {
 		tx = &scheduleTx{s: s, x: x, now: s.now()}
 		return fn(tx)
-	}, nil, nil, false, func() {
+	}, opts{grows: grows, onCommit: func() {
 		if tx != nil {
 			s.wakeQueues(tx.jobs, tx.enq)
 		}
-	})
+	}})
 }
 
 // scheduleTx is one schedule transaction inside a writer op.

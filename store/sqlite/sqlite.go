@@ -1,6 +1,8 @@
 // Package sqlite is Spool's embedded store: one file, pure Go
-// (modernc.org/sqlite), WAL with synchronous=FULL so a job is on disk when
-// Enqueue returns.
+// (modernc.org/sqlite), in WAL mode, where a job is on disk when Enqueue
+// returns.
+//
+// # Group commit
 //
 // All writes of a process go through one writer goroutine that commits
 // concurrent operations together (group commit): while one transaction is
@@ -8,18 +10,47 @@
 // commit, so throughput grows with concurrency instead of serialising on
 // fsync. Reads use a separate pool of connections and never wait for writes.
 //
+// # Durability
+//
+// Commits are made durable by an explicit fsync of the WAL, and an
+// operation that must survive a power failure (an enqueue, a settle) is
+// answered only once an fsync covering its commit returned. If an fsync
+// fails, the store latches the failure: that operation and every write after
+// it is refused with an error matching store.ErrDurability, and Close returns
+// it, until the file is reopened (which recovers the WAL from what is really
+// on disk). Reads go on working.
+//
+// # Several processes
+//
 // Several processes on one machine may open the same file: SQLite's file
-// locks serialise their writers, and busy waits are absorbed by the busy
-// timeout and retried, never surfaced as errors.
+// locks serialise their writers, and the writer waits out another
+// process's write lock for as long as one of its operations still wants to
+// run; an operation whose context ends stops waiting, and Close gives up at
+// once. A store also notices other connections' commits (another process,
+// another Store on the file, the *sql.DB behind EnqueueTx): it watches the
+// WAL file for writes (inotify, kqueue; it polls every 50 ms where it
+// cannot) and checks PRAGMA data_version, so a worker in one process picks
+// up a job enqueued by another within milliseconds, without polling.
+//
+// # Headroom
+//
+// When the disk fills, a store that refused every write could not drain
+// either. So enqueues (and schedule firings) are refused with an error
+// matching store.ErrStoreFull once the database passes Config.MaxSize or
+// the disk's free space falls below Config.MinFreeDisk, while claims,
+// settles, cancels, purges and retention go on; once workers and retention
+// have made room, enqueues resume by themselves.
 package sqlite
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/url"
+	"path/filepath"
 	"strings"
 	"sync"
 	"time"
@@ -31,14 +62,17 @@ import (
 	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
 )
 
-// Config tunes a store. The zero value is ready to use.
+// Config tunes a store. The zero value is ready to use; a zero field takes
+// its default.
 type Config struct {
 	// Now is the clock. Default: time.Now.
 	Now func() time.Time
 	// Logger receives operational messages. Default: discard.
 	Logger *slog.Logger
-	// BusyTimeout is how long one statement waits for another process's
-	// write lock before the writer retries. Default: 5s.
+	// BusyTimeout is how long a read waits for a lock held by another
+	// connection before it fails, and how long the writer waits for
+	// another process's write lock between warnings in the log (it goes on
+	// waiting while an operation still wants to write). Default: 5s.
 	BusyTimeout time.Duration
 	// MaxGroup caps how many operations share one commit. Default: 512.
 	MaxGroup int
@@ -46,6 +80,66 @@ type Config struct {
 	Readers int
 	// CacheMiB is SQLite's page cache per connection, in MiB. Default: 32.
 	CacheMiB int
+	// MaxSize caps the database, in bytes of pages in use (the file less
+	// its free pages, the WAL's newest pages included): past it, enqueues
+	// are refused with an error matching store.ErrStoreFull while
+	// everything else goes on (see the package doc, Headroom). The check is
+	// approximate by about a MiB. Default: 0, no limit.
+	MaxSize int64
+	// MinFreeDisk is the free space, in bytes, to keep on the file system
+	// holding the database: below it, enqueues are refused as past
+	// MaxSize. Draining a full store still writes: claims and settles
+	// append to the WAL until a checkpoint (every 4 MiB of WAL by default,
+	// more while readers hold old snapshots), and retention's deletes do
+	// too. The default leaves room for a good many checkpoint cycles of
+	// that, yet refuses nothing on a machine with a few hundred MB free,
+	// such as a CI runner. It is not enforced where free space cannot be
+	// measured (outside Linux, macOS and FreeBSD). Negative: no floor.
+	// Default: 64 MiB.
+	MinFreeDisk int64
+}
+
+// DefaultMinFreeDisk is Config.MinFreeDisk's default.
+const DefaultMinFreeDisk = 64 << 20
+
+// maxMaxGroup bounds Config.MaxGroup: a group is one transaction, and its
+// queue holds four groups.
+const maxMaxGroup = 100_000
+
+// withDefaults fills the zero fields of cfg and returns every mistake in it
+// at once, each a *store.ValidationError (matching store.ErrInvalid).
+func (cfg Config) withDefaults() (Config, error) {
+	var errs []error
+	bad := func(field, reason string, args ...any) {
+		errs = append(errs, &store.ValidationError{Field: field, Reason: fmt.Sprintf(reason, args...)})
+	}
+	if cfg.BusyTimeout < 0 {
+		bad("BusyTimeout", "%v is negative", cfg.BusyTimeout)
+	}
+	if cfg.MaxGroup < 0 || cfg.MaxGroup > maxMaxGroup {
+		bad("MaxGroup", "%d is outside 1..%d", cfg.MaxGroup, maxMaxGroup)
+	}
+	if cfg.Readers < 0 {
+		bad("Readers", "%d is negative", cfg.Readers)
+	}
+	if cfg.CacheMiB < 0 {
+		bad("CacheMiB", "%d is negative", cfg.CacheMiB)
+	}
+	if cfg.MaxSize < 0 {
+		bad("MaxSize", "%d is negative (0 means no limit)", cfg.MaxSize)
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	cfg.BusyTimeout = cmp.Or(cfg.BusyTimeout, 5*time.Second)
+	cfg.MaxGroup = cmp.Or(cfg.MaxGroup, 512)
+	cfg.Readers = cmp.Or(cfg.Readers, 4)
+	cfg.CacheMiB = cmp.Or(cfg.CacheMiB, 32)
+	cfg.MinFreeDisk = cmp.Or(cfg.MinFreeDisk, DefaultMinFreeDisk)
+	return cfg, errors.Join(errs...)
 }
 
 // Store is the SQLite backend. It implements store.Store with every
@@ -70,6 +164,9 @@ type backend struct {
 	rdb    *sql.DB // read pool
 	wdb    *sql.DB // holds the writer's single connection
 	writer *writer
+	// changes wakes waiters on other connections' commits; its watcher
+	// goroutine runs from Open to Close.
+	changes *changes
 
 	available signal.Set             // per queue: jobs became claimable
 	finished  signal.Keyed[store.ID] // per job: it may have finished
@@ -104,29 +201,22 @@ func DSN(path string, busyTimeout time.Duration) string {
 
 // Open opens (creating if needed) the Spool database at path and migrates it
 // to the current schema. It refuses a file whose schema is newer than this
-// build knows, with an error matching store.ErrSchema.
+// build knows, with an error matching store.ErrSchema, and a bad path or
+// Config with every mistake at once, matching store.ErrInvalid.
 func Open(path string, cfg Config) (*Store, error) {
+	return open(path, cfg, hooks{})
+}
+
+func open(path string, cfg Config, h hooks) (*Store, error) {
+	cfg, err := cfg.withDefaults()
 	if path == "" || strings.Contains(path, ":memory:") || strings.Contains(path, "mode=memory") {
-		return nil, &store.ValidationError{Field: "path", Reason: fmt.Sprintf("%q: a file path is required (in-memory databases are not durable)", path)}
+		err = errors.Join(&store.ValidationError{Field: "path", Reason: fmt.Sprintf("%q: a file path is required (in-memory databases are not durable)", path)}, err)
 	}
-	s := &backend{cfg: cfg, path: path}
-	s.now = cfg.Now
-	if s.now == nil {
-		s.now = time.Now
+	if err != nil {
+		return nil, err
 	}
-	s.log = cfg.Logger
-	if s.log == nil {
-		s.log = slog.New(slog.DiscardHandler)
-	}
-	busy := cfg.BusyTimeout
-	if busy <= 0 {
-		busy = 5 * time.Second
-	}
-	cache := cfg.CacheMiB
-	if cache <= 0 {
-		cache = 32
-	}
-	dsn := DSN(path, busy) + fmt.Sprintf("&_pragma=cache_size(-%d)&_pragma=temp_store(MEMORY)", cache*1024)
+	s := &backend{cfg: cfg, path: path, now: cfg.Now, log: cfg.Logger}
+	dsn := DSN(path, cfg.BusyTimeout) + fmt.Sprintf("&_pragma=cache_size(-%d)&_pragma=temp_store(MEMORY)", cfg.CacheMiB*1024)
 
 	wdb, err := sql.Open("sqlite", dsn)
 	if err != nil {
@@ -147,25 +237,22 @@ func Open(path string, cfg Config) (*Store, error) {
 		return nil, fmt.Errorf("spool: open %s: %w", path, err)
 	}
 
-	readers := cfg.Readers
-	if readers <= 0 {
-		readers = 4
-	}
 	rdb, err := sql.Open("sqlite", dsn+"&_pragma=query_only(1)")
 	if err != nil {
 		conn.Close()
 		wdb.Close()
 		return nil, fmt.Errorf("spool: open %s: %w", path, err)
 	}
-	rdb.SetMaxOpenConns(readers)
-	rdb.SetMaxIdleConns(readers)
+	rdb.SetMaxOpenConns(cfg.Readers)
+	rdb.SetMaxIdleConns(cfg.Readers)
 
 	s.wdb, s.rdb = wdb, rdb
-	maxGroup := cfg.MaxGroup
-	if maxGroup <= 0 {
-		maxGroup = 512
+	if h.freeSpace == nil {
+		h.freeSpace = statfsFree
 	}
-	s.writer, err = newWriter(conn, path+"-wal", maxGroup, s.log)
+	room := &headroom{maxSize: cfg.MaxSize, minFree: cfg.MinFreeDisk, dir: filepath.Dir(path), freeSpace: h.freeSpace, log: s.log}
+	s.changes = newChanges(path+"-wal", h.pollChanges, s.wakeAll, s.log)
+	s.writer, err = newWriter(conn, path+"-wal", cfg.MaxGroup, cfg.BusyTimeout, room, s.changes, h, s.log)
 	if err != nil {
 		conn.Close()
 		rdb.Close()
@@ -175,11 +262,23 @@ func Open(path string, cfg Config) (*Store, error) {
 	return &Store{core: engine.New(s, s.log), b: s}, nil
 }
 
-// Close waits for queued writes, then closes the database. It is idempotent.
+// wakeAll wakes every waiter: another connection committed, and this store
+// cannot tell what.
+func (s *backend) wakeAll() {
+	s.writer.stats.others.Add(1)
+	s.available.FireAll()
+	s.finished.FireAll()
+}
+
+// Close waits for queued writes, then closes the database. It is
+// idempotent. After a failed fsync it returns that failure (matching
+// store.ErrDurability): writes acknowledged before it are durable, later
+// ones were refused.
 func (s *backend) Close() error {
 	s.closeOnce.Do(func() {
-		s.writer.close()
-		s.closeErr = errors.Join(s.rdb.Close(), s.wdb.Close())
+		s.changes.close()
+		failed := s.writer.close()
+		s.closeErr = errors.Join(failed, s.rdb.Close(), s.wdb.Close())
 		s.finished.FireAll()
 	})
 	return s.closeErr

@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"os"
 	"runtime"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -20,25 +19,38 @@ import (
 // transaction. fn must only touch the database through x. If fn fails, its
 // own changes are rolled back (savepoint) and the rest of the group commits.
 // Because a failing neighbour makes the writer run the group again, fn may
-// run twice and must start each run from the same state.
-// after, if set, runs once the group committed (wake-ups).
-//
-// Enqueue ops also carry their jobs (ins), so a group's enqueues can share
-// multi-row INSERT statements instead of running one statement per op.
+// run twice (or more, see runWithSavepoints) and must start each run from
+// the same state.
 type op struct {
-	ctx   context.Context
-	fn    func(x execer) error
+	ctx context.Context
+	fn  func(x execer) error
+	opts
+	done chan error
+}
+
+// opts says how the writer treats an op.
+type opts struct {
+	// after, if set, runs once the op is acknowledged (wake-ups).
 	after func()
-	ins   *insertBatch
+	// ins carries an enqueue op's jobs, so a group's enqueues can share
+	// multi-row INSERT statements instead of running one statement per op.
+	ins *insertBatch
 	// light marks an op whose loss in a power failure loses nothing (a
 	// claim, renewal, reap or prune: the job only falls back to its earlier
 	// state). It is answered as soon as its group commits; other ops are
 	// answered once an fsync of the WAL covering their commit returned.
 	light bool
+	// grows marks an op that inserts jobs: an enqueue, or a schedule
+	// firing its runs. Past the store's headroom (Config.MaxSize,
+	// Config.MinFreeDisk) such ops are refused with an error matching
+	// store.ErrStoreFull, and SQLite's own SQLITE_FULL on them is reported
+	// the same way; every other op (claims, settles, cancels, purges,
+	// retention) still runs, so workers can drain the store. Set by insert,
+	// and by whoever queues another op that inserts jobs.
+	grows bool
 	// onCommit, if set, runs right after the commit, before the fsync: the
 	// wake-up for new jobs, so a worker can claim them while the fsync runs.
 	onCommit func()
-	done     chan error
 }
 
 // insertBatch is an enqueue op's rows and where its results go.
@@ -65,19 +77,64 @@ type writer struct {
 	syncQ    chan []ack     // committed durable ops waiting for an fsync; closed after the loop ends
 	syncers  sync.WaitGroup // the syncer goroutines
 	log      *slog.Logger
+	hooks    hooks
+	busyWarn time.Duration // how long a busy database is waited for between warnings
+	room     *headroom     // refuses growing ops past the store's limits
+	changes  *changes      // notices other connections' commits
+
+	// failed latches the first failed fsync (see syncLoop): once set,
+	// every write is refused with it until the store is reopened.
+	failed atomic.Pointer[error]
+
+	// takeMu orders the syncers: a syncer holds it while it takes a batch
+	// from syncQ and links the batch after lastTaken, so batches are
+	// answered in the order their commits were made.
+	takeMu    sync.Mutex
+	lastTaken chan struct{} // closed once the batch taken last was answered
 
 	stats writerStats // updated by the writer goroutine only; read atomically
 
-	mu     sync.RWMutex // guards closed against sends on ops
-	closed bool
-	done   chan struct{} // closed when the loop has exited
+	mu      sync.RWMutex // guards closed against sends on ops
+	closed  bool
+	closing chan struct{} // closed by close: a busy wait for the write lock gives up
+	done    chan struct{} // closed when the loop has exited
 }
 
+// hooks are seams for tests; the zero value is production behaviour.
+type hooks struct {
+	// sync makes the WAL durable. Default: (*os.File).Sync.
+	sync func(*os.File) error
+	// freeSpace reports the bytes free for unprivileged users on the file
+	// system holding dir. Default: statfs.
+	freeSpace func(dir string) (int64, error)
+	// pollChanges makes the store poll for other connections' commits
+	// instead of watching the WAL for changes.
+	pollChanges bool
+}
+
+// While another connection holds the write lock, the writer tries again
+// after busyFirst, doubling up to busyMax. A commit holds the lock for well
+// under a millisecond, and SQLite's own busy handler would sleep 1, 2, 5,
+// 10... ms between tries: against another busy process that alone put a
+// tail of tens of milliseconds on pickup.
+const (
+	busyFirst = 50 * time.Microsecond
+	busyMax   = 2 * time.Millisecond
+)
+
 // newWriter starts the writer on conn, whose synchronous setting it lowers to
-// NORMAL: durability comes from the syncer's explicit fsync of walPath.
-func newWriter(conn *sql.Conn, walPath string, maxGroup int, log *slog.Logger) (*writer, error) {
+// NORMAL: durability comes from the syncer's explicit fsync of walPath. Its
+// busy timeout becomes 0: the writer waits out other processes itself (see
+// begin), so that Close and cancelled ops need not wait for SQLite.
+func newWriter(conn *sql.Conn, walPath string, maxGroup int, busyWarn time.Duration, room *headroom, ch *changes, h hooks, log *slog.Logger) (*writer, error) {
 	if _, err := conn.ExecContext(bg, "PRAGMA synchronous = NORMAL"); err != nil {
 		return nil, err
+	}
+	if _, err := conn.ExecContext(bg, "PRAGMA busy_timeout = 0"); err != nil {
+		return nil, err
+	}
+	if h.sync == nil {
+		h.sync = (*os.File).Sync
 	}
 	w := &writer{
 		conn:     conn,
@@ -87,7 +144,15 @@ func newWriter(conn *sql.Conn, walPath string, maxGroup int, log *slog.Logger) (
 		ops:      make(chan *op, 4*maxGroup),
 		maxGroup: maxGroup,
 		log:      log,
+		hooks:    h,
+		busyWarn: busyWarn,
+		room:     room,
+		changes:  ch,
+		closing:  make(chan struct{}),
 		done:     make(chan struct{}),
+	}
+	if err := ch.start(w); err != nil {
+		return nil, err
 	}
 	go w.loop()
 	for range syncers {
@@ -102,30 +167,39 @@ var opPool = sync.Pool{New: func() any { return &op{done: make(chan error, 1)} }
 // Once queued, an op always runs to its verdict (unless its ctx ends before
 // its turn), so a caller never returns while its write might still land.
 func (w *writer) do(ctx context.Context, fn func(x execer) error, after func()) error {
-	return w.submit(ctx, fn, after, nil, false, nil)
+	return w.queue(ctx, fn, opts{after: after})
 }
 
 // doLight is do for an op whose loss in a power failure loses nothing (see
 // op.light): it is answered when its group commits, without waiting for the
 // fsync. The next fsync makes it durable too: WAL frames are synced in order.
 func (w *writer) doLight(ctx context.Context, fn func(x execer) error, after func()) error {
-	return w.submit(ctx, fn, after, nil, true, nil)
+	return w.queue(ctx, fn, opts{after: after, light: true})
 }
 
 // insert runs an enqueue op: like do, but its rows may share statements with
-// other enqueues of the same group.
+// other enqueues of the same group, and it is refused past the headroom
+// (see opts.grows).
 // wake runs right after the commit, before the fsync, so that workers can
 // claim the new jobs while their durability is being made.
 func (w *writer) insert(ctx context.Context, b *insertBatch, wake func()) error {
-	return w.submit(ctx, func(x execer) error { return insertJobs(x, b.jobs, b.results, b.now, b.mayConflict) }, nil, b, false, wake)
+	return w.queue(ctx, func(x execer) error { return insertJobs(x, b.jobs, b.results, b.now, b.mayConflict) },
+		opts{ins: b, grows: true, onCommit: wake})
 }
 
-func (w *writer) submit(ctx context.Context, fn func(x execer) error, after func(), ins *insertBatch, light bool, onCommit func()) error {
+// queue hands an op to the writer and waits for its answer; how says how
+// the writer treats it. An op that inserts jobs by other means than insert
+// (a schedule firing or trigger) must set how.grows, or the headroom does
+// not hold for it.
+func (w *writer) queue(ctx context.Context, fn func(x execer) error, how opts) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
+	if err := w.failure(); err != nil {
+		return err
+	}
 	o, _ := opPool.Get().(*op) // the pool's New is its only source of values
-	o.ctx, o.fn, o.after, o.ins, o.light, o.onCommit = ctx, fn, after, ins, light, onCommit
+	o.ctx, o.fn, o.opts = ctx, fn, how
 	w.mu.RLock()
 	if w.closed {
 		w.mu.RUnlock()
@@ -141,16 +215,36 @@ func (w *writer) submit(ctx context.Context, fn func(x execer) error, after func
 		return ctx.Err()
 	}
 	err := <-o.done
-	o.ctx, o.fn, o.after, o.ins, o.onCommit = nil, nil, nil, nil, nil
+	o.ctx, o.fn, o.opts = nil, nil, opts{}
 	opPool.Put(o)
 	return err
 }
 
-// close stops accepting ops, runs those already queued, and waits for the loop.
-func (w *writer) close() {
+// failure returns the latched fsync failure (matching store.ErrDurability),
+// or nil.
+func (w *writer) failure() error {
+	if p := w.failed.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+// latch records the first fsync failure; later ones add nothing.
+func (w *writer) latch(cause error) {
+	err := fmt.Errorf("%w: fsync of %s failed: %w", store.ErrDurability, w.walPath, cause)
+	if w.failed.CompareAndSwap(nil, &err) {
+		w.log.Error("spool: sqlite: an fsync of the write-ahead log failed; refusing writes until the store is reopened", "err", cause)
+	}
+}
+
+// close stops accepting ops, runs those already queued (giving up on any
+// that wait for another process's write lock), and waits for the loop and
+// the syncers. It returns the latched fsync failure, if any.
+func (w *writer) close() error {
 	w.mu.Lock()
 	if !w.closed {
 		w.closed = true
+		close(w.closing)
 		close(w.ops)
 	}
 	w.mu.Unlock()
@@ -161,12 +255,28 @@ func (w *writer) close() {
 		st.Close()
 	}
 	w.conn.Close()
+	return w.failure()
 }
 
 func (w *writer) loop() {
 	defer close(w.done)
+	defer w.changes.stopTimer()
 	group := make([]*op, 0, w.maxGroup)
-	for first := range w.ops {
+	for {
+		var first *op
+		select {
+		case o, ok := <-w.ops:
+			if !ok {
+				return
+			}
+			first = o
+		case <-w.changes.nudged():
+			w.changes.onNudge(stmtExec{w})
+			continue
+		case <-w.changes.followUp():
+			w.changes.onFollowUp(stmtExec{w})
+			continue
+		}
 		group = append(group[:0], first)
 		// Ops often come in pairs a few microseconds apart (a worker's
 		// settle and its next claim). Yield once so that runnable
@@ -195,7 +305,7 @@ func (w *writer) loop() {
 
 // writerStats counts the writer's work.
 type writerStats struct {
-	groups, ops, busy, syncs atomic.Int64
+	groups, ops, busy, syncs, others atomic.Int64
 }
 
 // WriterStats describes the group-commit writer's work so far.
@@ -204,13 +314,17 @@ type WriterStats struct {
 	Ops    int64         // operations they carried
 	Busy   time.Duration // time spent running and committing groups
 	Syncs  int64         // fsyncs of the WAL; each made every commit before it durable
+	// OtherCommits counts the times the store noticed that other
+	// connections had committed (another process, another Store on the
+	// file, EnqueueTx's caller) and woke its waiters.
+	OtherCommits int64
 }
 
 // WriterStats reports the group-commit writer's counters: Ops/Groups is the
 // average group size, and Busy against wall time is how saturated it is.
 func (s *Store) WriterStats() WriterStats {
 	st := &s.b.writer.stats
-	return WriterStats{Groups: st.groups.Load(), Ops: st.ops.Load(), Busy: time.Duration(st.busy.Load()), Syncs: st.syncs.Load()}
+	return WriterStats{Groups: st.groups.Load(), Ops: st.ops.Load(), Busy: time.Duration(st.busy.Load()), Syncs: st.syncs.Load(), OtherCommits: st.others.Load()}
 }
 
 // bg is the context statements run under: an op's own context only decides
@@ -219,24 +333,36 @@ var bg = context.Background()
 
 func (w *writer) commit(group []*op) {
 	errs := make([]error, len(group))
-	live := 0
-	for i, o := range group {
-		if err := o.ctx.Err(); err != nil {
-			errs[i] = err
-			continue
+	// final marks ops whose answer is decided before they run: their ctx
+	// ended, the headroom refused them, or they lost the transaction.
+	final := make([]bool, len(group))
+	decide := func(i int, err error) { errs[i], final[i] = err, true }
+	if err := w.failure(); err != nil {
+		for i := range group {
+			decide(i, err)
 		}
-		live++
-	}
-	if live == 0 {
 		w.finish(group, errs, false)
 		return
 	}
-	if err := w.begin(); err != nil {
-		for i := range errs {
-			if errs[i] == nil {
-				errs[i] = err
-			}
+	for i, o := range group {
+		if err := o.ctx.Err(); err != nil {
+			decide(i, err)
 		}
+	}
+	if countLive(errs) == 0 {
+		w.finish(group, errs, false)
+		return
+	}
+	if err := w.begin(group, final, decide); err != nil {
+		w.refuseAll(group, errs, err)
+		return
+	}
+	x := stmtExec{w}
+	w.changes.inTx(x)
+	w.admit(x, group, decide)
+	live := countLive(errs)
+	if live == 0 {
+		w.conn.ExecContext(bg, "ROLLBACK") //nolint:errcheck // nothing was written
 		w.finish(group, errs, false)
 		return
 	}
@@ -244,7 +370,6 @@ func (w *writer) commit(group []*op) {
 	// refusals are answers, not errors); when one does, undo the whole group and
 	// run it again with a savepoint around each op, so only the failing op is
 	// rolled back.
-	x := stmtExec{w}
 	mergeErr := w.insertMerged(group, errs)
 	failed := mergeErr != nil
 	for i, o := range group {
@@ -265,16 +390,24 @@ func (w *writer) commit(group []*op) {
 			w.finish(group, errs, false) // a lone op: its own error is the answer
 			return
 		}
-		if err := w.begin(); err != nil {
-			for i := range errs {
-				if errs[i] == nil {
-					errs[i] = err
-				}
+		for {
+			if err := w.begin(group, final, decide); err != nil {
+				w.refuseAll(group, errs, err)
+				return
 			}
-			w.finish(group, errs, false)
-			return
+			if !w.runWithSavepoints(group, errs, final) {
+				break
+			}
+			// An op's failure took the whole transaction with it (SQLite
+			// does that for some errors, such as SQLITE_FULL outside a
+			// statement journal): its neighbours' work is gone too. Run
+			// them again without it.
+			w.conn.ExecContext(bg, "ROLLBACK") //nolint:errcheck // the transaction is normally gone already
+			if countLive(errs) == 0 {
+				w.finish(group, errs, false)
+				return
+			}
 		}
-		w.runWithSavepoints(group, errs)
 	}
 	var commitErr error
 	if _, err := w.conn.ExecContext(bg, "COMMIT"); err != nil {
@@ -286,8 +419,31 @@ func (w *writer) commit(group []*op) {
 				errs[i] = commitErr
 			}
 		}
+	} else {
+		w.changes.committed()
+		w.room.grew(group, errs)
 	}
 	w.finish(group, errs, commitErr == nil)
+}
+
+// refuseAll answers every op without an answer yet with err.
+func (w *writer) refuseAll(group []*op, errs []error, err error) {
+	for i := range errs {
+		if errs[i] == nil {
+			errs[i] = err
+		}
+	}
+	w.finish(group, errs, false)
+}
+
+func countLive(errs []error) int {
+	n := 0
+	for _, err := range errs {
+		if err == nil {
+			n++
+		}
+	}
+	return n
 }
 
 // insertMerged runs every enqueue op of the group as one list of rows, so
@@ -325,12 +481,14 @@ func (w *writer) insertMerged(group []*op, errs []error) error {
 	return nil
 }
 
-// runWithSavepoints runs each op that has no error yet inside its own
-// savepoint; a failing op is rolled back alone and gets its error.
-func (w *writer) runWithSavepoints(group []*op, errs []error) {
+// runWithSavepoints runs each op that has no final answer inside its own
+// savepoint; a failing op is rolled back alone and gets its error. It
+// reports whether an op's failure rolled back the whole transaction: that
+// op's answer is then final, and the others' work is lost.
+func (w *writer) runWithSavepoints(group []*op, errs []error, final []bool) (lost bool) {
 	x := stmtExec{w}
 	for i, o := range group {
-		if errs[i] != nil && o.ctx.Err() != nil {
+		if final[i] {
 			continue
 		}
 		errs[i] = nil
@@ -341,19 +499,25 @@ func (w *writer) runWithSavepoints(group []*op, errs []error) {
 		if err := o.fn(x); err != nil {
 			errs[i] = err
 			if _, rerr := w.conn.ExecContext(bg, "ROLLBACK TO op"); rerr != nil {
-				errs[i] = errors.Join(err, rerr)
+				// The savepoint is gone, so is the transaction.
+				errs[i], final[i] = errors.Join(err, rerr), true
+				return true
 			}
 		}
 		if _, err := w.conn.ExecContext(bg, "RELEASE op"); err != nil && errs[i] == nil {
 			errs[i] = err
 		}
 	}
+	return false
 }
 
 func (w *writer) finish(group []*op, errs []error, committed bool) {
 	var durable []ack
 	for i, o := range group {
 		if !committed || errs[i] != nil {
+			if o.grows {
+				errs[i] = storeFull(errs[i])
+			}
 			o.done <- errs[i]
 			continue
 		}
@@ -372,88 +536,6 @@ func (w *writer) finish(group []*op, errs []error, committed bool) {
 	if len(durable) > 0 {
 		w.syncQ <- durable
 	}
-}
-
-// ack is a committed op waiting for the fsync that makes it durable.
-type ack struct{ o *op }
-
-// syncers is how many fsyncs of the WAL may be in flight at once. An fsync
-// makes durable everything written before it began, so a second one can
-// start as soon as new commits exist instead of waiting for the first to
-// finish: an op then waits about one fsync after its commit, not one and a
-// half.
-const syncers = 2
-
-// syncLoop makes commits durable: it fsyncs the WAL once for every commit
-// that finished since it last looked, then answers their ops. Several run
-// at once (see syncers); each acknowledges only ops committed before its own
-// fsync began. Commits with
-// synchronous=NORMAL plus this fsync are what synchronous=FULL does in WAL
-// mode, with one difference: the writer goes on committing while an fsync
-// runs, and one fsync covers every commit before it.
-func (w *writer) syncLoop() {
-	var wal *os.File
-	defer func() {
-		if wal != nil {
-			wal.Close()
-		}
-	}()
-	var batch []ack
-	for first := range w.syncQ {
-		batch = append(batch[:0], first...)
-	drain:
-		for {
-			select {
-			case more, ok := <-w.syncQ:
-				if !ok {
-					break drain
-				}
-				batch = append(batch, more...)
-			default:
-				break drain
-			}
-		}
-		var err error
-		if wal == nil {
-			wal, err = os.OpenFile(w.walPath, os.O_RDWR, 0)
-		}
-		if err == nil {
-			err = wal.Sync()
-		}
-		if err != nil {
-			// The commit happened but is not known to be durable: say so.
-			err = fmt.Errorf("spool: sqlite: fsync of the write-ahead log failed: %w", err)
-			w.log.Error("spool: fsync failed", "err", err)
-		}
-		for _, a := range batch {
-			if err == nil && a.o.after != nil {
-				a.o.after()
-			}
-			a.o.done <- err
-		}
-		w.stats.syncs.Add(1)
-		clear(batch)
-	}
-}
-
-// begin takes the database write lock, waiting out other processes: a busy
-// database is retried with backoff rather than reported.
-func (w *writer) begin() error {
-	delay := time.Millisecond
-	for {
-		_, err := w.conn.ExecContext(bg, "BEGIN IMMEDIATE")
-		if err == nil || !isBusy(err) {
-			return err
-		}
-		w.log.Warn("spool: sqlite database is busy; retrying", "err", err, "after", delay)
-		time.Sleep(delay)
-		delay = min(2*delay, time.Second)
-	}
-}
-
-func isBusy(err error) bool {
-	msg := err.Error()
-	return strings.Contains(msg, "SQLITE_BUSY") || strings.Contains(msg, "database is locked")
 }
 
 // execer is what an operation uses to reach the database: the writer's
