@@ -9,7 +9,22 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 )
+
+// Applied is a migration recorded in a store's migrations table.
+type Applied struct {
+	Version   int
+	Name      string
+	AppliedAt time.Time
+}
+
+// Step is one migration a Migrate call ran.
+type Step struct {
+	Version int
+	Name    string
+	Down    bool // true when the migration was undone
+}
 
 // Migration is one versioned schema change.
 type Migration struct {

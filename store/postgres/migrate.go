@@ -8,7 +8,6 @@ import (
 	"hash/fnv"
 	"regexp"
 	"strings"
-	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -26,11 +25,7 @@ const schemaToken = "{schema}"
 type Migration = migration.Migration
 
 // AppliedMigration is a migration recorded in the schema's migrations table.
-type AppliedMigration struct {
-	Version   int
-	Name      string
-	AppliedAt time.Time
-}
+type AppliedMigration = migration.Applied
 
 // Status describes a schema's migrations.
 type Status struct {
@@ -42,11 +37,7 @@ type Status struct {
 }
 
 // Step is one migration Migrate ran.
-type Step struct {
-	Version int
-	Name    string
-	Down    bool // true when the migration was undone
-}
+type Step = migration.Step
 
 // DB is what the migration functions need to reach the database:
 // *pgxpool.Pool, *pgx.Conn and pgx.Tx all satisfy it. From a URL, use

@@ -70,11 +70,7 @@ func LatestVersion() int {
 
 // AppliedMigration is a migration recorded in a file's spool_migrations
 // table.
-type AppliedMigration struct {
-	Version   int
-	Name      string
-	AppliedAt time.Time
-}
+type AppliedMigration = migration.Applied
 
 // Status describes a file's migrations.
 type Status struct {
@@ -87,10 +83,7 @@ type Status struct {
 
 // Step is one migration Migrate applied. SQLite files are never migrated
 // down, so every step is an up step.
-type Step struct {
-	Version int
-	Name    string
-}
+type Step = migration.Step
 
 // MigrationStatus reports which migrations the file at path has and which
 // it lacks. It opens the file read-only and changes nothing. A file that

@@ -100,6 +100,12 @@ func (s *backend) ListSchedules(ctx context.Context, p store.ScheduleListParams)
 	if err != nil {
 		return nil, s.readErr(err)
 	}
+	out, err := scanSchedules(rows)
+	return out, s.readErr(err)
+}
+
+// scanSchedules reads every row of rows and closes it.
+func scanSchedules(rows *sql.Rows) ([]*store.Schedule, error) {
 	defer rows.Close()
 	var out []*store.Schedule
 	for rows.Next() {
@@ -109,7 +115,7 @@ func (s *backend) ListSchedules(ctx context.Context, p store.ScheduleListParams)
 		}
 		out = append(out, sc)
 	}
-	return out, s.readErr(rows.Err())
+	return out, rows.Err()
 }
 
 // PeekNextDue implements engine.ScheduleDriver from a reader, without the
@@ -183,16 +189,7 @@ func (t *scheduleTx) LockDue(limit int) ([]*store.Schedule, error) {
 	if err != nil {
 		return nil, fmt.Errorf("spool: fire schedules: %w", err)
 	}
-	defer rows.Close()
-	var out []*store.Schedule
-	for rows.Next() {
-		sc, err := scanSchedule(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, sc)
-	}
-	return out, rows.Err()
+	return scanSchedules(rows)
 }
 
 // idChunk is how many IDs one IN list carries.

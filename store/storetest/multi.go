@@ -224,31 +224,10 @@ func testMultiFireRace(t *testing.T, h *harness) {
 		scs = append(scs, everyMinute(fmt.Sprintf("s%03d", i)))
 	}
 	h.upsert(scs...)
-	var (
-		mu   sync.Mutex
-		runs []store.FiredRun
-		wg   sync.WaitGroup
-	)
+	var runs []store.FiredRun
 	for round := range 3 {
 		h.clock.Set(nextMinute.Add(time.Duration(round) * time.Minute))
-		for _, x := range []*harness{h, b, h, b} {
-			wg.Go(func() {
-				for {
-					res, err := x.sched().FireDue(x.ctx, store.FireParams{Limit: 17})
-					if err != nil {
-						t.Errorf("FireDue: %v", err)
-						return
-					}
-					mu.Lock()
-					runs = append(runs, res.Runs...)
-					mu.Unlock()
-					if res.Schedules == 0 {
-						return
-					}
-				}
-			})
-		}
-		wg.Wait()
+		runs = append(runs, fireRacing(t, 17, h, b, h, b)...)
 		// Finish the runs so the next minute's slots are not skipped.
 		for {
 			jobs := h.claim("sched", store.MaxClaim)

@@ -252,29 +252,7 @@ func testScheduleRace(t *testing.T, h *harness) {
 	}
 	h.upsert(scs...)
 	h.clock.Set(nextMinute)
-	var (
-		mu   sync.Mutex
-		runs []store.FiredRun
-		wg   sync.WaitGroup
-	)
-	for range 4 {
-		wg.Go(func() {
-			for {
-				res, err := h.sched().FireDue(h.ctx, store.FireParams{Limit: 25})
-				if err != nil {
-					t.Errorf("FireDue: %v", err)
-					return
-				}
-				mu.Lock()
-				runs = append(runs, res.Runs...)
-				mu.Unlock()
-				if res.Schedules == 0 {
-					return
-				}
-			}
-		})
-	}
-	wg.Wait()
+	runs := fireRacing(t, 25, h, h, h, h)
 	seen := map[store.ScheduleRef]int{}
 	for _, r := range runs {
 		if r.Duplicate {
@@ -352,4 +330,33 @@ func (h *harness) cannotFire(t *testing.T, column, value string) {
 	if res := h.fire(0); res.Schedules != 2 || res.Failed != 0 || len(res.Runs) != 2 {
 		t.Errorf("next minute: %d schedules, %d failed, %d runs; want 2, 0, 2", res.Schedules, res.Failed, len(res.Runs))
 	}
+}
+
+// fireRacing calls FireDue with limit from one goroutine per harness given,
+// each until a call takes nothing, and returns every run they reported.
+func fireRacing(t *testing.T, limit int, hs ...*harness) []store.FiredRun {
+	var (
+		mu   sync.Mutex
+		runs []store.FiredRun
+		wg   sync.WaitGroup
+	)
+	for _, x := range hs {
+		wg.Go(func() {
+			for {
+				res, err := x.sched().FireDue(x.ctx, store.FireParams{Limit: limit})
+				if err != nil {
+					t.Errorf("FireDue: %v", err)
+					return
+				}
+				mu.Lock()
+				runs = append(runs, res.Runs...)
+				mu.Unlock()
+				if res.Schedules == 0 {
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	return runs
 }
