@@ -41,7 +41,7 @@ const (
 	crashMaxKills = 50
 )
 
-// TestWorkerSurvivesSIGKILL is DESIGN §3's at-least-once promise under
+// TestWorkerSurvivesSIGKILL is the contract's at-least-once promise under
 // crashes. It enqueues thousands of jobs in a SQLite file, then runs the
 // worker in a child process (./child) on that file and kills it with
 // SIGKILL a random moment after it started, many times, before letting a
@@ -56,7 +56,7 @@ const (
 //     test lists the running jobs, which are exactly the jobs the dead child
 //     held (claimed, and not completed durably); deliveries == 1 + the
 //     number of such lost deliveries, so no lock ever expired under a live
-//     worker and every lost lock came back (DESIGN §3.4);
+//     worker and every lost lock came back (contract clause 4 (docs/ARCHITECTURE.md));
 //   - executions <= deliveries, hence a job ran more than once only if it
 //     was in flight at a kill, at most once more per kill that caught it;
 //   - each lost delivery is recorded in its error history.

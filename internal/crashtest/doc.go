@@ -1,6 +1,7 @@
 // Package crashtest holds Spool's durability tests: they check the contract
-// of DESIGN §3 (at-least-once, one holder at a time, expired locks return)
-// against a real Worker on a real SQLite file when things go wrong.
+// in docs/ARCHITECTURE.md (at least once, one holder at a time, expired
+// locks return) against a real Worker on a real SQLite file when things go
+// wrong.
 //
 //   - TestWorkerSurvivesSIGKILL runs the worker in a child process (the
 //     program in ./child) and kills it with SIGKILL at random moments, many
@@ -17,6 +18,9 @@
 //     its first delivery.
 //   - TestPrefetchedJobsKeepTheirLocks does the same with prefetch: a job
 //     waiting in the prefetch buffer keeps its lock too.
+//   - TestSchedulesSurviveSIGKILL (and its PostgreSQL twin) runs two
+//     processes firing the same schedules and kills them mid-fire: every
+//     slot has exactly one run.
 //
 // The package has no API; it exists for its tests. Run them with
 //

@@ -10,7 +10,7 @@ import (
 	"github.com/spoolrun/spool"
 )
 
-// TestWorkerRidesOutStoreOutage is DESIGN §3.2 "not on store outage": the
+// TestWorkerRidesOutStoreOutage is contract clause 2 (docs/ARCHITECTURE.md) "not on store outage": the
 // store becomes unreachable in the middle of a run, while handlers are
 // finishing jobs, and comes back later. Every call the worker makes on its
 // own (Claim, Settle, Renew, ReapExpired) fails while it is down.

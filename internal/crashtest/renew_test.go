@@ -9,7 +9,7 @@ import (
 	"github.com/spoolrun/spool"
 )
 
-// TestLockRenewalUnderLoad is DESIGN §3.3 "one holder at a time" for long
+// TestLockRenewalUnderLoad is contract clause 3 (docs/ARCHITECTURE.md) "one holder at a time" for long
 // jobs: fifty jobs run at once, each for five times the lock duration,
 // while the reaper looks for expired locks every 20ms. Only renewal keeps
 // them: without it every lock would expire four times over.
@@ -105,7 +105,7 @@ func TestLockRenewalUnderLoad(t *testing.T) {
 // must keep its lock, or the reaper returns it, another delivery (here the
 // same worker's next claim; with two workers, another process) takes it, and
 // the stale delivery still reaches an executor and starts its handler: two
-// runs of one job at once, against "one holder at a time" (DESIGN §3.3).
+// runs of one job at once, against "one holder at a time" (contract clause 3 (docs/ARCHITECTURE.md)).
 //
 // Before the fix (renewal covered only jobs whose handler ran) each
 // prefetched job here was delivered twice and its handler started twice.

@@ -13,7 +13,7 @@ import (
 )
 
 // TestStopMidRunLosesNothingAndLeaksNothing is graceful shutdown (STYLE
-// "Graceful shutdown is designed", DESIGN §3.2 "not on shutdown"): a worker
+// "Graceful shutdown is designed", contract clause 2 (docs/ARCHITECTURE.md) "not on shutdown"): a worker
 // busy with many jobs, whose handlers take a random 0–50ms and honour their
 // context, is stopped mid-run with a deadline shorter than most handlers.
 // A few "hold" jobs run until their context ends, so that whatever the

@@ -1,5 +1,5 @@
-// Package pgcrash holds Spool's multi-process tests on PostgreSQL (DESIGN
-// §3 and §7): four worker processes and two producer processes (the program
+// Package pgcrash holds Spool's multi-process tests on PostgreSQL (the
+// contract in docs/ARCHITECTURE.md, with many nodes): four worker processes and two producer processes (the program
 // in ./child) share one database while the test kills, pauses or restarts
 // what they depend on.
 //
@@ -15,7 +15,7 @@
 //     logs.
 //
 // The tests work SPOOL_PGCRASH_JOBS jobs (default 20,000, so that the
-// repository's test run stays short; the figure is 200,000):
+// repository's test run stays short; the full run is 200,000):
 //
 //	SPOOL_PGCRASH_JOBS=200000 go test -count=1 -v -timeout 30m ./internal/pgcrash/
 //

@@ -17,7 +17,7 @@ import (
 // that it is done with them.
 const serverSettle = 200 * time.Millisecond
 
-// TestKillAndPauseWorkers is DESIGN §3.2–3.4 with many processes on one
+// TestKillAndPauseWorkers is contract clauses 2–4 (docs/ARCHITECTURE.md) with many processes on one
 // PostgreSQL database. Four workers and two producers run; when a quarter
 // of the jobs are completed, worker w1 is SIGKILLed; at half, worker w2 is
 // SIGSTOPped for longer than the lock duration and then continued, so that

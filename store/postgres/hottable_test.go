@@ -91,7 +91,7 @@ func envInt(t *testing.T, name string, def int) int {
 	return n
 }
 
-// TestHotTableStaysSmall is DESIGN §3.8 on PostgreSQL: finished jobs leave
+// TestHotTableStaysSmall is contract clause 8 (docs/ARCHITECTURE.md) on PostgreSQL: finished jobs leave
 // the hot table. It burns down a batch of jobs on an empty table, works
 // SPOOL_HOTTABLE_JOBS more, lets retention delete them (Prune with a cutoff
 // in the future stands for "retention has passed"), waits for autovacuum,

@@ -28,7 +28,7 @@
 // # What it checks
 //
 // The doc comments on store.Store and the types of package store are the
-// specification; §3 of the design (the contract) adds the guarantees. The suite checks each
+// specification; "The contract" in docs/ARCHITECTURE.md adds the guarantees. The suite checks each
 // clause that concerns jobs: enqueue defaults, validation and all-or-nothing
 // writes; unique keys (including concurrent enqueues); claim order, limits,
 // scheduled jobs, paused queues and concurrent claimers; ordering keys;
