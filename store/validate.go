@@ -170,7 +170,7 @@ func CheckReapLimit(limit int) error {
 	return nil
 }
 
-// CheckPurge checks purge parameters.
+// Check checks purge parameters: the batch size and the queue name.
 func (p *PurgeParams) Check() error {
 	if err := CheckBatch(len(p.IDs)); err != nil {
 		return err

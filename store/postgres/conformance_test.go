@@ -38,7 +38,7 @@ func TestConformance(t *testing.T) {
 				t.Fatal(err)
 			}
 		},
-		BeginTx: func(t *testing.T, s store.Store) *sql.Tx {
+		BeginTx: func(t *testing.T, _ store.Store) *sql.Tx {
 			db, err := sql.Open("pgx", url)
 			if err != nil {
 				t.Fatal(err)

@@ -135,7 +135,7 @@ func (st *settleState) apply(ctx context.Context, db batcher, round []int) (map[
 			g = &settleGroup{}
 			groups[v.Outcome] = g
 		}
-		g.add(i, v, st.now)
+		g.add(i, v)
 	}
 	at := st.now.UTC().Format(time.RFC3339Nano)
 	b := &pgx.Batch{}
@@ -202,7 +202,7 @@ func (st *settleState) read(br pgx.BatchResults, order []*settleGroup) (map[int]
 }
 
 // add puts verdict i into the group with the arguments its outcome needs.
-func (g *settleGroup) add(i int, v *store.Verdict, now time.Time) {
+func (g *settleGroup) add(i int, v *store.Verdict) {
 	g.items = append(g.items, i)
 	g.ids = append(g.ids, v.ID)
 	g.tokens = append(g.tokens, int64(v.Token))

@@ -21,9 +21,6 @@ const scheduleColumns = `tenant, id, spec, zone, queue, kind, payload, priority,
 	overlap, misfire, catch_up_max, mode, paused, version, next_run_at, last_run_at, live_job_id,
 	fired, skipped, dropped, recent, created_at, updated_at`
 
-// scheduleColumnsAs is scheduleColumns qualified with the table alias s.
-var scheduleColumnsAs = "s." + strings.Join(strings.Split(strings.ReplaceAll(scheduleColumns, "\n\t", " "), ", "), ", s.")
-
 func scanSchedule(r scanner, extra ...any) (*store.Schedule, error) {
 	var (
 		s                         store.Schedule
@@ -213,26 +210,29 @@ func (t *scheduleTx) JobStates(ids []store.ID) (map[store.ID]store.State, error)
 		for _, id := range part {
 			args = append(args, id)
 		}
-		rows, err := t.x.query(jobStatesSQL[len(part)], args...)
-		if err != nil {
-			return nil, err
-		}
-		for rows.Next() {
-			var id store.ID
-			var st string
-			if err := rows.Scan(&id, &st); err != nil {
-				rows.Close()
-				return nil, err
-			}
-			out[id] = store.State(st)
-		}
-		err = rows.Err()
-		rows.Close()
-		if err != nil {
+		if err := t.readStates(jobStatesSQL[len(part)], args, out); err != nil {
 			return nil, err
 		}
 	}
 	return out, nil
+}
+
+// readStates runs a query of (id, state) rows and adds them to out.
+func (t *scheduleTx) readStates(q string, args []any, out map[store.ID]store.State) error {
+	rows, err := t.x.query(q, args...)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id store.ID
+		var st string
+		if err := rows.Scan(&id, &st); err != nil {
+			return err
+		}
+		out[id] = store.State(st)
+	}
+	return rows.Err()
 }
 
 // HoldLive implements engine.ScheduleTx. Nothing else writes while the op

@@ -114,7 +114,7 @@ var multiTests = []test{
 	{"RacingClaimers", testMultiRacingClaims},
 }
 
-func testMultiEnqueueClaim(t *testing.T, h *harness) {
+func testMultiEnqueueClaim(_ *testing.T, h *harness) {
 	b := h.other()
 	id := h.add(store.EnqueueParams{Queue: "q"})
 	j := b.claimID("q", id)
