@@ -66,8 +66,9 @@
 // concurrency, prefetching, renewing locks, batching verdicts, shutdown —
 // is not exercised; test it with the Worker itself.
 //
-// The handler runs in the goroutine that calls WorkOne, so it may call
-// t.Fatal, and its side effects are visible when WorkOne returns.
+// The handler runs in the goroutine that calls WorkOne, so its side effects
+// are visible when WorkOne returns, and it may call t.Fatal (the test then
+// ends with the job still claimed, as a crashed worker would leave it).
 //
 // # How it reaches the executor
 //
