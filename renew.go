@@ -213,19 +213,24 @@ func (rn *renewer) giveUp(ctx context.Context, g giveUp) {
 	job := g.r.job
 	w.givenUp.Add(1)
 	w.stuck.Add(1)
-	msg := fmt.Sprintf("spool: handler did not return within %v (its %v timeout plus %v TimeoutGrace); the worker gave up on it and the job runs again",
-		g.opts.Timeout+w.cfg.TimeoutGrace, g.opts.Timeout, w.cfg.TimeoutGrace)
 	w.log.Error("spool: handler ignores its context: giving up on it; its goroutine keeps an executor slot until it returns",
 		"job", job.ID, "kind", job.Kind, "queue", job.Queue, "timeout", g.opts.Timeout, "grace", w.cfg.TimeoutGrace)
-	v := store.Verdict{
+	if err := w.settler.Submit(ctx, w.giveUpVerdict(job, g.opts), g.deadline); err != nil {
+		w.log.Error("spool: timed-out verdict not accepted; the job runs again once its lock expires",
+			"job", job.ID, "err", err)
+	}
+}
+
+// giveUpVerdict is the verdict of a job whose handler (with opts) the
+// worker gave up on: a failed attempt, retried per the retry policy.
+func (w *Worker) giveUpVerdict(job *Job, opts HandlerOptions) store.Verdict {
+	msg := fmt.Sprintf("spool: handler did not return within %v (its %v timeout plus %v TimeoutGrace); the worker gave up on it and the job runs again",
+		opts.Timeout+w.cfg.TimeoutGrace, opts.Timeout, w.cfg.TimeoutGrace)
+	return store.Verdict{
 		ID:      job.ID,
 		Token:   job.LockToken,
 		Outcome: store.Fail,
 		Error:   &store.AttemptError{Message: msg},
-		Delay:   max(g.opts.Retry.RetryDelay(job, job.Attempts+1, errGaveUp), 0),
-	}
-	if err := w.settler.Submit(ctx, v, g.deadline); err != nil {
-		w.log.Error("spool: timed-out verdict not accepted; the job runs again once its lock expires",
-			"job", job.ID, "err", err)
+		Delay:   max(opts.Retry.RetryDelay(job, job.Attempts+1, errGaveUp), 0),
 	}
 }

@@ -301,20 +301,12 @@ func (q *queueRunner) execute(ctx context.Context, r *heldJob) {
 	if !ok {
 		deadline, lost, _ := run.held.remove(r)
 		if !lost {
-			err := fmt.Errorf("no handler registered for kind %q in worker %s", job.Kind, w.cfg.ID)
-			q.submit(ctx, verdictFor(job, nil, err, w.cfg.Retry), deadline)
+			q.submit(ctx, verdictFor(job, nil, w.noHandler(job.Kind), w.cfg.Retry), deadline)
 		}
 		return
 	}
-	ctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
-	var giveUpAt time.Time
-	if timeout := h.opts.Timeout; timeout > 0 {
-		var stop context.CancelFunc
-		ctx, stop = withTimeout(ctx, w.clock, timeout, fmt.Errorf("spool: job timed out after %v", timeout))
-		defer stop()
-		giveUpAt = w.clock.Now().Add(timeout + w.cfg.TimeoutGrace)
-	}
+	ctx, cancel, release, giveUpAt := w.handlerContext(ctx, h.opts)
+	defer release()
 	if !run.held.start(r, cancel, giveUpAt, h.opts) {
 		run.held.remove(r)
 		w.log.Warn("spool: lock lost while the job waited for an executor; not run, it runs again elsewhere",
@@ -337,10 +329,47 @@ func (q *queueRunner) execute(ctx context.Context, r *heldJob) {
 	case err != nil && errors.Is(cause, errShutdown):
 		q.submit(ctx, store.Verdict{ID: job.ID, Token: job.LockToken, Outcome: store.Release}, deadline)
 		return
-	case err != nil && cause != nil && !errors.Is(err, cause):
-		err = fmt.Errorf("%w (%w)", err, cause) // say why the context ended: a timeout
 	}
-	q.submit(ctx, verdictFor(job, result, err, h.opts.Retry), deadline)
+	q.submit(ctx, verdictFor(job, result, withCause(err, cause), h.opts.Retry), deadline)
+}
+
+// The pieces of an execution that the executors and the synchronous path
+// behind spooltest (workOne) share, so that both give a handler's return
+// the same meaning.
+
+// noHandler is the error of a job whose kind has no handler, and no
+// catch-all either: a failed attempt, retried per the worker's policy.
+func (w *Worker) noHandler(kind string) error {
+	return fmt.Errorf("no handler registered for kind %q in worker %s", kind, w.cfg.ID)
+}
+
+// handlerContext returns the context a handler with opts runs in: a child
+// of parent that cancel ends with a cause and that the handler's timeout
+// ends, on the worker's clock. release frees it; giveUpAt is when the
+// worker gives up on the handler (its timeout plus TimeoutGrace from now),
+// zero when it has no timeout.
+func (w *Worker) handlerContext(parent context.Context, opts HandlerOptions) (ctx context.Context, cancel context.CancelCauseFunc, release func(), giveUpAt time.Time) {
+	ctx, cancel = context.WithCancelCause(parent)
+	release = func() { cancel(nil) }
+	if timeout := opts.Timeout; timeout > 0 {
+		var stop context.CancelFunc
+		ctx, stop = withTimeout(ctx, w.clock, timeout, fmt.Errorf("spool: job timed out after %v", timeout))
+		release = func() {
+			stop()
+			cancel(nil)
+		}
+		giveUpAt = w.clock.Now().Add(timeout + w.cfg.TimeoutGrace)
+	}
+	return ctx, cancel, release, giveUpAt
+}
+
+// withCause adds to a handler's error why its context ended (cause, nil
+// when it did not), unless the error already says so: a timeout.
+func withCause(err, cause error) error {
+	if err != nil && cause != nil && !errors.Is(err, cause) {
+		return fmt.Errorf("%w (%w)", err, cause)
+	}
+	return err
 }
 
 // withTimeout is context.WithTimeoutCause on clock. On the real clock (or

@@ -150,13 +150,14 @@ type fixedRetry time.Duration
 func (d fixedRetry) RetryDelay(*spool.Job, int, error) time.Duration { return time.Duration(d) }
 
 // offsetClock is the clock of a worker whose time is off by offset: its Now
-// is shifted, its timers run on base.
+// is shifted, its timers run on the embedded clock (a fake one, or the real
+// one).
 type offsetClock struct {
-	*clockwork.FakeClock
+	clockwork.Clock
 	offset time.Duration
 }
 
-func (c offsetClock) Now() time.Time                  { return c.FakeClock.Now().Add(c.offset) }
+func (c offsetClock) Now() time.Time                  { return c.Clock.Now().Add(c.offset) }
 func (c offsetClock) Since(t time.Time) time.Duration { return c.Now().Sub(t) }
 func (c offsetClock) Until(t time.Time) time.Duration { return t.Sub(c.Now()) }
 
