@@ -36,6 +36,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"go.uber.org/goleak"
 )
 
 // EnvURL names the environment variable that points the tests at a server.
@@ -48,6 +49,21 @@ var (
 	dbURL      string // the package's database; empty when there is none
 	skipReason string // why there is none
 )
+
+// MainLeakChecked is Main followed, when the tests passed, by a check that
+// no test left a goroutine behind (goleak): a TestMain is then
+//
+//	func TestMain(m *testing.M) { os.Exit(pgtest.MainLeakChecked(m)) }
+func MainLeakChecked(m *testing.M) int {
+	code := Main(m)
+	if code == 0 {
+		if err := goleak.Find(); err != nil {
+			fmt.Fprintln(os.Stderr, "goroutine leak:", err)
+			code = 1
+		}
+	}
+	return code
+}
 
 // Main runs m against a database of the package's own and returns the exit
 // code for os.Exit. Use it from TestMain:
