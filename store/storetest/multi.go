@@ -112,6 +112,7 @@ var multiTests = []test{
 	{"FencingAcrossHandles", testMultiFencing},
 	{"ReapAcrossHandles", testMultiReap},
 	{"RacingClaimers", testMultiRacingClaims},
+	{"CloseOneHandle", testMultiCloseOne},
 }
 
 func testMultiEnqueueClaim(_ *testing.T, h *harness) {
@@ -252,4 +253,24 @@ func testMultiFireRace(t *testing.T, h *harness) {
 	if len(seen) != 3*n {
 		t.Fatalf("%d distinct runs, want %d (every schedule once a minute for 3 minutes)", len(seen), 3*n)
 	}
+}
+
+// testMultiCloseOne: a node that goes away (its handle closed) leaves the
+// others working; its own calls are refused with ErrClosed, and a job it
+// held comes back through the other handle's reaper.
+func testMultiCloseOne(t *testing.T, h *harness) {
+	b := h.other()
+	held := h.add(store.EnqueueParams{})
+	h.claimID(store.DefaultQueue, held)
+	if err := h.s.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	if _, err := h.s.Enqueue(h.ctx, []store.EnqueueParams{{Kind: "k"}}); !errors.Is(err, store.ErrClosed) {
+		t.Errorf("Enqueue on the closed handle: %v, want ErrClosed", err)
+	}
+	id := b.add(store.EnqueueParams{Queue: "after"})
+	b.complete("after", id)
+	h.clock.Advance(defaultLock + time.Second)
+	b.wantReap(10, store.ReapResult{Returned: 1})
+	b.complete(store.DefaultQueue, held)
 }
