@@ -138,9 +138,9 @@ func (s *Scheduler) run(ctx context.Context) {
 			if ctx.Err() == nil {
 				s.cfg.Logger.Warn("scheduler: firing due schedules failed", slog.Any("err", err), slog.Duration("retry_in", wait))
 			}
-		case next >= 0:
+		case !next.IsZero():
 			failures = 0
-			wait = min(wait, next)
+			wait = min(wait, max(next.Sub(s.cfg.Clock.Now()), 0))
 		default:
 			failures = 0
 		}
@@ -154,33 +154,33 @@ func (s *Scheduler) run(ctx context.Context) {
 	}
 }
 
-// pass fires until a batch comes back short, and returns how long after
-// the store's time of its answer the next schedule is due (negative: none
-// has a next slot). When the first call comes back full, Concurrency loops
-// share the backlog.
-func (s *Scheduler) pass(ctx context.Context) (time.Duration, error) {
-	res, err := s.fire(ctx)
+// pass fires until a batch comes back short, and returns when, on the
+// scheduler's own clock, the next schedule is due (zero: none has a next
+// slot). When the first call comes back full, Concurrency loops share the
+// backlog.
+func (s *Scheduler) pass(ctx context.Context) (time.Time, error) {
+	res, asked, err := s.fire(ctx)
 	if err != nil {
-		return -1, err
+		return time.Time{}, err
 	}
 	if res.Schedules < s.cfg.Batch {
-		return untilNext(res), nil
+		return nextAt(res, asked), nil
 	}
 	var (
 		mu   sync.Mutex
-		next = time.Duration(-1)
+		next time.Time
 		errs []error
 		wg   sync.WaitGroup
 	)
 	for range s.cfg.Concurrency {
 		wg.Go(func() {
 			for ctx.Err() == nil {
-				res, err := s.fire(ctx)
+				res, asked, err := s.fire(ctx)
 				mu.Lock()
 				if err != nil {
 					errs = append(errs, err)
-				} else if d := untilNext(res); res.Schedules < s.cfg.Batch && d >= 0 && (next < 0 || d < next) {
-					next = d
+				} else if at := nextAt(res, asked); res.Schedules < s.cfg.Batch && !at.IsZero() && (next.IsZero() || at.Before(next)) {
+					next = at
 				}
 				mu.Unlock()
 				if err != nil || res.Schedules < s.cfg.Batch {
@@ -191,25 +191,31 @@ func (s *Scheduler) pass(ctx context.Context) (time.Duration, error) {
 	}
 	wg.Wait()
 	if err := errors.Join(append(errs, ctx.Err())...); err != nil {
-		return -1, err
+		return time.Time{}, err
 	}
 	return next, nil
 }
 
-// untilNext returns how long after res.Now, the store's time, the next
-// schedule is due; zero when it is already due, negative when none is.
-func untilNext(res *store.FireResult) time.Duration {
+// nextAt turns the store's answer into a time on the scheduler's clock: the
+// next schedule is due NextDue-Now after the store's time of the answer,
+// which came no sooner than asked, when the call was made on the
+// scheduler's clock. So the scheduler never compares the store's times with
+// its own clock, and the time the call took does not delay the next pass.
+// Zero when no schedule has a next slot.
+func nextAt(res *store.FireResult, asked time.Time) time.Time {
 	if res.NextDue.IsZero() {
-		return -1
+		return time.Time{}
 	}
-	return max(res.NextDue.Sub(res.Now), 0)
+	return asked.Add(max(res.NextDue.Sub(res.Now), 0))
 }
 
-// fire makes one FireDue call and reports what it fired.
-func (s *Scheduler) fire(ctx context.Context) (*store.FireResult, error) {
+// fire makes one FireDue call and reports what it fired, and when, on the
+// scheduler's clock, it was asked.
+func (s *Scheduler) fire(ctx context.Context) (*store.FireResult, time.Time, error) {
+	asked := s.cfg.Clock.Now()
 	res, err := s.cfg.Store.FireDue(ctx, store.FireParams{Limit: s.cfg.Batch})
 	if err != nil {
-		return nil, err
+		return nil, asked, err
 	}
 	if res.Schedules > 0 {
 		s.cfg.Logger.Debug("scheduler: fired", slog.Int("schedules", res.Schedules), slog.Int("runs", len(res.Runs)),
@@ -218,7 +224,7 @@ func (s *Scheduler) fire(ctx context.Context) (*store.FireResult, error) {
 			s.cfg.OnFire(res)
 		}
 	}
-	return res, nil
+	return res, asked, nil
 }
 
 var _ startstop.Service = (*Scheduler)(nil)

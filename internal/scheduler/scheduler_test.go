@@ -132,15 +132,38 @@ func TestRetriesAfterErrors(t *testing.T) {
 // the next schedule is always due three seconds after the store's now.
 type skewed struct {
 	store.ScheduleStore
-	clock  clockwork.Clock
+	clock  *clockwork.FakeClock
 	offset time.Duration
+	took   time.Duration // how long each call takes, on the clock
 	calls  atomic.Int32
 }
 
 func (s *skewed) FireDue(context.Context, store.FireParams) (*store.FireResult, error) {
 	s.calls.Add(1)
 	now := s.clock.Now().Add(s.offset)
+	s.clock.Advance(s.took)
 	return &store.FireResult{Now: now, NextDue: now.Add(3 * time.Second)}, nil
+}
+
+// A FireDue call that takes a while does not delay the next pass: the next
+// schedule is due NextDue-Now after the call was made, not after it
+// returned (a call of 60 ms once made every slot 60 ms later).
+func TestSlowCallDoesNotDelayTheNextPass(t *testing.T) {
+	t.Parallel()
+	clock := clockwork.NewFakeClockAt(start)
+	f := &skewed{clock: clock, took: time.Second}
+	run(t, scheduler.New(scheduler.Config{Store: f, Clock: clock, MaxWait: time.Minute}))
+	sleeping(t, clock) // the first call took 1s of the 3s to the next schedule
+	clock.Advance(2*time.Second - time.Millisecond)
+	sleeping(t, clock)
+	if n := f.calls.Load(); n != 1 {
+		t.Fatalf("%d FireDue calls before the next schedule was due, want 1", n)
+	}
+	clock.Advance(time.Millisecond)
+	sleeping(t, clock)
+	if n := f.calls.Load(); n != 2 {
+		t.Fatalf("%d FireDue calls once the next schedule was due, 3s after the first call began; want 2", n)
+	}
 }
 
 // The service sleeps for NextDue minus the store's time of the same answer,
