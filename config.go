@@ -53,6 +53,14 @@ func (cfg *WorkerConfig) resolve() ([]queueSpec, error) {
 			invalid(field, "%v is negative", d)
 		}
 	}
+	inRange := func(field string, v, limit int) {
+		switch {
+		case v < 1:
+			invalid(field, "%d is below 1", v)
+		case v > limit:
+			errs = append(errs, &store.LimitError{Field: field, Limit: limit, Got: v})
+		}
+	}
 
 	if cfg.Store == nil {
 		invalid("WorkerConfig.Store", "is required")
@@ -67,12 +75,7 @@ func (cfg *WorkerConfig) resolve() ([]queueSpec, error) {
 	cfg.PollInterval = cmp.Or(cfg.PollInterval, defaultPollInterval)
 	notNegative("WorkerConfig.PollInterval", cfg.PollInterval)
 	cfg.SettleBatch = cmp.Or(cfg.SettleBatch, settle.DefaultMaxBatch)
-	switch {
-	case cfg.SettleBatch < 1:
-		invalid("WorkerConfig.SettleBatch", "%d is below 1", cfg.SettleBatch)
-	case cfg.SettleBatch > store.MaxBatch:
-		errs = append(errs, &store.LimitError{Field: "WorkerConfig.SettleBatch", Limit: store.MaxBatch, Got: cfg.SettleBatch})
-	}
+	inRange("WorkerConfig.SettleBatch", cfg.SettleBatch, store.MaxBatch)
 	cfg.SettleDelay = cmp.Or(cfg.SettleDelay, settle.DefaultMaxDelay)
 	notNegative("WorkerConfig.SettleDelay", cfg.SettleDelay)
 	cfg.ShutdownTimeout = cmp.Or(cfg.ShutdownTimeout, defaultShutdownTimeout)
@@ -145,19 +148,9 @@ func (cfg *WorkerConfig) resolve() ([]queueSpec, error) {
 	// works on one store does not fail on another.
 	s := &cfg.Scheduler
 	s.Batch = cmp.Or(s.Batch, store.DefaultFireBatch)
-	switch {
-	case s.Batch < 1:
-		invalid("SchedulerConfig.Batch", "%d is below 1", s.Batch)
-	case s.Batch > store.MaxFireBatch:
-		errs = append(errs, &store.LimitError{Field: "SchedulerConfig.Batch", Limit: store.MaxFireBatch, Got: s.Batch})
-	}
+	inRange("SchedulerConfig.Batch", s.Batch, store.MaxFireBatch)
 	s.Concurrency = cmp.Or(s.Concurrency, scheduler.DefaultConcurrency)
-	switch {
-	case s.Concurrency < 1:
-		invalid("SchedulerConfig.Concurrency", "%d is below 1", s.Concurrency)
-	case s.Concurrency > scheduler.MaxConcurrency:
-		errs = append(errs, &store.LimitError{Field: "SchedulerConfig.Concurrency", Limit: scheduler.MaxConcurrency, Got: s.Concurrency})
-	}
+	inRange("SchedulerConfig.Concurrency", s.Concurrency, scheduler.MaxConcurrency)
 	s.MaxWait = cmp.Or(s.MaxWait, scheduler.DefaultMaxWait)
 	notNegative("SchedulerConfig.MaxWait", s.MaxWait)
 
