@@ -134,9 +134,15 @@ type ConflictError struct {
 	Name     string // its reference in text
 	Want     int64  // the version the update carried
 	Current  int64  // the stored version
+	// Reason replaces the version message when the conflict is not about
+	// versions (a subscription created again with another definition).
+	Reason string
 }
 
 func (e *ConflictError) Error() string {
+	if e.Reason != "" {
+		return "spool: " + e.Resource + " " + e.Name + " " + e.Reason
+	}
 	return fmt.Sprintf("spool: %s %s is at version %d, not %d: read it again and reapply the change", e.Resource, e.Name, e.Current, e.Want)
 }
 

@@ -114,10 +114,15 @@ type Capabilities struct {
 	Notifier Notifier
 	// SQLTx enqueues inside a caller's *sql.Tx on the store's database.
 	SQLTx SQLTxEnqueuer
+	// Events keeps topics, subscriptions and streams of events.
+	Events EventStore
+	// EventsSQLTx publishes, and marks inbox entries, inside a caller's
+	// *sql.Tx on the store's database.
+	EventsSQLTx EventSQLTx
 }
 
 // Names lists the capabilities present, for messages and diagnostics:
-// "schedules", "notify", "sql_tx".
+// "schedules", "notify", "sql_tx", "events", "events_sql_tx".
 func (c Capabilities) Names() []string {
 	var out []string
 	if c.Schedules != nil {
@@ -128,6 +133,12 @@ func (c Capabilities) Names() []string {
 	}
 	if c.SQLTx != nil {
 		out = append(out, "sql_tx")
+	}
+	if c.Events != nil {
+		out = append(out, "events")
+	}
+	if c.EventsSQLTx != nil {
+		out = append(out, "events_sql_tx")
 	}
 	return out
 }

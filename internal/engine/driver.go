@@ -95,6 +95,8 @@ type Driver interface {
 	SQLTx() TxInserter
 	// Schedules is the driver's schedule storage, or nil.
 	Schedules() ScheduleDriver
+	// Events is the driver's event storage, or nil.
+	Events() EventDriver
 }
 
 // Insert is a batch of normalized jobs to insert.

@@ -18,6 +18,7 @@ import (
 type Store struct {
 	d      Driver
 	sched  ScheduleDriver // nil when the driver keeps no schedules
+	ev     EventDriver    // nil when the driver keeps no events
 	log    *slog.Logger
 	closed atomic.Bool
 }
@@ -28,7 +29,7 @@ func New(d Driver, log *slog.Logger) *Store {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Store{d: d, sched: d.Schedules(), log: log}
+	return &Store{d: d, sched: d.Schedules(), ev: d.Events(), log: log}
 }
 
 var (
@@ -48,6 +49,12 @@ func (e *Store) Capabilities() store.Capabilities {
 	}
 	if e.d.SQLTx() != nil {
 		c.SQLTx = e
+	}
+	if e.ev != nil {
+		c.Events = e
+		if e.d.SQLTx() != nil {
+			c.EventsSQLTx = e
+		}
 	}
 	return c
 }

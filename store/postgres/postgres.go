@@ -277,6 +277,9 @@ func (s *backend) SQLTx() engine.TxInserter { return s }
 // Schedules implements engine.Driver.
 func (s *backend) Schedules() engine.ScheduleDriver { return s }
 
+// Events implements engine.Driver: not yet on PostgreSQL.
+func (s *backend) Events() engine.EventDriver { return nil }
+
 // Available implements store.Notifier.
 func (s *backend) Available(queue string) <-chan struct{} {
 	s.asked.Store(queue, true)

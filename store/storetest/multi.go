@@ -27,6 +27,8 @@ func testCapabilitiesMatch(t *testing.T, h *harness) {
 		{"Schedules", f.Schedules, c.Schedules != nil},
 		{"Notify", f.Notify, c.Notifier != nil},
 		{"SQLTx", f.SQLTx, c.SQLTx != nil},
+		{"Events", f.Events, c.Events != nil},
+		{"EventsSQLTx", f.Events && f.SQLTx, c.EventsSQLTx != nil},
 	} {
 		switch {
 		case cap.declared && !cap.have:
@@ -35,7 +37,7 @@ func testCapabilitiesMatch(t *testing.T, h *harness) {
 			t.Errorf("the store has %s, but the backend does not declare it, so the suite does not test it", cap.name)
 		}
 	}
-	if got, want := len(c.Names()), btoi(f.Schedules)+btoi(f.Notify)+btoi(f.SQLTx); got != want {
+	if got, want := len(c.Names()), btoi(f.Schedules)+btoi(f.Notify)+btoi(f.SQLTx)+btoi(f.Events)+btoi(f.Events && f.SQLTx); got != want {
 		t.Errorf("Capabilities().Names() = %v, want %d names", c.Names(), want)
 	}
 }

@@ -47,6 +47,8 @@ type Features struct {
 	Schedules bool // Capabilities.Schedules
 	Notify    bool // Capabilities.Notifier
 	SQLTx     bool // Capabilities.SQLTx
+	// Events: Capabilities.Events (and, with SQLTx, Capabilities.EventsSQLTx).
+	Events bool
 	// MultiHandle: several handles may share one database (other
 	// processes, other nodes); the suite runs the racing and failure
 	// cases across two handles.
@@ -112,6 +114,9 @@ func Run(t *testing.T, b Backend) {
 		{"Notify", notifyTests, f.Notify},
 		{"Schedules", scheduleTests, f.Schedules},
 		{"SQLTx", sqlTxTests, f.SQLTx},
+		{"Events", eventTests, f.Events},
+		{"EventsSQLTx", eventTxTests, f.Events && f.SQLTx},
+		{"MultiHandleEvents", multiEventTests, f.MultiHandle && f.Events},
 		{"MultiHandle", multiTests, f.MultiHandle},
 		{"MultiHandleNotify", multiNotifyTests, f.MultiHandle && f.Notify && f.NotifyAcrossHandles},
 		{"MultiHandleSchedules", multiScheduleTests, f.MultiHandle && f.Schedules},
