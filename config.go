@@ -32,8 +32,8 @@ const (
 // queueSpec is one queue of a resolved WorkerConfig.
 type queueSpec struct {
 	name     string
-	conc     int // executors: Concurrency with its default applied
-	capacity int // Concurrency + Prefetch: most jobs claimed and not yet finished
+	conc     int           // executors: Concurrency with its default applied
+	capacity int           // Concurrency + Prefetch: most jobs claimed and not yet finished
 	lock     time.Duration // zero: WorkerConfig.LockDuration
 	sub      *subscriber   // a subscription's deliveries; nil for a job queue
 }

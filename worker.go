@@ -198,7 +198,7 @@ type Worker struct {
 	mu       sync.Mutex // guards handlers and subs (written before Start) and run
 	handlers map[string]handler
 	subs     map[string]*subscriber // by "TOPIC/NAME"
-	run      *workerRun // the current run; nil while stopped
+	run      *workerRun             // the current run; nil while stopped
 }
 
 // testHooks let this package's tests watch and steer a Worker. They are
