@@ -269,3 +269,58 @@ func TestConfigRefusesNonsense(t *testing.T) {
 		t.Error("config error matches ErrUnreachable")
 	}
 }
+
+// TestEventsEmbeddedJetStream runs the events workloads with tiny sizes on
+// both embedded NATS rows: every subscription must get every event, and
+// the table must carry the rows.
+func TestEventsEmbeddedJetStream(t *testing.T) {
+	t.Parallel()
+	var systems []EventSystem
+	for _, key := range EventSystemKeys() {
+		sys, ok := NewEventSystem(key, EventOptions{Dir: t.TempDir()})
+		if !ok {
+			t.Fatalf("no event system %q", key)
+		}
+		systems = append(systems, sys)
+	}
+	var log bytes.Buffer
+	cfg := Config{Events: 200, Batch: 50, Workers: 5, Rate: 100, Duration: 2 * time.Second, Timeout: 30 * time.Second, Drain: 15 * time.Second, Log: &log}
+	rows, err := RunEvents(context.Background(), cfg, systems)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		if t.Failed() {
+			t.Logf("harness log:\n%s", log.String())
+		}
+	}()
+	if len(rows) != len(systems) {
+		t.Fatalf("%d rows for %d systems", len(rows), len(systems))
+	}
+	for _, row := range rows {
+		if row.Skipped != "" {
+			t.Errorf("%s skipped: %s", row.System, row.Skipped)
+			continue
+		}
+		if row.Durability == "" || row.Completion == "" {
+			t.Errorf("%s: no durability or completion: %+v", row.System, row.Info)
+		}
+		if !row.Publish.OK() || row.Publish.Done != cfg.Events || row.Publish.EventsPerSec <= 0 {
+			t.Errorf("%s publish: %+v", row.System, row.Publish)
+		}
+		bd := row.BurnDown
+		if !bd.OK() || len(bd.Subscriptions) != 3 || bd.Slowest <= 0 || bd.Mean < bd.Slowest {
+			t.Errorf("%s event burn-down: %+v", row.System, bd)
+		}
+		for _, s := range bd.Subscriptions {
+			if s.Done != cfg.Events {
+				t.Errorf("%s event burn-down %s: %d of %d events acked", row.System, s.Subscription, s.Done, cfg.Events)
+			}
+		}
+		c := row.Continuous
+		if !c.OK() || c.Published == 0 || c.Deliveries != 3*c.Published || c.LatencyMS == nil || c.LatencyMS.P99 <= 0 {
+			t.Errorf("%s event continuous: %+v", row.System, c)
+		}
+	}
+	t.Logf("\n%s", log.String())
+}
