@@ -236,7 +236,7 @@ func (r *Report) EventsTable() string {
 		if m := row.BurnDown; m != nil {
 			slowest = cell(m.Slowest, 0, "event burn-down", m.Failure, m.Note)
 			if len(m.Subscriptions) > 0 {
-				mean = number(m.Mean, 0) + tag
+				mean = number(m.Mean, 0) // the caveat is on the slowest, next to it
 			}
 		}
 		if m := row.Continuous; m != nil && m.LatencyMS != nil {
