@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"runtime/debug"
 	"sync"
 	"time"
 
@@ -64,13 +65,19 @@ type SubscribeOptions struct {
 	Timeout time.Duration
 }
 
+// eventFunc handles one event of a delivery, which is the job delivery
+// (an event's own, or a batch's).
+type eventFunc func(ctx context.Context, ev *store.Event, delivery *Job) error
+
 // subscriber is a subscription a Worker works: its handlers until Start,
 // and the stored subscription once Start has read it.
 type subscriber struct {
 	topic, name string
 	opts        SubscribeOptions
-	byKind      map[string]handler
-	all         *handler
+	byKind      map[string]eventFunc
+	all         eventFunc
+	store       store.Store      // set by Start
+	tx          store.EventSQLTx // set by Start: the inbox, or nil
 
 	// Set by Start.
 	sub   *store.Subscription
@@ -102,7 +109,7 @@ func (w *Worker) subscriberFor(topic, name string) *subscriber {
 	if w.subs == nil {
 		w.subs = map[string]*subscriber{}
 	}
-	s := &subscriber{topic: topic, name: name, byKind: map[string]handler{}}
+	s := &subscriber{topic: topic, name: name, byKind: map[string]eventFunc{}}
 	w.subs[key] = s
 	return s
 }
@@ -123,8 +130,7 @@ func (w *Worker) subscriberFor(topic, name string) *subscriber {
 // into T is dead-lettered at once.
 func Subscribe[T any](w *Worker, topic, name string, fn func(ctx context.Context, e *Event[T]) error, opts *SubscribeOptions) {
 	s := w.subscriberFor(topic, name)
-	h := eventHandler(s, fn)
-	s.all = &h
+	s.all = typedEvent(s, fn)
 	if opts != nil {
 		s.opts = *opts
 	}
@@ -133,29 +139,34 @@ func Subscribe[T any](w *Worker, topic, name string, fn func(ctx context.Context
 // SubscribeKind is Subscribe for the events of one kind k, decoded into T.
 func SubscribeKind[T any](w *Worker, topic, name string, k Kind[T], fn func(ctx context.Context, e *Event[T]) error, opts *SubscribeOptions) {
 	s := w.subscriberFor(topic, name)
-	s.byKind[k.Name()] = eventHandler(s, fn)
+	s.byKind[k.Name()] = typedEvent(s, fn)
 	if opts != nil {
 		s.opts = *opts
 	}
 }
 
-func eventHandler[T any](s *subscriber, fn func(ctx context.Context, e *Event[T]) error) handler {
-	return handler{run: func(ctx context.Context, job *Job) ([]byte, error) {
-		stored, err := store.DecodeDelivery(job)
-		if err != nil {
-			return nil, DeadLetter(err)
-		}
-		e := &Event[T]{Topic: stored.Topic, Position: stored.Position, ID: stored.ID, Kind: stored.Kind, Key: stored.Key,
-			Version: stored.Version, Tenant: stored.Tenant, Headers: stored.Headers, PublishedAt: stored.PublishedAt,
-			Raw: stored.Payload, Subscription: s.ref(), Delivery: job}
-		e.tx, _ = ctx.Value(eventTxKey{}).(store.EventSQLTx)
-		if len(stored.Payload) > 0 {
-			if err := json.Unmarshal(stored.Payload, &e.Payload); err != nil {
-				return nil, DeadLetter(fmt.Errorf("decode %s payload: %w", job.Kind, err))
+// typedEvent adapts fn to an eventFunc: the payload is decoded into T, and
+// one that does not decode is dead-lettered.
+func typedEvent[T any](s *subscriber, fn func(ctx context.Context, e *Event[T]) error) eventFunc {
+	return func(ctx context.Context, ev *store.Event, delivery *Job) error {
+		e := &Event[T]{Topic: ev.Topic, Position: ev.Position, ID: ev.ID, Kind: ev.Kind, Key: ev.Key,
+			Version: ev.Version, Tenant: ev.Tenant, Headers: ev.Headers, PublishedAt: ev.PublishedAt,
+			Raw: ev.Payload, Subscription: s.ref(), Delivery: delivery, tx: s.tx}
+		switch p := any(&e.Payload).(type) {
+		case *json.RawMessage: // taken as is, JSON or not
+			*p = ev.Payload
+		case *[]byte:
+			*p = ev.Payload
+		default:
+			if len(ev.Payload) == 0 {
+				break
+			}
+			if err := json.Unmarshal(ev.Payload, &e.Payload); err != nil {
+				return DeadLetter(fmt.Errorf("decode %s payload: %w", ev.Kind, err))
 			}
 		}
-		return nil, fn(ctx, e)
-	}}
+		return fn(ctx, e)
+	}
 }
 
 // resolveSubscriptions reads the stored subscriptions w works and returns
@@ -188,38 +199,10 @@ func (w *Worker) resolveSubscriptions(ctx context.Context) ([]queueSpec, error) 
 		}
 		s.sub, s.kick = sub, make(chan struct{}, 1)
 		s.retry = Backoff{Base: sub.RetryBase, Max: sub.RetryMax}
-		for k, h := range s.byKind {
-			s.byKind[k] = s.withOptions(h, caps.EventsSQLTx)
-		}
-		if s.all != nil {
-			h := s.withOptions(*s.all, caps.EventsSQLTx)
-			s.all = &h
-		}
+		s.store, s.tx = w.cfg.Store, caps.EventsSQLTx
 		specs = append(specs, queueSpec{name: sub.Queue, conc: conc, capacity: conc + s.opts.Prefetch, lock: sub.LockFor, sub: s})
 	}
 	return specs, errors.Join(errs...)
-}
-
-// withOptions gives h the subscription's timeout and retry policy, and its
-// events the inbox.
-func (s *subscriber) withOptions(h handler, tx store.EventSQLTx) handler {
-	h.opts = HandlerOptions{Timeout: s.opts.Timeout, Retry: s.retry}
-	run := h.run
-	h.run = func(ctx context.Context, job *Job) ([]byte, error) {
-		return run(withEventTx(ctx, tx), job)
-	}
-	return h
-}
-
-// The inbox of an Event is reached through its handler's context, so that
-// eventHandler, which is generic, needs no field of the Worker.
-type eventTxKey struct{}
-
-func withEventTx(ctx context.Context, tx store.EventSQLTx) context.Context {
-	if tx == nil {
-		return ctx
-	}
-	return context.WithValue(ctx, eventTxKey{}, tx)
 }
 
 // handlerFor returns the handler for a job of kind in q and its effective
@@ -230,15 +213,125 @@ func (q *queueRunner) handlerFor(kind string) (handler, bool) {
 	if s == nil {
 		return w.handlerFor(kind)
 	}
-	h, ok := s.byKind[kind]
-	if !ok && s.all != nil {
-		h, ok = *s.all, true
+	if kind == store.BatchKind {
+		// Each event of a batch gets the timeout; the batch has none.
+		return handler{run: s.runBatch(w.cfg.JobTimeout), opts: HandlerOptions{Timeout: -1, Retry: s.retry}}, true
 	}
-	if !ok {
+	f := s.lookup(kind)
+	if f == nil {
 		return handler{}, false
 	}
-	h.opts.Timeout = cmp.Or(h.opts.Timeout, w.cfg.JobTimeout)
-	return h, true
+	return handler{run: func(ctx context.Context, job *Job) ([]byte, error) {
+		evs, err := store.DecodeDeliveries(job)
+		if err != nil {
+			return nil, DeadLetter(err)
+		}
+		return nil, f(ctx, evs[0], job)
+	}, opts: HandlerOptions{Timeout: cmp.Or(s.opts.Timeout, w.cfg.JobTimeout), Retry: s.retry}}, true
+}
+
+// lookup returns the handler of events of kind, or nil.
+func (s *subscriber) lookup(kind string) eventFunc {
+	if f, ok := s.byKind[kind]; ok {
+		return f
+	}
+	return s.all
+}
+
+// runBatch returns the handler of a batch delivery: its events run one
+// after another, each with its own timeout, on the executor that claimed
+// it. An event whose handler does not succeed leaves the batch: it becomes
+// a delivery of its own (see own), where its verdict applies with the full
+// job semantics, and the batch completes. A batch whose earlier delivery
+// was lost (a crash, an expired lock) is not run again as a whole: its
+// events become deliveries of their own, so each is counted and, if it
+// keeps failing, dead-lettered on its own.
+func (s *subscriber) runBatch(jobTimeout time.Duration) func(ctx context.Context, job *Job) ([]byte, error) {
+	timeout := cmp.Or(s.opts.Timeout, jobTimeout)
+	return func(ctx context.Context, job *Job) ([]byte, error) {
+		evs, err := store.DecodeDeliveries(job)
+		if err != nil {
+			return nil, DeadLetter(err)
+		}
+		var own []store.EnqueueParams
+		for i, ev := range evs {
+			if job.Deliveries > 1 || ctx.Err() != nil {
+				// Split, or stopping: the rest wait as deliveries of their own.
+				for _, rest := range evs[i:] {
+					own = append(own, s.own(rest, nil, job))
+				}
+				break
+			}
+			if err := s.runEvent(ctx, timeout, ev, job); err != nil {
+				if ctx.Err() != nil { // cancelled by shutdown: not an attempt
+					err = nil
+				}
+				own = append(own, s.own(ev, err, job))
+			}
+		}
+		if len(own) > 0 {
+			if _, err := s.store.Enqueue(context.WithoutCancel(ctx), own); err != nil {
+				return nil, fmt.Errorf("spool: hand %d events of a batch to deliveries of their own: %w", len(own), err)
+			}
+		}
+		return nil, nil
+	}
+}
+
+// runEvent runs the handler of one event of a batch, turning a panic into
+// a *PanicError and a missing handler into an error.
+func (s *subscriber) runEvent(ctx context.Context, timeout time.Duration, ev *store.Event, job *Job) (err error) {
+	f := s.lookup(ev.Kind)
+	if f == nil {
+		return fmt.Errorf("no handler registered for kind %q of subscription %s", ev.Kind, s.ref())
+	}
+	if timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, timeout)
+		defer cancel()
+	}
+	defer func() {
+		if v := recover(); v != nil {
+			err = &PanicError{Value: v, Stack: string(debug.Stack())}
+		}
+	}()
+	return f(ctx, ev, job)
+}
+
+// own is the delivery of its own that an event leaves a batch with. With
+// err nil it starts afresh; otherwise its first attempt is recorded (with
+// err in its history) and it runs again after the subscription's backoff,
+// or as Snooze says. A Cancel or DeadLetter verdict runs the event once
+// more on its own delivery, where the verdict is recorded.
+func (s *subscriber) own(ev *store.Event, err error, batch *Job) store.EnqueueParams {
+	payload, encErr := store.EncodeDelivery(ev)
+	if encErr != nil { // it was decoded from JSON a moment ago
+		panic(encErr)
+	}
+	p := store.EnqueueParams{Queue: s.sub.Queue, Kind: ev.Kind, Payload: payload, Tenant: ev.Tenant,
+		UniqueKey:   fmt.Sprintf("%s:%d", s.sub.Queue, ev.Position), // a second split of the batch adds nothing
+		MaxAttempts: s.sub.MaxAttempts, MaxDeliveries: s.sub.MaxDeliveries}
+	if err == nil {
+		return p
+	}
+	var oe *outcomeError
+	if errors.As(err, &oe) && oe.outcome == store.Snooze {
+		p.Delay = oe.delay
+		return p
+	}
+	ae := AttemptError{At: time.Now().UTC(), Attempt: 1, Message: errText(err)}
+	var pe *PanicError
+	if errors.As(err, &pe) {
+		ae.Stack = pe.Stack
+	}
+	p.Errors = []AttemptError{ae}
+	if p.MaxAttempts > 1 {
+		p.Attempts = 1
+	}
+	if !errors.As(err, &oe) { // a failed attempt: retried after the backoff
+		p.Delay = s.retry.RetryDelay(batch, 1, err)
+	}
+	return p
 }
 
 // retry is the retry policy of q's jobs that have no handler.
@@ -304,7 +397,8 @@ func (q *queueRunner) route(ctx context.Context) {
 		if notifier != nil {
 			published = notifier.Available(store.TopicSignal(s.topic)) // before routing: no lost wake-up
 		}
-		res, err := es.Route(ctx, store.RouteParams{Topic: s.topic, Name: s.name, Limit: routeBatch, MaxPending: maxWaiting})
+		res, err := es.Route(ctx, store.RouteParams{Topic: s.topic, Name: s.name, Limit: routeBatch,
+			MaxPending: maxWaiting, Spread: q.capacity})
 		if err != nil {
 			if ctx.Err() != nil {
 				return

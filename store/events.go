@@ -273,8 +273,8 @@ func (s *Subscription) Ref() string { return s.Topic + "/" + s.Name }
 type Lag struct {
 	Head     int64 `json:"head"`     // the topic's last position
 	Unrouted int64 `json:"unrouted"` // events after the cursor (Head - Cursor)
-	Pending  int   `json:"pending"`  // deliveries not finished (scheduled, available, running)
-	Dead     int   `json:"dead"`     // dead-lettered deliveries kept
+	Pending  int   `json:"pending"`  // events routed and not finished (scheduled, available, running)
+	Dead     int   `json:"dead"`     // events dead-lettered and kept
 	// Behind is Unrouted + Pending: events not yet handled.
 	Behind int64 `json:"behind"`
 	// OldestAge is how long the oldest event not yet handled has waited
@@ -290,12 +290,28 @@ type Lag struct {
 type RouteParams struct {
 	Topic, Name string
 	Limit       int // 1..MaxRoute; default 1000
-	MaxPending  int // 0: no limit
+	// MaxPending stops routing while this many delivery jobs wait to be
+	// claimed; 0: no limit.
+	MaxPending int
+	// Spread packs the events of an unordered subscription into batches
+	// (delivery jobs of kind BatchKind) of up to MaxBatchEvents, so that
+	// one call's events make about Spread jobs: the consumers' capacity,
+	// so that none sits idle while another works through a batch. 0 or 1:
+	// one job per event. An ordered subscription has one job per event.
+	Spread int
 }
+
+// MaxBatchEvents is the most events one batch delivery carries; a batch's
+// payload is also kept under MaxBatchBytes.
+const (
+	MaxBatchEvents = 64
+	MaxBatchBytes  = MaxPayloadBytes / 2
+)
 
 // RouteResult says what Route did.
 type RouteResult struct {
-	Routed   int   // deliveries created
+	Routed   int   // events routed: deliveries created
+	Jobs     int   // the jobs that carry them (fewer with batches)
 	Filtered int   // events passed over by the kind filter
 	Cursor   int64 // the cursor after the call
 	Head     int64 // the topic's last position

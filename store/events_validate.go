@@ -33,6 +33,9 @@ func (e *EventInput) Normalize() error {
 		e.ID = uuid.Must(uuid.NewV7()).String()
 	}
 	errs := []error{ValidName("kind", e.Kind, false), ValidName("tenant", e.Tenant, true)}
+	if e.Kind == BatchKind {
+		errs = append(errs, &ValidationError{Field: "kind", Reason: fmt.Sprintf("%q is reserved for batches of deliveries", BatchKind)})
+	}
 	if err := validKey("id", e.ID); err != nil {
 		errs = append(errs, err)
 	}
@@ -214,6 +217,8 @@ type envelope struct {
 	Topic       string            `json:"topic"`
 	Position    int64             `json:"position"`
 	ID          string            `json:"id"`
+	Kind        string            `json:"kind,omitempty"`   // in a batch; a lone delivery's job has the kind
+	Tenant      string            `json:"tenant,omitempty"` // in a batch, likewise
 	Key         string            `json:"key,omitempty"`
 	Version     int64             `json:"version,omitempty"`
 	Headers     map[string]string `json:"headers,omitempty"`
@@ -222,8 +227,11 @@ type envelope struct {
 	Payload64   string            `json:"payload_base64,omitempty"`
 }
 
-// EncodeDelivery is the payload of a delivery of e.
-func EncodeDelivery(e *Event) ([]byte, error) {
+// BatchKind is the kind of a delivery job that carries several events of
+// an unordered subscription (see Route). Events may not have it.
+const BatchKind = "spool.batch"
+
+func toEnvelope(e *Event) envelope {
 	env := envelope{Topic: e.Topic, Position: e.Position, ID: e.ID, Key: e.Key, Version: e.Version,
 		Headers: e.Headers, PublishedAt: e.PublishedAt.UTC()}
 	if len(e.Payload) > 0 {
@@ -233,29 +241,67 @@ func EncodeDelivery(e *Event) ([]byte, error) {
 			env.Payload64 = base64.StdEncoding.EncodeToString(e.Payload)
 		}
 	}
-	return json.Marshal(env)
+	return env
 }
 
-// DecodeDelivery reads the event a delivery job carries; job's kind and
-// tenant are the event's.
-func DecodeDelivery(job *Job) (*Event, error) {
-	var env envelope
-	if err := json.Unmarshal(job.Payload, &env); err != nil {
-		return nil, fmt.Errorf("spool: job %s is not an event delivery: %w", job.ID, err)
-	}
-	e := &Event{Topic: env.Topic, Position: env.Position, ID: env.ID, Kind: job.Kind, Key: env.Key,
-		Version: env.Version, Tenant: job.Tenant, Headers: env.Headers, PublishedAt: env.PublishedAt}
+func (env *envelope) event(kind, tenant string) (*Event, error) {
+	e := &Event{Topic: env.Topic, Position: env.Position, ID: env.ID, Kind: kind, Key: env.Key,
+		Version: env.Version, Tenant: tenant, Headers: env.Headers, PublishedAt: env.PublishedAt}
 	switch {
 	case env.Payload64 != "":
 		b, err := base64.StdEncoding.DecodeString(env.Payload64)
 		if err != nil {
-			return nil, fmt.Errorf("spool: job %s: event payload: %w", job.ID, err)
+			return nil, fmt.Errorf("event %s: payload: %w", env.ID, err)
 		}
 		e.Payload = b
 	case len(env.Payload) > 0:
 		e.Payload = []byte(env.Payload)
 	}
 	return e, nil
+}
+
+// EncodeDelivery is the payload of a delivery job of one event (the job
+// has the event's kind and tenant).
+func EncodeDelivery(e *Event) ([]byte, error) { return json.Marshal(toEnvelope(e)) }
+
+// EncodeBatch is the payload of a delivery job of several events (kind
+// BatchKind): each carries its own kind and tenant.
+func EncodeBatch(events []*Event) ([]byte, error) {
+	envs := make([]envelope, len(events))
+	for i, e := range events {
+		envs[i] = toEnvelope(e)
+		envs[i].Kind, envs[i].Tenant = e.Kind, e.Tenant
+	}
+	return json.Marshal(envs)
+}
+
+// DecodeDeliveries reads the events a delivery job carries: one, or a
+// batch's (kind BatchKind).
+func DecodeDeliveries(job *Job) ([]*Event, error) {
+	if job.Kind != BatchKind {
+		var env envelope
+		if err := json.Unmarshal(job.Payload, &env); err != nil {
+			return nil, fmt.Errorf("spool: job %s is not an event delivery: %w", job.ID, err)
+		}
+		e, err := env.event(job.Kind, job.Tenant)
+		if err != nil {
+			return nil, fmt.Errorf("spool: job %s: %w", job.ID, err)
+		}
+		return []*Event{e}, nil
+	}
+	var envs []envelope
+	if err := json.Unmarshal(job.Payload, &envs); err != nil {
+		return nil, fmt.Errorf("spool: job %s is not a batch of deliveries: %w", job.ID, err)
+	}
+	out := make([]*Event, len(envs))
+	for i := range envs {
+		e, err := envs[i].event(envs[i].Kind, envs[i].Tenant)
+		if err != nil {
+			return nil, fmt.Errorf("spool: job %s: %w", job.ID, err)
+		}
+		out[i] = e
+	}
+	return out, nil
 }
 
 // IsDeliveryQueue reports whether queue holds a subscription's deliveries.

@@ -595,35 +595,82 @@ func (e *Store) Route(ctx context.Context, p store.RouteParams) (store.RouteResu
 		if err != nil || len(evs) == 0 {
 			return err
 		}
-		now := tx.Now()
-		jobs := make([]store.EnqueueParams, 0, len(evs))
+		var wanted []*store.Event
 		for _, ev := range evs {
-			if !sub.WantsKind(ev.Kind) {
+			if sub.WantsKind(ev.Kind) {
+				wanted = append(wanted, ev)
+			} else {
 				res.Filtered++
-				continue
 			}
-			payload, err := store.EncodeDelivery(ev)
-			if err != nil {
-				return err
-			}
-			lastID = nextID(lastID)
-			j := store.EnqueueParams{ID: lastID, Queue: sub.Queue, Kind: ev.Kind, Payload: payload, RunAt: now,
-				Tenant: ev.Tenant, MaxAttempts: sub.MaxAttempts, MaxDeliveries: sub.MaxDeliveries}
-			if sub.Ordered && ev.Key != "" {
-				j.OrderingKey = store.DeliveryOrderingKey(sub.Queue, ev.Key)
-			}
-			jobs = append(jobs, j)
+		}
+		jobs, err := deliveries(sub, wanted, p.Spread, tx.Now(), &lastID)
+		if err != nil {
+			return err
 		}
 		if len(jobs) > 0 {
 			if _, err := tx.InsertJobs(jobs); err != nil {
 				return err
 			}
 		}
-		res.Routed = len(jobs)
+		res.Routed, res.Jobs = len(wanted), len(jobs)
 		res.Cursor = evs[len(evs)-1].Position
 		return tx.SetCursor(p.Topic, p.Name, res.Cursor, lastID)
 	})
 	return res, err
+}
+
+// deliveries makes the jobs that deliver events to sub: one per event for
+// an ordered subscription (each in its key's line) or without a spread,
+// else batches of about len(events)/spread events, within MaxBatchEvents
+// and MaxBatchBytes. lastID advances past their IDs.
+func deliveries(sub *store.Subscription, events []*store.Event, spread int, now time.Time, lastID *store.ID) ([]store.EnqueueParams, error) {
+	size := 1
+	if !sub.Ordered && spread > 1 {
+		size = min(store.MaxBatchEvents, max(1, (len(events)+spread-1)/spread))
+	}
+	jobs := make([]store.EnqueueParams, 0, (len(events)+size-1)/size)
+	add := func(kind, tenant, key string, payload []byte) {
+		*lastID = nextID(*lastID)
+		j := store.EnqueueParams{ID: *lastID, Queue: sub.Queue, Kind: kind, Payload: payload, RunAt: now,
+			Tenant: tenant, MaxAttempts: sub.MaxAttempts, MaxDeliveries: sub.MaxDeliveries}
+		if sub.Ordered && key != "" {
+			j.OrderingKey = store.DeliveryOrderingKey(sub.Queue, key)
+		}
+		jobs = append(jobs, j)
+	}
+	for len(events) > 0 {
+		n, bytes := 1, eventSize(events[0])
+		for n < size && n < len(events) && bytes+eventSize(events[n]) <= store.MaxBatchBytes {
+			bytes += eventSize(events[n])
+			n++
+		}
+		if n == 1 {
+			ev := events[0]
+			payload, err := store.EncodeDelivery(ev)
+			if err != nil {
+				return nil, err
+			}
+			add(ev.Kind, ev.Tenant, ev.Key, payload)
+		} else {
+			payload, err := store.EncodeBatch(events[:n])
+			if err != nil {
+				return nil, err
+			}
+			add(store.BatchKind, "", "", payload)
+		}
+		events = events[n:]
+	}
+	return jobs, nil
+}
+
+// eventSize bounds the bytes an event takes in a batch's payload (base64
+// makes a payload 4/3 larger).
+func eventSize(e *store.Event) int {
+	n := 512 + len(e.ID) + len(e.Key) + 2*len(e.Payload)
+	for k, v := range e.Headers {
+		n += len(k) + len(v) + 8
+	}
+	return n
 }
 
 // nextID returns a new ID greater than last, so that one subscription's

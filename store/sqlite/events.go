@@ -200,6 +200,10 @@ func (s *backend) Subscriptions(ctx context.Context, topic, name string) ([]*sto
 	return out, s.readErr(rows.Err())
 }
 
+// eventsInJob is how many events a delivery job carries: a batch's
+// payload is a JSON array of them.
+const eventsInJob = `CASE WHEN kind = '` + store.BatchKind + `' THEN json_array_length(CAST(payload AS TEXT)) ELSE 1 END`
+
 // LagFacts implements engine.EventDriver.
 func (s *backend) LagFacts(ctx context.Context, sub *store.Subscription) (engine.LagFacts, error) {
 	var (
@@ -210,8 +214,8 @@ func (s *backend) LagFacts(ctx context.Context, sub *store.Subscription) (engine
 	err := s.rdb.QueryRowContext(ctx, `SELECT
 		coalesce((SELECT head FROM spool_topics WHERE name = ?1), 0),
 		(SELECT retention FROM spool_topics WHERE name = ?1),
-		(SELECT count(*) FROM spool_jobs WHERE queue = ?2 AND state IN ('scheduled', 'available', 'running')),
-		(SELECT count(*) FROM spool_jobs WHERE queue = ?2 AND state = 'dead'),
+		(SELECT coalesce(sum(`+eventsInJob+`), 0) FROM spool_jobs WHERE queue = ?2 AND state IN ('scheduled', 'available', 'running')),
+		(SELECT coalesce(sum(`+eventsInJob+`), 0) FROM spool_jobs WHERE queue = ?2 AND state = 'dead'),
 		(SELECT min(created_at) FROM spool_jobs WHERE queue = ?2 AND state IN ('scheduled', 'available', 'running')),
 		(SELECT published_at FROM spool_events WHERE topic = ?1 AND position > ?3 ORDER BY position LIMIT 1)`,
 		sub.Topic, sub.Queue, sub.Cursor).Scan(&f.Head, &retention, &f.Pending, &f.Dead, &oldest, &nextEvent)

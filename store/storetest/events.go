@@ -106,16 +106,18 @@ func (h *harness) getSub(topic, name string) *store.Subscription {
 func (h *harness) deliveries(topic, name string, limit int) ([]*store.Job, []*store.Event) {
 	h.t.Helper()
 	jobs := h.claim(store.SubscriptionQueue(topic, name), limit)
-	evs := make([]*store.Event, len(jobs))
-	for i, j := range jobs {
-		e, err := store.DecodeDelivery(j)
+	var evs []*store.Event
+	for _, j := range jobs {
+		got, err := store.DecodeDeliveries(j)
 		if err != nil {
 			h.t.Fatal(err)
 		}
-		if e.Topic != topic {
-			h.t.Fatalf("delivery of %s carries topic %q", topic, e.Topic)
+		for _, e := range got {
+			if e.Topic != topic {
+				h.t.Fatalf("delivery of %s carries topic %q", topic, e.Topic)
+			}
+			evs = append(evs, e)
 		}
-		evs[i] = e
 	}
 	slices.SortFunc(evs, func(a, b *store.Event) int { return int(a.Position - b.Position) })
 	return jobs, evs
