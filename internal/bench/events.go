@@ -74,12 +74,19 @@ func (c *EventsConfig) defaults() (store.EventStore, error) {
 
 const benchTopic = "bench"
 
+// handled counts the events a delivery job (one event's, or a batch's)
+// carried to a subscription's handler.
+type handled struct {
+	sub int
+	n   atomic.Int64
+}
+
 // deliveryCounter wraps a store and counts, per subscription, the
 // completions each Settle call applied: a delivery counts once it is
 // durable. Handlers tell it which subscription a delivery belongs to.
 type deliveryCounter struct {
 	store.Store
-	subOf  sync.Map // store.ID -> int (subscription index)
+	subOf  sync.Map // store.ID of a delivery job -> *handled
 	counts []atomic.Int64
 	target int64
 	mu     sync.Mutex // guards last
@@ -108,13 +115,14 @@ func (c *deliveryCounter) Settle(ctx context.Context, vs []store.Verdict) ([]err
 		if !ok {
 			continue
 		}
-		s, _ := v.(int)
-		if c.counts[s].Add(1) == c.target {
+		d, _ := v.(*handled)
+		n := d.n.Load()
+		if c.counts[d.sub].Add(n) == c.target {
 			c.mu.Lock()
-			c.last[s] = now
+			c.last[d.sub] = now
 			c.mu.Unlock()
 		}
-		if c.total.Add(1) == c.target*int64(len(c.counts)) {
+		if c.total.Add(n) == c.target*int64(len(c.counts)) {
 			c.once.Do(func() { close(c.done) })
 		}
 	}
@@ -152,7 +160,9 @@ func eventsWorker(ctx context.Context, dc *deliveryCounter, cfg EventsConfig, na
 	}
 	for i, name := range names {
 		spool.Subscribe(w, benchTopic, name, func(_ context.Context, e *spool.Event[json.RawMessage]) error {
-			dc.subOf.Store(e.Delivery.ID, i)
+			v, _ := dc.subOf.LoadOrStore(e.Delivery.ID, &handled{sub: i})
+			h, _ := v.(*handled)
+			h.n.Add(1)
 			if onEvent != nil {
 				onEvent(i, e)
 			}
