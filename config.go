@@ -32,8 +32,10 @@ const (
 // queueSpec is one queue of a resolved WorkerConfig.
 type queueSpec struct {
 	name     string
-	conc     int // executors: Concurrency with its default applied
-	capacity int // Concurrency + Prefetch: most jobs claimed and not yet finished
+	conc     int           // executors: Concurrency with its default applied
+	capacity int           // Concurrency + Prefetch: most jobs claimed and not yet finished
+	lock     time.Duration // zero: WorkerConfig.LockDuration
+	sub      *subscriber   // a subscription's deliveries; nil for a job queue
 }
 
 // resolve fills cfg's zero fields with their defaults, then checks every
@@ -131,6 +133,7 @@ func (cfg *WorkerConfig) resolve() ([]queueSpec, error) {
 	m.CompletedRetention = cmp.Or(m.CompletedRetention, maint.DefaultCompletedRetention)
 	m.CancelledRetention = cmp.Or(m.CancelledRetention, maint.DefaultCancelledRetention)
 	m.DeadRetention = cmp.Or(m.DeadRetention, KeepForever)
+	m.InboxRetention = cmp.Or(m.InboxRetention, maint.DefaultInboxRetention)
 	for _, r := range []struct {
 		field string
 		d     time.Duration
@@ -138,6 +141,7 @@ func (cfg *WorkerConfig) resolve() ([]queueSpec, error) {
 		{"MaintenanceConfig.CompletedRetention", m.CompletedRetention},
 		{"MaintenanceConfig.CancelledRetention", m.CancelledRetention},
 		{"MaintenanceConfig.DeadRetention", m.DeadRetention},
+		{"MaintenanceConfig.InboxRetention", m.InboxRetention},
 	} {
 		if r.d < 0 && r.d != KeepForever {
 			invalid(r.field, "%v is negative; use a positive duration, or KeepForever", r.d)

@@ -22,7 +22,8 @@ type heldSet struct {
 
 // heldJob is one claimed job of a run.
 type heldJob struct {
-	job *Job
+	job  *Job
+	lock time.Duration // how long each claim or renewal holds it: its queue's lock duration
 
 	// deadline is when the job's lock ends at the earliest, on the worker's
 	// clock: the worker's time before the claim, or before the latest
@@ -47,9 +48,10 @@ type heldJob struct {
 	givenUp bool
 }
 
-// add tracks a claimed job whose lock lasts until deadline at the earliest.
-func (s *heldSet) add(job *Job, deadline time.Time) *heldJob {
-	r := &heldJob{job: job, deadline: deadline}
+// add tracks a claimed job whose lock lasts until deadline at the earliest
+// and is renewed for lock at a time.
+func (s *heldSet) add(job *Job, deadline time.Time, lock time.Duration) *heldJob {
+	r := &heldJob{job: job, deadline: deadline, lock: lock}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.jobs == nil {
@@ -97,10 +99,10 @@ type giveUp struct {
 	opts     HandlerOptions
 }
 
-// plan returns, as of now, the jobs whose locks end before renewBy, and
+// plan returns, as of now, the jobs that have used half of their lock, and
 // marks given up, and returns apart, the running jobs whose handlers are
 // past their timeout plus grace.
-func (s *heldSet) plan(now, renewBy time.Time) (renew []*heldJob, giveUps []giveUp) {
+func (s *heldSet) plan(now time.Time) (renew []*heldJob, giveUps []giveUp) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for r := range s.jobs {
@@ -109,15 +111,15 @@ func (s *heldSet) plan(now, renewBy time.Time) (renew []*heldJob, giveUps []give
 		case !r.giveUpAt.IsZero() && !now.Before(r.giveUpAt):
 			r.givenUp = true
 			giveUps = append(giveUps, giveUp{r: r, deadline: r.deadline, opts: r.opts})
-		case r.deadline.Before(renewBy):
+		case r.deadline.Before(now.Add(r.lock / 2)):
 			renew = append(renew, r)
 		}
 	}
 	return renew, giveUps
 }
 
-// renewer is the service that keeps a run's locks: every quarter of
-// LockDuration it extends, in one store call, the locks of held jobs that
+// renewer is the service that keeps a run's locks: every quarter of the
+// shortest lock duration of its queues it extends, in one store call, the locks of held jobs that
 // have used half of theirs, and gives up on handlers past their timeout
 // plus TimeoutGrace. A refused renewal means another worker may hold the
 // job: its handler's context is cancelled and its verdict dropped.
@@ -129,7 +131,7 @@ type renewer struct {
 // Start starts the ticker before it returns, so that time moved on a fake
 // clock after Start is seen.
 func (rn *renewer) Start(ctx context.Context) error {
-	tick := rn.run.w.clock.NewTicker(rn.run.w.cfg.LockDuration / 4)
+	tick := rn.run.w.clock.NewTicker(rn.run.shortestLock() / 4)
 	err := rn.base.Start(ctx, func(ctx context.Context) {
 		defer tick.Stop()
 		rn.loop(ctx, tick)
@@ -160,9 +162,8 @@ func (rn *renewer) loop(ctx context.Context, tick clockwork.Ticker) {
 // tick does one round of giving up and renewing.
 func (rn *renewer) tick(ctx context.Context) {
 	w := rn.run.w
-	lock := w.cfg.LockDuration
 	now := w.clock.Now()
-	due, giveUps := rn.run.held.plan(now, now.Add(lock/2))
+	due, giveUps := rn.run.held.plan(now)
 	for _, g := range giveUps {
 		rn.giveUp(ctx, g)
 	}
@@ -171,7 +172,7 @@ func (rn *renewer) tick(ctx context.Context) {
 	}
 	rs := make([]store.Renewal, len(due))
 	for i, r := range due {
-		rs[i] = store.Renewal{ID: r.job.ID, Token: r.job.LockToken, LockFor: lock}
+		rs[i] = store.Renewal{ID: r.job.ID, Token: r.job.LockToken, LockFor: r.lock}
 	}
 	// As for claims: the lock is measured from before the call, on the
 	// worker's clock.
@@ -190,7 +191,7 @@ func (rn *renewer) tick(ctx context.Context) {
 	defer rn.run.held.mu.Unlock()
 	for i, r := range due {
 		if errs[i] == nil {
-			r.deadline = before.Add(lock)
+			r.deadline = before.Add(r.lock)
 			continue
 		}
 		r.lost = true

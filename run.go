@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -33,23 +34,27 @@ type workerRun struct {
 	held      heldSet // claimed jobs until their verdict
 	queues    []*queueRunner
 	stopping  atomic.Bool // set by Stop first: executors release jobs they have not started
+	routers   *routers
 	fetchers  *fetchers
 	executors *executors
 	renewer   *renewer
 }
 
-func newWorkerRun(w *Worker) *workerRun {
+func newWorkerRun(w *Worker, subs []queueSpec) *workerRun {
 	run := &workerRun{w: w}
-	for _, spec := range w.queues {
+	for _, spec := range append(slices.Clone(w.queues), subs...) {
 		run.queues = append(run.queues, &queueRunner{
 			run:      run,
 			name:     spec.name,
 			conc:     spec.conc,
 			capacity: spec.capacity,
+			lock:     cmp.Or(spec.lock, w.cfg.LockDuration),
+			sub:      spec.sub,
 			jobs:     make(chan *heldJob, spec.capacity),
 			freed:    make(chan struct{}, 1),
 		})
 	}
+	run.routers = &routers{run: run}
 	run.fetchers = &fetchers{run: run}
 	run.executors = &executors{run: run}
 	run.renewer = &renewer{run: run}
@@ -63,6 +68,8 @@ type queueRunner struct {
 	name     string
 	conc     int // executors
 	capacity int // Concurrency + Prefetch: most jobs claimed and not yet finished
+	lock     time.Duration
+	sub      *subscriber // the subscription whose deliveries this queue holds; nil for a job queue
 
 	jobs     chan *heldJob // claimed jobs waiting for an executor; never blocks (capacity slots); closed by the fetcher
 	freed    chan struct{} // capacity 1: a job was finished or released
@@ -188,7 +195,7 @@ func (e *executors) Stop(ctx context.Context) error {
 // executor frees a slot, new work is announced, or the poll interval passes.
 func (q *queueRunner) fetch(ctx context.Context) {
 	w := q.run.w
-	lock := w.cfg.LockDuration
+	lock := q.lock
 	notifier := w.cfg.Store.Capabilities().Notifier
 	backoff := minBackoff
 	failing := false // the last claim failed: log when one succeeds again
@@ -238,7 +245,10 @@ func (q *queueRunner) fetch(ctx context.Context) {
 		for _, j := range jobs {
 			// Renewal covers a job from its claim, so a prefetched job
 			// keeps its lock while it waits for an executor.
-			q.jobs <- q.run.held.add(j, deadline)
+			q.jobs <- q.run.held.add(j, deadline, lock)
+		}
+		if q.sub != nil && len(jobs) > 0 {
+			q.sub.claimed() // room for the router to route more
 		}
 		if len(jobs) == free {
 			continue // there may be more
@@ -297,11 +307,11 @@ func (q *queueRunner) execute(ctx context.Context, r *heldJob) {
 		return
 	}
 	defer q.done()
-	h, ok := w.handlerFor(job.Kind)
+	h, ok := q.handlerFor(job.Kind)
 	if !ok {
 		deadline, lost, _ := run.held.remove(r)
 		if !lost {
-			q.submit(ctx, verdictFor(job, nil, w.noHandler(job.Kind), w.cfg.Retry), deadline)
+			q.submit(ctx, verdictFor(job, nil, w.noHandler(job.Kind), q.retry()), deadline)
 		}
 		return
 	}

@@ -123,6 +123,10 @@ type MaintenanceConfig struct {
 	// KeepForever keeps them. Other negative values are refused.
 	CompletedRetention time.Duration
 	CancelledRetention time.Duration
+	// InboxRetention keeps inbox entries (Client.MarkSeen) this long.
+	// Default 7 days; KeepForever keeps them. It must outlast every
+	// redelivery of what is marked.
+	InboxRetention time.Duration
 	// DeadRetention keeps dead letters this long. Default KeepForever: until
 	// requeued or purged.
 	DeadRetention time.Duration
@@ -191,9 +195,10 @@ type Worker struct {
 	givenUp atomic.Int64 // handlers given up on after their timeout and grace, since NewWorker
 	stuck   atomic.Int64 // of those, still running
 
-	mu       sync.Mutex // guards handlers (written before Start) and run
+	mu       sync.Mutex // guards handlers and subs (written before Start) and run
 	handlers map[string]handler
-	run      *workerRun // the current run; nil while stopped
+	subs     map[string]*subscriber // by "TOPIC/NAME"
+	run      *workerRun             // the current run; nil while stopped
 }
 
 // testHooks let this package's tests watch and steer a Worker. They are
@@ -244,6 +249,7 @@ func newWorker(cfg WorkerConfig, hooks testHooks) (*Worker, error) {
 				Interval:           m.RetentionInterval,
 				CompletedRetention: m.CompletedRetention,
 				CancelledRetention: m.CancelledRetention,
+				InboxRetention:     m.InboxRetention,
 				DeadRetention:      m.DeadRetention,
 				Clock:              cfg.Clock,
 				Logger:             cfg.Logger,
@@ -285,12 +291,16 @@ func (w *Worker) Start(ctx context.Context) error {
 	if w.run != nil {
 		return errors.New("spool: worker already started")
 	}
-	run := newWorkerRun(w)
-	services := make([]startstop.Service, 0, len(w.services)+4)
+	subs, err := w.resolveSubscriptions(ctx)
+	if err != nil {
+		return err
+	}
+	run := newWorkerRun(w, subs)
+	services := make([]startstop.Service, 0, len(w.services)+5)
 	for _, s := range w.services {
 		services = append(services, detached{s})
 	}
-	services = append(services, detached{w.settler}, detached{run.renewer}, detached{run.executors}, detached{run.fetchers})
+	services = append(services, detached{w.settler}, detached{run.renewer}, detached{run.executors}, detached{run.routers}, detached{run.fetchers})
 	if err := startstop.StartAll(ctx, services...); err != nil {
 		return err
 	}
@@ -340,6 +350,7 @@ func (w *Worker) Stop(ctx context.Context) error {
 	}
 	fetchCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), stepTimeout)
 	step(fetchCtx, run.fetchers)
+	step(fetchCtx, run.routers)
 	cancel()
 	step(ctx, run.executors) // the drain: until ctx ends, then one grace
 	// Verdicts must be written even when ctx is already over: the remaining

@@ -195,9 +195,9 @@ type EventPage struct {
 // TopicInfo describes one topic.
 type TopicInfo struct {
 	Name      string        `json:"name"`
-	Head      int64         `json:"head"`                // the last position given out; 0 before the first event
-	Retention time.Duration `json:"retention_ns"`        // KeepEvents: forever
-	Oldest    int64         `json:"oldest,omitempty"`    // the first position still kept
+	Head      int64         `json:"head"`               // the last position given out; 0 before the first event
+	Retention time.Duration `json:"retention_ns"`       // KeepEvents: forever
+	Oldest    int64         `json:"oldest,omitempty"`   // the first position still kept
 	Published time.Time     `json:"published,omitzero"` // when the last event was published
 }
 

@@ -185,7 +185,16 @@ type EnqueueParams struct {
 	// MaxAttempts defaults to DefaultMaxAttempts; MaxDeliveries to DefaultMaxDeliveries.
 	MaxAttempts   int
 	MaxDeliveries int
+	// Attempts and Errors start the job with failed attempts already
+	// recorded: work that failed elsewhere and continues here, such as an
+	// event that failed inside a batch delivery and becomes a delivery of
+	// its own. Attempts is below MaxAttempts; at most MaxErrorHistory errors.
+	Attempts int
+	Errors   []AttemptError
 }
+
+// HasHistory reports whether p starts with recorded attempts or errors.
+func (p *EnqueueParams) HasHistory() bool { return p.Attempts > 0 || len(p.Errors) > 0 }
 
 // EnqueueResult reports what happened to one EnqueueParams.
 type EnqueueResult struct {

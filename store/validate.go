@@ -93,6 +93,18 @@ func (p *EnqueueParams) Normalize(now time.Time) error {
 	if p.MaxDeliveries < 1 || p.MaxDeliveries > MaxAttemptsLimit {
 		errs = append(errs, &ValidationError{Field: "max deliveries", Reason: fmt.Sprintf("%d is outside 1..%d", p.MaxDeliveries, MaxAttemptsLimit)})
 	}
+	if p.Attempts < 0 || p.Attempts >= max(p.MaxAttempts, 1) {
+		errs = append(errs, &ValidationError{Field: "attempts", Reason: fmt.Sprintf("%d is outside 0..max attempts-1", p.Attempts)})
+	}
+	if len(p.Errors) > MaxErrorHistory {
+		errs = append(errs, &LimitError{Field: "errors", Limit: MaxErrorHistory, Got: len(p.Errors)})
+	}
+	if len(p.Errors) > 0 {
+		p.Errors = slices.Clone(p.Errors)
+		for i := range p.Errors {
+			p.Errors[i].Truncate()
+		}
+	}
 	return errors.Join(errs...)
 }
 

@@ -24,44 +24,47 @@ var (
 	colorBurnDownGrey = color.RGBA{R: 0x70, G: 0x70, B: 0x70, A: 0xff}
 	colorEnqueueGrey  = color.RGBA{R: 0xc8, G: 0xc8, B: 0xc8, A: 0xff}
 	colorP99Grey      = color.RGBA{R: 0x9a, G: 0x9a, B: 0x9a, A: 0xff}
+	colorMean         = color.RGBA{R: 0x5b, G: 0x9b, B: 0xd0, A: 0xff}
+	colorMeanGrey     = color.RGBA{R: 0x9c, G: 0x9c, B: 0x9c, A: 0xff}
 )
 
-// WriteChart draws the report as a PNG at path: on the left, grouped bars
-// of burn-down and enqueue jobs/s per system; on the right, each system's
-// continuous p99 enqueue→start latency. Systems that were skipped are left
-// out; an incomplete run is labelled so.
+// WriteChart draws the report as a PNG at path. Job rows: on the left,
+// grouped bars of burn-down and enqueue jobs/s per system; on the right,
+// each system's continuous p99 enqueue→start latency. Event rows, below
+// them (or alone when only the events workloads ran): on the left, grouped
+// bars of the slowest and the mean subscription's delivered events/s and
+// the publish events/s; on the right, the continuous p99 publish→start
+// latency. Systems that were skipped are left out; an incomplete run is
+// labelled so.
 func WriteChart(r *Report, path string) error {
-	var rows []Row
-	for _, row := range r.Rows {
-		if row.Skipped == "" {
-			rows = append(rows, row)
+	var panels [][]*plot.Plot
+	if rows := slices.DeleteFunc(slices.Clone(r.Rows), func(r Row) bool { return r.Skipped != "" }); len(rows) > 0 {
+		left, right, err := jobPanels(rows, r.Config)
+		if err != nil {
+			return err
 		}
+		panels = append(panels, []*plot.Plot{left, right})
 	}
-	if len(rows) == 0 {
+	if rows := slices.DeleteFunc(slices.Clone(r.Events), func(r EventRow) bool { return r.Skipped != "" }); len(rows) > 0 {
+		left, right, err := eventPanels(rows, r.Config)
+		if err != nil {
+			return err
+		}
+		panels = append(panels, []*plot.Plot{left, right})
+	}
+	if len(panels) == 0 {
 		return fmt.Errorf("chart: no system was run")
 	}
-	names := make([]string, len(rows))
-	for i, row := range rows {
-		names[i] = strings.Replace(row.System, " (", "\n(", 1)
-		if !row.Durable {
-			names[i] += "\n[" + row.Caveat + "]"
+
+	img := vgimg.NewWith(vgimg.UseWH(15*vg.Inch, vg.Length(len(panels))*6*vg.Inch), vgimg.UseDPI(96))
+	dc := draw.New(img)
+	tiles := draw.Tiles{Rows: len(panels), Cols: 2, PadX: vg.Inch / 3, PadY: vg.Inch / 3, PadTop: vg.Inch / 8, PadBottom: vg.Inch / 8, PadLeft: vg.Inch / 8, PadRight: vg.Inch / 4}
+	canvases := plot.Align(panels, tiles, dc)
+	for i, row := range panels {
+		for j, p := range row {
+			p.Draw(canvases[i][j])
 		}
 	}
-
-	left, err := throughputPlot(rows, names, r.Config)
-	if err != nil {
-		return err
-	}
-	right, err := latencyPlot(rows, names, r.Config)
-	if err != nil {
-		return err
-	}
-	img := vgimg.NewWith(vgimg.UseWH(15*vg.Inch, 6*vg.Inch), vgimg.UseDPI(96))
-	dc := draw.New(img)
-	tiles := draw.Tiles{Rows: 1, Cols: 2, PadX: vg.Inch / 3, PadTop: vg.Inch / 8, PadBottom: vg.Inch / 8, PadLeft: vg.Inch / 8, PadRight: vg.Inch / 4}
-	canvases := plot.Align([][]*plot.Plot{{left, right}}, tiles, dc)
-	left.Draw(canvases[0][0])
-	right.Draw(canvases[0][1])
 
 	f, err := os.Create(path)
 	if err != nil {
@@ -72,6 +75,139 @@ func WriteChart(r *Report, path string) error {
 		return err
 	}
 	return f.Close()
+}
+
+// axisNames are the systems' names as bar labels: the parenthesis on a
+// line of its own, and the caveat of a system that does not fsync every
+// acknowledged write below.
+func axisNames(systems []string, infos []Info) []string {
+	names := make([]string, len(systems))
+	for i, s := range systems {
+		names[i] = strings.Replace(s, " (", "\n(", 1)
+		if !infos[i].Durable {
+			names[i] += "\n[" + infos[i].Caveat + "]"
+		}
+	}
+	return names
+}
+
+func jobPanels(rows []Row, cfg Config) (left, right *plot.Plot, err error) {
+	systems := make([]string, len(rows))
+	infos := make([]Info, len(rows))
+	durable := make([]bool, len(rows))
+	for i, row := range rows {
+		systems[i], infos[i], durable[i] = row.System, row.Info, row.Durable
+	}
+	names := axisNames(systems, infos)
+	measure := func(get func(Row) *Measure) barGroup {
+		g := barGroup{vals: make(plotter.Values, len(rows)), labels: make([]string, len(rows))}
+		for i, row := range rows {
+			if m := get(row); m != nil {
+				g.vals[i] = m.JobsPerSec
+				g.labels[i] = number(m.JobsPerSec, 0)
+				if !m.OK() {
+					g.labels[i] += "\n(incomplete)"
+				}
+			}
+		}
+		return g
+	}
+	bd := measure(func(r Row) *Measure { return r.BurnDown })
+	bd.label, bd.color, bd.grey = "burn-down", colorBurnDown, colorBurnDownGrey
+	enq := measure(func(r Row) *Measure { return r.Enqueue })
+	enq.label, enq.color, enq.grey = fmt.Sprintf("enqueue (batches of %d)", cfg.Batch), colorEnqueue, colorEnqueueGrey
+	left, err = groupedBarPlot(fmt.Sprintf("Throughput, %s jobs, %d workers (higher is better)", number(float64(cfg.Jobs), 0), cfg.Workers),
+		"jobs/s", names, durable, []barGroup{bd, enq})
+	if err != nil {
+		return nil, nil, err
+	}
+	p99 := make([]float64, len(rows))
+	flags := make([]string, len(rows))
+	for i, row := range rows {
+		if m := row.Continuous; m != nil {
+			if m.LatencyMS != nil {
+				p99[i] = m.LatencyMS.P99
+			}
+			if !m.OK() {
+				flags[i] = "incomplete"
+			} else if m.Note != "" {
+				flags[i] = "fell behind"
+			}
+		}
+	}
+	right, err = p99Plot(fmt.Sprintf("Continuous %s jobs/s: enqueue→start p99 (lower is better)", number(float64(cfg.Rate), 0)), names, durable, p99, flags)
+	return left, right, err
+}
+
+func eventPanels(rows []EventRow, cfg Config) (left, right *plot.Plot, err error) {
+	systems := make([]string, len(rows))
+	infos := make([]Info, len(rows))
+	durable := make([]bool, len(rows))
+	for i, row := range rows {
+		systems[i], infos[i], durable[i] = row.System, row.Info, row.Durable
+	}
+	names := axisNames(systems, infos)
+	// An incomplete run is said under the system's name: a third line
+	// above three narrow bars would overlap its neighbours.
+	leftNames := slices.Clone(names)
+	for i, row := range rows {
+		switch {
+		case row.Publish != nil && !row.Publish.OK():
+			leftNames[i] += "\n(publish incomplete)"
+		case row.BurnDown != nil && !row.BurnDown.OK():
+			leftNames[i] += "\n(burn-down incomplete)"
+		}
+	}
+	group := func(label string, col, grey color.Color, get func(EventRow) (v float64, present bool)) barGroup {
+		g := barGroup{label: label, color: col, grey: grey, vals: make(plotter.Values, len(rows)), labels: make([]string, len(rows))}
+		for i, row := range rows {
+			if v, present := get(row); present {
+				g.vals[i] = v
+				g.labels[i] = number(v, 0)
+			}
+		}
+		return g
+	}
+	slowest := group(fmt.Sprintf("delivered per subscription, slowest of %d", cfg.Subscriptions), colorBurnDown, colorBurnDownGrey,
+		func(r EventRow) (float64, bool) { return burnDownOf(r).Slowest, r.BurnDown != nil })
+	mean := group("delivered per subscription, mean", colorMean, colorMeanGrey,
+		func(r EventRow) (float64, bool) { return burnDownOf(r).Mean, r.BurnDown != nil })
+	pub := group(fmt.Sprintf("publish (batches of %d)", cfg.Batch), colorEnqueue, colorEnqueueGrey,
+		func(r EventRow) (float64, bool) {
+			if r.Publish == nil {
+				return 0, false
+			}
+			return r.Publish.EventsPerSec, true
+		})
+	left, err = groupedBarPlot(fmt.Sprintf("Events: %s events, %d subscriptions × %d workers (higher is better)", number(float64(cfg.Events), 0), cfg.Subscriptions, cfg.Workers),
+		"events/s", leftNames, durable, []barGroup{slowest, mean, pub})
+	if err != nil {
+		return nil, nil, err
+	}
+	p99 := make([]float64, len(rows))
+	flags := make([]string, len(rows))
+	for i, row := range rows {
+		if m := row.Continuous; m != nil {
+			if m.LatencyMS != nil {
+				p99[i] = m.LatencyMS.P99
+			}
+			if !m.OK() {
+				flags[i] = "incomplete"
+			} else if m.Published < m.Events {
+				flags[i] = "fell behind"
+			}
+		}
+	}
+	right, err = p99Plot(fmt.Sprintf("Events continuous %s events/s: publish→start p99, every delivery (lower is better)", number(float64(cfg.Rate), 0)),
+		names, durable, p99, flags)
+	return left, right, err
+}
+
+func burnDownOf(r EventRow) EventBurnDown {
+	if r.BurnDown == nil {
+		return EventBurnDown{}
+	}
+	return *r.BurnDown
 }
 
 func newBarPlot(title, ylabel string, names []string) *plot.Plot {
@@ -106,11 +242,11 @@ func (plainTicks) Ticks(lo, hi float64) []plot.Tick {
 // splitBars returns two bar charts of vals: one with the durable systems'
 // bars in col, one with the others' in grey, each zero where the other
 // has its bar.
-func splitBars(rows []Row, vals plotter.Values, w vg.Length, col, grey color.Color) (durable, other *plotter.BarChart, err error) {
+func splitBars(isDurable []bool, vals plotter.Values, w vg.Length, col, grey color.Color) (durable, other *plotter.BarChart, err error) {
 	dv := make(plotter.Values, len(vals))
 	ov := make(plotter.Values, len(vals))
-	for i, row := range rows {
-		if row.Durable {
+	for i, d := range isDurable {
+		if d {
 			dv[i] = vals[i]
 		} else {
 			ov[i] = vals[i]
@@ -127,49 +263,46 @@ func splitBars(rows []Row, vals plotter.Values, w vg.Length, col, grey color.Col
 	return durable, other, nil
 }
 
-func throughputPlot(rows []Row, names []string, cfg Config) (*plot.Plot, error) {
-	p := newBarPlot(fmt.Sprintf("Throughput, %s jobs, %d workers (higher is better)", number(float64(cfg.Jobs), 0), cfg.Workers), "jobs/s", names)
-	const w = vg.Length(22)
-	anyGrey := false
+// barGroup is one series of a grouped bar plot: a value and a label per
+// system.
+type barGroup struct {
+	label       string
+	color, grey color.Color
+	vals        plotter.Values
+	labels      []string
+}
+
+// groupedBarPlot draws the groups side by side for each system, each label
+// above its bar; the bars of systems that are not durable are grey.
+func groupedBarPlot(title, ylabel string, names []string, durable []bool, groups []barGroup) (*plot.Plot, error) {
+	p := newBarPlot(title, ylabel, names)
+	w := vg.Length(22)
+	if len(groups) > 2 {
+		w = 24 // three labels of up to six digits side by side
+	}
+	anyGrey := slices.Contains(durable, false)
 	var texts []plot.Plotter
-	for gi, g := range []struct {
-		label       string
-		color, grey color.Color
-		get         func(Row) *Measure
-	}{
-		{"burn-down", colorBurnDown, colorBurnDownGrey, func(r Row) *Measure { return r.BurnDown }},
-		{fmt.Sprintf("enqueue (batches of %d)", cfg.Batch), colorEnqueue, colorEnqueueGrey, func(r Row) *Measure { return r.Enqueue }},
-	} {
-		vals := make(plotter.Values, len(rows))
-		labels := make([]string, len(rows))
-		for i, row := range rows {
-			if m := g.get(row); m != nil {
-				vals[i] = m.JobsPerSec
-				labels[i] = number(m.JobsPerSec, 0)
-				if !m.OK() {
-					labels[i] += "\n(incomplete)"
-				}
-			}
-		}
-		bars, grey, err := splitBars(rows, vals, w, g.color, g.grey)
+	top := 1.0
+	for gi, g := range groups {
+		bars, grey, err := splitBars(durable, g.vals, w, g.color, g.grey)
 		if err != nil {
 			return nil, err
 		}
-		bars.Offset = w*vg.Length(gi) - w/2
+		bars.Offset = w*vg.Length(gi) - w*vg.Length(len(groups)-1)/2
 		grey.Offset = bars.Offset
 		p.Add(bars, grey)
 		p.Legend.Add(g.label, bars)
-		if slices.ContainsFunc(rows, func(r Row) bool { return !r.Durable }) {
-			anyGrey = true
-			if gi == 1 {
-				p.Legend.Add("grey: no fsync per acknowledged write", grey)
-			}
+		if anyGrey && gi == len(groups)-1 {
+			p.Legend.Add("grey: no fsync per acknowledged write", grey)
 		}
-		l, err := barLabels(vals, labels, bars.Offset)
+		l, err := barLabels(g.vals, g.labels, bars.Offset)
 		if err != nil {
 			return nil, err
 		}
 		texts = append(texts, l)
+		for _, v := range g.vals {
+			top = max(top, v)
+		}
 	}
 	// Labels last, so no bar hides one.
 	for _, l := range texts {
@@ -177,24 +310,20 @@ func throughputPlot(rows []Row, names []string, cfg Config) (*plot.Plot, error) 
 	}
 	p.Legend.Top = true
 	p.Legend.TextStyle.Font.Size = vg.Points(10)
-	top := 1.15
+	// Room above the bars for the legend, a line each, and more for the
+	// longer grey line.
+	room := 1.05 + 0.05*float64(len(groups))
 	if anyGrey {
-		top = 1.25 // room for the legend's third line
+		room += 0.10
 	}
-	p.Y.Max = maxOf(rows, func(r Row) float64 {
-		return max(jobsPerSec(r.BurnDown), jobsPerSec(r.Enqueue))
-	}) * top
+	p.Y.Max = top * room
 	return p, nil
 }
 
-func latencyPlot(rows []Row, names []string, cfg Config) (*plot.Plot, error) {
-	p := newBarPlot(fmt.Sprintf("Continuous %s jobs/s: enqueue→start p99 (lower is better)", number(float64(cfg.Rate), 0)), "p99 latency, ms", names)
-	p99 := make([]float64, len(rows))
-	for i, row := range rows {
-		if m := row.Continuous; m != nil && m.LatencyMS != nil {
-			p99[i] = m.LatencyMS.P99
-		}
-	}
+// p99Plot draws each system's p99 latency; flags, when not empty, are
+// shown in brackets under the value.
+func p99Plot(title string, names []string, durable []bool, p99 []float64, flags []string) (*plot.Plot, error) {
+	p := newBarPlot(title, "p99 latency, ms", names)
 	// One runaway system would flatten every other bar: cap the axis at ten
 	// times the median and let the label carry the real value.
 	sorted := slices.Clone(p99)
@@ -203,21 +332,19 @@ func latencyPlot(rows []Row, names []string, cfg Config) (*plot.Plot, error) {
 	if med := sorted[len(sorted)/2]; med > 0 && limit > 10*med {
 		limit = 10 * med
 	}
-	vals := make(plotter.Values, len(rows))
-	labels := make([]string, len(rows))
-	for i, row := range rows {
+	vals := make(plotter.Values, len(p99))
+	labels := make([]string, len(p99))
+	for i := range p99 {
 		vals[i] = min(p99[i], limit)
 		labels[i] = number(p99[i], 1) + " ms"
 		if p99[i] > limit {
 			labels[i] += " (axis cut)"
 		}
-		if m := row.Continuous; m != nil && !m.OK() {
-			labels[i] += "\n(incomplete)"
-		} else if m != nil && m.Note != "" {
-			labels[i] += "\n(fell behind)"
+		if flags[i] != "" {
+			labels[i] += "\n(" + flags[i] + ")"
 		}
 	}
-	bars, grey, err := splitBars(rows, vals, 30, colorP99, colorP99Grey)
+	bars, grey, err := splitBars(durable, vals, 30, colorP99, colorP99Grey)
 	if err != nil {
 		return nil, err
 	}
@@ -248,19 +375,4 @@ func barLabels(vals plotter.Values, labels []string, offset vg.Length) (*plotter
 	}
 	l.Offset = vg.Point{X: offset, Y: 3}
 	return l, nil
-}
-
-func jobsPerSec(m *Measure) float64 {
-	if m == nil {
-		return 0
-	}
-	return m.JobsPerSec
-}
-
-func maxOf(rows []Row, f func(Row) float64) float64 {
-	v := 1.0
-	for _, r := range rows {
-		v = max(v, f(r))
-	}
-	return v
 }

@@ -38,6 +38,14 @@ type Config struct {
 	// Drain bounds how long the continuous workload waits for the last jobs
 	// after its last enqueue. Default 30s.
 	Drain time.Duration `json:"drain_ns"`
+	// Events is how many events the event burn-down publishes (in batches
+	// of Batch) and then delivers to every subscription. Default 100,000.
+	// The event workloads take Workers (per subscription), Rate, Duration,
+	// Producers, Timeout and Drain from the fields above.
+	Events int `json:"events"`
+	// Subscriptions is how many durable subscriptions the event workloads
+	// open on their topic. Default 3.
+	Subscriptions int `json:"subscriptions"`
 	// Log receives progress lines and the reasons rows failed or were
 	// skipped. Default: discard.
 	Log io.Writer `json:"-"`
@@ -52,6 +60,8 @@ func (c *Config) defaults() error {
 	c.Producers = cmp.Or(c.Producers, 16)
 	c.Timeout = cmp.Or(c.Timeout, 90*time.Second)
 	c.Drain = cmp.Or(c.Drain, 30*time.Second)
+	c.Events = cmp.Or(c.Events, 100_000)
+	c.Subscriptions = cmp.Or(c.Subscriptions, 3)
 	if c.Log == nil {
 		c.Log = io.Discard
 	}
@@ -59,7 +69,8 @@ func (c *Config) defaults() error {
 	for _, v := range []struct {
 		name string
 		n    int
-	}{{"jobs", c.Jobs}, {"batch", c.Batch}, {"workers", c.Workers}, {"rate", c.Rate}, {"producers", c.Producers}} {
+	}{{"jobs", c.Jobs}, {"batch", c.Batch}, {"workers", c.Workers}, {"rate", c.Rate}, {"producers", c.Producers},
+		{"events", c.Events}, {"subscriptions", c.Subscriptions}} {
 		if v.n < 1 {
 			errs = append(errs, fmt.Errorf("%s: %d must be positive", v.name, v.n))
 		}
@@ -240,7 +251,7 @@ func continuous(ctx context.Context, cfg Config, sys System) *Measure {
 		return m
 	}
 	start := time.Now()
-	sent, produceFor, enqErr := produce(ctx, cfg, sys, base, total)
+	sent, produceFor, enqErr := produce(ctx, cfg, sys.Enqueue, base, total)
 	tr.setTarget(int64(sent))
 	m.Enqueued = sent
 	m.EnqueueRate = float64(sent) / produceFor.Seconds()
@@ -266,9 +277,10 @@ func continuous(ctx context.Context, cfg Config, sys System) *Measure {
 
 // produce hands job numbers to cfg.Producers goroutines at cfg.Rate jobs/s
 // until total are handed out or cfg.Duration has passed, whichever comes
-// first; each goroutine enqueues its jobs one per call. It returns how many
-// were enqueued and how long that took.
-func produce(parent context.Context, cfg Config, sys System, base time.Time, total int) (sent int, took time.Duration, err error) {
+// first; each goroutine enqueues its jobs one per call of enqueue (a
+// System's Enqueue or an EventSystem's Publish). It returns how many were
+// enqueued and how long that took.
+func produce(parent context.Context, cfg Config, enqueue func(context.Context, [][]byte) error, base time.Time, total int) (sent int, took time.Duration, err error) {
 	ctx, cancel := context.WithCancel(parent)
 	defer cancel()
 	due := make(chan int64, cfg.Producers)
@@ -283,7 +295,7 @@ func produce(parent context.Context, cfg Config, sys System, base time.Time, tot
 		wg.Go(func() {
 			for seq := range due {
 				p := encodePayload(seq, int64(time.Since(base)))
-				if err := sys.Enqueue(ctx, [][]byte{p}); err != nil {
+				if err := enqueue(ctx, [][]byte{p}); err != nil {
 					errOnce.Do(func() { firstErr = err; cancel() })
 					return
 				}
@@ -477,10 +489,18 @@ func (t *tracker) wait(ctx context.Context, limit time.Duration, progress func(d
 }
 
 // latency summarises the recorded latencies.
-func (t *tracker) latency() *Latency {
+func (t *tracker) latency() *Latency { return summarize(t.latencies()) }
+
+// latencies returns a copy of the recorded latencies, unsorted, without the
+// starts whose payload had no enqueue time.
+func (t *tracker) latencies() []time.Duration {
 	n := min(int(t.started.Load()), len(t.lat))
 	lat := slices.Clone(t.lat[:n])
-	lat = slices.DeleteFunc(lat, func(d time.Duration) bool { return d < 0 })
+	return slices.DeleteFunc(lat, func(d time.Duration) bool { return d < 0 })
+}
+
+// summarize sorts lat and returns its percentiles.
+func summarize(lat []time.Duration) *Latency {
 	slices.Sort(lat)
 	return &Latency{P50: pct(lat, 0.50), P95: pct(lat, 0.95), P99: pct(lat, 0.99), Max: pct(lat, 1)}
 }

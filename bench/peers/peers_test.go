@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -267,5 +268,247 @@ func TestConfigRefusesNonsense(t *testing.T) {
 	}
 	if errors.Is(err, ErrUnreachable) {
 		t.Error("config error matches ErrUnreachable")
+	}
+}
+
+// TestEventsEmbeddedJetStream runs the events workloads with tiny sizes on
+// both embedded NATS rows: every subscription must get every event, and
+// the table must carry the rows.
+func TestEventsEmbeddedJetStream(t *testing.T) {
+	t.Parallel()
+	var systems []EventSystem
+	for _, key := range EventSystemKeys() {
+		sys, ok := NewEventSystem(key, EventOptions{Dir: t.TempDir()})
+		if !ok {
+			t.Fatalf("no event system %q", key)
+		}
+		systems = append(systems, sys)
+	}
+	var log bytes.Buffer
+	cfg := Config{Events: 200, Batch: 50, Workers: 5, Rate: 100, Duration: 2 * time.Second, Timeout: 30 * time.Second, Drain: 15 * time.Second, Log: &log}
+	rows, err := RunEvents(context.Background(), cfg, systems)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		if t.Failed() {
+			t.Logf("harness log:\n%s", log.String())
+		}
+	}()
+	if len(rows) != len(systems) {
+		t.Fatalf("%d rows for %d systems", len(rows), len(systems))
+	}
+	for _, row := range rows {
+		if row.Skipped != "" {
+			t.Errorf("%s skipped: %s", row.System, row.Skipped)
+			continue
+		}
+		if row.Durability == "" || row.Completion == "" {
+			t.Errorf("%s: no durability or completion: %+v", row.System, row.Info)
+		}
+		if !row.Publish.OK() || row.Publish.Done != cfg.Events || row.Publish.EventsPerSec <= 0 {
+			t.Errorf("%s publish: %+v", row.System, row.Publish)
+		}
+		bd := row.BurnDown
+		if !bd.OK() || len(bd.Subscriptions) != 3 || bd.Slowest <= 0 || bd.Mean < bd.Slowest {
+			t.Errorf("%s event burn-down: %+v", row.System, bd)
+		}
+		for _, s := range bd.Subscriptions {
+			if s.Done != cfg.Events {
+				t.Errorf("%s event burn-down %s: %d of %d events acked", row.System, s.Subscription, s.Done, cfg.Events)
+			}
+		}
+		c := row.Continuous
+		if !c.OK() || c.Published == 0 || c.Deliveries != 3*c.Published || c.LatencyMS == nil || c.LatencyMS.P99 <= 0 {
+			t.Errorf("%s event continuous: %+v", row.System, c)
+		}
+	}
+	t.Logf("\n%s", log.String())
+}
+
+// lossyEvents is an in-memory topic whose subscription loseOn never acks
+// event lose, to check that the harness notices, per subscription.
+type lossyEvents struct {
+	lose   int64 // sequence number never acked; -1: none
+	loseOn string
+
+	mu      sync.Mutex
+	subs    []string
+	queues  map[string][][]byte
+	pending map[string]int
+	workers int
+	stop    chan struct{}
+	wg      sync.WaitGroup
+}
+
+func (s *lossyEvents) Name() string                { return "lossy events" }
+func (s *lossyEvents) Info() Info                  { return Info{Version: "test", Durable: true, Durability: "none"} }
+func (s *lossyEvents) Probe(context.Context) error { return nil }
+
+func (s *lossyEvents) Open(_ context.Context, subs []string, workers int) error {
+	s.subs, s.workers = subs, workers
+	s.queues, s.pending = map[string][][]byte{}, map[string]int{}
+	return nil
+}
+
+func (s *lossyEvents) Publish(_ context.Context, payloads [][]byte) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, sub := range s.subs {
+		s.queues[sub] = append(s.queues[sub], payloads...)
+		s.pending[sub] += len(payloads)
+	}
+	return nil
+}
+
+func (s *lossyEvents) Start(_ context.Context, w EventWork) error {
+	s.stop = make(chan struct{})
+	for _, sub := range s.subs {
+		for range s.workers {
+			s.wg.Go(func() {
+				for {
+					s.mu.Lock()
+					var p []byte
+					if q := s.queues[sub]; len(q) > 0 {
+						p, s.queues[sub] = q[0], q[1:]
+					}
+					s.mu.Unlock()
+					if p == nil {
+						select {
+						case <-s.stop:
+							return
+						case <-time.After(time.Millisecond):
+						}
+						continue
+					}
+					w.Started(sub, p)
+					var v struct{ Seq int64 }
+					_ = json.Unmarshal(p, &v)
+					if sub == s.loseOn && v.Seq == s.lose {
+						continue
+					}
+					s.mu.Lock()
+					s.pending[sub]--
+					s.mu.Unlock()
+					w.Completed(sub, 1)
+				}
+			})
+		}
+	}
+	return nil
+}
+
+func (s *lossyEvents) Stop(context.Context) error {
+	if s.stop != nil {
+		close(s.stop)
+		s.wg.Wait()
+		s.stop = nil
+	}
+	return nil
+}
+
+func (s *lossyEvents) Remaining(context.Context) (map[string]int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	rem := make(map[string]int, len(s.pending))
+	for k, v := range s.pending {
+		rem[k] = v
+	}
+	return rem, nil
+}
+
+func (s *lossyEvents) Close(ctx context.Context) error { return s.Stop(ctx) }
+
+func TestEventsHarnessReportsLostEvents(t *testing.T) {
+	t.Parallel()
+	cfg := Config{Events: 100, Batch: 10, Workers: 2, Rate: 100, Duration: 200 * time.Millisecond, Timeout: 300 * time.Millisecond, Drain: 300 * time.Millisecond}
+	rows, err := RunEvents(context.Background(), cfg, []EventSystem{&lossyEvents{lose: 7, loseOn: "sub-2"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := rows[0]
+	if !r.Publish.OK() || r.Publish.Done != cfg.Events {
+		t.Errorf("publish: %+v", r.Publish)
+	}
+	if r.BurnDown.OK() || !strings.Contains(r.BurnDown.Failure, "sub-2: incomplete") || strings.Contains(r.BurnDown.Failure, "sub-1") {
+		t.Errorf("event burn-down: the lost event is not blamed on sub-2 alone: %q", r.BurnDown.Failure)
+	}
+	for _, s := range r.BurnDown.Subscriptions {
+		if s.OK() != (s.Subscription != "sub-2") {
+			t.Errorf("event burn-down %s: %+v", s.Subscription, s)
+		}
+	}
+	if r.Continuous.OK() || !strings.Contains(r.Continuous.Failure, "sub-2: incomplete") {
+		t.Errorf("event continuous: a lost event went unnoticed: %+v", r.Continuous)
+	}
+	table := (&Report{Config: cfg, Events: rows}).EventsTable()
+	if !strings.Contains(table, "✗") || !strings.Contains(table, "sub-2: incomplete") {
+		t.Errorf("the table does not flag the failure:\n%s", table)
+	}
+
+	rows, err = RunEvents(context.Background(), cfg, []EventSystem{&lossyEvents{lose: -1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := rows[0]; !r.Publish.OK() || !r.BurnDown.OK() || !r.Continuous.OK() {
+		t.Errorf("failed without a lost event: %+v %+v %+v", r.Publish, r.BurnDown, r.Continuous)
+	} else if c := r.Continuous; c.Deliveries != 3*c.Published || c.LatencyMS.P99 <= 0 {
+		t.Errorf("event continuous: %d deliveries of %d events, p99 %v", c.Deliveries, c.Published, c.LatencyMS.P99)
+	}
+}
+
+func TestEventsReportAndChart(t *testing.T) {
+	t.Parallel()
+	lat := &Latency{P50: 1, P95: 2, P99: 3, Max: 4}
+	subs := func(rates ...float64) []EventMeasure {
+		var ms []EventMeasure
+		for i, r := range rates {
+			ms = append(ms, EventMeasure{Subscription: fmt.Sprintf("sub-%d", i+1), EventsPerSec: r})
+		}
+		return ms
+	}
+	events := []EventRow{
+		{System: "E (durable)", Info: Info{Version: "v1", Durable: true, Durability: "fsync"},
+			Publish: &EventMeasure{EventsPerSec: 54321}, BurnDown: &EventBurnDown{Subscriptions: subs(1000, 2000, 3000), Slowest: 1000, Mean: 2000},
+			Continuous: &EventContinuous{Events: 100, Published: 100, LatencyMS: lat}},
+		{System: "F", Info: Info{Version: "v2", Caveat: "fsync every 2 min"},
+			Publish: &EventMeasure{EventsPerSec: 9000}, BurnDown: &EventBurnDown{Subscriptions: subs(700, 800, 900), Slowest: 700, Mean: 800, Failure: "sub-1: incomplete: 5 of 10 acked"},
+			Continuous: &EventContinuous{Events: 100, Published: 80, LatencyMS: &Latency{P99: 7000}, Note: "published 80 of 100 events"}},
+		{System: "G", Skipped: "server not reachable"},
+	}
+	rep := &Report{
+		Config: Config{Jobs: 1000, Events: 1000, Subscriptions: 3, Batch: 100, Workers: 10, Rate: 100, Duration: time.Second},
+		Rows: []Row{{System: "A", Info: Info{Version: "v1", Durable: true, Durability: "fsync"},
+			Enqueue: &Measure{JobsPerSec: 12345}, BurnDown: &Measure{JobsPerSec: 2000}, Continuous: &Measure{JobsPerSec: 100, LatencyMS: lat}}},
+		Events: events,
+	}
+	table := rep.EventsTable()
+	for _, want := range []string{"54,321", "slowest of 3", "| 1,000 | 2,000 |", "700 (fsync every 2 min) ✗", "sub-1: incomplete", "7,000.0 (fsync every 2 min) [", "published 80 of 100", "skipped", "**fsync every 2 min**"} {
+		if !strings.Contains(table, want) {
+			t.Errorf("events table lacks %q:\n%s", want, table)
+		}
+	}
+	doc := rep.Document("chart.png")
+	for _, want := range []string{"## Events", "Events: F", "| 12,345 |", "![", "-workloads"} {
+		if !strings.Contains(doc, want) {
+			t.Errorf("document lacks %q:\n%s", want, doc)
+		}
+	}
+	dir := t.TempDir()
+	if dump := os.Getenv("SPOOL_BENCH_CHART_DIR"); dump != "" {
+		dir = dump // to look at the charts
+	}
+	for name, r := range map[string]*Report{"both.png": rep, "events.png": {Config: rep.Config, Events: events}} {
+		path := filepath.Join(dir, name)
+		if err := WriteChart(r, path); err != nil {
+			t.Fatal(err)
+		}
+		b, err := os.ReadFile(path)
+		if err != nil || !bytes.HasPrefix(b, []byte("\x89PNG")) {
+			t.Fatalf("chart is not a PNG (%d bytes, %v)", len(b), err)
+		}
+	}
+	if doc := (&Report{Config: rep.Config, Events: events}).Document(""); strings.Contains(doc, "Burn-down jobs/s") || !strings.Contains(doc, "Publish events/s") {
+		t.Errorf("an events-only document shows a jobs table or no events table:\n%s", doc)
 	}
 }

@@ -26,6 +26,14 @@ const benchLong = `Bench measures throughput on a store with no-op jobs.
               continuous, with the worker in a second spool process on the
               same store (as a web process and "spool work" would be); then
               the worker is left idle for --idle and its CPU use reported.
+  events      publish --jobs events to a topic with --subscriptions subscriptions,
+              then work them all (--workers running at once per subscription);
+              reports each subscription's delivered events/s.
+  events-continuous
+              publish --rate events/s for --duration while the subscriptions
+              are worked; reports publish→handler latency of every delivery.
+  replay      publish --jobs events, then create a subscription from the start
+              and report how fast it catches up (events/s).
 
 Unless --store is given on the command line, bench runs on a fresh temporary
 SQLite file that it deletes afterwards ($SPOOL_STORE is ignored), so it never
@@ -40,6 +48,9 @@ const benchExample = `  spool bench
   spool bench --jobs 200000 --workers 200
   spool bench --mode continuous --rate 2000 --duration 30s --json
   spool bench --mode cross-process --rate 1000 --duration 30s --idle 30s
+  spool bench --mode events --jobs 100000 --workers 100 --subscriptions 3
+  spool bench --mode events-continuous --rate 1000 --duration 30s
+  spool bench --mode replay --jobs 1000000
   spool bench --store postgres://localhost/app --jobs 100000 --workers 100`
 
 type benchFlags struct {
@@ -49,6 +60,7 @@ type benchFlags struct {
 	rate     int
 	duration time.Duration
 	idle     time.Duration
+	subs     int
 }
 
 func (a *app) benchCmd() *cobra.Command {
@@ -65,8 +77,9 @@ func (a *app) benchCmd() *cobra.Command {
 	}
 	cmd.AddCommand(a.benchSchedulesCmd(), a.benchWorkerCmd())
 	fl := cmd.Flags()
-	fl.StringVarP(&f.mode, "mode", "m", "burn-down", "burn-down, continuous or cross-process")
-	fl.IntVarP(&f.jobs, "jobs", "n", 100_000, "burn-down: how many jobs to enqueue and work")
+	fl.StringVarP(&f.mode, "mode", "m", "burn-down", "burn-down, continuous, cross-process, events, events-continuous or replay")
+	fl.IntVarP(&f.jobs, "jobs", "n", 100_000, "burn-down: how many jobs to enqueue and work; events, replay: how many events to publish")
+	fl.IntVar(&f.subs, "subscriptions", 3, "events, events-continuous: subscriptions of the topic")
 	fl.IntVarP(&f.workers, "workers", "w", 100, "jobs running at once")
 	fl.IntVar(&f.rate, "rate", 1_000, "continuous, cross-process: jobs enqueued per second")
 	fl.DurationVar(&f.duration, "duration", 10*time.Second, "continuous, cross-process: how long to enqueue")
@@ -78,6 +91,8 @@ func (a *app) bench(cmd *cobra.Command, f *benchFlags) error {
 	var run func(context.Context, bench.Config) (*bench.Result, error)
 	total := f.jobs
 	switch f.mode {
+	case "events", "events-continuous", "replay":
+		return a.benchEvents(cmd, f)
 	case "burn-down", "burndown":
 		run = bench.BurnDown
 	case "continuous":
@@ -86,7 +101,7 @@ func (a *app) bench(cmd *cobra.Command, f *benchFlags) error {
 	case "cross-process":
 		total = int(float64(f.rate) * f.duration.Seconds())
 	default:
-		return usagef("unknown --mode %q: use burn-down, continuous or cross-process", f.mode)
+		return usagef("unknown --mode %q: use burn-down, continuous, cross-process, events, events-continuous or replay", f.mode)
 	}
 	if f.jobs < 1 || f.workers < 1 || f.rate < 1 || f.duration <= 0 || f.idle < 0 {
 		return usagef("--jobs, --workers, --rate and --duration must be positive, --idle not negative")
@@ -219,4 +234,48 @@ func (a *app) scratchNamespace(ctx context.Context, ns *store.Namespaces, prefix
 		}
 	}
 	return st, fmt.Sprintf("%s in a temporary schema %s", displayURL(a.storeFlag), name), raw, drop, nil
+}
+
+// benchEvents runs the events modes.
+func (a *app) benchEvents(cmd *cobra.Command, f *benchFlags) error {
+	if f.jobs < 1 || f.workers < 1 || f.rate < 1 || f.duration <= 0 || f.subs < 1 {
+		return usagef("--jobs, --workers, --rate, --duration and --subscriptions must be positive")
+	}
+	run, total := bench.EventsBurnDown, f.jobs*f.subs
+	switch f.mode {
+	case "events-continuous":
+		run, total = bench.EventsContinuous, int(float64(f.rate)*f.duration.Seconds())*f.subs
+	case "replay":
+		run, total = bench.Replay, f.jobs
+	}
+	st, where, _, cleanup, err := a.scratchStoreURL(cmd, "spool_bench", false)
+	if err != nil {
+		return err
+	}
+	defer cleanup()
+	bar := a.newProgress(total, f.mode)
+	defer bar.Finish()
+	res, err := run(cmd.Context(), bench.EventsConfig{
+		Store: st, Events: f.jobs, Subscriptions: f.subs, Workers: f.workers, Rate: f.rate, Duration: f.duration,
+		Progress: func(done, _ int) { bar.Set(done) },
+	})
+	bar.Finish()
+	if err != nil {
+		return err
+	}
+	if a.jsonOut {
+		a.printJSON(res)
+		return nil
+	}
+	w := a.stdout
+	fmt.Fprintf(w, "%s on %s: %d events, %d subscription(s), %d workers each: all delivered in %.2fs\n",
+		res.Mode, where, res.Events, res.Subscriptions, res.Workers, res.Seconds)
+	fmt.Fprintf(w, "  delivered:     %.0f events/s per subscription (slowest), %.0f (mean)\n", res.Slowest, res.Mean)
+	if res.PublishPerSec > 0 {
+		fmt.Fprintf(w, "  publish:       %.2fs (%.0f events/s, batches of 1000)\n", res.PublishSecond, res.PublishPerSec)
+	}
+	if l := res.LatencyMS; l != nil {
+		fmt.Fprintf(w, "  latency (ms):  p50 %.2f  p95 %.2f  p99 %.2f  max %.2f  (publish to handler start, every delivery)\n", l.P50, l.P95, l.P99, l.Max)
+	}
+	return nil
 }

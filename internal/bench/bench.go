@@ -213,10 +213,25 @@ func Continuous(ctx context.Context, cfg Config) (*Result, error) {
 }
 
 // produce enqueues total jobs, one per Enqueue call as an application
-// would, paced to cfg.Rate. Several producers run at once so a slow commit
-// does not delay the jobs due after it; each job carries the time its
-// enqueue began, as stamp tells it.
+// would, paced to cfg.Rate; each job carries the time its enqueue began, as
+// stamp tells it.
 func produce(ctx context.Context, client *spool.Client, cfg Config, total int, stamp func() uint64) error {
+	err := pace(ctx, cfg.Rate, total, func(ctx context.Context) error {
+		payload := make([]byte, 8)
+		binary.LittleEndian.PutUint64(payload, stamp())
+		_, err := client.EnqueueMany(ctx, spool.RawItem("noop", payload, &spool.EnqueueOptions{Queue: cfg.Queue}))
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("bench: enqueue: %w", err)
+	}
+	return nil
+}
+
+// pace calls send total times, paced to rate calls/s. Several producers
+// run at once so a slow call does not delay the ones due after it. It
+// stops at the first error and returns it.
+func pace(ctx context.Context, rate, total int, send func(ctx context.Context) error) error {
 	const producers = 16
 	due := make(chan int, producers)
 	var wg sync.WaitGroup
@@ -225,27 +240,23 @@ func produce(ctx context.Context, client *spool.Client, cfg Config, total int, s
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	for range producers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			payload := make([]byte, 8)
+		wg.Go(func() {
 			for range due {
-				binary.LittleEndian.PutUint64(payload, stamp())
-				if _, err := client.EnqueueMany(ctx, spool.RawItem("noop", slices.Clone(payload), &spool.EnqueueOptions{Queue: cfg.Queue})); err != nil {
+				if err := send(ctx); err != nil {
 					errOnce.Do(func() { firstErr = err; cancel() })
 					return
 				}
 			}
-		}()
+		})
 	}
-	interval := time.Second / time.Duration(cfg.Rate)
+	interval := time.Second / time.Duration(rate)
 	start := time.Now()
 	tick := time.NewTicker(time.Millisecond)
 	defer tick.Stop()
 	sent := 0
 loop:
 	for sent < total {
-		// Send every job whose slot has come; the ticker only paces checks.
+		// Send every call whose slot has come; the ticker only paces checks.
 		for want := min(int(time.Since(start)/interval)+1, total); sent < want; sent++ {
 			select {
 			case due <- sent:
@@ -262,7 +273,7 @@ loop:
 	close(due)
 	wg.Wait()
 	if firstErr != nil {
-		return fmt.Errorf("bench: enqueue: %w", firstErr)
+		return firstErr
 	}
 	return ctx.Err()
 }

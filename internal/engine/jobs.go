@@ -89,7 +89,7 @@ func (e *Store) Enqueue(ctx context.Context, jobs []store.EnqueueParams) ([]stor
 		return nil, err
 	}
 	now := e.d.Now()
-	fresh := !slices.ContainsFunc(jobs, func(p store.EnqueueParams) bool { return !p.ID.IsZero() || p.UniqueKey != "" })
+	fresh := !slices.ContainsFunc(jobs, func(p store.EnqueueParams) bool { return !p.ID.IsZero() || p.UniqueKey != "" || p.HasHistory() })
 	jobs, err := normalizeJobs(jobs, now)
 	if err != nil || len(jobs) == 0 {
 		return nil, err

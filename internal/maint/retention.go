@@ -24,6 +24,8 @@ const (
 	DefaultCancelledRetention = 24 * time.Hour
 	// DefaultPruneLimit is how many jobs one store.Prune call may delete.
 	DefaultPruneLimit = 10_000
+	// DefaultInboxRetention is how long inbox entries are kept.
+	DefaultInboxRetention = 7 * 24 * time.Hour
 )
 
 // KeepForever is the retention that keeps jobs of that state until deleted
@@ -49,6 +51,11 @@ type RetentionConfig struct {
 	// KeepForever keep them: dead letters wait to be inspected, requeued or
 	// purged.
 	DeadRetention time.Duration
+	// InboxRetention keeps inbox entries (store.EventSQLTx.MarkSeenTx) this
+	// long after they were recorded. Default DefaultInboxRetention (7 days);
+	// KeepForever keeps them. It should outlast every redelivery: a
+	// delivery's lock times its max deliveries, plus its retries.
+	InboxRetention time.Duration
 	// Limit is the most jobs one store.Prune call deletes; a call that
 	// deletes this many is followed at once by another. Default
 	// DefaultPruneLimit (10,000).
@@ -69,6 +76,7 @@ type RetentionConfig struct {
 // PrunePass is what one Retention pass did.
 type PrunePass struct {
 	Pruned int               // jobs deleted
+	Events int               // events deleted (topics past their retention)
 	Calls  int               // store.Prune calls made (zero when every state is kept forever)
 	Params store.PruneParams // the cutoffs and limit the pass used
 	Err    error             // the error that ended the pass early; nil when it ran to the end
@@ -99,6 +107,7 @@ func (cfg RetentionConfig) withDefaults() RetentionConfig {
 	cfg.CancelledRetention = cmp.Or(cfg.CancelledRetention, DefaultCancelledRetention)
 	cfg.DeadRetention = cmp.Or(cfg.DeadRetention, KeepForever)
 	cfg.Limit = cmp.Or(cfg.Limit, DefaultPruneLimit)
+	cfg.InboxRetention = cmp.Or(cfg.InboxRetention, DefaultInboxRetention)
 	if cfg.Clock == nil {
 		cfg.Clock = clockwork.NewRealClock()
 	}
@@ -178,12 +187,31 @@ func (r *Retention) pass(ctx context.Context) {
 			break
 		}
 	}
+	if es := r.cfg.Store.Capabilities().Events; es != nil && p.Err == nil {
+		ep := store.PruneEventsParams{Limit: r.cfg.Limit}
+		if r.cfg.InboxRetention != KeepForever {
+			ep.InboxBefore = r.cfg.Clock.Now().Add(-r.cfg.InboxRetention)
+		}
+		for ctx.Err() == nil {
+			n, err := es.PruneEvents(ctx, ep)
+			p.Calls++
+			if err != nil {
+				p.Err = err
+				break
+			}
+			p.Events += n
+			ep.InboxBefore = time.Time{} // once per pass
+			if n < r.cfg.Limit {
+				break
+			}
+		}
+	}
 	log := r.cfg.Logger
 	switch {
 	case p.Err != nil && ctx.Err() == nil:
 		log.Warn("maint: pruning finished jobs failed", slog.Any("err", p.Err), slog.Int("pruned", p.Pruned))
-	case p.Pruned > 0:
-		log.Info("maint: pruned finished jobs", slog.Int("pruned", p.Pruned), slog.Int("calls", p.Calls))
+	case p.Pruned > 0 || p.Events > 0:
+		log.Info("maint: pruned finished jobs and old events", slog.Int("pruned", p.Pruned), slog.Int("events", p.Events), slog.Int("calls", p.Calls))
 	default:
 		log.Debug("maint: nothing to prune")
 	}

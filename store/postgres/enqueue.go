@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -283,7 +284,7 @@ func (s *backend) insertJobs(ctx context.Context, x execer, jobs []store.Enqueue
 		return err
 	}
 	if len(inserted) == len(jobs) {
-		return nil
+		return s.carryHistory(ctx, x, jobs, results)
 	}
 	got := make(map[store.ID]bool, len(inserted))
 	for _, id := range inserted {
@@ -299,6 +300,30 @@ func (s *backend) insertJobs(ctx context.Context, x execer, jobs []store.Enqueue
 			if errors.As(err, &ve) {
 				return &store.ItemError{Index: i, Err: err}
 			}
+			return err
+		}
+	}
+	return s.carryHistory(ctx, x, jobs, results)
+}
+
+// carryHistory records the attempts and errors that jobs start with, on
+// the rows just inserted. Only jobs that continue work begun elsewhere have
+// any (engine.Insert.Fresh is false for them, so this runs in the insert's
+// transaction).
+func (s *backend) carryHistory(ctx context.Context, x execer, jobs []store.EnqueueParams, results []store.EnqueueResult) error {
+	for i := range jobs {
+		p := &jobs[i]
+		if !p.HasHistory() || results[i].Duplicate {
+			continue
+		}
+		var errs []byte
+		if len(p.Errors) > 0 {
+			var err error
+			if errs, err = json.Marshal(p.Errors); err != nil {
+				return err
+			}
+		}
+		if err := x.exec(ctx, s.q.carry, [16]byte(p.ID), p.Attempts, errs); err != nil {
 			return err
 		}
 	}

@@ -35,6 +35,9 @@ RETURNING id`
 const findLiveUniqueSQL = `SELECT id, state FROM {schema}.jobs
 WHERE tenant = $1 AND unique_key = $2 AND state IN ` + live
 
+// carrySQL records the attempts and errors a job starts with.
+const carrySQL = `UPDATE {schema}.jobs SET attempts = $2, errors = $3 WHERE id = $1`
+
 // idTakenSQL tells whether a job has this ID.
 const idTakenSQL = `SELECT EXISTS (SELECT 1 FROM {schema}.jobs WHERE id = $1)`
 
@@ -236,7 +239,7 @@ const notifySQL = `SELECT pg_notify($1, p) FROM unnest($2::text[]) AS p`
 
 // queries is every statement rendered for one schema.
 type queries struct {
-	insert, findLiveUnique, idTaken                       string
+	insert, findLiveUnique, idTaken, carry                string
 	promote, claim, verifyKeys, renew, existing, reap     string
 	settle                                                map[store.Outcome]string
 	get, list, stats, queueStates, jobStates              string
@@ -248,7 +251,7 @@ type queries struct {
 func newQueries(schema string) *queries {
 	r := func(s string) string { return render(s, schema) }
 	q := &queries{
-		insert: r(insertSQL), findLiveUnique: r(findLiveUniqueSQL), idTaken: r(idTakenSQL),
+		insert: r(insertSQL), findLiveUnique: r(findLiveUniqueSQL), idTaken: r(idTakenSQL), carry: r(carrySQL),
 		promote: r(promoteSQL), claim: r(claimSQL), verifyKeys: r(verifyKeysSQL), renew: r(renewSQL),
 		existing: r(existingSQL), reap: r(reapSQL),
 		settle: map[store.Outcome]string{},

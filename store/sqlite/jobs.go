@@ -174,6 +174,30 @@ func insertJobs(x execer, jobs []store.EnqueueParams, results []store.EnqueueRes
 			}
 		}
 	}
+	return carryHistory(x, jobs, results)
+}
+
+// carryHistory records the attempts and errors that jobs start with, on
+// the rows just inserted. Only jobs that continue work begun elsewhere
+// have any, so the common insert stays one statement.
+func carryHistory(x execer, jobs []store.EnqueueParams, results []store.EnqueueResult) error {
+	for i := range jobs {
+		p := &jobs[i]
+		if !p.HasHistory() || results[i].Duplicate {
+			continue
+		}
+		var errs any
+		if len(p.Errors) > 0 {
+			b, err := json.Marshal(p.Errors)
+			if err != nil {
+				return err
+			}
+			errs = string(b)
+		}
+		if _, err := x.exec(`UPDATE spool_jobs SET attempts = ?, errors = ? WHERE id = ?`, p.Attempts, errs, p.ID); err != nil {
+			return fmt.Errorf("spool: enqueue: %w", err)
+		}
+	}
 	return nil
 }
 

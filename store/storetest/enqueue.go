@@ -14,6 +14,7 @@ import (
 
 var enqueueTests = []test{
 	{"Defaults", testEnqueueDefaults},
+	{"CarriesHistory", testEnqueueCarriesHistory},
 	{"FieldsRoundTrip", testEnqueueFieldsRoundTrip},
 	{"RunAtDecidesState", testEnqueueRunAtDecidesState},
 	{"IDsIncrease", testEnqueueIDsIncrease},
@@ -546,5 +547,34 @@ func testUniqueConcurrent(t *testing.T, h *harness) {
 	}
 	if jobs := h.all(); len(jobs) != 1 {
 		t.Errorf("store holds %d jobs, want 1", len(jobs))
+	}
+}
+
+// testEnqueueCarriesHistory: a job may start with attempts and errors
+// recorded elsewhere; the next failure adds to them.
+func testEnqueueCarriesHistory(t *testing.T, h *harness) {
+	first := store.AttemptError{At: h.now().Add(-time.Minute), Attempt: 1, Message: "failed in a batch"}
+	id := h.add(store.EnqueueParams{MaxAttempts: 3, Attempts: 1, Errors: []store.AttemptError{first}})
+	plain := h.add(store.EnqueueParams{})
+	j := h.get(id)
+	if j.Attempts != 1 || len(j.Errors) != 1 || j.Errors[0].Message != "failed in a batch" || !j.Errors[0].At.Equal(first.At) {
+		t.Fatalf("job starts with attempts %d, errors %+v", j.Attempts, j.Errors)
+	}
+	if p := h.get(plain); p.Attempts != 0 || len(p.Errors) != 0 {
+		t.Fatalf("a plain job of the same call has attempts %d, errors %v", p.Attempts, p.Errors)
+	}
+	c := h.claimID(store.DefaultQueue, id)
+	h.settleOK(store.Verdict{ID: id, Token: c.LockToken, Outcome: store.Fail, Error: &store.AttemptError{Message: "again"}})
+	if j = h.get(id); j.Attempts != 2 || len(j.Errors) != 2 || j.Errors[1].Message != "again" {
+		t.Fatalf("after one more failure: attempts %d, errors %+v", j.Attempts, j.Errors)
+	}
+	for _, bad := range []store.EnqueueParams{
+		{Kind: "k", MaxAttempts: 2, Attempts: 2},
+		{Kind: "k", Attempts: -1},
+		{Kind: "k", Errors: make([]store.AttemptError, store.MaxErrorHistory+1)},
+	} {
+		if _, err := h.s.Enqueue(h.ctx, []store.EnqueueParams{bad}); !errors.Is(err, store.ErrInvalid) {
+			t.Errorf("Enqueue(attempts %d, %d errors): %v, want ErrInvalid", bad.Attempts, len(bad.Errors), err)
+		}
 	}
 }

@@ -1,0 +1,339 @@
+package bench
+
+import (
+	"cmp"
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/spoolrun/spool"
+	"github.com/spoolrun/spool/store"
+)
+
+// EventsResult is what an events run measured.
+type EventsResult struct {
+	Mode          string  `json:"mode"`
+	Events        int     `json:"events"`
+	Subscriptions int     `json:"subscriptions"`
+	Workers       int     `json:"workers"` // per subscription
+	PublishSecond float64 `json:"publish_seconds,omitempty"`
+	PublishPerSec float64 `json:"publish_per_sec,omitempty"`
+	// Seconds is from worker start to the last durable completion of every
+	// subscription.
+	Seconds float64 `json:"seconds"`
+	// PerSubscription is each subscription's delivered events/s: events
+	// over the time from worker start to its own last durable completion.
+	PerSubscription []float64 `json:"per_subscription_per_sec"`
+	// Slowest and Mean summarise PerSubscription.
+	Slowest   float64  `json:"slowest_per_sec"`
+	Mean      float64  `json:"mean_per_sec"`
+	Rate      int      `json:"rate,omitempty"`
+	LatencyMS *Latency `json:"latency_ms,omitempty"` // publish → handler start, every delivery
+}
+
+// EventsConfig describes an events run. Zero fields take the defaults.
+type EventsConfig struct {
+	Store store.Store // required; must keep events
+	// Events is how many events are published. Default 100,000.
+	Events int
+	// Subscriptions is how many subscriptions the topic has. Default 3.
+	Subscriptions int
+	// Workers is each subscription's concurrency. Default 100.
+	Workers int
+	// Rate and Duration shape the continuous run. Defaults 1,000/s and 10s.
+	Rate     int
+	Duration time.Duration
+	// Progress, if set, is called about ten times a second with the
+	// deliveries completed so far and the total.
+	Progress func(done, total int)
+}
+
+func (c *EventsConfig) defaults() (store.EventStore, error) {
+	if c.Store == nil {
+		return nil, &store.ValidationError{Field: "store", Reason: "is required"}
+	}
+	es := c.Store.Capabilities().Events
+	if es == nil {
+		return nil, spool.ErrEventsUnsupported
+	}
+	c.Events = cmp.Or(c.Events, 100_000)
+	c.Subscriptions = cmp.Or(c.Subscriptions, 3)
+	c.Workers = cmp.Or(c.Workers, 100)
+	c.Rate = cmp.Or(c.Rate, 1_000)
+	c.Duration = cmp.Or(c.Duration, 10*time.Second)
+	if c.Events < 1 || c.Subscriptions < 1 || c.Workers < 1 || c.Workers > store.MaxClaim/2 || c.Rate < 1 || c.Duration <= 0 {
+		return nil, &store.ValidationError{Field: "events", Reason: "events, subscriptions, rate and duration must be positive; workers 1..500"}
+	}
+	return es, nil
+}
+
+const benchTopic = "bench"
+
+// deliveryCounter wraps a store and counts, per subscription, the
+// completions each Settle call applied: a delivery counts once it is
+// durable. Handlers tell it which subscription a delivery belongs to.
+type deliveryCounter struct {
+	store.Store
+	subOf  sync.Map // store.ID -> int (subscription index)
+	counts []atomic.Int64
+	target int64
+	mu     sync.Mutex // guards last
+	last   []time.Time
+	done   chan struct{}
+	once   sync.Once
+	total  atomic.Int64
+}
+
+func newDeliveryCounter(st store.Store, subs, target int) *deliveryCounter {
+	return &deliveryCounter{Store: st, counts: make([]atomic.Int64, subs), last: make([]time.Time, subs),
+		target: int64(target), done: make(chan struct{})}
+}
+
+func (c *deliveryCounter) Settle(ctx context.Context, vs []store.Verdict) ([]error, error) {
+	errs, err := c.Store.Settle(ctx, vs)
+	if err != nil {
+		return errs, err
+	}
+	now := time.Now()
+	for i, e := range errs {
+		if e != nil || vs[i].Outcome != store.Complete {
+			continue
+		}
+		v, ok := c.subOf.LoadAndDelete(vs[i].ID)
+		if !ok {
+			continue
+		}
+		s, _ := v.(int)
+		if c.counts[s].Add(1) == c.target {
+			c.mu.Lock()
+			c.last[s] = now
+			c.mu.Unlock()
+		}
+		if c.total.Add(1) == c.target*int64(len(c.counts)) {
+			c.once.Do(func() { close(c.done) })
+		}
+	}
+	return errs, nil
+}
+
+func (c *deliveryCounter) wait(ctx context.Context, progress func(done, total int)) error {
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	all := int(c.target) * len(c.counts)
+	for {
+		select {
+		case <-c.done:
+			if progress != nil {
+				progress(all, all)
+			}
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-tick.C:
+			if progress != nil {
+				progress(int(c.total.Load()), all)
+			}
+		}
+	}
+}
+
+// eventsWorker starts a worker on every subscription of the bench topic,
+// calling onEvent from each handler.
+func eventsWorker(ctx context.Context, dc *deliveryCounter, cfg EventsConfig, names []string,
+	onEvent func(sub int, e *spool.Event[json.RawMessage])) (*spool.Worker, error) {
+	w, err := spool.NewWorker(spool.WorkerConfig{Store: dc, Queues: map[string]spool.QueueConfig{}})
+	if err != nil {
+		return nil, err
+	}
+	for i, name := range names {
+		spool.Subscribe(w, benchTopic, name, func(_ context.Context, e *spool.Event[json.RawMessage]) error {
+			dc.subOf.Store(e.Delivery.ID, i)
+			if onEvent != nil {
+				onEvent(i, e)
+			}
+			return nil
+		}, &spool.SubscribeOptions{Concurrency: cfg.Workers, Prefetch: cfg.Workers})
+	}
+	return w, w.Start(ctx)
+}
+
+func createSubscriptions(ctx context.Context, es store.EventStore, n int, prefix string) ([]string, error) {
+	names := make([]string, n)
+	for i := range names {
+		names[i] = fmt.Sprintf("%s%d", prefix, i+1)
+		if _, _, err := es.CreateSubscription(ctx, store.SubscriptionParams{Topic: benchTopic, Name: names[i],
+			From: store.StartAt{From: store.StartBegin}}); err != nil {
+			return nil, err
+		}
+	}
+	return names, nil
+}
+
+// publishAll publishes n small events in calls of 1000 and returns how long it took.
+func publishAll(ctx context.Context, es store.EventStore, n int) (time.Duration, error) {
+	start := time.Now()
+	const batch = 1000
+	evs := make([]store.EventInput, 0, batch)
+	for done := 0; done < n; {
+		evs = evs[:0]
+		for ; len(evs) < batch && done < n; done++ {
+			evs = append(evs, store.EventInput{Kind: "bench.event", Payload: []byte(fmt.Sprintf(`{"n":%d}`, done))})
+		}
+		if _, err := es.Publish(ctx, benchTopic, evs); err != nil {
+			return 0, fmt.Errorf("bench: publish: %w", err)
+		}
+	}
+	return time.Since(start), nil
+}
+
+func (r *EventsResult) summarise(start time.Time, last []time.Time) {
+	end := start
+	for _, t := range last {
+		rate := float64(r.Events) / t.Sub(start).Seconds()
+		r.PerSubscription = append(r.PerSubscription, rate)
+		r.Mean += rate / float64(len(last))
+		if t.After(end) {
+			end = t
+		}
+	}
+	r.Slowest = slices.Min(r.PerSubscription)
+	r.Seconds = end.Sub(start).Seconds()
+}
+
+// EventsBurnDown publishes cfg.Events events to a topic with
+// cfg.Subscriptions subscriptions, then starts a worker on all of them and
+// reports each subscription's delivered events/s.
+func EventsBurnDown(ctx context.Context, cfg EventsConfig) (*EventsResult, error) {
+	es, err := cfg.defaults()
+	if err != nil {
+		return nil, err
+	}
+	names, err := createSubscriptions(ctx, es, cfg.Subscriptions, "s")
+	if err != nil {
+		return nil, err
+	}
+	took, err := publishAll(ctx, es, cfg.Events)
+	if err != nil {
+		return nil, err
+	}
+	dc := newDeliveryCounter(cfg.Store, cfg.Subscriptions, cfg.Events)
+	start := time.Now()
+	w, err := eventsWorker(ctx, dc, cfg, names, nil)
+	if err != nil {
+		return nil, err
+	}
+	err = dc.wait(ctx, cfg.Progress)
+	stopErr := stop(ctx, w)
+	if err != nil {
+		return nil, err
+	}
+	r := &EventsResult{Mode: "events", Events: cfg.Events, Subscriptions: cfg.Subscriptions, Workers: cfg.Workers,
+		PublishSecond: took.Seconds(), PublishPerSec: float64(cfg.Events) / took.Seconds()}
+	r.summarise(start, dc.last)
+	return r, stopErr
+}
+
+// Replay publishes cfg.Events events to a topic with no subscription, then
+// creates one that starts at the beginning and reports how fast it catches
+// up: events/s from worker start to its last durable completion.
+func Replay(ctx context.Context, cfg EventsConfig) (*EventsResult, error) {
+	es, err := cfg.defaults()
+	if err != nil {
+		return nil, err
+	}
+	took, err := publishAll(ctx, es, cfg.Events)
+	if err != nil {
+		return nil, err
+	}
+	names, err := createSubscriptions(ctx, es, 1, "rebuild")
+	if err != nil {
+		return nil, err
+	}
+	dc := newDeliveryCounter(cfg.Store, 1, cfg.Events)
+	start := time.Now()
+	w, err := eventsWorker(ctx, dc, cfg, names, nil)
+	if err != nil {
+		return nil, err
+	}
+	err = dc.wait(ctx, cfg.Progress)
+	stopErr := stop(ctx, w)
+	if err != nil {
+		return nil, err
+	}
+	r := &EventsResult{Mode: "replay", Events: cfg.Events, Subscriptions: 1, Workers: cfg.Workers,
+		PublishSecond: took.Seconds(), PublishPerSec: float64(cfg.Events) / took.Seconds()}
+	r.summarise(start, dc.last)
+	return r, stopErr
+}
+
+// EventsContinuous publishes cfg.Rate events/s for cfg.Duration, one
+// Publish call per event from 16 producers, while a worker handles every
+// subscription, and reports the publish → handler start latency of every
+// delivery.
+func EventsContinuous(ctx context.Context, cfg EventsConfig) (*EventsResult, error) {
+	es, err := cfg.defaults()
+	if err != nil {
+		return nil, err
+	}
+	total := int(float64(cfg.Rate) * cfg.Duration.Seconds())
+	if total < 1 {
+		return nil, &store.ValidationError{Field: "rate", Reason: "rate × duration is less than one event"}
+	}
+	names, err := createSubscriptions(ctx, es, cfg.Subscriptions, "s")
+	if err != nil {
+		return nil, err
+	}
+	dc := newDeliveryCounter(cfg.Store, cfg.Subscriptions, total)
+	latencies := make([]time.Duration, total*cfg.Subscriptions)
+	var started atomic.Int64
+	base := time.Now()
+	w, err := eventsWorker(ctx, dc, cfg, names, func(_ int, e *spool.Event[json.RawMessage]) {
+		var stamp uint64
+		if len(e.Raw) == 8 {
+			stamp = binary.LittleEndian.Uint64(e.Raw)
+		}
+		lat := time.Since(base) - time.Duration(stamp)
+		if i := started.Add(1) - 1; i < int64(len(latencies)) {
+			latencies[i] = lat
+		}
+	})
+	if err != nil {
+		return nil, err
+	}
+	start := time.Now()
+	err = produceEvents(ctx, es, cfg, total, func() uint64 { return uint64(time.Since(base)) })
+	if err == nil {
+		err = dc.wait(ctx, cfg.Progress)
+	}
+	stopErr := stop(ctx, w)
+	if err != nil {
+		return nil, err
+	}
+	lat := latencies[:min(int(started.Load()), len(latencies))]
+	slices.Sort(lat)
+	r := &EventsResult{Mode: "events-continuous", Events: total, Subscriptions: cfg.Subscriptions, Workers: cfg.Workers, Rate: cfg.Rate,
+		LatencyMS: &Latency{P50: pct(lat, 0.50), P95: pct(lat, 0.95), P99: pct(lat, 0.99), Max: pct(lat, 1)}}
+	r.summarise(start, dc.last)
+	return r, stopErr
+}
+
+// produceEvents publishes total events, one per call, paced to cfg.Rate;
+// each payload is the time its publish began (8 bytes, not JSON: stored
+// as is).
+func produceEvents(ctx context.Context, es store.EventStore, cfg EventsConfig, total int, stamp func() uint64) error {
+	err := pace(ctx, cfg.Rate, total, func(ctx context.Context) error {
+		payload := make([]byte, 8)
+		binary.LittleEndian.PutUint64(payload, stamp())
+		_, err := es.Publish(ctx, benchTopic, []store.EventInput{{Kind: "bench.event", Payload: payload}})
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("bench: publish: %w", err)
+	}
+	return nil
+}
