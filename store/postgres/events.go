@@ -6,7 +6,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -696,8 +698,15 @@ func (t *eventTx) PruneInbox(before time.Time) error {
 }
 
 // MarkSeen implements engine.EventTx. A concurrent mark of the same
-// message waits for the first to commit and is then not new.
+// message waits for the first to commit and is then not new. PostgreSQL's
+// text holds neither NUL bytes nor invalid UTF-8: such a consumer or ID is
+// refused as invalid input rather than failing in the database.
 func (t *eventTx) MarkSeen(consumer, id string) (bool, error) {
+	for _, v := range []string{consumer, id} {
+		if !utf8.ValidString(v) || strings.IndexByte(v, 0) >= 0 {
+			return false, &store.ValidationError{Field: "inbox", Reason: fmt.Sprintf("%q is not valid UTF-8 text without NUL bytes", v)}
+		}
+	}
 	n, err := t.x.execCount(t.ctx, t.s.q.ev.markSeen, consumer, id, t.now)
 	return n == 1, err
 }

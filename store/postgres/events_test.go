@@ -443,6 +443,12 @@ func TestPublishInCallersTx(t *testing.T) {
 			if _, err := tx.markSeen("", "m1"); !errors.Is(err, store.ErrInvalid) {
 				t.Fatalf("MarkSeen without a consumer: %v", err)
 			}
+			if _, err := tx.markSeen("c", "a\x00b"); !errors.Is(err, store.ErrInvalid) {
+				t.Fatalf("MarkSeen of an ID with a NUL byte: %v", err)
+			}
+			if _, err := tx.markSeen("c\xff", "m"); !errors.Is(err, store.ErrInvalid) {
+				t.Fatalf("MarkSeen with invalid UTF-8: %v", err)
+			}
 			if err := tx.exec(`INSERT INTO ` + schema + `.orders (id) VALUES (2)`); err != nil {
 				t.Fatalf("caller's transaction broken by a refused call: %v", err)
 			}
