@@ -13,7 +13,9 @@ import (
 )
 
 // Notification payloads on the schema's channel are "SENDER:a:QUEUE" (jobs
-// may have become claimable in QUEUE), "SENDER:f:ID,ID,..." (those jobs
+// may have become claimable in QUEUE; QUEUE may also be a topic's signal,
+// store.TopicSignal, "$topic/NAME": the topic has new events, and NAME may
+// hold ':' and '/', which the reader keeps), "SENDER:f:ID,ID,..." (those jobs
 // finished; IDs in hex, 32 characters) and "SENDER:f" (some jobs finished,
 // too many to name: every waiter looks). SENDER is the sending store's
 // random ID, so a store skips its own notifications (it has already woken

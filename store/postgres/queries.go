@@ -245,6 +245,7 @@ type queries struct {
 	get, list, stats, queueStates, jobStates              string
 	cancel, requeueLock, requeue, purge, setPaused, prune string
 	sched                                                 *scheduleQueries
+	ev                                                    *eventQueries
 }
 
 func newQueries(schema string) *queries {
@@ -258,6 +259,7 @@ func newQueries(schema string) *queries {
 		cancel: r(cancelSQL), requeueLock: r(requeueLockSQL), requeue: r(requeueSQL), purge: r(purgeSQL),
 		setPaused: r(setPausedSQL), prune: r(pruneSQL),
 		sched: newScheduleQueries(schema),
+		ev:    newEventQueries(schema),
 	}
 	for o, s := range settleSQL {
 		q.settle[o] = r(s)
