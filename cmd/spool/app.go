@@ -159,6 +159,7 @@ func (a *app) rootCmd() *cobra.Command {
 		a.publishCmd(),
 		a.eventsCmd(),
 		a.topicsCmd(),
+		a.subscriptionsCmd(),
 		a.benchCmd(),
 		a.demoCmd(),
 		a.migrateCmd(),
