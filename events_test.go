@@ -350,7 +350,7 @@ func TestSubscriptionOnlyWorkerLeavesQueuesAlone(t *testing.T) {
 	}
 	var handled counter
 	startWorker(t, spool.WorkerConfig{Store: st, Queues: map[string]spool.QueueConfig{}, PollInterval: 10 * time.Millisecond}, func(w *spool.Worker) {
-		spool.Subscribe(w, "orders", "audit", func(ctx context.Context, e *spool.Event[json.RawMessage]) error {
+		spool.Subscribe(w, "orders", "audit", func(_ context.Context, e *spool.Event[json.RawMessage]) error {
 			handled.add(e.ID)
 			return nil
 		}, nil)
