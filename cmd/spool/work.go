@@ -32,11 +32,12 @@ A command that runs past --timeout is killed with its whole process group,
 and the attempt fails. Locks are renewed while commands run, so --lock only
 bounds how soon the jobs of a crashed worker run elsewhere.
 
-With --subscription TOPIC/NAME (repeatable) it works subscriptions too: it
-runs COMMAND once per event delivered to each, up to --concurrency at a time
-per subscription. With --subscription and no --queue it works the
-subscriptions only; give --queue as well to work both. Each subscription must
-exist (spool subscriptions add); one that does not exits 1. For an event:
+With --subscription TOPIC/NAME (repeatable; split at its last "/") it works
+subscriptions too: it runs COMMAND once per event delivered to each, up to
+--concurrency at a time per subscription, killed past --timeout as for jobs.
+With --subscription and no --queue it works the subscriptions only; give
+--queue as well to work both. Each subscription must exist (spool
+subscriptions add); one that does not exits 1. For an event:
 
   stdin        the event's payload (events whose payload is not JSON are
                dead-lettered: spool publish only takes JSON)
