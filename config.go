@@ -96,7 +96,7 @@ func (cfg *WorkerConfig) resolve() ([]queueSpec, error) {
 		cfg.ID = cmp.Or(host, "worker") + "-" + strconv.Itoa(os.Getpid())
 	}
 
-	if len(cfg.Queues) == 0 {
+	if cfg.Queues == nil {
 		cfg.Queues = map[string]QueueConfig{store.DefaultQueue: {}}
 	}
 	queues := cfg.Queues

@@ -334,3 +334,33 @@ func TestRequestWaitsForTheReply(t *testing.T) {
 		t.Fatalf("a dead-lettered request: %v, %v", job, err)
 	}
 }
+
+// A worker given an empty (non-nil) Queues map works its subscriptions
+// only: a job in the default queue is left alone.
+func TestSubscriptionOnlyWorkerLeavesQueuesAlone(t *testing.T) {
+	st := openLiveStore(t, filepath.Join(t.TempDir(), "spool.db"))
+	c := newClient(t, st)
+	ctx := t.Context()
+	if _, err := c.Subscriptions().Create(ctx, spool.SubscriptionParams{Topic: "orders", Name: "audit"}); err != nil {
+		t.Fatal(err)
+	}
+	res, err := c.EnqueueMany(ctx, spool.RawItem("chore", nil, nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var handled counter
+	startWorker(t, spool.WorkerConfig{Store: st, Queues: map[string]spool.QueueConfig{}, PollInterval: 10 * time.Millisecond}, func(w *spool.Worker) {
+		spool.Subscribe(w, "orders", "audit", func(_ context.Context, e *spool.Event[json.RawMessage]) error {
+			handled.add(e.ID)
+			return nil
+		}, nil)
+	})
+	if _, err := c.Publish(ctx, "orders", spool.RawEvent("order.placed", []byte(`{}`), nil)); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the event", func() bool { return handled.total() == 1 })
+	job, err := c.Get(ctx, res[0].ID)
+	if err != nil || job.State != store.StateAvailable || job.Deliveries != 0 {
+		t.Fatalf("the default queue's job: %+v, %v; want it untouched", job, err)
+	}
+}

@@ -26,7 +26,9 @@ type WorkerConfig struct {
 	Store store.Store
 
 	// Queues maps each queue to work to its settings.
-	// Default: {"default": {}}.
+	// Default (nil): {"default": {}}. A non-nil empty map works no queue:
+	// a worker of subscriptions only (Subscribe), or of schedules and
+	// maintenance.
 	Queues map[string]QueueConfig
 
 	// LockDuration is how long a claim holds a job before another worker may

@@ -93,7 +93,9 @@ func (a *app) forceExit() {
 
 const rootLong = `Spool runs durable background jobs: jobs are stored before enqueue returns,
 claimed by competing workers under a renewable lock, retried with backoff and,
-when they keep failing, kept as dead letters with their error history.
+when they keep failing, kept as dead letters with their error history. Topics
+keep events, and each durable subscription of a topic gets its own delivery
+of every event, worked like a job (spool publish, spool subscriptions).
 
 Every command works on a store, named by --store (or $SPOOL_STORE):
   sqlite:PATH, sqlite://PATH or a PATH ending in .db   an embedded SQLite file
@@ -113,8 +115,9 @@ strings, times in RFC 3339). Errors go to stderr as "spool: <message>", or with
 of the error where it has them ("field" and "reason" of invalid input, ...).
 
 Exit codes: 0 ok; 1 the operation failed (a job not found, some items
-refused); 2 usage error or invalid input; 3 version conflict (the record
-changed since it was read: read it again and retry); 130 interrupted.`
+refused, a wait that timed out); 2 usage error or invalid input; 3 version
+conflict (the record changed since it was read: read it again and retry);
+130 interrupted.`
 
 const rootExample = `  # See a mixed workload run end to end on a throwaway database
   spool demo
@@ -124,6 +127,11 @@ const rootExample = `  # See a mixed workload run end to end on a throwaway data
   spool work --queue mail -- ./send-mail.sh
   spool jobs list --queue mail --state completed
 
+  # Publish events; work a durable subscription with a shell script
+  spool subscriptions add orders mail --kinds order.placed
+  spool publish orders --kind order.placed --payload '{"order":"o-17"}' --key o-17
+  spool work --subscription orders/mail -- ./mail-on-order.sh
+
   # Use another database
   SPOOL_STORE=sqlite:/var/lib/app/jobs.db spool stats
   spool stats --store 'postgres://app@db.internal/app?schema=jobs'`
@@ -131,7 +139,7 @@ const rootExample = `  # See a mixed workload run end to end on a throwaway data
 func (a *app) rootCmd() *cobra.Command {
 	root := &cobra.Command{
 		Use:           "spool",
-		Short:         "Durable background jobs: enqueue, work and inspect Spool jobs",
+		Short:         "Durable background jobs and events: enqueue, publish, work and inspect",
 		Long:          rootLong,
 		Example:       rootExample,
 		SilenceUsage:  true,
@@ -156,6 +164,10 @@ func (a *app) rootCmd() *cobra.Command {
 		a.statsCmd(),
 		a.queuesCmd(),
 		a.schedulesCmd(),
+		a.publishCmd(),
+		a.eventsCmd(),
+		a.topicsCmd(),
+		a.subscriptionsCmd(),
 		a.benchCmd(),
 		a.demoCmd(),
 		a.migrateCmd(),

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"time"
@@ -27,12 +28,23 @@ instead, and "duplicate" is true in the --json output.
 
 Output: the job's ID, or for --count N > 1 a one-line summary. With --json:
 {"id": ..., "duplicate": ..., "state": ...} for one job, or
-{"enqueued": N, "duplicates": D, "first_id": ..., "last_id": ...}.`
+{"enqueued": N, "duplicates": D, "first_id": ..., "last_id": ...}.
+
+With --wait (one job only: not with --count) it then waits for the job to
+finish, request and reply, and prints its result instead of its ID: the
+result as the worker stored it (JSON; nothing when it has none), or with
+--json the job (as spool jobs get --json prints it). It exits 0 when the job
+completed, and 1 when it was cancelled or dead-lettered, printing its last
+error (with --json, the job). --timeout bounds the wait: when it passes, the
+command exits 1 with the error code "timeout", and the job stays queued
+(cancel it with spool jobs cancel if the reply is no longer wanted). With
+--unique-key, a duplicate waits for the live job that holds the key.`
 
 const enqueueExample = `  spool enqueue --queue mail --kind welcome --payload '{"to":"ada@example.com"}'
   echo '{"report":"daily"}' | spool enqueue --kind report --payload - --delay 1h
   spool enqueue --kind ping --count 100000 --priority -10
-  spool enqueue --kind sync --payload '{"tenant":42}' --unique-key sync-42 --json`
+  spool enqueue --kind sync --payload '{"tenant":42}' --unique-key sync-42 --json
+  spool enqueue --queue quotes --kind quote --payload '{"sku":"a1"}' --wait --timeout 30s | jq .price`
 
 type enqueueFlags struct {
 	queue       string
@@ -45,6 +57,8 @@ type enqueueFlags struct {
 	tenant      string
 	orderingKey string
 	maxAttempts int
+	wait        bool
+	timeout     time.Duration
 }
 
 func (a *app) enqueueCmd() *cobra.Command {
@@ -70,6 +84,8 @@ func (a *app) enqueueCmd() *cobra.Command {
 	fl.StringVar(&f.tenant, "tenant", "", "tenant the job belongs to")
 	fl.StringVar(&f.orderingKey, "ordering-key", "", "jobs sharing this key run one at a time, in enqueue order")
 	fl.IntVar(&f.maxAttempts, "max-attempts", 0, "failed attempts before the job is dead-lettered (default 25)")
+	fl.BoolVar(&f.wait, "wait", false, "wait for the job to finish and print its result; exit 1 if it is cancelled or dead")
+	fl.DurationVar(&f.timeout, "timeout", 0, "with --wait: give up waiting after this long, exit 1 (code timeout); 0: no limit")
 	_ = cmd.MarkFlagRequired("kind")
 	return cmd
 }
@@ -77,6 +93,14 @@ func (a *app) enqueueCmd() *cobra.Command {
 func (a *app) enqueue(cmd *cobra.Command, f *enqueueFlags) error {
 	if f.count < 1 {
 		return usagef("--count must be at least 1, not %d", f.count)
+	}
+	switch {
+	case f.wait && f.count > 1:
+		return usagef("--wait waits for one job: leave out --count")
+	case f.timeout != 0 && !f.wait:
+		return usagef("--timeout bounds --wait: give --wait too")
+	case f.timeout < 0:
+		return usagef("--timeout must not be negative, not %v", f.timeout)
 	}
 	// Check the job before opening (and perhaps creating) the store, so
 	// that invalid input changes nothing at all.
@@ -110,6 +134,9 @@ func (a *app) enqueue(cmd *cobra.Command, f *enqueueFlags) error {
 			return unwrapItem(err)
 		}
 		r := res[0]
+		if f.wait {
+			return a.waitFor(ctx, client, r, f.timeout)
+		}
 		if a.jsonOut {
 			a.printJSON(wire.EnqueueResultOf(r))
 			return nil
@@ -176,4 +203,45 @@ func unwrapItem(err error) error {
 		return ie.Err
 	}
 	return err
+}
+
+// waitFor waits for the job an enqueue --wait added (or the live job that
+// holds its unique key) to finish and prints its result, or the job with
+// --json. A job that finished without completing is an error (exit 1);
+// so is a timeout, with the catalog's code "timeout".
+func (a *app) waitFor(ctx context.Context, client *spool.Client, r spool.EnqueueResult, timeout time.Duration) error {
+	if r.Duplicate {
+		fmt.Fprintf(a.stderr, "spool: not added: waiting for live job %s (%s), which holds the unique key\n", r.ID, r.State)
+	}
+	wctx := ctx
+	if timeout > 0 {
+		var cancel context.CancelFunc
+		wctx, cancel = context.WithTimeout(ctx, timeout)
+		defer cancel()
+	}
+	job, err := client.Wait(wctx, r.ID)
+	if err != nil {
+		if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
+			state := "not finished"
+			if j, gerr := client.Get(ctx, r.ID); gerr == nil {
+				state = string(j.State)
+			}
+			return fmt.Errorf("job %s still %s after --timeout %v; it stays queued (spool jobs cancel %s if the reply is no longer wanted): %w",
+				r.ID, state, timeout, r.ID, err)
+		}
+		return err
+	}
+	if a.jsonOut {
+		a.printJSON(wire.JobOf(job, true))
+	} else if len(job.Result) > 0 {
+		out := job.Result
+		if out[len(out)-1] != '\n' {
+			out = append(out[:len(out):len(out)], '\n')
+		}
+		_, _ = a.stdout.Write(out)
+	}
+	if job.State != spool.StateCompleted {
+		return &reportedError{code: exitFailed, err: &spool.JobFailedError{Job: job}}
+	}
+	return nil
 }

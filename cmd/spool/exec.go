@@ -30,9 +30,9 @@ const (
 	waitDelay = 2 * time.Second
 )
 
-// commandRunner runs one command per job: the payload on stdin, the job's
-// identity in the environment, stdout as the result, and a non-zero exit as
-// a failed attempt.
+// commandRunner runs one command per job or event: the payload on stdin,
+// the job's or event's identity in the environment, and a non-zero exit as
+// a failed attempt. For jobs, stdout is the result.
 type commandRunner struct {
 	argv      []string
 	maxOutput int
@@ -40,21 +40,51 @@ type commandRunner struct {
 	log       *slog.Logger
 }
 
-// run is the Worker's catch-all handler.
+// run is the Worker's catch-all handler for jobs.
 func (r *commandRunner) run(ctx context.Context, job *spool.Job) ([]byte, error) {
+	out, err := r.exec(ctx, invocation{
+		stdin: job.Payload,
+		env: []string{
+			"SPOOL_JOB_ID=" + job.ID.String(),
+			"SPOOL_JOB_KIND=" + job.Kind,
+			"SPOOL_JOB_QUEUE=" + job.Queue,
+			"SPOOL_JOB_ATTEMPT=" + strconv.Itoa(job.Attempts+1),
+			"SPOOL_JOB_TENANT=" + job.Tenant,
+		},
+		what:   "job",
+		result: true,
+		attrs:  []any{"job", job.ID, "kind", job.Kind, "queue", job.Queue, "attempt", job.Attempts + 1},
+	})
+	if err != nil {
+		return nil, err
+	}
+	return commandResult(out.Bytes(), out.truncated), nil
+}
+
+// invocation is what one run of the command gets, and how logs name it.
+type invocation struct {
+	stdin []byte
+	env   []string // added to the parent's environment
+	what  string   // "job" or "event", for log messages
+	attrs []any    // log attributes naming the job or event
+	// result keeps stdout, up to maxOutput bytes; otherwise it is discarded.
+	result bool
+}
+
+// exec runs the command once and returns its stdout (up to maxOutput
+// bytes; nothing unless inv.result), or why it failed.
+func (r *commandRunner) exec(ctx context.Context, inv invocation) (*cappedBuffer, error) {
 	start := time.Now()
 	cmd := exec.CommandContext(ctx, r.argv[0], r.argv[1:]...)
-	cmd.Stdin = bytes.NewReader(job.Payload)
-	cmd.Env = append(os.Environ(),
-		"SPOOL_JOB_ID="+job.ID.String(),
-		"SPOOL_JOB_KIND="+job.Kind,
-		"SPOOL_JOB_QUEUE="+job.Queue,
-		"SPOOL_JOB_ATTEMPT="+strconv.Itoa(job.Attempts+1),
-		"SPOOL_JOB_TENANT="+job.Tenant,
-	)
-	stdout := &cappedBuffer{limit: r.maxOutput}
+	cmd.Stdin = bytes.NewReader(inv.stdin)
+	cmd.Env = append(os.Environ(), inv.env...)
+	stdout := &cappedBuffer{}
 	stderr := &tailBuffer{limit: stderrTail}
-	cmd.Stdout, cmd.Stderr = stdout, stderr
+	cmd.Stderr = stderr
+	if inv.result {
+		stdout.limit = r.maxOutput
+		cmd.Stdout = stdout
+	}
 	// The command and everything it starts get a process group of their
 	// own: a timeout or shutdown kills the whole group, and a Ctrl-C in
 	// the terminal reaches only spool, which shuts down gracefully.
@@ -72,27 +102,24 @@ func (r *commandRunner) run(ctx context.Context, job *spool.Job) ([]byte, error)
 	elapsed := time.Since(start)
 
 	if errors.Is(err, exec.ErrWaitDelay) && cmd.ProcessState.Success() {
-		r.log.Warn("command exited but a process it started kept its output open; output cut short",
-			"job", job.ID, "kind", job.Kind)
+		r.log.Warn("command exited but a process it started kept its output open; output cut short", inv.attrs...)
 		err = nil
 	}
 	if err != nil {
 		err = commandError(ctx, cmd.ProcessState, err, stderr.String())
-		msg := "job failed"
+		msg := inv.what + " failed"
 		if ctx.Err() != nil {
 			// A timeout fails the attempt; a shutdown releases the job.
 			msg = "command killed"
 		}
-		r.log.Warn(msg, "job", job.ID, "kind", job.Kind, "queue", job.Queue, "attempt", job.Attempts+1,
-			"elapsed", elapsed.Round(time.Millisecond), "err", err)
+		r.log.Warn(msg, append(inv.attrs, "elapsed", elapsed.Round(time.Millisecond), "err", err)...)
 		return nil, err
 	}
 	if stdout.truncated {
-		r.log.Warn("command output over --max-output; result truncated",
-			"job", job.ID, "kind", job.Kind, "limit", r.maxOutput)
+		r.log.Warn("command output over --max-output; result truncated", append(inv.attrs, "limit", r.maxOutput)...)
 	}
-	r.log.Debug("job completed", "job", job.ID, "kind", job.Kind, "queue", job.Queue, "elapsed", elapsed.Round(time.Millisecond))
-	return commandResult(stdout.Bytes(), stdout.truncated), nil
+	r.log.Debug(inv.what+" completed", append(inv.attrs, "elapsed", elapsed.Round(time.Millisecond))...)
+	return stdout, nil
 }
 
 // commandError says why a command failed: its exit status or signal, or
@@ -228,4 +255,44 @@ func (s *procSet) killAll() int {
 		_ = killGroup(pid)
 	}
 	return len(s.pids)
+}
+
+// runEvent is the handler of the subscriptions `spool work` works: the
+// event's payload on stdin, its identity in the environment. Stdout is
+// discarded: a delivery has no result.
+func (r *commandRunner) runEvent(ctx context.Context, e *spool.Event[json.RawMessage]) error {
+	version := ""
+	if e.Key != "" {
+		version = strconv.FormatInt(e.Version, 10)
+	}
+	headers := "{}"
+	if len(e.Headers) > 0 {
+		b, err := json.Marshal(e.Headers)
+		if err != nil {
+			return err
+		}
+		headers = string(b)
+	}
+	attempt := e.Delivery.Attempts + 1
+	_, err := r.exec(ctx, invocation{
+		stdin: e.Raw,
+		env: []string{
+			"SPOOL_TOPIC=" + e.Topic,
+			"SPOOL_SUBSCRIPTION=" + e.Subscription,
+			"SPOOL_EVENT_ID=" + e.ID,
+			"SPOOL_EVENT_KIND=" + e.Kind,
+			"SPOOL_EVENT_POSITION=" + strconv.FormatInt(e.Position, 10),
+			"SPOOL_ORDERING_KEY=" + e.Key,
+			"SPOOL_EVENT_VERSION=" + version,
+			"SPOOL_EVENT_TENANT=" + e.Tenant,
+			"SPOOL_EVENT_HEADERS=" + headers,
+			"SPOOL_EVENT_PUBLISHED_AT=" + e.PublishedAt.UTC().Format(time.RFC3339Nano),
+			"SPOOL_DELIVERY_ID=" + e.Delivery.ID.String(),
+			"SPOOL_ATTEMPT=" + strconv.Itoa(attempt),
+		},
+		what: "event",
+		attrs: []any{"subscription", e.Subscription, "event", e.ID, "kind", e.Kind, "position", e.Position,
+			"delivery", e.Delivery.ID, "attempt", attempt},
+	})
+	return err
 }

@@ -1,7 +1,7 @@
 // Command spool is the command-line interface to Spool, durable background
 // jobs for Go: enqueue jobs, work them with any program, inspect jobs and
-// dead letters, pause queues, manage recurring schedules, and measure
-// throughput.
+// dead letters, pause queues, manage recurring schedules, publish events and
+// work durable subscriptions to them, and measure throughput.
 //
 // Run `spool --help` for the commands, and `spool demo` to see a mixed
 // workload run end to end on a throwaway database.

@@ -6,8 +6,9 @@
 // It owns:
 //
 //   - Views: the JSON forms of jobs, queue statistics, schedules (with their
-//     runs and next slots) and enqueue results (Job, QueueStats, Schedule,
-//     ScheduleDetail, ...). IDs and lock tokens are strings, because
+//     runs and next slots), enqueue results, and events, topics and
+//     subscriptions with their lag (Job, QueueStats, Schedule,
+//     ScheduleDetail, Event, Subscription, ...). IDs and lock tokens are strings, because
 //     JavaScript numbers cannot hold 64 bits; times are RFC 3339 in UTC;
 //     field names are snake_case and stable, since scripts depend on them.
 //   - Contract inputs: the wire forms of what the API takes (EnqueueParams,

@@ -100,3 +100,45 @@ func TestItemsView(t *testing.T) {
 		{"index": 1, "error": {"code": "not_found", "message": "spool: job 0193a4c1-5e3b-7d2e-8f00-1a2b3c4d5e6f not found",
 		 "resource": "job", "name": "0193a4c1-5e3b-7d2e-8f00-1a2b3c4d5e6f"}}]`)
 }
+
+func TestEventViews(t *testing.T) {
+	t.Parallel()
+	e := &store.Event{Topic: "orders", Position: 7, ID: "e1", Kind: "order.placed", Key: "o1", Version: 2, Tenant: "acme",
+		Headers: map[string]string{"trace": "abc"}, Payload: []byte(`{"total":5}`), PublishedAt: t0}
+	view := `"topic": "orders", "position": 7, "id": "e1", "kind": "order.placed", "key": "o1", "version": 2,
+		"tenant": "acme", "headers": {"trace": "abc"}, "payload": {"total": 5}, "published_at": "2030-01-02T02:04:05Z"`
+	golden(t, wire.EventOf(e), `{`+view+`}`)
+	golden(t, wire.EventPageOf(&store.EventPage{Events: []*store.Event{e}, Next: 7}), `{"events": [{`+view+`}], "next": 7}`)
+	golden(t, wire.EventPageOf(&store.EventPage{}), `{"events": [], "next": 0}`)
+	// Without a key, tenant or headers; bytes that are not JSON.
+	golden(t, wire.EventOf(&store.Event{Topic: "t", Position: 1, ID: "e2", Kind: "k", Payload: []byte{0xff}, PublishedAt: t0}),
+		`{"topic": "t", "position": 1, "id": "e2", "kind": "k", "payload_base64": "/w==", "published_at": "2030-01-02T02:04:05Z"}`)
+	golden(t, wire.PublishResultOf("orders", store.PublishResult{ID: "e1", Position: 7, Version: 2, Duplicate: true}),
+		`{"topic": "orders", "id": "e1", "position": 7, "version": 2, "duplicate": true}`)
+	golden(t, wire.PublishResultOf("orders", store.PublishResult{ID: "e3", Position: 8}),
+		`{"topic": "orders", "id": "e3", "position": 8, "duplicate": false}`)
+	golden(t, wire.TopicsOf([]store.TopicInfo{
+		{Name: "orders", Head: 9, Oldest: 3, Retention: 36 * time.Hour, Published: t0},
+		{Name: "audit", Retention: store.KeepEvents},
+	}), `[{"name": "orders", "head": 9, "oldest": 3, "retention_seconds": 129600, "published": "2030-01-02T02:04:05Z"},
+		{"name": "audit", "head": 0, "retention_seconds": null}]`)
+}
+
+func TestSubscriptionView(t *testing.T) {
+	t.Parallel()
+	s := &store.Subscription{Topic: "orders", Name: "mail", Queue: "sub/orders/mail", Kinds: []string{"a", "b"}, Ordered: true,
+		LockFor: 30 * time.Second, MaxAttempts: 5, MaxDeliveries: 10, RetryBase: 1500 * time.Millisecond, RetryMax: time.Hour,
+		Paused: true, Cursor: 4, CreatedAt: t0, UpdatedAt: t0,
+		Lag: store.Lag{Head: 9, Unrouted: 5, Pending: 2, Dead: 1, Behind: 7, OldestAge: 2500 * time.Millisecond, HoldsRetention: true}}
+	view := `"topic": "orders", "name": "mail", "queue": "sub/orders/mail", "kinds": ["a", "b"], "ordered": true, "paused": true,
+		"lock_for_seconds": 30, "max_attempts": 5, "max_deliveries": 10, "retry_base_seconds": 1.5, "retry_max_seconds": 3600,
+		"cursor": 4, "created_at": "2030-01-02T02:04:05Z", "updated_at": "2030-01-02T02:04:05Z",
+		"lag": {"head": 9, "unrouted": 5, "pending": 2, "dead": 1, "behind": 7, "oldest_age_seconds": 2.5, "holds_retention": true}`
+	golden(t, wire.SubscriptionOf(s), `{`+view+`}`)
+	golden(t, wire.CreatedSubscription{Subscription: wire.SubscriptionOf(s), Created: true}, `{`+view+`, "created": true}`)
+	// Every kind: an empty list, not null.
+	s.Kinds = nil
+	if v := wire.SubscriptionsOf([]*store.Subscription{s}); v[0].Kinds == nil || len(v[0].Kinds) != 0 {
+		t.Errorf("kinds of a subscription to every kind = %#v, want []", v[0].Kinds)
+	}
+}

@@ -1,0 +1,219 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/spoolrun/spool/internal/wire"
+)
+
+// createdSubscription is the --json output of subscriptions add.
+type createdSubscription struct {
+	wire.Subscription
+	Created bool `json:"created"`
+}
+
+func TestSubscriptionsLifecycle(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	for range 3 {
+		f.ok("publish", "orders", "--kind", "order.placed", "--payload", "{}")
+	}
+
+	var added createdSubscription
+	f.okJSON(&added, "subscriptions", "add", "orders", "mail", "--from", "start", "--kinds", "order.placed,order.paid",
+		"--ordered", "--max-attempts", "3", "--max-deliveries", "4", "--lock-for", "10s", "--retry-base", "2s", "--retry-max", "1m")
+	want := wire.Subscription{Topic: "orders", Name: "mail", Queue: "sub/orders/mail", Kinds: []string{"order.paid", "order.placed"},
+		Ordered: true, LockForSeconds: 10, MaxAttempts: 3, MaxDeliveries: 4, RetryBaseSeconds: 2, RetryMaxSeconds: 60}
+	got := added.Subscription
+	if !added.Created || got.Topic != want.Topic || got.Name != want.Name || got.Queue != want.Queue ||
+		strings.Join(got.Kinds, ",") != strings.Join(want.Kinds, ",") || !got.Ordered || got.LockForSeconds != 10 ||
+		got.MaxAttempts != 3 || got.MaxDeliveries != 4 || got.RetryBaseSeconds != 2 || got.RetryMaxSeconds != 60 ||
+		got.Cursor != 0 || got.Lag.Head != 3 || got.Lag.Behind != 3 {
+		t.Fatalf("subscriptions add --json = %+v", added)
+	}
+	// The same definition again: nothing changes; another: exit 3.
+	f.okJSON(&added, "subscriptions", "add", "orders", "mail", "--from", "start", "--kinds", "order.placed,order.paid",
+		"--ordered", "--max-attempts", "3", "--max-deliveries", "4", "--lock-for", "10s", "--retry-base", "2s", "--retry-max", "1m")
+	if added.Created {
+		t.Fatal("adding the same subscription again created it")
+	}
+	r := f.fails(exitConflict, "subscriptions", "add", "orders", "mail")
+	if !strings.Contains(r.stderr, "another definition") {
+		t.Fatalf("add with another definition: stderr %q", r.stderr)
+	}
+	// Text output; --from now starts after the head.
+	if out := f.ok("subscriptions", "add", "orders", "audit"); out != "created subscription orders/audit: its first event is position 4 (the topic's head is 3)\n" {
+		t.Fatalf("add printed %q", out)
+	}
+	f.ok("subscriptions", "add", "users", "welcome", "--from", "2")
+
+	// list: every topic's, or one topic's; table and JSON.
+	var list struct {
+		Subscriptions []wire.Subscription `json:"subscriptions"`
+	}
+	f.okJSON(&list, "subscriptions", "list")
+	if len(list.Subscriptions) != 3 {
+		t.Fatalf("subscriptions list: %+v", list)
+	}
+	f.okJSON(&list, "subscriptions", "list", "orders")
+	if len(list.Subscriptions) != 2 || list.Subscriptions[0].Name != "audit" || list.Subscriptions[1].Name != "mail" ||
+		list.Subscriptions[0].Lag.Behind != 0 || list.Subscriptions[1].Lag.Behind != 3 {
+		t.Fatalf("subscriptions list orders: %+v", list)
+	}
+	if out := f.ok("subscriptions", "list"); !strings.Contains(out, "BEHIND") || !strings.Contains(out, "order.paid,order.placed") ||
+		!strings.Contains(out, "welcome") {
+		t.Fatalf("subscriptions list table:\n%s", out)
+	}
+	if r := f.run("subscriptions", "list", "nothing"); r.code != 0 || !strings.Contains(r.stderr, "no subscriptions") {
+		t.Fatalf("subscriptions list of a topic without any: %+v", r)
+	}
+
+	// get: the definition and the lag.
+	var sub wire.Subscription
+	f.okJSON(&sub, "subscriptions", "get", "orders", "mail")
+	if sub.Lag.Head != 3 || sub.Lag.Unrouted != 3 || sub.Lag.Behind != 3 || sub.Lag.OldestAgeSeconds <= 0 || sub.Lag.HoldsRetention {
+		t.Fatalf("subscriptions get --json = %+v", sub)
+	}
+	out := f.ok("subscriptions", "get", "orders", "mail")
+	for _, s := range []string{"Queue:", "sub/orders/mail", "Unrouted:", "Behind:", "Oldest age:", "order.paid,order.placed"} {
+		if !strings.Contains(out, s) {
+			t.Errorf("subscriptions get table lacks %q:\n%s", s, out)
+		}
+	}
+	if strings.Contains(out, "WARNING") {
+		t.Errorf("a subscription that holds nothing warns:\n%s", out)
+	}
+
+	// pause and resume.
+	if out := f.ok("subscriptions", "pause", "orders", "mail"); out != "subscription orders/mail paused\n" {
+		t.Fatalf("pause printed %q", out)
+	}
+	f.okJSON(&sub, "subscriptions", "get", "orders", "mail")
+	if !sub.Paused {
+		t.Fatal("paused subscription is not paused")
+	}
+	var resumed map[string]any
+	f.okJSON(&resumed, "subscriptions", "resume", "orders", "mail")
+	if resumed["paused"] != false || resumed["name"] != "mail" {
+		t.Fatalf("resume --json = %v", resumed)
+	}
+	f.okJSON(&sub, "subscriptions", "get", "orders", "mail")
+	if sub.Paused {
+		t.Fatal("resumed subscription is paused")
+	}
+
+	// rewind: forward to a position, back to the start.
+	if out := f.ok("subscriptions", "rewind", "orders", "mail", "--to", "3"); !strings.HasPrefix(out, "rewound subscription orders/mail: the next event routed is position 3") {
+		t.Fatalf("rewind printed %q", out)
+	}
+	f.okJSON(&sub, "subscriptions", "rewind", "orders", "mail", "--to", "start")
+	if sub.Cursor != 0 || sub.Lag.Unrouted != 3 {
+		t.Fatalf("rewind --to start --json = %+v", sub)
+	}
+	f.okJSON(&sub, "subscriptions", "rewind", "orders", "mail", "--to", time.Now().Add(time.Hour).UTC().Format(time.RFC3339))
+	if sub.Cursor != 3 {
+		t.Fatalf("rewind to a time after every event: cursor %d, want 3", sub.Cursor)
+	}
+
+	// delete: gone, and then not found.
+	if out := f.ok("subscriptions", "delete", "orders", "mail"); out != "subscription orders/mail deleted\n" {
+		t.Fatalf("delete printed %q", out)
+	}
+	r = f.fails(exitFailed, "subscriptions", "get", "orders", "mail")
+	if r.stderr != "spool: subscription orders/mail not found\n" {
+		t.Fatalf("get of a deleted subscription: stderr %q", r.stderr)
+	}
+}
+
+func TestSubscriptionsNotFound(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	f.ok("subscriptions", "add", "orders", "mail")
+	for _, args := range [][]string{
+		{"subscriptions", "get", "orders", "nope"},
+		{"subscriptions", "pause", "orders", "nope"},
+		{"subscriptions", "resume", "nope", "mail"},
+		{"subscriptions", "delete", "orders", "nope"},
+		{"subscriptions", "rewind", "orders", "nope", "--to", "start"},
+	} {
+		if e := f.failsJSON(exitFailed, args...); e.Error.Code != "not_found" || !strings.Contains(e.Error.Message, "not found") {
+			t.Errorf("spool %s: %+v", strings.Join(args, " "), e)
+		}
+	}
+}
+
+func TestSubscriptionsRefuseInvalidInput(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "spool.db")
+	url := "sqlite:" + path
+	for _, args := range [][]string{
+		{"add", "orders", "mail", "--from", "garbage"},
+		{"add", "orders", "mail", "--from", "0"},
+		{"add", "orders", "mail", "--from", "2030-13-45"},
+		{"add", "orders", "mail", "--max-attempts", "-1"},
+		{"add", "orders", "mail", "--retry-base", "2s", "--retry-max", "1s"},
+		{"add", "orders", "mail", "--lock-for", "1ms"},
+		{"add", "orders", "mail", "--kinds", "bad kind"},
+		{"add", "bad topic", "mail"},
+		{"add", "orders"},
+		{"rewind", "orders", "mail", "--to", "garbage"},
+		{"rewind", "orders", "mail", "--to", ""},
+		{"rewind", "orders", "mail"},
+		{"get", "orders", "bad name"},
+		{"pause", "orders"},
+		{"delete", "orders", "mail", "extra"},
+	} {
+		r := cli(context.Background(), "", nil, append([]string{"--store", url, "subscriptions"}, args...)...)
+		if r.code != exitUsage || !strings.HasPrefix(r.stderr, "spool: ") || r.stdout != "" {
+			t.Errorf("subscriptions %v: exit %d, stderr %q, stdout %q; want exit 2 and a spool: message", args, r.code, r.stderr, r.stdout)
+		}
+	}
+	if _, err := os.Stat(path); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("refused commands created the store: %v", err)
+	}
+
+	// On an existing store: nothing created, nothing moved.
+	f := newFixture(t)
+	f.ok("publish", "orders", "--kind", "k")
+	if e := f.failsJSON(exitUsage, "subscriptions", "add", "orders", "mail", "--from", "garbage"); e.Error.Code != "invalid" || e.Error.Field != "from" {
+		t.Fatalf("add --from garbage --json: %+v", e)
+	}
+	if subs, err := f.client.Subscriptions().List(context.Background(), ""); err != nil || len(subs) != 0 {
+		t.Fatalf("a refused add left %d subscriptions (%v)", len(subs), err)
+	}
+	f.ok("subscriptions", "add", "orders", "mail", "--from", "start")
+	if e := f.failsJSON(exitUsage, "subscriptions", "rewind", "orders", "mail", "--to", "garbage"); e.Error.Field != "to" {
+		t.Fatalf("rewind --to garbage --json: %+v", e)
+	}
+	if sub, err := f.client.Subscriptions().Get(context.Background(), "orders", "mail"); err != nil || sub.Cursor != 0 {
+		t.Fatalf("a refused rewind moved the subscription: %+v, %v", sub, err)
+	}
+}
+
+func TestSubscriptionGetWarnsWhenHoldingRetention(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	f.ok("topics", "retention", "orders", "1ms")
+	f.ok("publish", "orders", "--kind", "k")
+	f.ok("subscriptions", "add", "orders", "slow", "--from", "start")
+	time.Sleep(20 * time.Millisecond)
+
+	var sub wire.Subscription
+	f.okJSON(&sub, "subscriptions", "get", "orders", "slow")
+	if !sub.Lag.HoldsRetention {
+		t.Fatalf("lag = %+v, want holds_retention", sub.Lag)
+	}
+	if out := f.ok("subscriptions", "get", "orders", "slow"); !strings.Contains(out, "WARNING: orders/slow falls behind: holding events past the topic's retention") {
+		t.Fatalf("get does not warn:\n%s", out)
+	}
+	r := f.run("subscriptions", "list")
+	if r.code != 0 || !strings.Contains(r.stdout, "holds retention") || !strings.Contains(r.stderr, "falls behind: holding events past the topic's retention") {
+		t.Fatalf("list does not warn: %+v", r)
+	}
+}
