@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -362,5 +363,124 @@ func TestSubscriptionOnlyWorkerLeavesQueuesAlone(t *testing.T) {
 	job, err := c.Get(ctx, res[0].ID)
 	if err != nil || job.State != store.StateAvailable || job.Deliveries != 0 {
 		t.Fatalf("the default queue's job: %+v, %v; want it untouched", job, err)
+	}
+}
+
+// TestFailedEventLeavesItsBatch: events published before the worker
+// starts are delivered in batches; one that fails becomes a delivery of
+// its own with its attempt recorded, and runs again; the rest of its batch
+// is not run twice.
+func TestFailedEventLeavesItsBatch(t *testing.T) {
+	st := openLiveStore(t, filepath.Join(t.TempDir(), "spool.db"))
+	c := newClient(t, st)
+	ctx := t.Context()
+	if _, err := c.Subscriptions().Create(ctx, spool.SubscriptionParams{Topic: "t", Name: "s", RetryBase: 10 * time.Millisecond, RetryMax: 10 * time.Millisecond}); err != nil {
+		t.Fatal(err)
+	}
+	var evs []spool.EventItem
+	for i := range 40 {
+		evs = append(evs, spool.RawEvent("k", []byte(fmt.Sprint(i)), &spool.EventOptions{ID: fmt.Sprint("e", i)}))
+	}
+	if _, err := c.Publish(ctx, "t", evs...); err != nil {
+		t.Fatal(err)
+	}
+	var calls counter
+	var batched sync.Map
+	startWorker(t, spool.WorkerConfig{Store: st, Queues: map[string]spool.QueueConfig{}}, func(w *spool.Worker) {
+		spool.Subscribe(w, "t", "s", func(ctx context.Context, e *spool.Event[json.RawMessage]) error {
+			calls.add(e.ID)
+			if e.Delivery.Kind == store.BatchKind {
+				batched.Store(e.ID, true)
+			}
+			switch e.ID {
+			case "e7":
+				if e.Delivery.Attempts == 0 {
+					return errors.New("flaky")
+				}
+			case "e9":
+				if e.Delivery.Attempts == 0 {
+					panic("boom")
+				}
+			}
+			return nil
+		}, &spool.SubscribeOptions{Concurrency: 2})
+	})
+	waitFor(t, "every event and both retries", func() bool { return calls.total() == 42 && calls.distinct() == 40 })
+	if _, ok := batched.Load("e0"); !ok {
+		t.Fatal("events published before the worker started were not batched")
+	}
+	var page *spool.ListPage
+	waitFor(t, "the own deliveries to complete", func() bool {
+		var err error
+		page, err = c.List(ctx, spool.ListParams{Queue: "sub/t/s", Kind: "k"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, j := range page.Jobs {
+			if j.State != spool.StateCompleted {
+				return false
+			}
+		}
+		return true
+	})
+	if len(page.Jobs) != 2 {
+		t.Fatalf("%d deliveries of their own, want 2 (e7 and e9)", len(page.Jobs))
+	}
+	for _, j := range page.Jobs {
+		j := mustGet(t, c, j.ID)
+		if j.Attempts != 1 || len(j.Errors) != 1 || j.State != spool.StateCompleted {
+			t.Errorf("own delivery %s: attempts %d, errors %+v, state %s", j.UniqueKey, j.Attempts, j.Errors, j.State)
+		}
+		if strings.HasSuffix(j.UniqueKey, ":10") && (j.Errors[0].Message != "panic: boom" || j.Errors[0].Stack == "") {
+			t.Errorf("the panic's own delivery records %+v", j.Errors[0])
+		}
+	}
+}
+
+// TestLostBatchIsSplit: a batch whose delivery was lost (its holder
+// crashed) is not run again as a whole; its events become deliveries of
+// their own, each run once.
+func TestLostBatchIsSplit(t *testing.T) {
+	st := openLiveStore(t, filepath.Join(t.TempDir(), "spool.db"))
+	c := newClient(t, st)
+	ctx := t.Context()
+	if _, err := c.Subscriptions().Create(ctx, spool.SubscriptionParams{Topic: "t", Name: "s"}); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 5 {
+		if _, err := c.Publish(ctx, "t", spool.RawEvent("k", nil, &spool.EventOptions{ID: fmt.Sprint("e", i)})); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if r, err := st.Route(ctx, store.RouteParams{Topic: "t", Name: "s", Spread: 1}); err != nil || r.Jobs != 5 {
+		t.Fatalf("Route = %+v, %v", r, err)
+	}
+	// Route them again as one batch: rewind drops the waiting ones.
+	if _, err := c.Subscriptions().Rewind(ctx, "t", "s", spool.FromStart); err != nil {
+		t.Fatal(err)
+	}
+	if r, err := st.Route(ctx, store.RouteParams{Topic: "t", Name: "s", Spread: 2}); err != nil || r.Jobs != 2 {
+		t.Fatalf("Route = %+v, %v", r, err)
+	}
+	// A worker that claims the batches and dies.
+	if jobs, err := st.Claim(ctx, store.ClaimParams{Queue: "sub/t/s", Limit: 10, LockFor: store.MinLockDuration}); err != nil || len(jobs) != 2 {
+		t.Fatalf("Claim = %v, %v", jobs, err)
+	}
+	time.Sleep(2 * store.MinLockDuration)
+	var calls counter
+	startWorker(t, spool.WorkerConfig{Store: st, Queues: map[string]spool.QueueConfig{},
+		Maintenance: spool.MaintenanceConfig{ReapInterval: 50 * time.Millisecond}}, func(w *spool.Worker) {
+		spool.Subscribe(w, "t", "s", func(ctx context.Context, e *spool.Event[json.RawMessage]) error {
+			if e.Delivery.Kind == store.BatchKind {
+				t.Errorf("event %s ran in a batch whose delivery was lost", e.ID)
+			}
+			calls.add(e.ID)
+			return nil
+		}, nil)
+	})
+	waitFor(t, "every event", func() bool { return calls.distinct() == 5 })
+	time.Sleep(100 * time.Millisecond)
+	if calls.total() != 5 {
+		t.Errorf("%d calls for 5 events", calls.total())
 	}
 }

@@ -1,5 +1,7 @@
 package postgres
 
+import "github.com/spoolrun/spool/store"
+
 // The SQL of events (migration 0003). Durations are stored as bigint
 // microseconds; a retention of -1 keeps events forever.
 
@@ -62,6 +64,9 @@ WHERE topic = $1 AND name = $2`
 	deleteQueueSQL  = `DELETE FROM {schema}.queues WHERE name = $1`
 	deleteQueueJobs = `DELETE FROM {schema}.jobs WHERE queue = $1`
 	dropWaitingSQL  = `DELETE FROM {schema}.jobs WHERE queue = $1 AND state IN ('scheduled', 'available')`
+	// eventsInJob is how many events a delivery job carries: a batch's
+	// payload is a JSON array of them.
+	eventsInJob = `CASE WHEN kind = '` + store.BatchKind + `' THEN jsonb_array_length(convert_from(payload, 'UTF8')::jsonb) ELSE 1 END`
 	countWaitingSQL = `SELECT (SELECT count(*) FROM {schema}.jobs WHERE queue = $1 AND state = 'available')
 	+ (SELECT count(*) FROM {schema}.jobs WHERE queue = $1 AND state = 'scheduled')`
 	pruneFloorsSQL = `SELECT t.name, t.retention,
@@ -92,8 +97,8 @@ ORDER BY s.topic, s.name`
 	lagFactsSQL = `SELECT
 	coalesce((SELECT head FROM {schema}.topics WHERE name = $1), 0),
 	coalesce((SELECT retention FROM {schema}.topics WHERE name = $1), -1),
-	(SELECT count(*) FROM {schema}.jobs WHERE queue = $2 AND state IN ` + live + `),
-	(SELECT count(*) FROM {schema}.jobs WHERE queue = $2 AND state = 'dead'),
+	(SELECT coalesce(sum(` + eventsInJob + `), 0) FROM {schema}.jobs WHERE queue = $2 AND state IN ` + live + `),
+	(SELECT coalesce(sum(` + eventsInJob + `), 0) FROM {schema}.jobs WHERE queue = $2 AND state = 'dead'),
 	(SELECT min(created_at) FROM {schema}.jobs WHERE queue = $2 AND state IN ` + live + `),
 	(SELECT published_at FROM {schema}.events WHERE topic = $1 AND position > $3 ORDER BY position LIMIT 1)`
 )

@@ -81,11 +81,11 @@ func deliveries(t *testing.T, s *postgres.Store, topic, name string) []*store.Ev
 			t.Fatalf("List deliveries of %s/%s: %v", topic, name, err)
 		}
 		for _, j := range page.Jobs {
-			e, err := store.DecodeDelivery(j)
+			evs, err := store.DecodeDeliveries(j)
 			if err != nil {
 				t.Fatal(err)
 			}
-			out = append(out, e)
+			out = append(out, evs...)
 		}
 		if page.Next.IsZero() {
 			return out
@@ -657,7 +657,7 @@ func TestRouteNotStalledByLongTransaction(t *testing.T) {
 		if err != nil || len(jobs) != 1 {
 			t.Fatalf("round %d: claim: %v, %v", round, jobs, err)
 		}
-		if e, err := store.DecodeDelivery(jobs[0]); err != nil || e.Position != int64(round) {
+		if e, err := store.DecodeDeliveries(jobs[0]); err != nil || e[0].Position != int64(round) {
 			t.Fatalf("round %d: delivery %+v, %v", round, e, err)
 		}
 	}

@@ -24,6 +24,7 @@ var eventTests = []test{
 	{"RouteEachEventOnce", testRouteOnce},
 	{"RouteFiltersKinds", testRouteKinds},
 	{"RouteMaxPending", testRouteMaxPending},
+	{"RouteBatches", testRouteBatches},
 	{"SubscriptionsAreIndependent", testSubscriptionsIndependent},
 	{"OrderedOnePerKey", testOrderedPerKey},
 	{"OrderedDeadHeadIsSkipped", testOrderedDeadHead},
@@ -858,5 +859,56 @@ func testEventsRacing(t *testing.T, h *harness) {
 				t.Fatalf("key%d: event %d has version %d", k, i, e.Version)
 			}
 		}
+	}
+}
+
+func testRouteBatches(t *testing.T, h *harness) {
+	es := h.events()
+	h.subscribe(store.SubscriptionParams{Topic: "t", Name: "s", MaxAttempts: 4})
+	h.subscribe(store.SubscriptionParams{Topic: "t", Name: "ordered", Ordered: true})
+	var in []store.EventInput
+	for i := range 10 {
+		in = append(in, store.EventInput{Kind: fmt.Sprint("k", i%2), Tenant: "acme", Key: fmt.Sprint("key", i%3), Payload: []byte{byte(i)}})
+	}
+	h.publish("t", in...)
+	r, err := es.Route(h.ctx, store.RouteParams{Topic: "t", Name: "s", Spread: 3})
+	if err != nil || r.Routed != 10 || r.Jobs != 3 || r.Cursor != 10 {
+		t.Fatalf("Route with Spread 3 = %+v, %v; want 10 events in 3 jobs", r, err)
+	}
+	if lag := h.getSub("t", "s").Lag; lag.Pending != 10 || lag.Behind != 10 {
+		t.Errorf("lag counts jobs, not events: %+v", lag)
+	}
+	jobs, evs := h.deliveries("t", "s", 10)
+	if len(jobs) != 3 || jobs[0].Kind != store.BatchKind || jobs[0].MaxAttempts != 4 {
+		t.Fatalf("claimed %d jobs, first of kind %q", len(jobs), jobs[0].Kind)
+	}
+	wantPositions(t, "batched", positions(evs), 1, 2, 3, 4, 5, 6, 7, 8, 9, 10)
+	for _, e := range evs {
+		if e.Kind != fmt.Sprint("k", (e.Position-1)%2) || e.Tenant != "acme" || len(e.Payload) != 1 || int64(e.Payload[0]) != e.Position-1 || e.Version == 0 {
+			t.Errorf("batched event %d = %+v", e.Position, e)
+		}
+	}
+	// A dead batch counts its events.
+	h.settleOK(store.Verdict{ID: jobs[0].ID, Token: jobs[0].LockToken, Outcome: store.DeadLetter})
+	h.completeAll(jobs[1:])
+	if lag := h.getSub("t", "s").Lag; lag.Dead != 4 || lag.Pending != 0 {
+		t.Errorf("lag after a batch of 4 died = %+v, want 4 dead", lag)
+	}
+	// An ordered subscription has one delivery per event whatever the spread.
+	if r, _ = es.Route(h.ctx, store.RouteParams{Topic: "t", Name: "ordered", Spread: 3}); r.Jobs != 10 || r.Routed != 10 {
+		t.Errorf("ordered Route with Spread 3 = %+v, want 10 jobs", r)
+	}
+	// A batch never goes over MaxBatchEvents.
+	h.subscribe(store.SubscriptionParams{Topic: "t", Name: "big", From: store.StartAt{From: store.StartBegin}})
+	more := make([]store.EventInput, 200)
+	for i := range more {
+		more[i] = store.EventInput{Kind: "k"}
+	}
+	h.publish("t", more...)
+	if r, _ = es.Route(h.ctx, store.RouteParams{Topic: "t", Name: "big", Spread: 2}); r.Routed != 210 || r.Jobs != 4 {
+		t.Errorf("Route of 210 events with Spread 2 = %+v, want 4 jobs of at most %d", r, store.MaxBatchEvents)
+	}
+	if _, err := es.Publish(h.ctx, "t", []store.EventInput{{Kind: store.BatchKind}}); !errors.Is(err, store.ErrInvalid) {
+		t.Errorf("publishing the batch kind: %v, want ErrInvalid", err)
 	}
 }
