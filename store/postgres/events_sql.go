@@ -66,7 +66,7 @@ WHERE topic = $1 AND name = $2`
 	dropWaitingSQL  = `DELETE FROM {schema}.jobs WHERE queue = $1 AND state IN ('scheduled', 'available')`
 	// eventsInJob is how many events a delivery job carries: a batch's
 	// payload is a JSON array of them.
-	eventsInJob = `CASE WHEN kind = '` + store.BatchKind + `' THEN jsonb_array_length(convert_from(payload, 'UTF8')::jsonb) ELSE 1 END`
+	eventsInJob     = `CASE WHEN kind = '` + store.BatchKind + `' THEN jsonb_array_length(convert_from(payload, 'UTF8')::jsonb) ELSE 1 END`
 	countWaitingSQL = `SELECT (SELECT count(*) FROM {schema}.jobs WHERE queue = $1 AND state = 'available')
 	+ (SELECT count(*) FROM {schema}.jobs WHERE queue = $1 AND state = 'scheduled')`
 	pruneFloorsSQL = `SELECT t.name, t.retention,
