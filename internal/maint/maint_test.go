@@ -36,6 +36,7 @@ type fakeStore struct {
 	reapCalls  []int
 	pruneCalls []store.PruneParams
 	hang       bool
+	events     store.EventStore // what Capabilities declares; nil: none
 	hanging    chan struct{} // with hang: receives one value as each call starts to hang
 }
 
@@ -396,5 +397,49 @@ func TestStartTwiceFails(t *testing.T) {
 	stopAtCleanup(t, r)
 	if err := r.Start(t.Context()); !errors.Is(err, startstop.ErrAlreadyStarted) {
 		t.Fatalf("second Start = %v, want ErrAlreadyStarted", err)
+	}
+}
+
+// Capabilities declares only what the test set: the embedded Store is nil.
+func (f *fakeStore) Capabilities() store.Capabilities { return store.Capabilities{Events: f.events} }
+
+// fakeEvents records PruneEvents calls and answers from a script.
+type fakeEvents struct {
+	store.EventStore
+	mu      sync.Mutex
+	answers []int
+	calls   []store.PruneEventsParams
+}
+
+func (f *fakeEvents) PruneEvents(_ context.Context, p store.PruneEventsParams) (int, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.calls = append(f.calls, p)
+	n := 0
+	if len(f.answers) > 0 {
+		n, f.answers = f.answers[0], f.answers[1:]
+	}
+	return n, nil
+}
+
+func TestRetentionPrunesEventsAndTheInbox(t *testing.T) {
+	t.Parallel()
+	ev := &fakeEvents{answers: []int{5, 3}}
+	fs := &fakeStore{events: ev}
+	got := newPasses[PrunePass]()
+	clock := clockwork.NewFakeClock()
+	ret := NewRetention(RetentionConfig{Store: fs, Interval: time.Hour, Limit: 5, Clock: clock, OnPass: got.on,
+		CompletedRetention: KeepForever, CancelledRetention: KeepForever})
+	if err := ret.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	stopAtCleanup(t, ret)
+	if p := got.next(t); p.Events != 8 || p.Calls != 2 {
+		t.Fatalf("pass = %+v, want 8 events pruned in 2 calls", p)
+	}
+	ev.mu.Lock()
+	defer ev.mu.Unlock()
+	if want := clock.Now().Add(-DefaultInboxRetention); !ev.calls[0].InboxBefore.Equal(want) || !ev.calls[1].InboxBefore.IsZero() || ev.calls[0].Limit != 5 {
+		t.Fatalf("calls = %+v, want the inbox cut at %v once", ev.calls, want)
 	}
 }
