@@ -37,7 +37,7 @@ type fakeStore struct {
 	pruneCalls []store.PruneParams
 	hang       bool
 	events     store.EventStore // what Capabilities declares; nil: none
-	hanging    chan struct{} // with hang: receives one value as each call starts to hang
+	hanging    chan struct{}    // with hang: receives one value as each call starts to hang
 }
 
 type reply[T any] struct {
