@@ -1,8 +1,10 @@
 // Package postgres is Spool's PostgreSQL store, for many processes on many
 // machines sharing one database. It implements store.Store,
 // store.SQLTxEnqueuer (for a *sql.Tx of the pgx stdlib driver),
-// store.Notifier and store.ScheduleStore (recurring schedules), and enqueues in a
-// caller's pgx.Tx with EnqueuePgxTx.
+// store.Notifier, store.ScheduleStore (recurring schedules), store.EventStore
+// and store.EventSQLTx (topics, subscriptions, streams, the inbox), and
+// enqueues and publishes in a caller's pgx.Tx with EnqueuePgxTx, PublishPgx,
+// AppendPgx and MarkSeenPgx.
 //
 // # Layout
 //
@@ -21,6 +23,21 @@
 // enqueue idempotent. A trigger on the jobs table releases a schedule when
 // its live run finishes, in the statement that finishes it, whether a
 // settle, a cancel or the reaper.
+//
+// # Events
+//
+// A topic's events are numbered from its row in the topics table: a
+// publisher takes the row's lock with one upsert, reads the head, inserts
+// its events after it and stores the new head, and holds the lock until it
+// commits. Publishers of one topic therefore take turns, positions are in
+// commit order, and a rolled-back publish gives its positions back, so a
+// router that reads "position > cursor" never passes over an event that
+// commits later. No sequence is involved, and nothing waits for unrelated
+// transactions. A router locks its subscription's row with FOR UPDATE SKIP
+// LOCKED (another router holding it reports Busy) and turns the events after
+// the cursor into jobs in the same transaction. Publishes wake routers with
+// the topic's signal (store.TopicSignal) through the same NOTIFY channel as
+// jobs.
 //
 // # Hot path
 //
@@ -276,9 +293,6 @@ func (s *backend) SQLTx() engine.TxInserter { return s }
 
 // Schedules implements engine.Driver.
 func (s *backend) Schedules() engine.ScheduleDriver { return s }
-
-// Events implements engine.Driver: not yet on PostgreSQL.
-func (s *backend) Events() engine.EventDriver { return nil }
 
 // Available implements store.Notifier.
 func (s *backend) Available(queue string) <-chan struct{} {

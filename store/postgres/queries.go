@@ -242,6 +242,7 @@ type queries struct {
 	get, list, stats, queueStates, jobStates              string
 	cancel, requeueLock, requeue, purge, setPaused, prune string
 	sched                                                 *scheduleQueries
+	ev                                                    *eventQueries
 }
 
 func newQueries(schema string) *queries {
@@ -255,6 +256,7 @@ func newQueries(schema string) *queries {
 		cancel: r(cancelSQL), requeueLock: r(requeueLockSQL), requeue: r(requeueSQL), purge: r(purgeSQL),
 		setPaused: r(setPausedSQL), prune: r(pruneSQL),
 		sched: newScheduleQueries(schema),
+		ev:    newEventQueries(schema),
 	}
 	for o, s := range settleSQL {
 		q.settle[o] = r(s)
