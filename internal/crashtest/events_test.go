@@ -15,7 +15,6 @@ import (
 
 	"github.com/spoolrun/spool"
 	"github.com/spoolrun/spool/internal/eventcrash"
-	"github.com/spoolrun/spool/store"
 	"github.com/spoolrun/spool/store/sqlite"
 )
 
@@ -138,7 +137,9 @@ func TestEventsSurviveSIGKILL(t *testing.T) {
 		if p.role == "worker" {
 			// The dead worker's writes are all in the file: the claims
 			// running now are the ones it held (no lock expires this soon).
-			held[p.name] = runningClaims(t, st)
+			if held[p.name], err = eventcrash.RunningClaims(ctx, st); err != nil {
+				t.Fatalf("list running jobs: %v", err)
+			}
 		}
 	}
 
@@ -165,7 +166,10 @@ func TestEventsSurviveSIGKILL(t *testing.T) {
 	subs := waitDrained(t, c, stderrPath)
 	last.ch.terminate(t)
 
-	o := &eventcrash.Outcome{Killed: killed, Held: held, Subs: subs, Events: readTopic(t, c)}
+	o := &eventcrash.Outcome{Killed: killed, Held: held, Subs: subs}
+	if o.Events, err = eventcrash.ReadTopic(ctx, c); err != nil {
+		t.Fatalf("read the topic: %v", err)
+	}
 	var torn int
 	if o.Handled, torn, err = eventcrash.ReadLog(handledPath); err != nil {
 		t.Fatal(err)
@@ -185,15 +189,19 @@ func TestEventsSurviveSIGKILL(t *testing.T) {
 	for _, p := range problems {
 		t.Error(p)
 	}
-	checkExercised(t, stats, kills)
+	for _, p := range stats.Unexercised(kills) {
+		t.Error(p)
+	}
 
 	lockLost := 0
 	if b, err := os.ReadFile(stderrPath); err == nil {
 		lockLost = bytes.Count(b, []byte("lock lost"))
 	}
-	logEventStats(t, stats, o.Torn)
-	t.Logf("%d processes: %d publishers and %d workers killed over %v, 1 worker stopped gracefully; lock-lost warnings: %d",
-		started, kills["publisher"], kills["worker"], killPhase.Round(time.Millisecond), lockLost)
+	for _, l := range stats.Lines() {
+		t.Log(l)
+	}
+	t.Logf("%d processes: %d publishers and %d workers killed over %v, 1 worker stopped gracefully; torn records: %d; lock-lost warnings: %d",
+		started, kills["publisher"], kills["worker"], killPhase.Round(time.Millisecond), o.Torn, lockLost)
 	t.Logf("runtime %v", time.Since(began).Round(time.Millisecond))
 	if t.Failed() {
 		t.Logf("children's stderr (tail):\n%s", tail(stderrPath, 40))
@@ -213,16 +221,6 @@ func crashSeed(t *testing.T) uint64 {
 	}
 	t.Logf("kill schedule seed %d (SPOOL_CRASH_SEED=%d replays it)", seed, seed)
 	return seed
-}
-
-// runningClaims returns the claims of every running job.
-func runningClaims(t *testing.T, st store.Store) map[eventcrash.Claim]bool {
-	t.Helper()
-	out := map[eventcrash.Claim]bool{}
-	for _, j := range listAll(t, st, spool.StateRunning) {
-		out[eventcrash.Claim{Job: j.ID.String(), Deliveries: j.Deliveries}] = true
-	}
-	return out
 }
 
 // waitDrained polls the subscriptions (the worker is another process:
@@ -252,57 +250,4 @@ func waitDrained(t *testing.T, c *spool.Client, stderrPath string) []*spool.Subs
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-}
-
-// readTopic reads the workload's whole topic.
-func readTopic(t *testing.T, c *spool.Client) []*spool.StoredEvent {
-	t.Helper()
-	var out []*spool.StoredEvent
-	p := spool.ReadEventsParams{Topic: eventcrash.Topic, Limit: store.MaxReadEvents}
-	for {
-		page, err := c.ReadEvents(context.Background(), p)
-		if err != nil {
-			t.Fatalf("read the topic: %v", err)
-		}
-		out = append(out, page.Events...)
-		if page.Next == 0 {
-			return out
-		}
-		p.After = page.Next
-	}
-}
-
-// checkExercised fails the test when the run did not exercise what it is
-// about: kills that cut handlings short, deliberate rollbacks, and the
-// planned failures of each subscription.
-func checkExercised(t *testing.T, s eventcrash.Stats, kills map[string]int) {
-	t.Helper()
-	if s.Committed == 0 || s.ViaTx == 0 || s.RolledBack == 0 {
-		t.Errorf("%d events committed, %d of them in transactions, %d rolled back on purpose: the publishers hardly published", s.Committed, s.ViaTx, s.RolledBack)
-	}
-	if kills["publisher"] == 0 || kills["worker"] == 0 {
-		t.Errorf("kills: %v; want publishers and workers killed", kills)
-	}
-	if s.CutByKills == 0 {
-		t.Errorf("no kill caught a handler running: the workload is too short for this machine")
-	}
-	for name, ss := range s.Subs {
-		if ss.Failed == 0 {
-			t.Errorf("%s: no handling failed; its planned failures did not happen", name)
-		}
-	}
-}
-
-// logEventStats logs a run's counts.
-func logEventStats(t *testing.T, s eventcrash.Stats, torn int) {
-	t.Helper()
-	t.Logf("events: %d committed (%d in transactions, %d with a key); %d intended, %d acknowledged; %d rolled back on purpose, %d lost to publisher kills, %d committed but not acknowledged",
-		s.Committed, s.ViaTx, s.Keyed, s.Intents, s.Acked, s.RolledBack, s.LostToKills, s.Unacknowledged)
-	for _, name := range []string{eventcrash.Audit, eventcrash.Ledger, eventcrash.Mailer} {
-		ss := s.Subs[name]
-		t.Logf("%s: %d events; %d handlings (%d on a redelivery): %d completed, %d failed, %d cut by kills; %d extra completions; %d found the inbox mark",
-			name, ss.Wanted, ss.Runs, ss.Redelivered, ss.Completed, ss.Failed, ss.Cut, ss.Extra, ss.InboxSeen)
-	}
-	t.Logf("handlings cut by kills: %d; completed handlings redone because a kill lost the verdict: %d; torn records: %d",
-		s.CutByKills, s.RedoneAfterKills, torn)
 }

@@ -369,3 +369,41 @@ func checkOrder(o *Outcome, events map[string]*spool.StoredEvent, st *Stats, pro
 		}
 	}
 }
+
+// Unexercised describes what a run failed to exercise, when it did: kills
+// of publishers and of workers (kills counts them by role, "publisher" and
+// "worker"), kills that cut handlings short, deliberate rollbacks, and the
+// planned failures of each subscription. A run that passes Check without
+// them proves little.
+func (s Stats) Unexercised(kills map[string]int) []string {
+	var out []string
+	if s.Committed == 0 || s.ViaTx == 0 || s.RolledBack == 0 {
+		out = append(out, fmt.Sprintf("%d events committed, %d of them in transactions, %d rolled back on purpose: the publishers hardly published",
+			s.Committed, s.ViaTx, s.RolledBack))
+	}
+	if kills["publisher"] == 0 || kills["worker"] == 0 {
+		out = append(out, fmt.Sprintf("kills: %v; want publishers and workers killed", kills))
+	}
+	if s.CutByKills == 0 {
+		out = append(out, "no kill caught a handler running: the workload is too short for this machine")
+	}
+	for _, name := range []string{Audit, Ledger, Mailer} {
+		if s.Subs[name].Failed == 0 {
+			out = append(out, name+": no handling failed; its planned failures did not happen")
+		}
+	}
+	return out
+}
+
+// Lines describes the counts, a line per topic, for the test's log.
+func (s Stats) Lines() []string {
+	out := []string{fmt.Sprintf("events: %d committed (%d in transactions, %d with a key); %d intended, %d acknowledged; %d rolled back on purpose, %d lost to publisher kills, %d committed but not acknowledged",
+		s.Committed, s.ViaTx, s.Keyed, s.Intents, s.Acked, s.RolledBack, s.LostToKills, s.Unacknowledged)}
+	for _, name := range []string{Audit, Ledger, Mailer} {
+		ss := s.Subs[name]
+		out = append(out, fmt.Sprintf("%s: %d events; %d handlings (%d on a redelivery): %d completed, %d failed, %d cut by kills; %d extra completions; %d found the inbox mark",
+			name, ss.Wanted, ss.Runs, ss.Redelivered, ss.Completed, ss.Failed, ss.Cut, ss.Extra, ss.InboxSeen))
+	}
+	return append(out, fmt.Sprintf("handlings cut by kills: %d; completed handlings redone because a kill lost the verdict: %d",
+		s.CutByKills, s.RedoneAfterKills))
+}
