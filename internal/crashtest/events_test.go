@@ -26,8 +26,10 @@ const (
 	// keep up with on two cores, with three subscriptions per event.
 	evRate = 100
 	// evLock is short so that the deliveries a killed worker held come back
-	// soon; evReap returns them promptly once their lock expired.
-	evLock = time.Second
+	// soon (evReap returns them promptly once their lock expired), yet twice
+	// TestWorkerSurvivesSIGKILL's: here four processes and the mailer's own
+	// transactions take turns at the file's write lock, renewals included.
+	evLock = 2 * time.Second
 	evReap = 100 * time.Millisecond
 	// For evFor, a random process is killed every [evMinGap, evMaxGap) and
 	// its successor started after a random pause below evMaxDown.
