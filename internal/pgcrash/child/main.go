@@ -178,16 +178,16 @@ func events(ctx context.Context, st *postgres.Store, role, id string, logger *sl
 	if err != nil {
 		return err
 	}
+	// The poll interval is short because an ordered key's next delivery
+	// becomes claimable when the one before completes, and no notification
+	// says so: a worker finds it at its next poll.
 	w, err := spool.NewWorker(spool.WorkerConfig{
 		Store:        st,
 		ID:           id,
 		Logger:       logger,
-		PollInterval: 50 * time.Millisecond, // see below
+		PollInterval: 50 * time.Millisecond,
 		Maintenance:  spool.MaintenanceConfig{ReapInterval: reap},
 	})
-	// The poll interval is short because an ordered key's next delivery
-	// becomes claimable when the one before completes, and no notification
-	// says so: a worker finds it at its next poll.
 	if err != nil {
 		return err
 	}
