@@ -73,15 +73,7 @@ func TestWorkerSurvivesSIGKILL(t *testing.T) {
 		t.Skip("crash test: skipped in -short mode")
 	}
 	began := time.Now()
-	seed := uint64(time.Now().UnixNano())
-	if s := os.Getenv("SPOOL_CRASH_SEED"); s != "" {
-		var err error
-		if seed, err = strconv.ParseUint(s, 10, 64); err != nil {
-			t.Fatalf("SPOOL_CRASH_SEED: %v", err)
-		}
-	}
-	t.Logf("kill schedule seed %d (SPOOL_CRASH_SEED=%d replays it)", seed, seed)
-	rng := rand.New(rand.NewPCG(seed, 0))
+	rng := rand.New(rand.NewPCG(crashSeed(t), 0))
 
 	dir := t.TempDir()
 	bin := buildChild(t, dir)

@@ -18,6 +18,12 @@
 //     its first delivery.
 //   - TestPrefetchedJobsKeepTheirLocks does the same with prefetch: a job
 //     waiting in the prefetch buffer keeps its lock too.
+//   - TestEventsSurviveSIGKILL runs publishers and workers of events (the
+//     program in ./evchild, the workload in internal/eventcrash) at once and
+//     kills them at random moments: every committed event reaches every
+//     subscription, no rolled-back event is delivered, an ordered
+//     subscription keeps each key's order, and the inbox makes each effect
+//     happen once.
 //   - TestSchedulesSurviveSIGKILL (and its PostgreSQL twin) runs two
 //     processes firing the same schedules and kills them mid-fire: every
 //     slot has exactly one run.

@@ -13,8 +13,15 @@
 //     crash and recovery) on a throwaway cluster of its own: nothing is lost,
 //     and workers and producers recover by themselves, saying so in their
 //     logs.
+//   - TestEventsSurviveSIGKILLPostgres runs two publishers and three
+//     subscribers of events (the publisher and subscriber roles of ./child,
+//     the workload of internal/eventcrash) and SIGKILLs a random one every
+//     fraction of a second for a while: every committed event reaches every
+//     subscription, no rolled-back event is delivered, an ordered
+//     subscription keeps each key's order across processes, and the inbox
+//     makes each effect happen once.
 //
-// The tests work SPOOL_PGCRASH_JOBS jobs (default 20,000, so that the
+// The job tests work SPOOL_PGCRASH_JOBS jobs (default 20,000, so that the
 // repository's test run stays short; the full run is 200,000):
 //
 //	SPOOL_PGCRASH_JOBS=200000 go test -count=1 -v -timeout 30m ./internal/pgcrash/

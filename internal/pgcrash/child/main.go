@@ -20,11 +20,21 @@
 // and retries until it succeeds. After each batch commits it appends
 // "P <id>" per job to its log, then exits 0 when all are enqueued.
 //
-// Both print "ready" on stdout once running and log to stderr (slog text).
+// As an events publisher (SPOOL_PGCRASH_ROLE=publisher) or subscriber
+// (SPOOL_PGCRASH_ROLE=subscriber) it runs the events workload of package
+// internal/eventcrash: it publishes at SPOOL_PGCRASH_RATE events/s (with
+// Client.Publish, and with Client.PublishTx in *sql.Tx transactions of its
+// own, some rolled back on purpose) until it is killed, or works the
+// workload's three subscriptions; either records what it does in
+// SPOOL_PGCRASH_RECORDS, the file every process of the run appends to. A
+// subscriber prints its settler's counters on SIGTERM as a worker does.
+//
+// All print "ready" on stdout once running and log to stderr (slog text).
 package main
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -37,14 +47,17 @@ import (
 	"syscall"
 	"time"
 
+	_ "github.com/jackc/pgx/v5/stdlib" // the "pgx" database/sql driver, for PublishTx and MarkSeen
+
 	"github.com/spoolrun/spool"
+	"github.com/spoolrun/spool/internal/eventcrash"
 	"github.com/spoolrun/spool/store"
 	"github.com/spoolrun/spool/store/postgres"
 )
 
 // The environment the child reads. Durations are in Go syntax ("1s").
 const (
-	envRole        = "SPOOL_PGCRASH_ROLE"          // worker or producer; required
+	envRole        = "SPOOL_PGCRASH_ROLE"          // worker, producer, publisher or subscriber; required
 	envURL         = "SPOOL_PGCRASH_URL"           // database URL; required
 	envSchema      = "SPOOL_PGCRASH_SCHEMA"        // store schema; required
 	envLog         = "SPOOL_PGCRASH_LOG"           // the S/E or P log; required
@@ -57,6 +70,14 @@ const (
 	envJobs        = "SPOOL_PGCRASH_JOBS"          // producer: jobs to enqueue; required
 	envRate        = "SPOOL_PGCRASH_RATE"          // producer: jobs/s; default 1000
 	envBatch       = "SPOOL_PGCRASH_BATCH"         // producer: jobs per enqueue; default 100
+	envRecords     = "SPOOL_PGCRASH_RECORDS"       // publisher, subscriber: the run's shared records; required
+	envSeed        = "SPOOL_PGCRASH_SEED"          // publisher: what it publishes; default 0
+)
+
+// The events workload's application tables, in the store's schema.
+const (
+	ordersTable  = "app_orders"
+	effectsTable = "app_effects"
 )
 
 // stats is what a worker prints on stdout after a graceful stop.
@@ -104,9 +125,75 @@ func run() error {
 		return work(ctx, st, id, logger, logFile)
 	case "producer":
 		return produce(ctx, st, logger, logFile)
+	case "publisher", "subscriber":
+		return events(ctx, st, role, id, logger)
 	default:
-		return fmt.Errorf("%s=%q: want worker or producer", envRole, role)
+		return fmt.Errorf("%s=%q: want worker, producer, publisher or subscriber", envRole, role)
 	}
+}
+
+// events runs a publisher or a subscriber of the events workload.
+func events(ctx context.Context, st *postgres.Store, role, id string, logger *slog.Logger) error {
+	if os.Getenv(envRecords) == "" {
+		return fmt.Errorf("%s is required", envRecords)
+	}
+	records, err := eventcrash.OpenLog(os.Getenv(envRecords))
+	if err != nil {
+		return err
+	}
+	defer records.Close()
+	db, err := sql.Open("pgx", os.Getenv(envURL))
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	schema := os.Getenv(envSchema)
+	tables := eventcrash.SQL{DB: db, Orders: schema + "." + ordersTable, Effects: schema + "." + effectsTable, Dollar: true}
+	if role == "publisher" {
+		seed, err := intEnv(envSeed, 0)
+		if err != nil {
+			return err
+		}
+		rate, err := intEnv(envRate, 100)
+		if err != nil {
+			return err
+		}
+		c, err := spool.NewClient(spool.Config{Store: st})
+		if err != nil {
+			return err
+		}
+		p := &eventcrash.Publisher{Client: c, SQL: tables, Log: records, Proc: id, Seed: uint64(seed), Rate: rate}
+		fmt.Println("ready")
+		return p.Run(ctx)
+	}
+	conc, err := intEnv(envConcurrency, 8)
+	if err != nil {
+		return err
+	}
+	prefetch, err := intEnv(envPrefetch, 2)
+	if err != nil {
+		return err
+	}
+	reap, err := durationEnv(envReap, 200*time.Millisecond)
+	if err != nil {
+		return err
+	}
+	// The poll interval is short because an ordered key's next delivery
+	// becomes claimable when the one before completes, and no notification
+	// says so: a worker finds it at its next poll.
+	w, err := spool.NewWorker(spool.WorkerConfig{
+		Store:        st,
+		ID:           id,
+		Logger:       logger,
+		PollInterval: 50 * time.Millisecond,
+		Maintenance:  spool.MaintenanceConfig{ReapInterval: reap},
+	})
+	if err != nil {
+		return err
+	}
+	s := &eventcrash.Subscriber{Log: records, Proc: id, SQL: tables}
+	s.Register(w, &spool.SubscribeOptions{Concurrency: conc, Prefetch: prefetch})
+	return runWorker(ctx, w)
 }
 
 func work(ctx context.Context, st *postgres.Store, id string, logger *slog.Logger, logFile *os.File) error {
@@ -166,6 +253,12 @@ func work(ctx context.Context, st *postgres.Store, id string, logger *slog.Logge
 		}
 		return nil, nil
 	}, nil)
+	return runWorker(ctx, w)
+}
+
+// runWorker starts w, says "ready", and on the end of ctx stops it and
+// prints its settler's counters.
+func runWorker(ctx context.Context, w *spool.Worker) error {
 	if err := w.Start(ctx); err != nil {
 		return err
 	}
