@@ -36,10 +36,16 @@ type orderPlaced struct {
 
 var orderPlacedKind = spool.NewKind[orderPlaced]("order.placed")
 
-// waitFor polls cond until it holds or the deadline passes.
+// waitFor polls cond until it holds, for up to 20s.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
+	waitWithin(t, 20*time.Second, what, cond)
+}
+
+// waitWithin polls cond until it holds or d passes.
+func waitWithin(t *testing.T, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
 	for !cond() {
 		if time.Now().After(deadline) {
 			t.Fatalf("timed out waiting for %s", what)
@@ -483,4 +489,28 @@ func TestLostBatchIsSplit(t *testing.T) {
 	if calls.total() != 5 {
 		t.Errorf("%d calls for 5 events", calls.total())
 	}
+}
+
+// TestOrderedKeyMovesOnWithoutPolling: when an event of a key completes,
+// the next one is claimed at once, not at the next poll.
+func TestOrderedKeyMovesOnWithoutPolling(t *testing.T) {
+	st := openLiveStore(t, filepath.Join(t.TempDir(), "spool.db"))
+	c := newClient(t, st)
+	ctx := t.Context()
+	if _, err := c.Subscriptions().Create(ctx, spool.SubscriptionParams{Topic: "t", Name: "s", Ordered: true}); err != nil {
+		t.Fatal(err)
+	}
+	var calls counter
+	startWorker(t, spool.WorkerConfig{Store: st, Queues: map[string]spool.QueueConfig{}, PollInterval: time.Hour}, func(w *spool.Worker) {
+		spool.Subscribe(w, "t", "s", func(ctx context.Context, e *spool.Event[json.RawMessage]) error {
+			calls.add(e.ID)
+			return nil
+		}, nil)
+	})
+	for i := range 5 {
+		if _, err := c.Publish(ctx, "t", spool.RawEvent("k", []byte(fmt.Sprint(i)), &spool.EventOptions{Key: "one"})); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitWithin(t, 5*time.Second, "five events of one key with an hour between polls", func() bool { return calls.distinct() == 5 })
 }

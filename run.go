@@ -52,6 +52,7 @@ func newWorkerRun(w *Worker, subs []queueSpec) *workerRun {
 			sub:      spec.sub,
 			jobs:     make(chan *heldJob, spec.capacity),
 			freed:    make(chan struct{}, 1),
+			settled:  make(chan struct{}, 1),
 		})
 	}
 	run.routers = &routers{run: run}
@@ -73,6 +74,7 @@ type queueRunner struct {
 
 	jobs     chan *heldJob // claimed jobs waiting for an executor; never blocks (capacity slots); closed by the fetcher
 	freed    chan struct{} // capacity 1: a job was finished or released
+	settled  chan struct{} // capacity 1: a job with an ordering key was settled: its key's next may be claimable
 	inflight atomic.Int64  // claimed and not yet finished or released
 }
 
@@ -256,10 +258,20 @@ func (q *queueRunner) fetch(ctx context.Context) {
 		poll := w.clock.NewTimer(w.cfg.PollInterval)
 		select {
 		case <-available:
+		case <-q.settled:
 		case <-poll.Chan():
 		case <-ctx.Done():
 		}
 		poll.Stop()
+	}
+}
+
+// wakeFetcher tells the fetcher that a job of q with an ordering key was
+// settled, so the next job of its key may be claimable now.
+func (q *queueRunner) wakeFetcher() {
+	select {
+	case q.settled <- struct{}{}:
+	default:
 	}
 }
 
@@ -339,6 +351,9 @@ func (q *queueRunner) execute(ctx context.Context, r *heldJob) {
 	case err != nil && errors.Is(cause, errShutdown):
 		q.submit(ctx, store.Verdict{ID: job.ID, Token: job.LockToken, Outcome: store.Release}, deadline)
 		return
+	}
+	if job.OrderingKey != "" {
+		w.ordered.Store(job.ID, q)
 	}
 	q.submit(ctx, verdictFor(job, result, withCause(err, cause), h.opts.Retry), deadline)
 }

@@ -194,6 +194,11 @@ type Worker struct {
 	services []startstop.Service // reaper, retention, scheduler, as present; started in this order
 	hooks    testHooks
 
+	// ordered maps a job with an ordering key whose verdict is with the
+	// settler to its queue's runner: once the verdict is written, the
+	// next job of its key may be claimable, and the fetcher is woken.
+	ordered sync.Map // store.ID -> *queueRunner
+
 	givenUp atomic.Int64 // handlers given up on after their timeout and grace, since NewWorker
 	stuck   atomic.Int64 // of those, still running
 
@@ -239,7 +244,7 @@ func newWorker(cfg WorkerConfig, hooks testHooks) (*Worker, error) {
 		MaxBatch:      cfg.SettleBatch,
 		MaxDelay:      cfg.SettleDelay,
 		FlushWhenIdle: hooks.SettleWhenIdle,
-		OnResult:      hooks.OnSettled,
+		OnResult:      w.settled,
 		Clock:         cfg.Clock,
 		Logger:        cfg.Logger,
 	})
@@ -277,6 +282,16 @@ func (w *Worker) register(kind string, h handler) {
 		panic("spool: Handle called after the worker started")
 	}
 	w.handlers[kind] = h
+}
+
+// settled is told the store's answer to every verdict.
+func (w *Worker) settled(v store.Verdict, err error) {
+	if q, ok := w.ordered.LoadAndDelete(v.ID); ok && err == nil {
+		q.(*queueRunner).wakeFetcher()
+	}
+	if w.hooks.OnSettled != nil {
+		w.hooks.OnSettled(v, err)
+	}
 }
 
 // Start starts the worker's services (see Lifecycle) and returns once they
