@@ -168,12 +168,15 @@ type SchedulerConfig struct {
 //  2. the settler, which batches verdicts into store calls;
 //  3. the renewer, which extends the locks of held jobs;
 //  4. the executors, Concurrency goroutines per queue running handlers;
-//  5. the fetchers, one goroutine per queue claiming jobs.
+//  5. the routers, one per subscription (see Subscribe), turning the
+//     topic's new events into the subscription's deliveries;
+//  6. the fetchers, one goroutine per queue claiming jobs.
 //
 // Stop stops them in the reverse order, which is the graceful shutdown:
 //
-//  1. fetchers: no more claims; jobs claimed ahead and not started are
-//     released (available again, no attempt spent);
+//  1. fetchers, then routers: no more claims or routing; jobs claimed
+//     ahead and not started are released (available again, no attempt
+//     spent);
 //  2. executors (the drain): running handlers get until Stop's ctx ends,
 //     all queues together; then their contexts are cancelled, their jobs
 //     released, and they get one grace of 2s, all together, to return;
