@@ -374,11 +374,12 @@ func (r *routers) Start(ctx context.Context) error {
 
 func (r *routers) Stop(ctx context.Context) error { return r.base.Stop(ctx) }
 
-// Routing works in calls of routeBatch events and keeps about maxWaiting
-// deliveries of a subscription waiting to be claimed, so that a
-// subscription far behind (a replay) does not flood the jobs table.
+// Routing looks at up to routeBatch events per call and keeps about
+// maxWaiting delivery jobs of a subscription waiting to be claimed, so
+// that a subscription far behind (a replay) does not flood the jobs table;
+// batches carry up to store.MaxBatchEvents events each.
 const (
-	routeBatch    = 1000
+	routeBatch    = store.MaxRoute
 	minMaxWaiting = 2000
 )
 

@@ -291,7 +291,8 @@ type RouteParams struct {
 	Topic, Name string
 	Limit       int // 1..MaxRoute; default 1000
 	// MaxPending stops routing while this many delivery jobs wait to be
-	// claimed; 0: no limit.
+	// claimed (and, without batches, routes no more than makes up this
+	// many); 0: no limit.
 	MaxPending int
 	// Spread packs the events of an unordered subscription into batches
 	// (delivery jobs of kind BatchKind) of up to MaxBatchEvents, so that

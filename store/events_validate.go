@@ -217,8 +217,6 @@ type envelope struct {
 	Topic       string            `json:"topic"`
 	Position    int64             `json:"position"`
 	ID          string            `json:"id"`
-	Kind        string            `json:"kind,omitempty"`   // in a batch; a lone delivery's job has the kind
-	Tenant      string            `json:"tenant,omitempty"` // in a batch, likewise
 	Key         string            `json:"key,omitempty"`
 	Version     int64             `json:"version,omitempty"`
 	Headers     map[string]string `json:"headers,omitempty"`
@@ -264,17 +262,6 @@ func (env *envelope) event(kind, tenant string) (*Event, error) {
 // has the event's kind and tenant).
 func EncodeDelivery(e *Event) ([]byte, error) { return json.Marshal(toEnvelope(e)) }
 
-// EncodeBatch is the payload of a delivery job of several events (kind
-// BatchKind): each carries its own kind and tenant.
-func EncodeBatch(events []*Event) ([]byte, error) {
-	envs := make([]envelope, len(events))
-	for i, e := range events {
-		envs[i] = toEnvelope(e)
-		envs[i].Kind, envs[i].Tenant = e.Kind, e.Tenant
-	}
-	return json.Marshal(envs)
-}
-
 // DecodeDeliveries reads the events a delivery job carries: one, or a
 // batch's (kind BatchKind).
 func DecodeDeliveries(job *Job) ([]*Event, error) {
@@ -289,17 +276,9 @@ func DecodeDeliveries(job *Job) ([]*Event, error) {
 		}
 		return []*Event{e}, nil
 	}
-	var envs []envelope
-	if err := json.Unmarshal(job.Payload, &envs); err != nil {
+	out, err := decodeBatch(job.Payload)
+	if err != nil {
 		return nil, fmt.Errorf("spool: job %s is not a batch of deliveries: %w", job.ID, err)
-	}
-	out := make([]*Event, len(envs))
-	for i := range envs {
-		e, err := envs[i].event(envs[i].Kind, envs[i].Tenant)
-		if err != nil {
-			return nil, fmt.Errorf("spool: job %s: %w", job.ID, err)
-		}
-		out[i] = e
 	}
 	return out, nil
 }

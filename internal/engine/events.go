@@ -589,7 +589,9 @@ func (e *Store) Route(ctx context.Context, p store.RouteParams) (store.RouteResu
 				res.Full = true
 				return nil
 			}
-			limit = min(limit, p.MaxPending-n)
+			if sub.Ordered || p.Spread <= 1 { // one job per event: room for this many
+				limit = min(limit, p.MaxPending-n)
+			}
 		}
 		evs, err := tx.EventsAfter(p.Topic, sub.Cursor, limit)
 		if err != nil || len(evs) == 0 {

@@ -65,8 +65,9 @@ WHERE topic = $1 AND name = $2`
 	deleteQueueJobs = `DELETE FROM {schema}.jobs WHERE queue = $1`
 	dropWaitingSQL  = `DELETE FROM {schema}.jobs WHERE queue = $1 AND state IN ('scheduled', 'available')`
 	// eventsInJob is how many events a delivery job carries: a batch's
-	// payload is a JSON array of them.
-	eventsInJob     = `CASE WHEN kind = '` + store.BatchKind + `' THEN jsonb_array_length(convert_from(payload, 'UTF8')::jsonb) ELSE 1 END`
+	// payload starts with their count in store.BatchCountDigits (6) ASCII
+	// digits (store.EncodeBatch).
+	eventsInJob     = `CASE WHEN kind = '` + store.BatchKind + `' THEN convert_from(substring(payload from 1 for 6), 'UTF8')::int ELSE 1 END`
 	countWaitingSQL = `SELECT (SELECT count(*) FROM {schema}.jobs WHERE queue = $1 AND state = 'available')
 	+ (SELECT count(*) FROM {schema}.jobs WHERE queue = $1 AND state = 'scheduled')`
 	pruneFloorsSQL = `SELECT t.name, t.retention,
