@@ -55,6 +55,7 @@ type options struct {
 
 // result is what a run did, for the test to check.
 type result struct {
+	Day0                  time.Time // the day the orders were placed up to
 	Orders, Paid, Shipped int
 	Events                int64 // events in the topic
 	// The race of two payments of one order.
@@ -151,6 +152,7 @@ func run(ctx context.Context, out io.Writer, opts options) (err error) {
 	// 1. The commands.
 	svc := &orderService{db: db, client: client}
 	day0 := time.Now().UTC().Truncate(24 * time.Hour)
+	res.Day0 = day0
 	first := newOrder(0, day0)
 	if _, err := svc.PlaceOrder(ctx, first.place, nil); err != nil {
 		return err
@@ -195,8 +197,10 @@ func run(ctx context.Context, out io.Writer, opts options) (err error) {
 			say("%s", line)
 			last = line
 		}
+		// Done when the others are current, and every e-mail was routed
+		// and has failed at least once.
 		return lags["projection"].Head == events && lags["projection"].Behind == 0 && lags["analytics"].Behind == 0 &&
-			tried == res.Orders && time.Since(outageStart) >= opts.Outage, nil
+			lags["email"].Unrouted == 0 && tried == res.Orders && time.Since(outageStart) >= opts.Outage, nil
 	})
 	if err != nil {
 		return err

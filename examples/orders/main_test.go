@@ -33,11 +33,10 @@ func TestRun(t *testing.T) {
 	}
 
 	// What the orders were meant to be.
-	day0 := time.Now().UTC().Truncate(24 * time.Hour)
 	paid, shipped := 0, 0
 	revenue := map[string]int64{}
 	for i := range n {
-		o := newOrder(i, day0)
+		o := newOrder(i, res.Day0)
 		if o.pay != nil {
 			paid++
 			revenue[o.pay.At.Format(dayLayout)] += o.pay.AmountCents
@@ -58,8 +57,8 @@ func TestRun(t *testing.T) {
 
 	// E-mail: every one failed while the others caught up, then exactly one
 	// per order went out, and none during the rebuild.
-	if res.EmailLagWhileDown.Behind != n || res.EmailsRefused < n {
-		t.Errorf("while the mail server was down: email lag %+v, %d refused; want %d behind, at least %d refused",
+	if lag := res.EmailLagWhileDown; lag.Behind != n || lag.Pending != n || res.EmailsRefused < n {
+		t.Errorf("while the mail server was down: email lag %+v, %d refused; want %d behind and pending, at least %d refused",
 			res.EmailLagWhileDown, res.EmailsRefused, n, n)
 	}
 	for i := range n {
