@@ -232,6 +232,19 @@ func (c *Client) MarkSeen(ctx context.Context, tx *sql.Tx, consumer, id string) 
 	return x.MarkSeenTx(ctx, tx, consumer, id)
 }
 
+// ForgetInbox deletes consumer's inbox entries (Event.MarkSeen records
+// them under the subscription's "TOPIC/NAME"), so that the messages they
+// name count as unseen again: do it when rebuilding a projection that uses
+// the inbox, after clearing its state and before rewinding it. It returns
+// how many entries it deleted.
+func (c *Client) ForgetInbox(ctx context.Context, consumer string) (int, error) {
+	es, err := c.eventStore()
+	if err != nil {
+		return 0, err
+	}
+	return es.ForgetInbox(ctx, consumer)
+}
+
 // Topics lists the topics with their heads and retention.
 func (c *Client) Topics(ctx context.Context) ([]TopicInfo, error) {
 	es, err := c.eventStore()
@@ -322,7 +335,9 @@ func (x *Subscriptions) Delete(ctx context.Context, topic, name string) error {
 // position or time. Deliveries not yet claimed are dropped (rewinding routes
 // them again, or skips them when moving forward). Rewind only what may run
 // again: a projection that rebuilds its state, not a subscription that sends
-// e-mails (see docs/events.md).
+// e-mails (see docs/events.md). The subscription's inbox entries are kept,
+// so a handler that checks Event.MarkSeen skips what it handled before:
+// call ForgetInbox first to rebuild.
 func (x *Subscriptions) Rewind(ctx context.Context, topic, name string, to StartAt) (*Subscription, error) {
 	es, err := x.c.eventStore()
 	if err != nil {

@@ -70,8 +70,8 @@ type EventStore interface {
 	ResumeSubscription(ctx context.Context, topic, name string) error
 
 	// DeleteSubscription deletes a subscription and every delivery it has,
-	// including dead letters. A holder's settle of a deleted delivery is
-	// refused (not found).
+	// including dead letters, and its inbox entries (consumer "TOPIC/NAME").
+	// A holder's settle of a deleted delivery is refused (not found).
 	DeleteSubscription(ctx context.Context, topic, name string) error
 
 	// RewindSubscription moves a subscription's cursor so that the next
@@ -89,6 +89,12 @@ type EventStore interface {
 	// waiting to be claimed (0: no limit) it routes nothing. A subscription
 	// another caller is routing right now is left to it (Busy).
 	Route(ctx context.Context, p RouteParams) (RouteResult, error)
+
+	// ForgetInbox deletes the inbox entries of consumer (as recorded by
+	// EventSQLTx.MarkSeenTx) and returns how many: before a projection that
+	// uses the inbox is rebuilt by a rewind, or its replayed events would
+	// all be found seen.
+	ForgetInbox(ctx context.Context, consumer string) (int, error)
 
 	// PruneEvents deletes up to Limit events past their topic's retention
 	// that every subscription of the topic has been handed, and inbox

@@ -393,6 +393,7 @@ A subscription that does not exist exits 1. With --json it prints
 
 func (a *app) subscriptionsRewindCmd() *cobra.Command {
 	var to string
+	var forget bool
 	cmd := &cobra.Command{
 		Use:   "rewind TOPIC NAME --to start|POSITION|RFC3339",
 		Short: "Move a subscription so it gets events again from a point",
@@ -406,8 +407,11 @@ Deliveries waiting to be claimed are dropped (the rewound cursor routes those
 events again, or skips them when moving forward); running ones finish.
 
 Rewind only what may run again: a projection that rebuilds its state, not a
-subscription that sends e-mails. It prints where the subscription now is; with
---json, the subscription. A subscription that does not exist exits 1.`,
+subscription that sends e-mails. The subscription's inbox entries (the
+handler's MarkSeen marks) are kept, so a handler that checks them skips what
+it handled before; --forget-inbox deletes them first, to rebuild. It prints
+where the subscription now is; with --json, the subscription. A subscription
+that does not exist exits 1.`,
 		Example: `  spool subscriptions rewind orders projection --to start
   spool subscriptions rewind orders audit --to 2030-01-02T00:00:00Z`,
 		Args: cobra.ExactArgs(2),
@@ -429,6 +433,18 @@ subscription that sends e-mails. It prints where the subscription now is; with
 				return err
 			}
 			defer closeStore()
+			if forget {
+				if _, err := client.Subscriptions().Get(cmd.Context(), topic, name); err != nil {
+					return err
+				}
+				n, err := client.ForgetInbox(cmd.Context(), topic+"/"+name)
+				if err != nil {
+					return err
+				}
+				if !a.jsonOut {
+					fmt.Fprintf(a.stdout, "forgot %d inbox entries of %s/%s\n", n, topic, name)
+				}
+			}
 			sub, err := client.Subscriptions().Rewind(cmd.Context(), topic, name, at)
 			if err != nil {
 				return err
@@ -443,6 +459,7 @@ subscription that sends e-mails. It prints where the subscription now is; with
 		},
 	}
 	cmd.Flags().StringVar(&to, "to", "", "where the subscription moves to: start, a position, an RFC 3339 time, or now (required)")
+	cmd.Flags().BoolVar(&forget, "forget-inbox", false, "delete the subscription's inbox entries first, so its handlers see every replayed event as new")
 	_ = cmd.MarkFlagRequired("to")
 	return cmd
 }

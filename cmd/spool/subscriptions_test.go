@@ -116,6 +116,9 @@ func TestSubscriptionsLifecycle(t *testing.T) {
 	if sub.Cursor != 0 || sub.Lag.Unrouted != 3 {
 		t.Fatalf("rewind --to start --json = %+v", sub)
 	}
+	if out := f.ok("subscriptions", "rewind", "orders", "mail", "--to", "start", "--forget-inbox"); !strings.HasPrefix(out, "forgot 0 inbox entries of orders/mail\nrewound subscription") {
+		t.Fatalf("rewind --forget-inbox printed %q", out)
+	}
 	f.okJSON(&sub, "subscriptions", "rewind", "orders", "mail", "--to", time.Now().Add(time.Hour).UTC().Format(time.RFC3339))
 	if sub.Cursor != 3 {
 		t.Fatalf("rewind to a time after every event: cursor %d, want 3", sub.Cursor)

@@ -105,6 +105,8 @@ type EventTx interface {
 	PruneInbox(before time.Time) error
 	// MarkSeen records (consumer, id) at Now and reports whether it is new.
 	MarkSeen(consumer, id string) (bool, error)
+	// ForgetInbox deletes consumer's inbox entries and returns how many.
+	ForgetInbox(consumer string) (int, error)
 }
 
 var _ store.EventStore = (*Store)(nil)
@@ -515,7 +517,11 @@ func (e *Store) pauseSubscription(ctx context.Context, topic, name string, pause
 // DeleteSubscription implements store.EventStore.
 func (e *Store) DeleteSubscription(ctx context.Context, topic, name string) error {
 	return e.lockedSubscription(ctx, topic, name, false, func(tx EventTx, sub *store.Subscription, _ store.ID) error {
-		return tx.DeleteSubscription(sub)
+		if err := tx.DeleteSubscription(sub); err != nil {
+			return err
+		}
+		_, err := tx.ForgetInbox(sub.Ref())
+		return err
 	})
 }
 
@@ -718,6 +724,24 @@ func (e *Store) PruneEvents(ctx context.Context, p store.PruneEventsParams) (int
 	return n, err
 }
 
+// ForgetInbox implements store.EventStore.
+func (e *Store) ForgetInbox(ctx context.Context, consumer string) (int, error) {
+	ed, err := e.events(ctx)
+	if err != nil {
+		return 0, err
+	}
+	if err := checkInboxKey(consumer, "x"); err != nil {
+		return 0, err
+	}
+	var n int
+	err = ed.EventTx(ctx, false, func(tx EventTx) error {
+		var err error
+		n, err = tx.ForgetInbox(consumer)
+		return err
+	})
+	return n, err
+}
+
 // MarkSeenTx implements store.EventSQLTx.
 func (e *Store) MarkSeenTx(ctx context.Context, tx *sql.Tx, consumer, id string) (bool, error) {
 	ed, err := e.events(ctx)
@@ -738,11 +762,18 @@ func (e *Store) MarkSeenTx(ctx context.Context, tx *sql.Tx, consumer, id string)
 
 // MarkSeenIn validates and records an inbox entry in tx.
 func MarkSeenIn(tx EventTx, consumer, id string) (bool, error) {
-	if consumer == "" || id == "" {
-		return false, &store.ValidationError{Field: "inbox", Reason: "consumer and message id are required"}
-	}
-	if len(consumer) > store.MaxKeyLen || len(id) > store.MaxKeyLen {
-		return false, &store.LimitError{Field: "inbox key length", Limit: store.MaxKeyLen, Got: max(len(consumer), len(id))}
+	if err := checkInboxKey(consumer, id); err != nil {
+		return false, err
 	}
 	return tx.MarkSeen(consumer, id)
+}
+
+func checkInboxKey(consumer, id string) error {
+	if consumer == "" || id == "" {
+		return &store.ValidationError{Field: "inbox", Reason: "consumer and message id are required"}
+	}
+	if len(consumer) > store.MaxKeyLen || len(id) > store.MaxKeyLen {
+		return &store.LimitError{Field: "inbox key length", Limit: store.MaxKeyLen, Got: max(len(consumer), len(id))}
+	}
+	return nil
 }

@@ -710,3 +710,9 @@ func (t *eventTx) MarkSeen(consumer, id string) (bool, error) {
 	n, err := t.x.execCount(t.ctx, t.s.q.ev.markSeen, consumer, id, t.now)
 	return n == 1, err
 }
+
+// ForgetInbox implements engine.EventTx.
+func (t *eventTx) ForgetInbox(consumer string) (int, error) {
+	n, err := t.x.execCount(t.ctx, t.s.q.ev.forgetInbox, consumer)
+	return int(n), err
+}

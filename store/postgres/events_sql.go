@@ -76,8 +76,9 @@ FROM {schema}.topics AS t WHERE t.retention >= 0 ORDER BY t.name`
 	pruneEventsSQL = `DELETE FROM {schema}.events WHERE topic = $1 AND position IN (
 	SELECT position FROM {schema}.events WHERE topic = $1 AND position <= $2 AND published_at < $3
 	ORDER BY position LIMIT $4)`
-	pruneInboxSQL = `DELETE FROM {schema}.inbox WHERE seen_at < $1`
-	markSeenSQL   = `INSERT INTO {schema}.inbox (consumer, id, seen_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING`
+	pruneInboxSQL  = `DELETE FROM {schema}.inbox WHERE seen_at < $1`
+	forgetInboxSQL = `DELETE FROM {schema}.inbox WHERE consumer = $1`
+	markSeenSQL    = `INSERT INTO {schema}.inbox (consumer, id, seen_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING`
 )
 
 // Reads outside a transaction.
@@ -109,7 +110,7 @@ type eventQueries struct {
 	lockTopic, insertEvents, setHead, head, find, versions, after, firstAt, retention string
 	lockSub, lockSubSkip, subExists, insertSub, setCursor                             string
 	deleteSub, deleteQueue, deleteQueueJobs, dropWaiting, countWaiting                string
-	pruneFloors, prune, pruneInbox, markSeen                                          string
+	pruneFloors, prune, pruneInbox, markSeen, forgetInbox                             string
 	read, readStream, get, getAny, topics, subscriptions, lagFacts                    string
 }
 
@@ -124,7 +125,8 @@ func newEventQueries(schema string) *eventQueries {
 		deleteSub: r(deleteSubSQL), deleteQueue: r(deleteQueueSQL), deleteQueueJobs: r(deleteQueueJobs),
 		dropWaiting: r(dropWaitingSQL), countWaiting: r(countWaitingSQL),
 		pruneFloors: r(pruneFloorsSQL), prune: r(pruneEventsSQL), pruneInbox: r(pruneInboxSQL), markSeen: r(markSeenSQL),
-		read: r(readEventsSQL), readStream: r(readStreamSQL), get: r(getEventSQL), getAny: r(getEventAnySQL),
+		forgetInbox: r(forgetInboxSQL),
+		read:        r(readEventsSQL), readStream: r(readStreamSQL), get: r(getEventSQL), getAny: r(getEventAnySQL),
 		topics: r(topicsSQL), subscriptions: r(subscriptionsSQL), lagFacts: r(lagFactsSQL),
 	}
 }

@@ -555,3 +555,13 @@ func (t *eventTx) MarkSeen(consumer, id string) (bool, error) {
 	n, err := res.RowsAffected()
 	return n == 1, err
 }
+
+// ForgetInbox implements engine.EventTx.
+func (t *eventTx) ForgetInbox(consumer string) (int, error) {
+	res, err := t.x.exec(`DELETE FROM spool_inbox WHERE consumer = ?`, consumer)
+	if err != nil {
+		return 0, err
+	}
+	n, err := res.RowsAffected()
+	return int(n), err
+}

@@ -780,6 +780,24 @@ func testMarkSeen(t *testing.T, h *harness) {
 		t.Errorf("empty consumer: %v", err)
 	}
 	_ = tx.Rollback()
+	// Forgetting a consumer's inbox makes its messages unseen again.
+	if n, err := h.events().ForgetInbox(h.ctx, "t/s"); err != nil || n != 2 {
+		t.Fatalf("ForgetInbox = %d, %v; want the 2 entries", n, err)
+	}
+	if !mark("e2", true) || mark("e2", true) {
+		t.Error("after ForgetInbox, a message is not first exactly once")
+	}
+	if _, err := h.events().ForgetInbox(h.ctx, ""); !errors.Is(err, store.ErrInvalid) {
+		t.Errorf("ForgetInbox of no consumer: %v", err)
+	}
+	// Deleting the subscription forgets its inbox.
+	h.subscribe(store.SubscriptionParams{Topic: "t", Name: "s"})
+	if err := h.events().DeleteSubscription(h.ctx, "t", "s"); err != nil {
+		t.Fatal(err)
+	}
+	if !mark("e2", true) {
+		t.Error("a deleted subscription's inbox entry is still there")
+	}
 	// Old inbox entries are pruned.
 	h.clock.Advance(time.Hour)
 	if _, err := h.events().PruneEvents(h.ctx, store.PruneEventsParams{InboxBefore: h.now()}); err != nil {
