@@ -380,14 +380,16 @@ func TestFailedEventLeavesItsBatch(t *testing.T) {
 	st := openLiveStore(t, filepath.Join(t.TempDir(), "spool.db"))
 	c := newClient(t, st)
 	ctx := t.Context()
-	if _, err := c.Subscriptions().Create(ctx, spool.SubscriptionParams{Topic: "t", Name: "s", RetryBase: 10 * time.Millisecond, RetryMax: 10 * time.Millisecond}); err != nil {
-		t.Fatal(err)
-	}
 	var evs []spool.EventItem
 	for i := range 40 {
 		evs = append(evs, spool.RawEvent("k", []byte(fmt.Sprint(i)), &spool.EventOptions{ID: fmt.Sprint("e", i)}))
 	}
 	if _, err := c.Publish(ctx, "t", evs...); err != nil {
+		t.Fatal(err)
+	}
+	// Created after the publish, it is behind: its router batches.
+	if _, err := c.Subscriptions().Create(ctx, spool.SubscriptionParams{Topic: "t", Name: "s", From: spool.FromStart,
+		RetryBase: 10 * time.Millisecond, RetryMax: 10 * time.Millisecond}); err != nil {
 		t.Fatal(err)
 	}
 	var calls counter
@@ -450,13 +452,13 @@ func TestLostBatchIsSplit(t *testing.T) {
 	st := openLiveStore(t, filepath.Join(t.TempDir(), "spool.db"))
 	c := newClient(t, st)
 	ctx := t.Context()
-	if _, err := c.Subscriptions().Create(ctx, spool.SubscriptionParams{Topic: "t", Name: "s"}); err != nil {
-		t.Fatal(err)
-	}
 	for i := range 5 {
 		if _, err := c.Publish(ctx, "t", spool.RawEvent("k", nil, &spool.EventOptions{ID: fmt.Sprint("e", i)})); err != nil {
 			t.Fatal(err)
 		}
+	}
+	if _, err := c.Subscriptions().Create(ctx, spool.SubscriptionParams{Topic: "t", Name: "s", From: spool.FromStart}); err != nil {
+		t.Fatal(err)
 	}
 	if r, err := st.Route(ctx, store.RouteParams{Topic: "t", Name: "s", Spread: 1}); err != nil || r.Jobs != 5 {
 		t.Fatalf("Route = %+v, %v", r, err)

@@ -82,6 +82,14 @@ type EventTx interface {
 	// newest delivery. It returns nil when there is none; with skipLocked,
 	// also when another transaction holds it (busy is then true).
 	LockSubscription(topic, name string, skipLocked bool) (sub *store.Subscription, lastID store.ID, busy bool, err error)
+	// LockCaughtUp reads and locks, with the ID of its newest delivery, every
+	// subscription of topic whose cursor is at head, passing over those
+	// another transaction holds (their routers route later); others counts
+	// the topic's subscriptions it did not return.
+	LockCaughtUp(topic string, head int64) (subs []*store.Subscription, lastIDs []store.ID, others int, err error)
+	// Routed says that every subscription of topic was given this
+	// transaction's events: no router needs waking for them.
+	Routed(topic string)
 	// InsertSubscription creates a subscription at cursor.
 	InsertSubscription(sub *store.Subscription) error
 	// SetCursor stores a subscription's cursor and newest delivery ID.
@@ -275,7 +283,66 @@ func publishIn(tx EventTx, topic, key string, expected int64, evs []store.EventI
 	if err := tx.InsertEvents(rows); err != nil {
 		return nil, err
 	}
-	return res, tx.SetHead(topic, head, now)
+	if err := tx.SetHead(topic, head, now); err != nil {
+		return nil, err
+	}
+	if len(rows) <= publishRoute {
+		if err := routeAtPublish(tx, topic, rows); err != nil {
+			return nil, err
+		}
+	}
+	return res, nil
+}
+
+// publishRoute is the most events a publish routes itself, to the
+// subscriptions that are caught up; routers route larger publishes, in
+// batches spread over their workers.
+const publishRoute = store.MaxBatchEvents
+
+// publishSpread is how many deliveries a publish spreads its events over,
+// per subscription: small publishes get one delivery per event, for
+// parallel workers; larger ones, batches.
+const publishSpread = 16
+
+// routeAtPublish routes rows, just published, to every subscription of the
+// topic whose cursor was at the head before them, in the publishing
+// transaction: a caught-up subscription's deliveries become claimable when
+// the publish commits, without a router's transaction in between. The
+// rest are left to their routers.
+func routeAtPublish(tx EventTx, topic string, rows []*store.Event) error {
+	subs, lastIDs, others, err := tx.LockCaughtUp(topic, rows[0].Position-1)
+	if err != nil {
+		return err
+	}
+	if others == 0 {
+		tx.Routed(topic)
+	}
+	if len(subs) == 0 {
+		return nil
+	}
+	head := rows[len(rows)-1].Position
+	var jobs []store.EnqueueParams
+	for i, sub := range subs {
+		var wanted []*store.Event
+		for _, ev := range rows {
+			if sub.WantsKind(ev.Kind) {
+				wanted = append(wanted, ev)
+			}
+		}
+		js, err := deliveries(sub, wanted, publishSpread, tx.Now(), &lastIDs[i])
+		if err != nil {
+			return err
+		}
+		jobs = append(jobs, js...)
+		if err := tx.SetCursor(topic, sub.Name, head, lastIDs[i]); err != nil {
+			return err
+		}
+	}
+	if len(jobs) == 0 {
+		return nil
+	}
+	_, err = tx.InsertJobs(jobs)
+	return err
 }
 
 // ReadEvents implements store.EventStore.

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -715,4 +716,33 @@ func (t *eventTx) MarkSeen(consumer, id string) (bool, error) {
 func (t *eventTx) ForgetInbox(consumer string) (int, error) {
 	n, err := t.x.execCount(t.ctx, t.s.q.ev.forgetInbox, consumer)
 	return int(n), err
+}
+
+// LockCaughtUp implements engine.EventTx. SKIP LOCKED passes over a
+// subscription a router holds: it routes the new events itself, later.
+func (t *eventTx) LockCaughtUp(topic string, head int64) ([]*store.Subscription, []store.ID, int, error) {
+	var subs []*store.Subscription
+	var ids []store.ID
+	err := t.x.queryEach(t.ctx, t.s.q.ev.lockCaughtUp, []any{topic, head}, func(scan func(...any) error) error {
+		var last pgtype.UUID
+		sub, err := scanSubscription(scan, &last)
+		if err != nil {
+			return err
+		}
+		subs, ids = append(subs, sub), append(ids, last.Bytes)
+		return nil
+	})
+	if err != nil {
+		return nil, nil, 0, err
+	}
+	var all int
+	if err := t.x.queryRow(t.ctx, t.s.q.ev.countSubs, topic).Scan(&all); err != nil {
+		return nil, nil, 0, err
+	}
+	return subs, ids, all - len(subs), nil
+}
+
+// Routed implements engine.EventTx.
+func (t *eventTx) Routed(topic string) {
+	t.topics = slices.DeleteFunc(t.topics, func(s string) bool { return s == topic })
 }

@@ -51,7 +51,12 @@ ON CONFLICT (name) DO UPDATE SET retention = excluded.retention`
 	lockSubSQL = `SELECT ` + subscriptionColumns + `, s.last_id FROM {schema}.subscriptions AS s
 WHERE s.topic = $1 AND s.name = $2 FOR UPDATE`
 	lockSubSkipSQL = lockSubSQL + ` SKIP LOCKED`
-	subExistsSQL   = `SELECT EXISTS (SELECT 1 FROM {schema}.subscriptions WHERE topic = $1 AND name = $2)`
+	countSubsSQL   = `SELECT count(*) FROM {schema}.subscriptions WHERE topic = $1`
+	// lockCaughtUpSQL locks the subscriptions of a topic whose cursor is at
+	// the head, passing over those a router holds.
+	lockCaughtUpSQL = `SELECT ` + subscriptionColumns + `, s.last_id FROM {schema}.subscriptions AS s
+WHERE s.topic = $1 AND s.cursor = $2 ORDER BY s.name FOR UPDATE SKIP LOCKED`
+	subExistsSQL = `SELECT EXISTS (SELECT 1 FROM {schema}.subscriptions WHERE topic = $1 AND name = $2)`
 	// insertSubSQL creates a subscription; a row another transaction made
 	// meanwhile is left alone (no row affected).
 	insertSubSQL = `INSERT INTO {schema}.subscriptions (topic, name, kinds, ordered, lock_for, max_attempts,
@@ -108,7 +113,7 @@ ORDER BY s.topic, s.name`
 // eventQueries is every event statement rendered for one schema.
 type eventQueries struct {
 	lockTopic, insertEvents, setHead, head, find, versions, after, firstAt, retention string
-	lockSub, lockSubSkip, subExists, insertSub, setCursor                             string
+	lockSub, lockSubSkip, lockCaughtUp, countSubs, subExists, insertSub, setCursor    string
 	deleteSub, deleteQueue, deleteQueueJobs, dropWaiting, countWaiting                string
 	pruneFloors, prune, pruneInbox, markSeen, forgetInbox                             string
 	read, readStream, get, getAny, topics, subscriptions, lagFacts                    string
@@ -120,7 +125,7 @@ func newEventQueries(schema string) *eventQueries {
 		lockTopic: r(lockTopicSQL), insertEvents: r(insertEventsSQL), setHead: r(setHeadSQL), head: r(headSQL),
 		find: r(findEventsSQL), versions: r(streamVersionsSQL), after: r(eventsAfterSQL), firstAt: r(firstAtSQL),
 		retention: r(retentionSQL),
-		lockSub:   r(lockSubSQL), lockSubSkip: r(lockSubSkipSQL), subExists: r(subExistsSQL), insertSub: r(insertSubSQL),
+		lockSub:   r(lockSubSQL), lockSubSkip: r(lockSubSkipSQL), lockCaughtUp: r(lockCaughtUpSQL), countSubs: r(countSubsSQL), subExists: r(subExistsSQL), insertSub: r(insertSubSQL),
 		setCursor: r(setCursorSQL),
 		deleteSub: r(deleteSubSQL), deleteQueue: r(deleteQueueSQL), deleteQueueJobs: r(deleteQueueJobs),
 		dropWaiting: r(dropWaitingSQL), countWaiting: r(countWaitingSQL),

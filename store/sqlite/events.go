@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -564,4 +565,38 @@ func (t *eventTx) ForgetInbox(consumer string) (int, error) {
 	}
 	n, err := res.RowsAffected()
 	return int(n), err
+}
+
+// LockCaughtUp implements engine.EventTx: the writer is the file's only
+// writer, so reading is locking.
+func (t *eventTx) LockCaughtUp(topic string, head int64) ([]*store.Subscription, []store.ID, int, error) {
+	rows, err := t.x.query(`SELECT `+subscriptionColumns+`, s.last_id FROM spool_subscriptions AS s
+		WHERE s.topic = ? ORDER BY s.name`, topic)
+	if err != nil {
+		return nil, nil, 0, err
+	}
+	defer rows.Close()
+	var subs []*store.Subscription
+	var ids []store.ID
+	others := 0
+	for rows.Next() {
+		var last []byte
+		sub, err := scanSubscription(rows, &last)
+		if err != nil {
+			return nil, nil, 0, err
+		}
+		if sub.Cursor != head {
+			others++
+			continue
+		}
+		var id store.ID
+		copy(id[:], last)
+		subs, ids = append(subs, sub), append(ids, id)
+	}
+	return subs, ids, others, rows.Err()
+}
+
+// Routed implements engine.EventTx.
+func (t *eventTx) Routed(topic string) {
+	t.topics = slices.DeleteFunc(t.topics, func(s string) bool { return s == topic })
 }

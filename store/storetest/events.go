@@ -22,6 +22,7 @@ var eventTests = []test{
 	{"CreateSubscriptionIsIdempotent", testSubscriptionCreate},
 	{"StartPoints", testSubscriptionStart},
 	{"RouteEachEventOnce", testRouteOnce},
+	{"PublishRoutesToCaughtUpSubscriptions", testPublishRoutes},
 	{"RouteFiltersKinds", testRouteKinds},
 	{"RouteMaxPending", testRouteMaxPending},
 	{"RouteBatches", testRouteBatches},
@@ -389,8 +390,8 @@ func testSubscriptionStart(t *testing.T, h *harness) {
 }
 
 func testRouteOnce(t *testing.T, h *harness) {
-	h.subscribe(store.SubscriptionParams{Topic: "t", Name: "s", From: store.StartAt{From: store.StartBegin}, MaxAttempts: 3, MaxDeliveries: 4})
 	h.publish("t", ev("a", "k1"), ev("b", ""), store.EventInput{Kind: "c", Tenant: "acme", Headers: map[string]string{"x": "y"}})
+	h.subscribe(store.SubscriptionParams{Topic: "t", Name: "s", From: store.StartAt{From: store.StartBegin}, MaxAttempts: 3, MaxDeliveries: 4})
 	r := h.route("t", "s")
 	if r.Routed != 3 || r.Cursor != 3 || r.Head != 3 || r.More() || r.Busy || r.Full {
 		t.Fatalf("Route = %+v", r)
@@ -412,9 +413,10 @@ func testRouteOnce(t *testing.T, h *harness) {
 		t.Errorf("delivered event = %+v", e)
 	}
 	h.completeAll(jobs)
+	// Caught up, the subscription gets the next event from the publish itself.
 	h.publish("t", ev("d", ""))
-	if r := h.route("t", "s"); r.Routed != 1 || r.Cursor != 4 {
-		t.Fatalf("Route after one more = %+v", r)
+	if r := h.route("t", "s"); r.Routed != 0 || r.Cursor != 4 {
+		t.Fatalf("Route after a publish to a caught-up subscription = %+v, want nothing left to route", r)
 	}
 	_, evs = h.deliveries("t", "s", 10)
 	wantPositions(t, "next delivery", positions(evs), 4)
@@ -424,21 +426,25 @@ func testRouteOnce(t *testing.T, h *harness) {
 }
 
 func testRouteKinds(t *testing.T, h *harness) {
-	h.subscribe(store.SubscriptionParams{Topic: "t", Name: "s", Kinds: []string{"paid", "placed"}})
 	h.publish("t", ev("placed", ""), ev("viewed", ""), ev("paid", ""), ev("viewed", ""))
+	h.subscribe(store.SubscriptionParams{Topic: "t", Name: "s", Kinds: []string{"paid", "placed"}, From: store.StartAt{From: store.StartBegin}})
+	h.subscribe(store.SubscriptionParams{Topic: "t", Name: "live", Kinds: []string{"paid"}})
+	h.publish("t", ev("paid", ""), ev("viewed", ""))
+	_, live := h.deliveries("t", "live", 10)
+	wantPositions(t, "filtered at publish", positions(live), 5)
 	r := h.route("t", "s")
-	if r.Routed != 2 || r.Filtered != 2 || r.Cursor != 4 {
-		t.Fatalf("Route = %+v, want 2 routed and 2 filtered", r)
+	if r.Routed != 3 || r.Filtered != 3 || r.Cursor != 6 {
+		t.Fatalf("Route = %+v, want 3 routed and 3 filtered", r)
 	}
 	_, evs := h.deliveries("t", "s", 10)
-	wantPositions(t, "filtered", positions(evs), 1, 3)
+	wantPositions(t, "filtered", positions(evs), 1, 3, 5)
 }
 
 func testRouteMaxPending(t *testing.T, h *harness) {
-	h.subscribe(store.SubscriptionParams{Topic: "t", Name: "s"})
 	for range 5 {
 		h.publish("t", ev("k", ""))
 	}
+	h.subscribe(store.SubscriptionParams{Topic: "t", Name: "s", From: store.StartAt{From: store.StartBegin}})
 	es := h.events()
 	r, err := es.Route(h.ctx, store.RouteParams{Topic: "t", Name: "s", MaxPending: 2})
 	if err != nil || r.Routed != 2 || r.Cursor != 2 || !r.More() {
@@ -603,13 +609,14 @@ func testSubscriptionDelete(t *testing.T, h *harness) {
 }
 
 func testSubscriptionLag(t *testing.T, h *harness) {
-	h.subscribe(store.SubscriptionParams{Topic: "t", Name: "s", From: store.StartAt{From: store.StartBegin}})
-	if lag := h.getSub("t", "s").Lag; lag != (store.Lag{}) {
+	h.subscribe(store.SubscriptionParams{Topic: "empty", Name: "s", From: store.StartAt{From: store.StartBegin}})
+	if lag := h.getSub("empty", "s").Lag; lag != (store.Lag{}) {
 		t.Errorf("lag of an empty topic = %+v", lag)
 	}
 	h.publish("t", ev("k", ""), ev("k", ""))
 	h.clock.Advance(10 * time.Second)
 	h.publish("t", ev("k", ""))
+	h.subscribe(store.SubscriptionParams{Topic: "t", Name: "s", From: store.StartAt{From: store.StartBegin}})
 	lag := h.getSub("t", "s").Lag
 	if lag.Head != 3 || lag.Unrouted != 3 || lag.Behind != 3 || lag.Pending != 0 || lag.OldestAge != 10*time.Second {
 		t.Errorf("lag before routing = %+v", lag)
@@ -626,14 +633,14 @@ func testSubscriptionLag(t *testing.T, h *harness) {
 
 func testEventRetention(t *testing.T, h *harness) {
 	es := h.events()
-	h.subscribe(store.SubscriptionParams{Topic: "t", Name: "fast", From: store.StartAt{From: store.StartBegin}})
-	h.subscribe(store.SubscriptionParams{Topic: "t", Name: "slow", From: store.StartAt{From: store.StartBegin}})
 	if err := es.SetTopicRetention(h.ctx, "t", time.Hour); err != nil {
 		t.Fatal(err)
 	}
 	for range 4 {
 		h.publish("t", ev("k", ""))
 	}
+	h.subscribe(store.SubscriptionParams{Topic: "t", Name: "fast", From: store.StartAt{From: store.StartBegin}})
+	h.subscribe(store.SubscriptionParams{Topic: "t", Name: "slow", From: store.StartAt{From: store.StartBegin}})
 	h.route("t", "fast")
 	if _, err := es.Route(h.ctx, store.RouteParams{Topic: "t", Name: "slow", Limit: 2}); err != nil {
 		t.Fatal(err)
@@ -882,13 +889,13 @@ func testEventsRacing(t *testing.T, h *harness) {
 
 func testRouteBatches(t *testing.T, h *harness) {
 	es := h.events()
-	h.subscribe(store.SubscriptionParams{Topic: "t", Name: "s", MaxAttempts: 4})
-	h.subscribe(store.SubscriptionParams{Topic: "t", Name: "ordered", Ordered: true})
 	var in []store.EventInput
 	for i := range 10 {
 		in = append(in, store.EventInput{Kind: fmt.Sprint("k", i%2), Tenant: "acme", Key: fmt.Sprint("key", i%3), Payload: []byte{byte(i)}})
 	}
 	h.publish("t", in...)
+	h.subscribe(store.SubscriptionParams{Topic: "t", Name: "s", MaxAttempts: 4, From: store.StartAt{From: store.StartBegin}})
+	h.subscribe(store.SubscriptionParams{Topic: "t", Name: "ordered", Ordered: true, From: store.StartAt{From: store.StartBegin}})
 	r, err := es.Route(h.ctx, store.RouteParams{Topic: "t", Name: "s", Spread: 3})
 	if err != nil || r.Routed != 10 || r.Jobs != 3 || r.Cursor != 10 {
 		t.Fatalf("Route with Spread 3 = %+v, %v; want 10 events in 3 jobs", r, err)
@@ -928,5 +935,37 @@ func testRouteBatches(t *testing.T, h *harness) {
 	}
 	if _, err := es.Publish(h.ctx, "t", []store.EventInput{{Kind: store.BatchKind}}); !errors.Is(err, store.ErrInvalid) {
 		t.Errorf("publishing the batch kind: %v, want ErrInvalid", err)
+	}
+}
+
+// testPublishRoutes: a publish of a few events routes them itself to the
+// subscriptions that are caught up, in its own transaction; one that lags
+// behind, and larger publishes, are left to routers.
+func testPublishRoutes(t *testing.T, h *harness) {
+	h.publish("t", ev("old", ""))
+	h.subscribe(store.SubscriptionParams{Topic: "t", Name: "live"})
+	h.subscribe(store.SubscriptionParams{Topic: "t", Name: "behind", From: store.StartAt{From: store.StartBegin}})
+	h.publish("t", ev("a", "k"), ev("b", ""))
+	jobs, evs := h.deliveries("t", "live", 10)
+	wantPositions(t, "caught up", positions(evs), 2, 3)
+	if len(jobs) != 2 || jobs[0].Kind != "a" {
+		t.Errorf("a publish of 2 events made %d deliveries, want one each", len(jobs))
+	}
+	if sub := h.getSub("t", "live"); sub.Cursor != 3 || sub.Lag.Unrouted != 0 {
+		t.Errorf("caught-up subscription after the publish = %+v", sub)
+	}
+	if sub := h.getSub("t", "behind"); sub.Cursor != 0 || sub.Lag.Unrouted != 3 {
+		t.Errorf("a subscription behind was routed by the publish: %+v", sub)
+	}
+	many := make([]store.EventInput, store.MaxBatchEvents+1)
+	for i := range many {
+		many[i] = store.EventInput{Kind: "k"}
+	}
+	h.publish("t", many...)
+	if sub := h.getSub("t", "live"); sub.Cursor != 3 {
+		t.Errorf("a publish of %d events routed them itself: cursor %d", len(many), sub.Cursor)
+	}
+	if r := h.route("t", "live"); r.Routed != len(many) {
+		t.Errorf("the router routed %d, want %d", r.Routed, len(many))
 	}
 }
