@@ -290,7 +290,9 @@ func (w *Worker) register(kind string, h handler) {
 // settled is told the store's answer to every verdict.
 func (w *Worker) settled(v store.Verdict, err error) {
 	if q, ok := w.ordered.LoadAndDelete(v.ID); ok && err == nil {
-		q.(*queueRunner).wakeFetcher()
+		if q, ok := q.(*queueRunner); ok {
+			q.wakeFetcher()
+		}
 	}
 	if w.hooks.OnSettled != nil {
 		w.hooks.OnSettled(v, err)

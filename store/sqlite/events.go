@@ -294,23 +294,33 @@ func (t *eventTx) FindEvents(topic string, ids []string) (map[string]store.Publi
 		// Without statistics the planner would walk the topic's primary key.
 		rows, err := t.x.query(`SELECT id, position, coalesce(version, 0) FROM spool_events INDEXED BY spool_events_id
 			WHERE topic = ? AND id IN (`+placeholders(len(part))+`)`, args...)
-		if err != nil {
-			return nil, err
-		}
-		for rows.Next() {
+		err = eachRow(rows, err, func(rows *sql.Rows) error {
 			var r store.PublishResult
 			if err := rows.Scan(&r.ID, &r.Position, &r.Version); err != nil {
-				rows.Close()
-				return nil, err
+				return err
 			}
 			out[r.ID] = r
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
+			return nil
+		})
+		if err != nil {
 			return nil, err
 		}
 	}
 	return out, nil
+}
+
+// eachRow calls fn on every row of a query's answer and closes it.
+func eachRow(rows *sql.Rows, err error, fn func(rows *sql.Rows) error) error {
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		if err := fn(rows); err != nil {
+			return err
+		}
+	}
+	return rows.Err()
 }
 
 // StreamVersions implements engine.EventTx.
@@ -496,28 +506,24 @@ func (t *eventTx) InsertJobs(jobs []store.EnqueueParams) ([]store.EnqueueResult,
 
 // PruneEvents implements engine.EventTx.
 func (t *eventTx) PruneEvents(limit int) (int, error) {
-	rows, err := t.x.query(`SELECT t.name, t.retention,
-		coalesce((SELECT min(cursor) FROM spool_subscriptions AS s WHERE s.topic = t.name), t.head)
-		FROM spool_topics AS t WHERE t.retention >= 0`)
-	if err != nil {
-		return 0, err
-	}
 	type cut struct {
 		topic     string
 		retention int64
 		floor     int64
 	}
 	var cuts []cut
-	for rows.Next() {
+	rows, err := t.x.query(`SELECT t.name, t.retention,
+		coalesce((SELECT min(cursor) FROM spool_subscriptions AS s WHERE s.topic = t.name), t.head)
+		FROM spool_topics AS t WHERE t.retention >= 0`)
+	err = eachRow(rows, err, func(rows *sql.Rows) error {
 		var c cut
 		if err := rows.Scan(&c.topic, &c.retention, &c.floor); err != nil {
-			rows.Close()
-			return 0, err
+			return err
 		}
 		cuts = append(cuts, c)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
+		return nil
+	})
+	if err != nil {
 		return 0, err
 	}
 	n := 0
