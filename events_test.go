@@ -478,7 +478,7 @@ func TestLostBatchIsSplit(t *testing.T) {
 	var calls counter
 	startWorker(t, spool.WorkerConfig{Store: st, Queues: map[string]spool.QueueConfig{},
 		Maintenance: spool.MaintenanceConfig{ReapInterval: 50 * time.Millisecond}}, func(w *spool.Worker) {
-		spool.Subscribe(w, "t", "s", func(ctx context.Context, e *spool.Event[json.RawMessage]) error {
+		spool.Subscribe(w, "t", "s", func(_ context.Context, e *spool.Event[json.RawMessage]) error {
 			if e.Delivery.Kind == store.BatchKind {
 				t.Errorf("event %s ran in a batch whose delivery was lost", e.ID)
 			}
@@ -504,7 +504,7 @@ func TestOrderedKeyMovesOnWithoutPolling(t *testing.T) {
 	}
 	var calls counter
 	startWorker(t, spool.WorkerConfig{Store: st, Queues: map[string]spool.QueueConfig{}, PollInterval: time.Hour}, func(w *spool.Worker) {
-		spool.Subscribe(w, "t", "s", func(ctx context.Context, e *spool.Event[json.RawMessage]) error {
+		spool.Subscribe(w, "t", "s", func(_ context.Context, e *spool.Event[json.RawMessage]) error {
 			calls.add(e.ID)
 			return nil
 		}, nil)
