@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/spoolrun/spool"
+	"github.com/spoolrun/spool/internal/eventcrash"
 	"github.com/spoolrun/spool/store"
 )
 
@@ -73,7 +74,7 @@ func TestWorkerSurvivesSIGKILL(t *testing.T) {
 		t.Skip("crash test: skipped in -short mode")
 	}
 	began := time.Now()
-	rng := rand.New(rand.NewPCG(crashSeed(t), 0))
+	rng := rand.New(rand.NewPCG(eventcrash.Seed(t), 0))
 
 	dir := t.TempDir()
 	bin := buildChild(t, dir)

@@ -79,7 +79,7 @@ func TestEventsSurviveSIGKILL(t *testing.T) {
 		t.Skip("crash test: skipped in -short mode")
 	}
 	began := time.Now()
-	seed := crashSeed(t)
+	seed := eventcrash.Seed(t)
 	rng := rand.New(rand.NewPCG(seed, 0))
 	ctx := context.Background()
 
@@ -169,38 +169,14 @@ func TestEventsSurviveSIGKILL(t *testing.T) {
 	last.ch.terminate(t)
 
 	o := &eventcrash.Outcome{Killed: killed, Held: held, Subs: subs}
-	if o.Events, err = eventcrash.ReadTopic(ctx, c); err != nil {
-		t.Fatalf("read the topic: %v", err)
-	}
-	var torn int
-	if o.Handled, torn, err = eventcrash.ReadLog(handledPath); err != nil {
+	if err := eventcrash.Gather(ctx, c, tables, handledPath, publishedPath, o); err != nil {
 		t.Fatal(err)
 	}
-	o.Torn += torn
-	if o.Published, torn, err = eventcrash.ReadLog(publishedPath); err != nil {
-		t.Fatal(err)
-	}
-	o.Torn += torn
-	if o.Orders, err = tables.ReadOrders(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if o.Effects, err = tables.ReadEffects(ctx); err != nil {
-		t.Fatal(err)
-	}
-	problems, stats := eventcrash.Check(o)
-	for _, p := range problems {
-		t.Error(p)
-	}
-	for _, p := range stats.Unexercised(kills) {
-		t.Error(p)
-	}
+	eventcrash.Verify(t, o, kills)
 
 	lockLost := 0
 	if b, err := os.ReadFile(stderrPath); err == nil {
 		lockLost = bytes.Count(b, []byte("lock lost"))
-	}
-	for _, l := range stats.Lines() {
-		t.Log(l)
 	}
 	t.Logf("%d processes: %d publishers and %d workers killed over %v, 1 worker stopped gracefully; torn records: %d; lock-lost warnings: %d",
 		started, kills["publisher"], kills["worker"], killPhase.Round(time.Millisecond), o.Torn, lockLost)
@@ -208,21 +184,6 @@ func TestEventsSurviveSIGKILL(t *testing.T) {
 	if t.Failed() {
 		t.Logf("children's stderr (tail):\n%s", tail(stderrPath, 40))
 	}
-}
-
-// crashSeed returns the seed of a crash test's kill schedule, from
-// SPOOL_CRASH_SEED when set, and logs it.
-func crashSeed(t *testing.T) uint64 {
-	t.Helper()
-	seed := uint64(time.Now().UnixNano())
-	if s := os.Getenv("SPOOL_CRASH_SEED"); s != "" {
-		var err error
-		if seed, err = strconv.ParseUint(s, 10, 64); err != nil {
-			t.Fatalf("SPOOL_CRASH_SEED: %v", err)
-		}
-	}
-	t.Logf("kill schedule seed %d (SPOOL_CRASH_SEED=%d replays it)", seed, seed)
-	return seed
 }
 
 // waitDrained polls the subscriptions (the worker is another process:

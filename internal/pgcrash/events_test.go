@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"math/rand/v2"
-	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -70,7 +69,7 @@ func TestEventsSurviveSIGKILLPostgres(t *testing.T) {
 		t.Skip("multi-process test: skipped in -short mode")
 	}
 	began := time.Now()
-	seed := killSeed(t)
+	seed := eventcrash.Seed(t)
 	rng := rand.New(rand.NewPCG(seed, 0))
 	url, schema := pgtest.URL(t), pgtest.Schema(t)
 	r := newRun(t, url, schema)
@@ -163,38 +162,14 @@ func TestEventsSurviveSIGKILLPostgres(t *testing.T) {
 	}
 
 	o := &eventcrash.Outcome{Killed: killed, Held: held, Subs: subs}
-	if o.Events, err = eventcrash.ReadTopic(ctx, c); err != nil {
-		t.Fatalf("read the topic: %v", err)
-	}
-	var torn int
-	if o.Handled, torn, err = eventcrash.ReadLog(handledPath); err != nil {
+	if err := eventcrash.Gather(ctx, c, tables, handledPath, publishedPath, o); err != nil {
 		t.Fatal(err)
 	}
-	o.Torn += torn
-	if o.Published, torn, err = eventcrash.ReadLog(publishedPath); err != nil {
-		t.Fatal(err)
-	}
-	o.Torn += torn
-	if o.Orders, err = tables.ReadOrders(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if o.Effects, err = tables.ReadEffects(ctx); err != nil {
-		t.Fatal(err)
-	}
-	problems, counts := eventcrash.Check(o)
-	for _, p := range problems {
-		t.Error(p)
-	}
-	for _, p := range counts.Unexercised(kills) {
-		t.Error(p)
-	}
+	eventcrash.Verify(t, o, kills)
 
 	lockLost := 0
 	for _, p := range r.procs {
 		lockLost += countIn(p.stderrPath, "lock lost")
-	}
-	for _, l := range counts.Lines() {
-		t.Log(l)
 	}
 	t.Logf("%d processes: %d publishers and %d subscribers killed over %v; 1 subscriber drained the rest in %v (settled %d, refused %d) and stopped gracefully; torn records: %d; lock-lost warnings: %d",
 		started, kills["publisher"], kills["worker"], killPhase.Round(time.Millisecond), drained.Round(time.Millisecond), stats.Settled, stats.Refused, o.Torn, lockLost)
@@ -202,21 +177,6 @@ func TestEventsSurviveSIGKILLPostgres(t *testing.T) {
 	if t.Failed() {
 		t.Log(r.stderrTails())
 	}
-}
-
-// killSeed returns the seed of a kill schedule, from SPOOL_CRASH_SEED when
-// set, and logs it.
-func killSeed(t *testing.T) uint64 {
-	t.Helper()
-	seed := uint64(time.Now().UnixNano())
-	if s := os.Getenv("SPOOL_CRASH_SEED"); s != "" {
-		var err error
-		if seed, err = strconv.ParseUint(s, 10, 64); err != nil {
-			t.Fatalf("SPOOL_CRASH_SEED: %v", err)
-		}
-	}
-	t.Logf("kill schedule seed %d (SPOOL_CRASH_SEED=%d replays it)", seed, seed)
-	return seed
 }
 
 // waitDrained polls the subscriptions (the subscribers are other
