@@ -126,3 +126,30 @@ func TestConfigErrors(t *testing.T) {
 		t.Fatal("negative workers: want an error")
 	}
 }
+
+// The events modes deliver every event to every subscription, counting
+// the events batches carry, and report a rate per subscription.
+func TestEvents(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		name string
+		run  func(context.Context, bench.EventsConfig) (*bench.EventsResult, error)
+		subs int
+	}{{"events", bench.EventsBurnDown, 3}, {"replay", bench.Replay, 1}} {
+		r, err := c.run(context.Background(), bench.EventsConfig{Store: openStore(t), Events: 2000, Workers: 10})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.Mode != c.name || r.Events != 2000 || r.Subscriptions != c.subs || len(r.PerSubscription) != c.subs ||
+			r.Slowest <= 0 || r.Mean < r.Slowest || r.PublishPerSec <= 0 {
+			t.Fatalf("%s: %+v", c.name, r)
+		}
+	}
+	r, err := bench.EventsContinuous(context.Background(), bench.EventsConfig{Store: openStore(t), Rate: 200, Duration: 500 * time.Millisecond, Workers: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Events != 100 || r.LatencyMS == nil || r.LatencyMS.P50 <= 0 || r.LatencyMS.Max < r.LatencyMS.P99 {
+		t.Fatalf("continuous: %+v latency %+v", r, r.LatencyMS)
+	}
+}

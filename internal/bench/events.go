@@ -219,52 +219,39 @@ func (r *EventsResult) summarise(start time.Time, last []time.Time) {
 // cfg.Subscriptions subscriptions, then starts a worker on all of them and
 // reports each subscription's delivered events/s.
 func EventsBurnDown(ctx context.Context, cfg EventsConfig) (*EventsResult, error) {
-	es, err := cfg.defaults()
-	if err != nil {
-		return nil, err
-	}
-	names, err := createSubscriptions(ctx, es, cfg.Subscriptions, "s")
-	if err != nil {
-		return nil, err
-	}
-	took, err := publishAll(ctx, es, cfg.Events)
-	if err != nil {
-		return nil, err
-	}
-	dc := newDeliveryCounter(cfg.Store, cfg.Subscriptions, cfg.Events)
-	start := time.Now()
-	w, err := eventsWorker(ctx, dc, cfg, names, nil)
-	if err != nil {
-		return nil, err
-	}
-	err = dc.wait(ctx, cfg.Progress)
-	stopErr := stop(ctx, w)
-	if err != nil {
-		return nil, err
-	}
-	r := &EventsResult{Mode: "events", Events: cfg.Events, Subscriptions: cfg.Subscriptions, Workers: cfg.Workers,
-		PublishSecond: took.Seconds(), PublishPerSec: float64(cfg.Events) / took.Seconds()}
-	r.summarise(start, dc.last)
-	return r, stopErr
+	return burnDown(ctx, cfg, "events", cfg.Subscriptions, true)
 }
 
 // Replay publishes cfg.Events events to a topic with no subscription, then
 // creates one that starts at the beginning and reports how fast it catches
 // up: events/s from worker start to its last durable completion.
 func Replay(ctx context.Context, cfg EventsConfig) (*EventsResult, error) {
+	return burnDown(ctx, cfg, "replay", 1, false)
+}
+
+// burnDown publishes cfg.Events events, with subs subscriptions created
+// before (subscribeFirst) or after, then works them all.
+func burnDown(ctx context.Context, cfg EventsConfig, mode string, subs int, subscribeFirst bool) (*EventsResult, error) {
 	es, err := cfg.defaults()
 	if err != nil {
 		return nil, err
+	}
+	var names []string
+	if subscribeFirst {
+		if names, err = createSubscriptions(ctx, es, subs, "s"); err != nil {
+			return nil, err
+		}
 	}
 	took, err := publishAll(ctx, es, cfg.Events)
 	if err != nil {
 		return nil, err
 	}
-	names, err := createSubscriptions(ctx, es, 1, "rebuild")
-	if err != nil {
-		return nil, err
+	if !subscribeFirst {
+		if names, err = createSubscriptions(ctx, es, subs, "rebuild"); err != nil {
+			return nil, err
+		}
 	}
-	dc := newDeliveryCounter(cfg.Store, 1, cfg.Events)
+	dc := newDeliveryCounter(cfg.Store, subs, cfg.Events)
 	start := time.Now()
 	w, err := eventsWorker(ctx, dc, cfg, names, nil)
 	if err != nil {
@@ -275,7 +262,7 @@ func Replay(ctx context.Context, cfg EventsConfig) (*EventsResult, error) {
 	if err != nil {
 		return nil, err
 	}
-	r := &EventsResult{Mode: "replay", Events: cfg.Events, Subscriptions: 1, Workers: cfg.Workers,
+	r := &EventsResult{Mode: mode, Events: cfg.Events, Subscriptions: subs, Workers: cfg.Workers,
 		PublishSecond: took.Seconds(), PublishPerSec: float64(cfg.Events) / took.Seconds()}
 	r.summarise(start, dc.last)
 	return r, stopErr
