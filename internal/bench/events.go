@@ -219,7 +219,7 @@ func (r *EventsResult) summarise(start time.Time, last []time.Time) {
 // cfg.Subscriptions subscriptions, then starts a worker on all of them and
 // reports each subscription's delivered events/s.
 func EventsBurnDown(ctx context.Context, cfg EventsConfig) (*EventsResult, error) {
-	return burnDown(ctx, cfg, "events", cfg.Subscriptions, true)
+	return burnDown(ctx, cfg, "events", 0, true)
 }
 
 // Replay publishes cfg.Events events to a topic with no subscription, then
@@ -229,13 +229,15 @@ func Replay(ctx context.Context, cfg EventsConfig) (*EventsResult, error) {
 	return burnDown(ctx, cfg, "replay", 1, false)
 }
 
-// burnDown publishes cfg.Events events, with subs subscriptions created
-// before (subscribeFirst) or after, then works them all.
+// burnDown publishes cfg.Events events, with subs subscriptions (0:
+// cfg.Subscriptions) created before (subscribeFirst) or after, then works
+// them all.
 func burnDown(ctx context.Context, cfg EventsConfig, mode string, subs int, subscribeFirst bool) (*EventsResult, error) {
 	es, err := cfg.defaults()
 	if err != nil {
 		return nil, err
 	}
+	subs = cmp.Or(subs, cfg.Subscriptions)
 	var names []string
 	if subscribeFirst {
 		if names, err = createSubscriptions(ctx, es, subs, "s"); err != nil {

@@ -251,7 +251,10 @@ func checkHandlings(o *Outcome, events map[string]*spool.StoredEvent, st *Stats,
 			}
 			if n := len(rs); n > 0 {
 				prev := rs[n-1]
-				if r.Deliveries <= prev.start.Deliveries {
+				// A handling on the same job must be on a later claim of it;
+				// one on another job is a new delivery: the event left a
+				// batch (after a failure, or a lost batch was split).
+				if r.Job == prev.start.Job && r.Deliveries <= prev.start.Deliveries {
 					problem("claims", "%s: event %s handled on claim %d by %s after claim %d by %s",
 						r.Sub, r.ID, r.Deliveries, r.Proc, prev.start.Deliveries, prev.start.Proc)
 				}
