@@ -781,8 +781,8 @@ func TestRouteConcurrentPublishersAndRouters(t *testing.T) {
 	t.Logf("%d events committed, %d rolled back", len(committed), len(rolledBack))
 }
 
-// TestEventsMigrationDownUp: migration 0003 comes off cleanly and goes back
-// on with working tables.
+// TestEventsMigrationDownUp: migration 0003 (with 0004 above it) comes off
+// cleanly and goes back on with working tables.
 func TestEventsMigrationDownUp(t *testing.T) {
 	t.Parallel()
 	schema := pgtest.Schema(t)
@@ -801,13 +801,13 @@ func TestEventsMigrationDownUp(t *testing.T) {
 		t.Fatalf("%d event tables after Open", n)
 	}
 	publish(t, s, "t", store.EventInput{Kind: "k"})
-	if steps, err := postgres.Migrate(ctx, pool, schema, 2); err != nil || len(steps) != 1 || !steps[0].Down || steps[0].Version != 3 {
+	if steps, err := postgres.Migrate(ctx, pool, schema, 2); err != nil || len(steps) != 2 || !steps[1].Down || steps[1].Version != 3 {
 		t.Fatalf("Migrate down to 2: %+v, %v", steps, err)
 	}
 	if n := tables(); n != 0 {
 		t.Fatalf("%d event tables left after down", n)
 	}
-	if steps, err := postgres.Migrate(ctx, pool, schema, postgres.LatestVersion()); err != nil || len(steps) != 1 || steps[0].Version != 3 {
+	if steps, err := postgres.Migrate(ctx, pool, schema, postgres.LatestVersion()); err != nil || len(steps) != 2 || steps[0].Version != 3 {
 		t.Fatalf("Migrate up again: %+v, %v", steps, err)
 	}
 	if res := publish(t, s, "t", store.EventInput{Kind: "k"}); res[0].Position != 1 {
