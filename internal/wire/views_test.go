@@ -127,10 +127,10 @@ func TestEventViews(t *testing.T) {
 func TestSubscriptionView(t *testing.T) {
 	t.Parallel()
 	s := &store.Subscription{Topic: "orders", Name: "mail", Queue: "sub/orders/mail", Kinds: []string{"a", "b"}, Ordered: true,
-		LockFor: 30 * time.Second, MaxAttempts: 5, MaxDeliveries: 10, RetryBase: 1500 * time.Millisecond, RetryMax: time.Hour,
+		OnDeadHead: store.DeadHeadBlock, LockFor: 30 * time.Second, MaxAttempts: 5, MaxDeliveries: 10, RetryBase: 1500 * time.Millisecond, RetryMax: time.Hour,
 		Paused: true, Cursor: 4, CreatedAt: t0, UpdatedAt: t0,
 		Lag: store.Lag{Head: 9, Unrouted: 5, Pending: 2, Dead: 1, Behind: 7, OldestAge: 2500 * time.Millisecond, HoldsRetention: true}}
-	view := `"topic": "orders", "name": "mail", "queue": "sub/orders/mail", "kinds": ["a", "b"], "ordered": true, "paused": true,
+	view := `"topic": "orders", "name": "mail", "queue": "sub/orders/mail", "kinds": ["a", "b"], "ordered": true, "on_dead_head": "block", "paused": true,
 		"lock_for_seconds": 30, "max_attempts": 5, "max_deliveries": 10, "retry_base_seconds": 1.5, "retry_max_seconds": 3600,
 		"cursor": 4, "created_at": "2030-01-02T02:04:05Z", "updated_at": "2030-01-02T02:04:05Z",
 		"lag": {"head": 9, "unrouted": 5, "pending": 2, "dead": 1, "behind": 7, "oldest_age_seconds": 2.5, "holds_retention": true}`
