@@ -38,13 +38,13 @@ var (
 func TestJobView(t *testing.T) {
 	t.Parallel()
 	j := &store.Job{ID: jobID, Queue: "mail", Kind: "welcome", Payload: []byte(`{"to":"ada"}`), Priority: -5,
-		RunAt: t0, State: store.StateDead, Tenant: "acme", UniqueKey: "u", OrderingKey: "o",
+		RunAt: t0, State: store.StateDead, Tenant: "acme", UniqueKey: "u", OrderingKey: "o", HoldKeyWhenDead: true,
 		Attempts: 3, MaxAttempts: 3, Deliveries: 4, MaxDeliveries: 10, LockToken: 42,
 		Errors: []store.AttemptError{{At: t0, Attempt: 1, Message: "boom", Stack: "main.go:1"}, {At: t0, Attempt: 3, Message: "bang"}},
 		Result: []byte{0xff, 0x00}, DeadReason: store.DeadMaxAttempts, CreatedAt: t0, FinishedAt: t0.Add(time.Second)}
 	golden(t, wire.JobOf(j, true), `{
 		"id": "0193a4c1-5e3b-7d2e-8f00-1a2b3c4d5e6f", "queue": "mail", "kind": "welcome", "state": "dead",
-		"priority": -5, "tenant": "acme", "unique_key": "u", "ordering_key": "o",
+		"priority": -5, "tenant": "acme", "unique_key": "u", "ordering_key": "o", "hold_key_when_dead": true,
 		"attempts": 3, "max_attempts": 3, "deliveries": 4, "max_deliveries": 10,
 		"run_at": "2030-01-02T02:04:05Z", "created_at": "2030-01-02T02:04:05Z", "finished_at": "2030-01-02T02:04:06Z",
 		"dead_reason": "max_attempts", "last_error": "bang", "payload": {"to": "ada"}, "result_base64": "/wA=",
@@ -52,6 +52,7 @@ func TestJobView(t *testing.T) {
 		           {"at": "2030-01-02T02:04:05Z", "attempt": 3, "message": "bang"}]}`)
 	// Lists leave the history out; a running job shows its lock's end.
 	j.State, j.LockedUntil, j.FinishedAt, j.Errors, j.Result, j.DeadReason = store.StateRunning, t0, time.Time{}, nil, nil, ""
+	j.HoldKeyWhenDead = false
 	golden(t, wire.JobPageOf(&store.ListPage{Jobs: []*store.Job{j}, Next: jobID}), `{"jobs": [{
 		"id": "0193a4c1-5e3b-7d2e-8f00-1a2b3c4d5e6f", "queue": "mail", "kind": "welcome", "state": "running",
 		"priority": -5, "tenant": "acme", "unique_key": "u", "ordering_key": "o",
