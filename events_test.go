@@ -95,7 +95,7 @@ func TestSubscribersAreIndependent(t *testing.T) {
 	var mail, projection, analytics counter
 	var mailFailures counter
 	w := startWorker(t, spool.WorkerConfig{Store: st, Queues: map[string]spool.QueueConfig{}}, func(w *spool.Worker) {
-		spool.Subscribe(w, "orders", "mail", func(ctx context.Context, e *spool.Event[orderPlaced]) error {
+		spool.Subscribe(w, "orders", "mail", func(_ context.Context, e *spool.Event[orderPlaced]) error {
 			mailFailures.add(e.ID) // every call
 			if e.Delivery.Attempts < 3 {
 				return errors.New("smtp down")
@@ -103,11 +103,11 @@ func TestSubscribersAreIndependent(t *testing.T) {
 			mail.add(e.ID)
 			return nil
 		}, nil)
-		spool.Subscribe(w, "orders", "projection", func(ctx context.Context, e *spool.Event[json.RawMessage]) error {
+		spool.Subscribe(w, "orders", "projection", func(_ context.Context, e *spool.Event[json.RawMessage]) error {
 			projection.add(e.ID)
 			return nil
 		}, &spool.SubscribeOptions{Concurrency: 4})
-		spool.SubscribeKind(w, "orders", "analytics", orderPlacedKind, func(ctx context.Context, e *spool.Event[orderPlaced]) error {
+		spool.SubscribeKind(w, "orders", "analytics", orderPlacedKind, func(_ context.Context, e *spool.Event[orderPlaced]) error {
 			if e.Payload.Order == "" || e.Kind != "order.placed" || e.Topic != "orders" || e.Position == 0 {
 				t.Errorf("analytics got %+v", e)
 			}
@@ -161,7 +161,7 @@ func TestOrderedSubscriptionAcrossWorkers(t *testing.T) {
 	running := map[string]bool{}
 	last := map[string]int64{}
 	handled := 0
-	handler := func(ctx context.Context, e *spool.Event[json.RawMessage]) error {
+	handler := func(_ context.Context, e *spool.Event[json.RawMessage]) error {
 		mu.Lock()
 		if running[e.Key] {
 			t.Errorf("two events of key %s run at once", e.Key)
@@ -312,7 +312,7 @@ func TestRequestWaitsForTheReply(t *testing.T) {
 	c := newClient(t, st)
 	quote := spool.NewKind[orderPlaced]("quote")
 	startWorker(t, spool.WorkerConfig{Store: st}, func(w *spool.Worker) {
-		spool.Handle(w, quote, func(ctx context.Context, task *spool.Task[orderPlaced]) error {
+		spool.Handle(w, quote, func(_ context.Context, task *spool.Task[orderPlaced]) error {
 			if task.Payload.Total < 0 {
 				return spool.DeadLetter(errors.New("negative total"))
 			}
@@ -387,7 +387,7 @@ func TestFailedEventLeavesItsBatch(t *testing.T) {
 	var calls counter
 	var batched sync.Map
 	startWorker(t, spool.WorkerConfig{Store: st, Queues: map[string]spool.QueueConfig{}}, func(w *spool.Worker) {
-		spool.Subscribe(w, "t", "s", func(ctx context.Context, e *spool.Event[json.RawMessage]) error {
+		spool.Subscribe(w, "t", "s", func(_ context.Context, e *spool.Event[json.RawMessage]) error {
 			calls.add(e.ID)
 			if e.Delivery.Kind == store.BatchKind {
 				batched.Store(e.ID, true)
@@ -470,7 +470,7 @@ func TestLostBatchIsSplit(t *testing.T) {
 	var calls counter
 	startWorker(t, spool.WorkerConfig{Store: st, Queues: map[string]spool.QueueConfig{},
 		Maintenance: spool.MaintenanceConfig{ReapInterval: 50 * time.Millisecond}}, func(w *spool.Worker) {
-		spool.Subscribe(w, "t", "s", func(ctx context.Context, e *spool.Event[json.RawMessage]) error {
+		spool.Subscribe(w, "t", "s", func(_ context.Context, e *spool.Event[json.RawMessage]) error {
 			if e.Delivery.Kind == store.BatchKind {
 				t.Errorf("event %s ran in a batch whose delivery was lost", e.ID)
 			}

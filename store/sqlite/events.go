@@ -289,25 +289,29 @@ func (t *eventTx) FindEvents(topic string, ids []string) (map[string]store.Publi
 		for _, id := range part {
 			args = append(args, id)
 		}
-		rows, err := t.x.query(`SELECT id, position, coalesce(version, 0) FROM spool_events
-			WHERE topic = ? AND id IN (`+placeholders(len(part))+`)`, args...)
-		if err != nil {
-			return nil, err
-		}
-		for rows.Next() {
-			var r store.PublishResult
-			if err := rows.Scan(&r.ID, &r.Position, &r.Version); err != nil {
-				rows.Close()
-				return nil, err
-			}
-			out[r.ID] = r
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
+		if err := t.findEvents(out, len(part), args); err != nil {
 			return nil, err
 		}
 	}
 	return out, nil
+}
+
+// findEvents adds to out the events that args (a topic, then n IDs) name.
+func (t *eventTx) findEvents(out map[string]store.PublishResult, n int, args []any) error {
+	rows, err := t.x.query(`SELECT id, position, coalesce(version, 0) FROM spool_events
+		WHERE topic = ? AND id IN (`+placeholders(n)+`)`, args...)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var r store.PublishResult
+		if err := rows.Scan(&r.ID, &r.Position, &r.Version); err != nil {
+			return err
+		}
+		out[r.ID] = r
+	}
+	return rows.Err()
 }
 
 // StreamVersions implements engine.EventTx.
@@ -493,28 +497,8 @@ func (t *eventTx) InsertJobs(jobs []store.EnqueueParams) ([]store.EnqueueResult,
 
 // PruneEvents implements engine.EventTx.
 func (t *eventTx) PruneEvents(limit int) (int, error) {
-	rows, err := t.x.query(`SELECT t.name, t.retention,
-		coalesce((SELECT min(cursor) FROM spool_subscriptions AS s WHERE s.topic = t.name), t.head)
-		FROM spool_topics AS t WHERE t.retention >= 0`)
+	cuts, err := t.pruneCuts()
 	if err != nil {
-		return 0, err
-	}
-	type cut struct {
-		topic     string
-		retention int64
-		floor     int64
-	}
-	var cuts []cut
-	for rows.Next() {
-		var c cut
-		if err := rows.Scan(&c.topic, &c.retention, &c.floor); err != nil {
-			rows.Close()
-			return 0, err
-		}
-		cuts = append(cuts, c)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
 		return 0, err
 	}
 	n := 0
@@ -535,6 +519,34 @@ func (t *eventTx) PruneEvents(limit int) (int, error) {
 		n += int(k)
 	}
 	return n, nil
+}
+
+// pruneCut is where retention may delete a topic's events: those published
+// retention ago, at or below floor (the lowest cursor of its subscriptions).
+type pruneCut struct {
+	topic     string
+	retention int64
+	floor     int64
+}
+
+// pruneCuts reads the cut of every topic with a retention.
+func (t *eventTx) pruneCuts() ([]pruneCut, error) {
+	rows, err := t.x.query(`SELECT t.name, t.retention,
+		coalesce((SELECT min(cursor) FROM spool_subscriptions AS s WHERE s.topic = t.name), t.head)
+		FROM spool_topics AS t WHERE t.retention >= 0`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var cuts []pruneCut
+	for rows.Next() {
+		var c pruneCut
+		if err := rows.Scan(&c.topic, &c.retention, &c.floor); err != nil {
+			return nil, err
+		}
+		cuts = append(cuts, c)
+	}
+	return cuts, rows.Err()
 }
 
 // PruneInbox implements engine.EventTx.
