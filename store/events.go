@@ -77,8 +77,10 @@ type EventStore interface {
 	// RewindSubscription moves a subscription's cursor so that the next
 	// event routed to it is the first at or after to. Deliveries waiting to
 	// be claimed are dropped (the rewound cursor routes them again, or
-	// skips them when rewinding forward); running ones finish. It returns
-	// the subscription as it now is.
+	// skips them when rewinding forward); running ones finish. Dead ones
+	// are kept, so with OnDeadHead block a dead delivery still blocks its
+	// key for the events routed again until it is requeued or purged. It
+	// returns the subscription as it now is.
 	RewindSubscription(ctx context.Context, topic, name string, to StartAt) (*Subscription, error)
 
 	// Route turns up to Limit events after a subscription's cursor into

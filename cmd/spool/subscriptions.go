@@ -422,7 +422,9 @@ the first at or after --to:
   RFC 3339 time   the first event published at or after it
   now             skip everything published so far
 Deliveries waiting to be claimed are dropped (the rewound cursor routes those
-events again, or skips them when moving forward); running ones finish.
+events again, or skips them when moving forward); running ones finish. Dead
+letters are kept: with --on-dead-head block, one still blocks its key for the
+events routed again until it is requeued or purged.
 
 Rewind only what may run again: a projection that rebuilds its state, not a
 subscription that sends e-mails. It prints where the subscription now is; with
