@@ -25,6 +25,9 @@ type (
 	SubscriptionParams = store.SubscriptionParams
 	// StartAt says where a subscription starts or is rewound to.
 	StartAt = store.StartAt
+	// DeadHeadPolicy is what an ordered subscription does when a key's
+	// head delivery is dead-lettered: DeadHeadSkip or DeadHeadBlock.
+	DeadHeadPolicy = store.DeadHeadPolicy
 	// Lag says how far behind a subscription is.
 	Lag = store.Lag
 	// ReadEventsParams selects events of a topic, or of one key's stream.
@@ -41,6 +44,16 @@ const (
 	NoStream   = store.NoStream   // the stream must have no events yet
 	// KeepEvents is the topic retention that keeps events forever (the default).
 	KeepEvents = store.KeepEvents
+)
+
+// Dead-head policies of ordered subscriptions (SubscriptionParams.OnDeadHead).
+const (
+	// DeadHeadSkip: a dead-lettered delivery is skipped (kept in the dead
+	// letters) and its key's next event runs. The default.
+	DeadHeadSkip = store.DeadHeadSkip
+	// DeadHeadBlock: a dead-lettered delivery blocks its key until it is
+	// requeued (it runs again) or purged (it is skipped).
+	DeadHeadBlock = store.DeadHeadBlock
 )
 
 // Start points of a subscription.

@@ -77,8 +77,10 @@ type EventStore interface {
 	// RewindSubscription moves a subscription's cursor so that the next
 	// event routed to it is the first at or after to. Deliveries waiting to
 	// be claimed are dropped (the rewound cursor routes them again, or
-	// skips them when rewinding forward); running ones finish. It returns
-	// the subscription as it now is.
+	// skips them when rewinding forward); running ones finish. Dead ones
+	// are kept, so with OnDeadHead block a dead delivery still blocks its
+	// key for the events routed again until it is requeued or purged. It
+	// returns the subscription as it now is.
 	RewindSubscription(ctx context.Context, topic, name string, to StartAt) (*Subscription, error)
 
 	// Route turns up to Limit events after a subscription's cursor into
@@ -236,9 +238,16 @@ type SubscriptionParams struct {
 	// Kinds limits the subscription to these event kinds; empty: every kind.
 	Kinds []string
 	// Ordered hands a key's events out one at a time, in publish order:
-	// the next waits until the previous completed, was cancelled, or was
-	// dead-lettered (the dead one is skipped and kept in the dead letters).
+	// the next waits until the previous completed or was cancelled. What
+	// happens when it is dead-lettered is OnDeadHead's choice.
 	Ordered bool
+	// OnDeadHead says what a dead-lettered delivery does to the rest of
+	// its key's events in an ordered subscription: DeadHeadSkip (the
+	// default) skips it, keeping it in the dead letters, and the key's
+	// next event runs; DeadHeadBlock stops the key there until the dead
+	// delivery is requeued (it runs again, in its place) or purged (it is
+	// skipped), while other keys go on. Block needs Ordered.
+	OnDeadHead DeadHeadPolicy
 	// LockFor is how long a claim holds a delivery. Default 30s.
 	LockFor time.Duration
 	// MaxAttempts and MaxDeliveries bound each delivery, as for jobs.
@@ -251,19 +260,36 @@ type SubscriptionParams struct {
 	RetryMax  time.Duration
 }
 
+// DeadHeadPolicy is what an ordered subscription does when the delivery at
+// the head of a key's line is dead-lettered (SubscriptionParams.OnDeadHead).
+type DeadHeadPolicy string
+
+// Dead-head policies.
+const (
+	// DeadHeadSkip: the dead delivery leaves the line (it is kept in the
+	// dead letters) and the key's next event runs.
+	DeadHeadSkip DeadHeadPolicy = "skip"
+	// DeadHeadBlock: the dead delivery keeps its key's line blocked, while
+	// other keys go on, until an operator requeues it (it runs again, still
+	// first in line) or purges it (the line moves on). Its deliveries carry
+	// EnqueueParams.HoldKeyWhenDead.
+	DeadHeadBlock DeadHeadPolicy = "block"
+)
+
 // Subscription is a durable subscription as stored, with its lag.
 type Subscription struct {
-	Topic         string        `json:"topic"`
-	Name          string        `json:"name"`
-	Queue         string        `json:"queue"` // its deliveries' queue: "sub/TOPIC/NAME"
-	Kinds         []string      `json:"kinds,omitempty"`
-	Ordered       bool          `json:"ordered,omitempty"`
-	LockFor       time.Duration `json:"lock_for_ns"`
-	MaxAttempts   int           `json:"max_attempts"`
-	MaxDeliveries int           `json:"max_deliveries"`
-	RetryBase     time.Duration `json:"retry_base_ns"`
-	RetryMax      time.Duration `json:"retry_max_ns"`
-	Paused        bool          `json:"paused,omitempty"`
+	Topic         string         `json:"topic"`
+	Name          string         `json:"name"`
+	Queue         string         `json:"queue"` // its deliveries' queue: "sub/TOPIC/NAME"
+	Kinds         []string       `json:"kinds,omitempty"`
+	Ordered       bool           `json:"ordered,omitempty"`
+	OnDeadHead    DeadHeadPolicy `json:"on_dead_head"` // DeadHeadSkip or DeadHeadBlock (see SubscriptionParams)
+	LockFor       time.Duration  `json:"lock_for_ns"`
+	MaxAttempts   int            `json:"max_attempts"`
+	MaxDeliveries int            `json:"max_deliveries"`
+	RetryBase     time.Duration  `json:"retry_base_ns"`
+	RetryMax      time.Duration  `json:"retry_max_ns"`
+	Paused        bool           `json:"paused,omitempty"`
 	// Cursor is the last position routed to the subscription: every event
 	// up to it has a delivery (or was filtered out).
 	Cursor    int64     `json:"cursor"`

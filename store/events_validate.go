@@ -113,7 +113,16 @@ func (p *SubscriptionParams) Normalize() error {
 	if p.RetryMax == 0 {
 		p.RetryMax = time.Hour
 	}
+	if p.OnDeadHead == "" {
+		p.OnDeadHead = DeadHeadSkip
+	}
 	errs := []error{ValidSubscriptionRef(p.Topic, p.Name), p.From.Validate()}
+	switch {
+	case p.OnDeadHead != DeadHeadSkip && p.OnDeadHead != DeadHeadBlock:
+		errs = append(errs, &ValidationError{Field: "on_dead_head", Reason: fmt.Sprintf("%q is not skip or block", p.OnDeadHead)})
+	case p.OnDeadHead == DeadHeadBlock && !p.Ordered:
+		errs = append(errs, &ValidationError{Field: "on_dead_head", Reason: "block needs an ordered subscription: an unordered one has no line to block"})
+	}
 	if p.LockFor < MinLockDuration || p.LockFor > MaxLockDuration {
 		errs = append(errs, &ValidationError{Field: "lock_for", Reason: fmt.Sprintf("%v is outside %v..%v", p.LockFor, MinLockDuration, MaxLockDuration)})
 	}
@@ -191,7 +200,7 @@ func ParseStartAt(s string) (StartAt, error) {
 // SameDefinition reports whether a stored subscription has the definition
 // p (normalized) asks for; the start point is not part of it.
 func (s *Subscription) SameDefinition(p *SubscriptionParams) bool {
-	return slices.Equal(s.Kinds, p.Kinds) && s.Ordered == p.Ordered && s.LockFor == p.LockFor &&
+	return slices.Equal(s.Kinds, p.Kinds) && s.Ordered == p.Ordered && s.OnDeadHead == p.OnDeadHead && s.LockFor == p.LockFor &&
 		s.MaxAttempts == p.MaxAttempts && s.MaxDeliveries == p.MaxDeliveries &&
 		s.RetryBase == p.RetryBase && s.RetryMax == p.RetryMax
 }

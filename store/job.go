@@ -61,6 +61,9 @@ type Job struct {
 	Errors     []AttemptError `json:"errors,omitempty"` // oldest first, at most MaxErrorHistory
 	Result     []byte         `json:"result,omitempty"`
 	DeadReason string         `json:"dead_reason,omitempty"`
+	// HoldKeyWhenDead: once dead, the job keeps its ordering key's line
+	// blocked until it is requeued or purged (EnqueueParams.HoldKeyWhenDead).
+	HoldKeyWhenDead bool `json:"hold_key_when_dead,omitempty"`
 
 	CreatedAt  time.Time `json:"created_at"`
 	FinishedAt time.Time `json:"finished_at,omitzero"`

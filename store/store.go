@@ -35,7 +35,8 @@ type Store interface {
 	// run_at then enqueue order, for LockFor. Each returned job carries a
 	// fresh LockToken. Jobs whose run_at has come are made available first. A
 	// paused queue hands out nothing. A job with an ordering key is claimable
-	// only when no earlier live job shares its (tenant, ordering key).
+	// only when no earlier live job shares its (tenant, ordering key), nor an
+	// earlier dead one that holds the key (EnqueueParams.HoldKeyWhenDead).
 	Claim(ctx context.Context, p ClaimParams) ([]*Job, error)
 
 	// Renew extends locks. Per item: nil, or ErrLockLost / ErrNotFound.
@@ -76,6 +77,8 @@ type Store interface {
 	Requeue(ctx context.Context, ids []ID) ([]error, error)
 
 	// Purge deletes dead jobs matching the filter and returns how many.
+	// Purging a dead job that holds its ordering key lets the key's next
+	// job run.
 	Purge(ctx context.Context, p PurgeParams) (int, error)
 
 	// PauseQueue stops a queue from handing out jobs (claims return none);
@@ -191,6 +194,14 @@ type EnqueueParams struct {
 	// its own. Attempts is below MaxAttempts; at most MaxErrorHistory errors.
 	Attempts int
 	Errors   []AttemptError
+	// HoldKeyWhenDead makes the job, once dead, keep its ordering key's
+	// line blocked until it is requeued (it runs again, still first in
+	// line) or purged (the line moves on to the next job); by default a
+	// dead job leaves the line at once. Needs OrderingKey. Cancel refuses
+	// a dead job, so it does not unblock the key; Prune deleting the dead
+	// job does. Ordered subscriptions set it on their deliveries when
+	// their OnDeadHead is DeadHeadBlock.
+	HoldKeyWhenDead bool
 }
 
 // HasHistory reports whether p starts with recorded attempts or errors.

@@ -84,6 +84,9 @@ func (p *EnqueueParams) Normalize(now time.Time) error {
 	if len(p.Payload) > MaxPayloadBytes {
 		errs = append(errs, &LimitError{Field: "payload size", Limit: MaxPayloadBytes, Got: len(p.Payload)})
 	}
+	if p.HoldKeyWhenDead && p.OrderingKey == "" {
+		errs = append(errs, &ValidationError{Field: "hold key when dead", Reason: "needs an ordering key"})
+	}
 	if p.Priority < MinPriority || p.Priority > MaxPriority {
 		errs = append(errs, &ValidationError{Field: "priority", Reason: fmt.Sprintf("%d is outside %d..%d", p.Priority, MinPriority, MaxPriority)})
 	}

@@ -211,6 +211,9 @@ func printJob(w io.Writer, j *spool.Job) {
 	row("Tenant", j.Tenant)
 	row("Unique key", j.UniqueKey)
 	row("Ordering key", j.OrderingKey)
+	if j.HoldKeyWhenDead {
+		row("When dead", "holds its ordering key until requeued or purged")
+	}
 	row("Attempts", fmt.Sprintf("%d of %d", j.Attempts, j.MaxAttempts))
 	row("Deliveries", fmt.Sprintf("%d of %d", j.Deliveries, j.MaxDeliveries))
 	row("Created", ts(j.CreatedAt))

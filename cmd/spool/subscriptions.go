@@ -56,7 +56,14 @@ or use another name.
                   2030-01-02T15:04:05Z
 
 --ordered hands a key's events out one at a time, in publish order: the next
-waits until the previous completed, was cancelled or was dead-lettered.
+waits until the previous completed or was cancelled. --on-dead-head says what
+happens to a key when its delivery at the head of the line is dead-lettered:
+  skip (default)  the dead delivery stays in the dead letters and the key's
+                  next event runs
+  block           the key stops there, while other keys go on, until the dead
+                  delivery is requeued (spool dlq requeue ID: it runs again,
+                  first in line) or purged (spool dlq purge ID: it is skipped)
+block needs --ordered.
 
 Each delivery is retried with exponential backoff between --retry-base and
 --retry-max until --max-attempts failed attempts, then dead-lettered.
@@ -67,12 +74,14 @@ With --json it prints the subscription, with "created" true when it was new.`
 
 const subscriptionsAddExample = `  spool subscriptions add orders mail --kinds order.placed,order.paid
   spool subscriptions add orders projection --from start --ordered
+  spool subscriptions add orders ledger --ordered --on-dead-head block
   spool subscriptions add orders audit --from 2030-01-02T00:00:00Z --max-attempts 5 --retry-base 2s --retry-max 10m`
 
 type subscriptionAddFlags struct {
 	from          string
 	kinds         []string
 	ordered       bool
+	onDeadHead    string
 	maxAttempts   int
 	maxDeliveries int
 	lockFor       time.Duration
@@ -96,6 +105,8 @@ func (a *app) subscriptionsAddCmd() *cobra.Command {
 	fl.StringVar(&f.from, "from", "now", "where a new subscription starts: start, now, a position or an RFC 3339 time")
 	fl.StringSliceVar(&f.kinds, "kinds", nil, "only events of these kinds (repeat or separate with commas; default every kind)")
 	fl.BoolVar(&f.ordered, "ordered", false, "hand a key's events out one at a time, in publish order")
+	fl.StringVar(&f.onDeadHead, "on-dead-head", string(store.DeadHeadSkip),
+		"with --ordered, what a dead-lettered delivery does to its key: skip (the next event runs) or block (the key waits for a requeue or purge)")
 	fl.IntVar(&f.maxAttempts, "max-attempts", 0, fmt.Sprintf("failed attempts before a delivery is dead-lettered (default %d)", store.DefaultMaxAttempts))
 	fl.IntVar(&f.maxDeliveries, "max-deliveries", 0, fmt.Sprintf("claims of a delivery (lost locks included) before it is dead-lettered (default %d)", store.DefaultMaxDeliveries))
 	fl.DurationVar(&f.lockFor, "lock-for", 0, "how long a claim holds a delivery, renewed while it runs (default 30s)")
@@ -112,7 +123,7 @@ func (a *app) subscriptionsAdd(cmd *cobra.Command, topic, name string, f *subscr
 		return err
 	}
 	p := spool.SubscriptionParams{Topic: topic, Name: name, From: from, Kinds: f.kinds, Ordered: f.ordered,
-		LockFor: f.lockFor, MaxAttempts: f.maxAttempts, MaxDeliveries: f.maxDeliveries,
+		OnDeadHead: spool.DeadHeadPolicy(f.onDeadHead), LockFor: f.lockFor, MaxAttempts: f.maxAttempts, MaxDeliveries: f.maxDeliveries,
 		RetryBase: f.retryBase, RetryMax: f.retryMax}
 	if err := p.Normalize(); err != nil {
 		return err
@@ -240,6 +251,8 @@ func (a *app) subscriptionsGetCmd() *cobra.Command {
   dead       dead-lettered deliveries kept in its queue
   behind     unrouted + pending: events not yet handled
   oldest     how long the oldest event not yet handled has waited
+An ordered subscription also shows what a dead-lettered delivery does to its
+key (on dead head: skip or block).
 When the subscription holds events past the topic's retention (it has not been
 handed them, so they are kept for it) it says so loudly. A subscription that
 does not exist exits 1.
@@ -282,6 +295,9 @@ func printSubscription(w io.Writer, s *spool.Subscription) {
 	row("Queue", s.Queue)
 	row("Kinds", kindsText(s.Kinds))
 	row("Ordered", yesNo(s.Ordered))
+	if s.Ordered {
+		row("On dead head", string(s.OnDeadHead))
+	}
 	row("Paused", yesNo(s.Paused))
 	row("Lock for", s.LockFor.String())
 	row("Max attempts", fmt.Sprint(s.MaxAttempts))
@@ -303,6 +319,9 @@ func printSubscription(w io.Writer, s *spool.Subscription) {
 	_ = tw.Flush()
 	if s.Lag.Dead > 0 {
 		fmt.Fprintf(w, "Dead letters: spool dlq list --queue %s\n", s.Queue)
+		if s.OnDeadHead == spool.DeadHeadBlock {
+			fmt.Fprintln(w, "Each dead delivery of an event with a key blocks that key: spool dlq requeue ID runs it again, spool dlq purge ID skips it")
+		}
 	}
 	if s.Lag.HoldsRetention {
 		fmt.Fprintf(w, "WARNING: %s %s: events it has not been handed are kept until it catches up\n", s.Ref(), fallsBehind)
@@ -404,7 +423,9 @@ the first at or after --to:
   RFC 3339 time   the first event published at or after it
   now             skip everything published so far
 Deliveries waiting to be claimed are dropped (the rewound cursor routes those
-events again, or skips them when moving forward); running ones finish.
+events again, or skips them when moving forward); running ones finish. Dead
+letters are kept: with --on-dead-head block, one still blocks its key for the
+events routed again until it is requeued or purged.
 
 Rewind only what may run again: a projection that rebuilds its state, not a
 subscription that sends e-mails. The subscription's inbox entries (the

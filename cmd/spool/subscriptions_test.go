@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/spoolrun/spool/internal/wire"
+	"github.com/spoolrun/spool/store"
 )
 
 // createdSubscription is the --json output of subscriptions add.
@@ -218,5 +219,82 @@ func TestSubscriptionGetWarnsWhenHoldingRetention(t *testing.T) {
 	r := f.run("subscriptions", "list")
 	if r.code != 0 || !strings.Contains(r.stdout, "holds retention") || !strings.Contains(r.stderr, "falls behind: holding events past the topic's retention") {
 		t.Fatalf("list does not warn: %+v", r)
+	}
+}
+
+// TestSubscriptionsOnDeadHead: --on-dead-head block is stored and shown, is
+// part of the definition, needs --ordered, and a blocked key is unblocked
+// with spool dlq purge.
+func TestSubscriptionsOnDeadHead(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	var added createdSubscription
+	f.okJSON(&added, "subscriptions", "add", "orders", "ledger", "--from", "start", "--ordered", "--on-dead-head", "block")
+	if !added.Created || added.OnDeadHead != "block" || !added.Ordered {
+		t.Fatalf("add --on-dead-head block --json = %+v", added)
+	}
+	f.okJSON(&added, "subscriptions", "add", "orders", "plain", "--ordered")
+	if added.OnDeadHead != "skip" {
+		t.Fatalf("add without --on-dead-head: on_dead_head %q, want skip", added.OnDeadHead)
+	}
+	if r := f.fails(exitConflict, "subscriptions", "add", "orders", "ledger", "--from", "start", "--ordered"); !strings.Contains(r.stderr, "another definition") {
+		t.Fatalf("add with skip over block: stderr %q", r.stderr)
+	}
+	for _, args := range [][]string{
+		{"subscriptions", "add", "orders", "x", "--on-dead-head", "block"},
+		{"subscriptions", "add", "orders", "x", "--ordered", "--on-dead-head", "stop"},
+	} {
+		if e := f.failsJSON(exitUsage, args...); e.Error.Code != "invalid" || e.Error.Field != "on_dead_head" {
+			t.Errorf("spool %s: %+v", strings.Join(args, " "), e)
+		}
+	}
+	if out := f.ok("subscriptions", "get", "orders", "ledger"); !strings.Contains(out, "On dead head:") || !strings.Contains(out, "block") {
+		t.Fatalf("get does not show the policy:\n%s", out)
+	}
+
+	// Key o1's head dies: o1 waits, o2 goes on, and purging the dead head
+	// lets o1's next event run.
+	f.ok("publish", "orders", "--kind", "k", "--key", "o1")
+	f.ok("publish", "orders", "--kind", "k", "--key", "o1")
+	f.ok("publish", "orders", "--kind", "k", "--key", "o2")
+	ctx := context.Background()
+	if _, err := f.st.Capabilities().Events.Route(ctx, store.RouteParams{Topic: "orders", Name: "ledger"}); err != nil {
+		t.Fatal(err)
+	}
+	claim := func() []*store.Job {
+		t.Helper()
+		jobs, err := f.st.Claim(ctx, store.ClaimParams{Queue: "sub/orders/ledger", Limit: 10, LockFor: time.Minute})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return jobs
+	}
+	jobs := claim()
+	if len(jobs) != 2 {
+		t.Fatalf("claimed %d deliveries, want the heads of o1 and o2", len(jobs))
+	}
+	var dead store.ID
+	vs := make([]store.Verdict, len(jobs))
+	for i, j := range jobs {
+		vs[i] = store.Verdict{ID: j.ID, Token: j.LockToken, Outcome: store.Complete}
+		if evs, _ := store.DecodeDeliveries(j); evs[0].Key == "o1" {
+			vs[i].Outcome, dead = store.DeadLetter, j.ID
+		}
+	}
+	if errs, err := f.st.Settle(ctx, vs); err != nil || errs[0] != nil || errs[1] != nil {
+		t.Fatalf("Settle = %v, %v", errs, err)
+	}
+	if jobs := claim(); len(jobs) != 0 {
+		t.Fatalf("claimed %d deliveries while o1's head is dead, want none", len(jobs))
+	}
+	if out := f.ok("subscriptions", "get", "orders", "ledger"); !strings.Contains(out, "blocks that key") {
+		t.Fatalf("get does not say how to unblock:\n%s", out)
+	}
+	f.ok("dlq", "purge", dead.String())
+	if jobs = claim(); len(jobs) != 1 {
+		t.Fatalf("after the purge: claimed %d deliveries, want o1's second event", len(jobs))
+	}
+	if evs, _ := store.DecodeDeliveries(jobs[0]); evs[0].Key != "o1" || evs[0].Position != 2 {
+		t.Fatalf("after the purge: claimed the delivery of %+v, want o1's second event (position 2)", evs[0])
 	}
 }

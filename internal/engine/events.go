@@ -453,7 +453,7 @@ func (e *Store) CreateSubscription(ctx context.Context, p store.SubscriptionPara
 		now := tx.Now()
 		created = true
 		return tx.InsertSubscription(&store.Subscription{Topic: p.Topic, Name: p.Name, Queue: store.SubscriptionQueue(p.Topic, p.Name),
-			Kinds: p.Kinds, Ordered: p.Ordered, LockFor: p.LockFor, MaxAttempts: p.MaxAttempts, MaxDeliveries: p.MaxDeliveries,
+			Kinds: p.Kinds, Ordered: p.Ordered, OnDeadHead: p.OnDeadHead, LockFor: p.LockFor, MaxAttempts: p.MaxAttempts, MaxDeliveries: p.MaxDeliveries,
 			RetryBase: p.RetryBase, RetryMax: p.RetryMax, Cursor: cursor, CreatedAt: now, UpdatedAt: now})
 	})
 	if err != nil {
@@ -695,9 +695,10 @@ func (e *Store) Route(ctx context.Context, p store.RouteParams) (store.RouteResu
 }
 
 // deliveries makes the jobs that deliver events to sub: one per event for
-// an ordered subscription (each in its key's line) or without a spread,
-// else batches of about len(events)/spread events, within MaxBatchEvents
-// and MaxBatchBytes. lastID advances past their IDs.
+// an ordered subscription (each in its key's line, which a dead delivery
+// keeps blocked when the subscription's OnDeadHead is block) or without a
+// spread, else batches of about len(events)/spread events, within
+// MaxBatchEvents and MaxBatchBytes. lastID advances past their IDs.
 func deliveries(sub *store.Subscription, events []*store.Event, spread int, now time.Time, lastID *store.ID) ([]store.EnqueueParams, error) {
 	size := 1
 	if !sub.Ordered && spread > 1 {
@@ -710,6 +711,7 @@ func deliveries(sub *store.Subscription, events []*store.Event, spread int, now 
 			Tenant: tenant, MaxAttempts: sub.MaxAttempts, MaxDeliveries: sub.MaxDeliveries}
 		if sub.Ordered && key != "" {
 			j.OrderingKey = store.DeliveryOrderingKey(sub.Queue, key)
+			j.HoldKeyWhenDead = sub.OnDeadHead == store.DeadHeadBlock
 		}
 		jobs = append(jobs, j)
 	}

@@ -114,13 +114,15 @@ func TopicsOf(topics []store.TopicInfo) []Topic {
 
 // Subscription is how a durable subscription looks in JSON output, with its
 // lag. Durations are in seconds, as in the queue statistics; kinds is empty
-// when the subscription takes every kind.
+// when the subscription takes every kind. on_dead_head is "skip" or "block":
+// what a dead-lettered delivery does to the rest of its key's events.
 type Subscription struct {
 	Topic            string    `json:"topic"`
 	Name             string    `json:"name"`
 	Queue            string    `json:"queue"`
 	Kinds            []string  `json:"kinds"`
 	Ordered          bool      `json:"ordered"`
+	OnDeadHead       string    `json:"on_dead_head"`
 	Paused           bool      `json:"paused"`
 	LockForSeconds   float64   `json:"lock_for_seconds"`
 	MaxAttempts      int       `json:"max_attempts"`
@@ -158,6 +160,7 @@ func SubscriptionOf(s *store.Subscription) Subscription {
 		Queue:            s.Queue,
 		Kinds:            kinds,
 		Ordered:          s.Ordered,
+		OnDeadHead:       string(s.OnDeadHead),
 		Paused:           s.Paused,
 		LockForSeconds:   s.LockFor.Seconds(),
 		MaxAttempts:      s.MaxAttempts,

@@ -13,28 +13,31 @@ import (
 // it is (its white space may be normalised); other bytes are given
 // base64-encoded in payload_base64 or result_base64.
 type Job struct {
-	ID            string          `json:"id"`
-	Queue         string          `json:"queue"`
-	Kind          string          `json:"kind"`
-	State         store.State     `json:"state"`
-	Priority      int             `json:"priority"`
-	Tenant        string          `json:"tenant,omitempty"`
-	UniqueKey     string          `json:"unique_key,omitempty"`
-	OrderingKey   string          `json:"ordering_key,omitempty"`
-	Attempts      int             `json:"attempts"`
-	MaxAttempts   int             `json:"max_attempts"`
-	Deliveries    int             `json:"deliveries"`
-	MaxDeliveries int             `json:"max_deliveries"`
-	RunAt         time.Time       `json:"run_at"`
-	CreatedAt     time.Time       `json:"created_at"`
-	LockedUntil   *time.Time      `json:"locked_until,omitempty"`
-	FinishedAt    *time.Time      `json:"finished_at,omitempty"`
-	DeadReason    string          `json:"dead_reason,omitempty"`
-	LastError     string          `json:"last_error,omitempty"`
-	Payload       json.RawMessage `json:"payload,omitempty"`
-	PayloadBase64 string          `json:"payload_base64,omitempty"`
-	Result        json.RawMessage `json:"result,omitempty"`
-	ResultBase64  string          `json:"result_base64,omitempty"`
+	ID          string      `json:"id"`
+	Queue       string      `json:"queue"`
+	Kind        string      `json:"kind"`
+	State       store.State `json:"state"`
+	Priority    int         `json:"priority"`
+	Tenant      string      `json:"tenant,omitempty"`
+	UniqueKey   string      `json:"unique_key,omitempty"`
+	OrderingKey string      `json:"ordering_key,omitempty"`
+	// HoldKeyWhenDead: once dead, the job keeps its ordering key's line
+	// blocked until it is requeued or purged. Absent when false.
+	HoldKeyWhenDead bool            `json:"hold_key_when_dead,omitempty"`
+	Attempts        int             `json:"attempts"`
+	MaxAttempts     int             `json:"max_attempts"`
+	Deliveries      int             `json:"deliveries"`
+	MaxDeliveries   int             `json:"max_deliveries"`
+	RunAt           time.Time       `json:"run_at"`
+	CreatedAt       time.Time       `json:"created_at"`
+	LockedUntil     *time.Time      `json:"locked_until,omitempty"`
+	FinishedAt      *time.Time      `json:"finished_at,omitempty"`
+	DeadReason      string          `json:"dead_reason,omitempty"`
+	LastError       string          `json:"last_error,omitempty"`
+	Payload         json.RawMessage `json:"payload,omitempty"`
+	PayloadBase64   string          `json:"payload_base64,omitempty"`
+	Result          json.RawMessage `json:"result,omitempty"`
+	ResultBase64    string          `json:"result_base64,omitempty"`
 	// Errors is the job's error history, oldest first; only in the view of
 	// one job (JobOf with history), not in lists.
 	Errors []AttemptError `json:"errors,omitempty"`
@@ -52,23 +55,24 @@ type AttemptError struct {
 // lists leave out.
 func JobOf(j *store.Job, history bool) Job {
 	v := Job{
-		ID:            j.ID.String(),
-		Queue:         j.Queue,
-		Kind:          j.Kind,
-		State:         j.State,
-		Priority:      j.Priority,
-		Tenant:        j.Tenant,
-		UniqueKey:     j.UniqueKey,
-		OrderingKey:   j.OrderingKey,
-		Attempts:      j.Attempts,
-		MaxAttempts:   j.MaxAttempts,
-		Deliveries:    j.Deliveries,
-		MaxDeliveries: j.MaxDeliveries,
-		RunAt:         j.RunAt.UTC(),
-		CreatedAt:     j.CreatedAt.UTC(),
-		LockedUntil:   timePtr(j.LockedUntil),
-		FinishedAt:    timePtr(j.FinishedAt),
-		DeadReason:    j.DeadReason,
+		ID:              j.ID.String(),
+		Queue:           j.Queue,
+		Kind:            j.Kind,
+		State:           j.State,
+		Priority:        j.Priority,
+		Tenant:          j.Tenant,
+		UniqueKey:       j.UniqueKey,
+		OrderingKey:     j.OrderingKey,
+		HoldKeyWhenDead: j.HoldKeyWhenDead,
+		Attempts:        j.Attempts,
+		MaxAttempts:     j.MaxAttempts,
+		Deliveries:      j.Deliveries,
+		MaxDeliveries:   j.MaxDeliveries,
+		RunAt:           j.RunAt.UTC(),
+		CreatedAt:       j.CreatedAt.UTC(),
+		LockedUntil:     timePtr(j.LockedUntil),
+		FinishedAt:      timePtr(j.FinishedAt),
+		DeadReason:      j.DeadReason,
 	}
 	if n := len(j.Errors); n > 0 {
 		v.LastError = j.Errors[n-1].Message

@@ -38,13 +38,13 @@ var (
 func TestJobView(t *testing.T) {
 	t.Parallel()
 	j := &store.Job{ID: jobID, Queue: "mail", Kind: "welcome", Payload: []byte(`{"to":"ada"}`), Priority: -5,
-		RunAt: t0, State: store.StateDead, Tenant: "acme", UniqueKey: "u", OrderingKey: "o",
+		RunAt: t0, State: store.StateDead, Tenant: "acme", UniqueKey: "u", OrderingKey: "o", HoldKeyWhenDead: true,
 		Attempts: 3, MaxAttempts: 3, Deliveries: 4, MaxDeliveries: 10, LockToken: 42,
 		Errors: []store.AttemptError{{At: t0, Attempt: 1, Message: "boom", Stack: "main.go:1"}, {At: t0, Attempt: 3, Message: "bang"}},
 		Result: []byte{0xff, 0x00}, DeadReason: store.DeadMaxAttempts, CreatedAt: t0, FinishedAt: t0.Add(time.Second)}
 	golden(t, wire.JobOf(j, true), `{
 		"id": "0193a4c1-5e3b-7d2e-8f00-1a2b3c4d5e6f", "queue": "mail", "kind": "welcome", "state": "dead",
-		"priority": -5, "tenant": "acme", "unique_key": "u", "ordering_key": "o",
+		"priority": -5, "tenant": "acme", "unique_key": "u", "ordering_key": "o", "hold_key_when_dead": true,
 		"attempts": 3, "max_attempts": 3, "deliveries": 4, "max_deliveries": 10,
 		"run_at": "2030-01-02T02:04:05Z", "created_at": "2030-01-02T02:04:05Z", "finished_at": "2030-01-02T02:04:06Z",
 		"dead_reason": "max_attempts", "last_error": "bang", "payload": {"to": "ada"}, "result_base64": "/wA=",
@@ -52,6 +52,7 @@ func TestJobView(t *testing.T) {
 		           {"at": "2030-01-02T02:04:05Z", "attempt": 3, "message": "bang"}]}`)
 	// Lists leave the history out; a running job shows its lock's end.
 	j.State, j.LockedUntil, j.FinishedAt, j.Errors, j.Result, j.DeadReason = store.StateRunning, t0, time.Time{}, nil, nil, ""
+	j.HoldKeyWhenDead = false
 	golden(t, wire.JobPageOf(&store.ListPage{Jobs: []*store.Job{j}, Next: jobID}), `{"jobs": [{
 		"id": "0193a4c1-5e3b-7d2e-8f00-1a2b3c4d5e6f", "queue": "mail", "kind": "welcome", "state": "running",
 		"priority": -5, "tenant": "acme", "unique_key": "u", "ordering_key": "o",
@@ -127,10 +128,10 @@ func TestEventViews(t *testing.T) {
 func TestSubscriptionView(t *testing.T) {
 	t.Parallel()
 	s := &store.Subscription{Topic: "orders", Name: "mail", Queue: "sub/orders/mail", Kinds: []string{"a", "b"}, Ordered: true,
-		LockFor: 30 * time.Second, MaxAttempts: 5, MaxDeliveries: 10, RetryBase: 1500 * time.Millisecond, RetryMax: time.Hour,
+		OnDeadHead: store.DeadHeadBlock, LockFor: 30 * time.Second, MaxAttempts: 5, MaxDeliveries: 10, RetryBase: 1500 * time.Millisecond, RetryMax: time.Hour,
 		Paused: true, Cursor: 4, CreatedAt: t0, UpdatedAt: t0,
 		Lag: store.Lag{Head: 9, Unrouted: 5, Pending: 2, Dead: 1, Behind: 7, OldestAge: 2500 * time.Millisecond, HoldsRetention: true}}
-	view := `"topic": "orders", "name": "mail", "queue": "sub/orders/mail", "kinds": ["a", "b"], "ordered": true, "paused": true,
+	view := `"topic": "orders", "name": "mail", "queue": "sub/orders/mail", "kinds": ["a", "b"], "ordered": true, "on_dead_head": "block", "paused": true,
 		"lock_for_seconds": 30, "max_attempts": 5, "max_deliveries": 10, "retry_base_seconds": 1.5, "retry_max_seconds": 3600,
 		"cursor": 4, "created_at": "2030-01-02T02:04:05Z", "updated_at": "2030-01-02T02:04:05Z",
 		"lag": {"head": 9, "unrouted": 5, "pending": 2, "dead": 1, "behind": 7, "oldest_age_seconds": 2.5, "holds_retention": true}`

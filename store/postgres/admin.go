@@ -240,11 +240,13 @@ func (s *backend) PurgeDead(ctx context.Context, p store.PurgeParams) (int, erro
 	if p.IDs != nil {
 		want = ids(p.IDs)
 	}
-	tag, err := s.pool.Exec(ctx, s.q.purge, p.Queue, want)
-	if err != nil {
+	var n int
+	var held []string
+	if err := s.pool.QueryRow(ctx, s.q.purge, p.Queue, want).Scan(&n, &held); err != nil {
 		return 0, s.fail(ctx, "purge", err)
 	}
-	return int(tag.RowsAffected()), nil
+	s.changed(held, nil) // the next job of a key a purged dead job held may run
+	return n, nil
 }
 
 // SetQueuePaused implements engine.Driver.

@@ -31,8 +31,8 @@ import (
 //     lock until its claim commits.
 //  2. verifyKeysSQL, a later statement of the same transaction, so with a
 //     snapshot taken after the lock was acquired, gives back any keyed job
-//     just claimed that has another job of its key running, or an earlier
-//     live one.
+//     just claimed that has another job of its key running, an earlier
+//     live one, or an earlier dead one that holds the key.
 //
 // Any other claim of a job of key k either committed before this claimer
 // got k's lock — PostgreSQL makes a commit visible before it releases the
@@ -42,6 +42,14 @@ import (
 // running one, so no other change can put two jobs of a key in the running
 // state. Within one statement a key has one head, so a claim takes at most
 // one job per key.
+//
+// A dead job that holds its key (hold_when_dead) blocks the jobs after it
+// as a live one does. It became dead from running, which blocks them too,
+// so no snapshot sees a gap in between; it stops blocking only when it is
+// purged, or requeued (live again, so still first in line). A job of the
+// key that was claimed and died after claimSQL's snapshot but before the
+// lock could only have been claimed before this claimer took the lock, so
+// step 2 sees it dead and holding.
 func (s *backend) ClaimJobs(ctx context.Context, p store.ClaimParams) ([]*store.Job, error) {
 	if err := s.start(ctx); err != nil {
 		return nil, err

@@ -242,6 +242,8 @@ type insertArgs struct {
 	priorities                                         []int16
 	runAts                                             []time.Time
 	maxAttempts, maxDeliveries                         []int32
+	holds                                              []bool
+	hold                                               bool // a job has HoldKeyWhenDead: use insertHoldSQL
 }
 
 func (a *insertArgs) add(p *store.EnqueueParams, state store.State) {
@@ -257,11 +259,19 @@ func (a *insertArgs) add(p *store.EnqueueParams, state store.State) {
 	a.orderings = append(a.orderings, p.OrderingKey)
 	a.maxAttempts = append(a.maxAttempts, int32(p.MaxAttempts))       //nolint:gosec // validated to 1..10,000
 	a.maxDeliveries = append(a.maxDeliveries, int32(p.MaxDeliveries)) //nolint:gosec // validated to 1..10,000
+	a.holds = append(a.holds, p.HoldKeyWhenDead)
+	a.hold = a.hold || p.HoldKeyWhenDead
 }
 
-func (a *insertArgs) args(now time.Time) []any {
-	return []any{a.ids, a.queues, a.kinds, a.payloads, a.priorities, a.runAts, a.states, a.tenants,
+// statement returns the insert for the arrays, and its arguments: the
+// common one sends no hold_when_dead array.
+func (a *insertArgs) statement(q *queries, now time.Time) (string, []any) {
+	args := []any{a.ids, a.queues, a.kinds, a.payloads, a.priorities, a.runAts, a.states, a.tenants,
 		a.uniques, a.orderings, a.maxAttempts, a.maxDeliveries, now}
+	if a.hold {
+		return q.insertHold, append(args, a.holds)
+	}
+	return q.insert, args
 }
 
 // insertJobs inserts normalized jobs in one statement and fills results. A
@@ -279,7 +289,8 @@ func (s *backend) insertJobs(ctx context.Context, x execer, jobs []store.Enqueue
 		results[i] = store.EnqueueResult{ID: jobs[i].ID, State: state}
 		a.add(&jobs[i], state)
 	}
-	inserted, err := x.queryIDs(ctx, s.q.insert, a.args(now)...)
+	insert, args := a.statement(s.q, now)
+	inserted, err := x.queryIDs(ctx, insert, args...)
 	if err != nil {
 		return err
 	}
@@ -356,7 +367,8 @@ func (s *backend) resolveSkipped(ctx context.Context, x execer, p *store.Enqueue
 		// The holder of the unique key finished since the INSERT: try again.
 		var a insertArgs
 		a.add(p, res.State)
-		ids, err := x.queryIDs(ctx, s.q.insert, a.args(now)...)
+		insert, args := a.statement(s.q, now)
+		ids, err := x.queryIDs(ctx, insert, args...)
 		if err != nil {
 			return err
 		}

@@ -107,10 +107,11 @@ func scanSubscription(scan func(dest ...any) error, extra ...any) (*store.Subscr
 	var (
 		sub                   store.Subscription
 		kinds                 []byte
+		onDeadHead            string
 		lockFor, base, most   int64
 		maxAtt, maxDeliveries int32
 	)
-	dest := []any{&sub.Topic, &sub.Name, &kinds, &sub.Ordered, &lockFor, &maxAtt, &maxDeliveries,
+	dest := []any{&sub.Topic, &sub.Name, &kinds, &sub.Ordered, &onDeadHead, &lockFor, &maxAtt, &maxDeliveries,
 		&base, &most, &sub.Cursor, &sub.CreatedAt, &sub.UpdatedAt}
 	if err := scan(append(dest, extra...)...); err != nil {
 		return nil, err
@@ -124,6 +125,7 @@ func scanSubscription(scan func(dest ...any) error, extra ...any) (*store.Subscr
 		}
 	}
 	sub.Queue = store.SubscriptionQueue(sub.Topic, sub.Name)
+	sub.OnDeadHead = store.DeadHeadPolicy(onDeadHead)
 	sub.MaxAttempts, sub.MaxDeliveries = int(maxAtt), int(maxDeliveries)
 	sub.LockFor, sub.RetryBase, sub.RetryMax = micros(lockFor), micros(base), micros(most)
 	sub.CreatedAt, sub.UpdatedAt = sub.CreatedAt.UTC(), sub.UpdatedAt.UTC()
@@ -608,7 +610,7 @@ func (t *eventTx) InsertSubscription(sub *store.Subscription) error {
 	}
 	n, err := t.x.execCount(t.ctx, t.s.q.ev.insertSub, sub.Topic, sub.Name, kinds, sub.Ordered, sub.LockFor.Microseconds(),
 		sub.MaxAttempts, sub.MaxDeliveries, sub.RetryBase.Microseconds(), sub.RetryMax.Microseconds(), sub.Cursor,
-		sub.CreatedAt, sub.UpdatedAt)
+		sub.CreatedAt, sub.UpdatedAt, string(sub.OnDeadHead))
 	if err == nil && n == 0 {
 		err = errRetry
 	}

@@ -2,7 +2,7 @@ package postgres
 
 import "github.com/spoolrun/spool/store"
 
-// The SQL of events (migration 0003). Durations are stored as bigint
+// The SQL of events (migrations 0003 and 0004). Durations are stored as bigint
 // microseconds; a retention of -1 keeps events forever.
 
 // eventColumns is the column list every event read returns, in scanEvent's order.
@@ -10,7 +10,7 @@ const eventColumns = `topic, position, id, kind, coalesce(key, ''), coalesce(ver
 
 // subscriptionColumns is the column list every subscription read returns,
 // in scanSubscription's order.
-const subscriptionColumns = `s.topic, s.name, s.kinds, s.ordered, s.lock_for, s.max_attempts, s.max_deliveries,
+const subscriptionColumns = `s.topic, s.name, s.kinds, s.ordered, s.on_dead_head, s.lock_for, s.max_attempts, s.max_deliveries,
 	s.retry_base, s.retry_max, s.cursor, s.created_at, s.updated_at`
 
 // lockTopicSQL creates topic $1 if it is new and, either way, takes its row
@@ -60,8 +60,8 @@ WHERE s.topic = $1 AND s.cursor = $2 ORDER BY s.name FOR UPDATE SKIP LOCKED`
 	// insertSubSQL creates a subscription; a row another transaction made
 	// meanwhile is left alone (no row affected).
 	insertSubSQL = `INSERT INTO {schema}.subscriptions (topic, name, kinds, ordered, lock_for, max_attempts,
-	max_deliveries, retry_base, retry_max, cursor, created_at, updated_at)
-VALUES ($1, $2, NULLIF($3::text, '')::jsonb, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+	max_deliveries, retry_base, retry_max, cursor, created_at, updated_at, on_dead_head)
+VALUES ($1, $2, NULLIF($3::text, '')::jsonb, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
 ON CONFLICT (topic, name) DO NOTHING`
 	setCursorSQL = `UPDATE {schema}.subscriptions SET cursor = $3, last_id = $4, updated_at = $5
 WHERE topic = $1 AND name = $2`

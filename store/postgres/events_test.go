@@ -781,8 +781,8 @@ func TestRouteConcurrentPublishersAndRouters(t *testing.T) {
 	t.Logf("%d events committed, %d rolled back", len(committed), len(rolledBack))
 }
 
-// TestEventsMigrationDownUp: migration 0003 comes off cleanly and goes back
-// on with working tables.
+// TestEventsMigrationDownUp: migration 0003 (with 0004 above it) comes off
+// cleanly and goes back on with working tables.
 func TestEventsMigrationDownUp(t *testing.T) {
 	t.Parallel()
 	schema := pgtest.Schema(t)
@@ -801,16 +801,60 @@ func TestEventsMigrationDownUp(t *testing.T) {
 		t.Fatalf("%d event tables after Open", n)
 	}
 	publish(t, s, "t", store.EventInput{Kind: "k"})
-	if steps, err := postgres.Migrate(ctx, pool, schema, 2); err != nil || len(steps) != 1 || !steps[0].Down || steps[0].Version != 3 {
+	if steps, err := postgres.Migrate(ctx, pool, schema, 2); err != nil || len(steps) != 2 || !steps[1].Down || steps[1].Version != 3 {
 		t.Fatalf("Migrate down to 2: %+v, %v", steps, err)
 	}
 	if n := tables(); n != 0 {
 		t.Fatalf("%d event tables left after down", n)
 	}
-	if steps, err := postgres.Migrate(ctx, pool, schema, postgres.LatestVersion()); err != nil || len(steps) != 1 || steps[0].Version != 3 {
+	if steps, err := postgres.Migrate(ctx, pool, schema, postgres.LatestVersion()); err != nil || len(steps) != 2 || steps[0].Version != 3 {
 		t.Fatalf("Migrate up again: %+v, %v", steps, err)
 	}
 	if res := publish(t, s, "t", store.EventInput{Kind: "k"}); res[0].Position != 1 {
 		t.Fatalf("first publish after up: %+v", res)
+	}
+}
+
+// TestDeadHeadMigrationDownUp: migration 0004 comes off cleanly (the jobs'
+// hold_when_dead, its index and the subscriptions' on_dead_head go) and goes
+// back on with the defaults: no job holds its key, every subscription skips.
+func TestDeadHeadMigrationDownUp(t *testing.T) {
+	t.Parallel()
+	schema := pgtest.Schema(t)
+	s := open(t, schema, postgres.Config{})
+	ctx := t.Context()
+	pool := s.Pool()
+	subscribe(t, s, store.SubscriptionParams{Topic: "t", Name: "s", Ordered: true, OnDeadHead: store.DeadHeadBlock})
+	res, err := s.Enqueue(ctx, []store.EnqueueParams{{Kind: "k", OrderingKey: "o", HoldKeyWhenDead: true}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	objects := func() (n int) {
+		t.Helper()
+		if err := pool.QueryRow(ctx, `SELECT
+			(SELECT count(*) FROM information_schema.columns WHERE table_schema = $1
+				AND (table_name, column_name) IN (('jobs', 'hold_when_dead'), ('subscriptions', 'on_dead_head')))
+			+ (SELECT count(*) FROM pg_indexes WHERE schemaname = $1 AND indexname = 'jobs_dead_holds')`, schema).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	if n := objects(); n != 3 {
+		t.Fatalf("%d of migration 0004's objects after Open, want 3", n)
+	}
+	if steps, err := postgres.Migrate(ctx, pool, schema, 3); err != nil || len(steps) != 1 || !steps[0].Down || steps[0].Version != 4 {
+		t.Fatalf("Migrate down to 3: %+v, %v", steps, err)
+	}
+	if n := objects(); n != 0 {
+		t.Fatalf("%d of migration 0004's objects left after down", n)
+	}
+	if steps, err := postgres.Migrate(ctx, pool, schema, 4); err != nil || len(steps) != 1 || steps[0].Version != 4 {
+		t.Fatalf("Migrate up again: %+v, %v", steps, err)
+	}
+	if j, err := s.Get(ctx, res[0].ID); err != nil || j.HoldKeyWhenDead {
+		t.Fatalf("job after down and up: %+v, %v", j, err)
+	}
+	if sub, err := s.GetSubscription(ctx, "t", "s"); err != nil || sub.OnDeadHead != store.DeadHeadSkip {
+		t.Fatalf("subscription after down and up: %+v, %v", sub, err)
 	}
 }

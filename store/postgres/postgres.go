@@ -359,7 +359,7 @@ func scanJob(r pgx.Row) (*store.Job, error) {
 	)
 	if err := r.Scan((*[16]byte)(&j.ID), &j.Queue, &j.Kind, &j.Payload, &priority, &j.RunAt, &state, &j.Tenant, &uniq, &ord,
 		&attempts, &maxAtt, &del, &maxD, &token, &lockedUntil,
-		&errs, &j.Result, &dead, &j.CreatedAt, &finished); err != nil {
+		&errs, &j.Result, &dead, &j.CreatedAt, &finished, &j.HoldKeyWhenDead); err != nil {
 		return nil, err
 	}
 	j.Priority, j.Attempts, j.MaxAttempts, j.Deliveries, j.MaxDeliveries = int(priority), int(attempts), int(maxAtt), int(del), int(maxD)

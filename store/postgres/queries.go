@@ -12,7 +12,7 @@ import (
 // jobColumns is the column list every job read returns, in scanJob's order.
 const jobColumns = `id, queue, kind, payload, priority, run_at, state, tenant, unique_key, ordering_key,
 	attempts, max_attempts, deliveries, max_deliveries, lock_token, locked_until,
-	errors, result, dead_reason, created_at, finished_at`
+	errors, result, dead_reason, created_at, finished_at, hold_when_dead`
 
 // live is the SQL list of live states.
 const live = `('scheduled', 'available', 'running')`
@@ -28,6 +28,19 @@ SELECT id, queue, kind, payload, priority, run_at, state, tenant,
 FROM unnest($1::uuid[], $2::text[], $3::text[], $4::bytea[], $5::smallint[], $6::timestamptz[], $7::text[],
 	$8::text[], $9::text[], $10::text[], $11::integer[], $12::integer[])
 	AS t(id, queue, kind, payload, priority, run_at, state, tenant, unique_key, ordering_key, max_attempts, max_deliveries)
+ON CONFLICT DO NOTHING
+RETURNING id`
+
+// insertHoldSQL is insertSQL that also sets hold_when_dead from $14, for
+// batches with a job that has HoldKeyWhenDead: the common insert sends no
+// array for it.
+const insertHoldSQL = `INSERT INTO {schema}.jobs (id, queue, kind, payload, priority, run_at, state, tenant,
+	unique_key, ordering_key, max_attempts, max_deliveries, created_at, hold_when_dead)
+SELECT id, queue, kind, payload, priority, run_at, state, tenant,
+	NULLIF(unique_key, ''), NULLIF(ordering_key, ''), max_attempts, max_deliveries, $13, hold
+FROM unnest($1::uuid[], $2::text[], $3::text[], $4::bytea[], $5::smallint[], $6::timestamptz[], $7::text[],
+	$8::text[], $9::text[], $10::text[], $11::integer[], $12::integer[], $14::boolean[])
+	AS t(id, queue, kind, payload, priority, run_at, state, tenant, unique_key, ordering_key, max_attempts, max_deliveries, hold)
 ON CONFLICT DO NOTHING
 RETURNING id`
 
@@ -68,8 +81,10 @@ const promoteBatch = "10000"
 // enqueue order and marks them running, each with its own token from $5.
 //
 // A job with an ordering key qualifies only when it is the head of its key
-// (no earlier live job shares its tenant and key) and no job of its key is
-// running, and only when this transaction gets the key's advisory lock
+// (no earlier live job shares its tenant and key, nor an earlier dead job
+// that holds the key: hold_when_dead, a probe of jobs_dead_holds) and no
+// job of its key is running, and only when this transaction gets the key's
+// advisory lock
 // ($6, bucket of the key's hash). The CASE keeps the lock attempt last, so
 // keys that cannot run now are not locked. The IDs of keyed jobs claimed are
 // left in the transaction-local setting spool.claimed_keys for
@@ -90,6 +105,9 @@ const claimSQL = `WITH claimed AS (
 					  AND o.state IN ` + live + ` AND o.id < a.id) THEN false
 				WHEN EXISTS (SELECT 1 FROM {schema}.jobs AS r
 					WHERE r.tenant = a.tenant AND r.ordering_key = a.ordering_key AND r.state = 'running') THEN false
+				WHEN EXISTS (SELECT 1 FROM {schema}.jobs AS d
+					WHERE d.tenant = a.tenant AND d.ordering_key = a.ordering_key
+					  AND d.state = 'dead' AND d.hold_when_dead AND d.id < a.id) THEN false
 				ELSE pg_try_advisory_xact_lock($6::integer, ` + keyBucket + `) END)
 			ORDER BY a.priority, a.run_at, a.id
 			LIMIT $2
@@ -99,7 +117,7 @@ const claimSQL = `WITH claimed AS (
 	WHERE j.id = c.id
 	RETURNING j.id, j.queue, j.kind, j.payload, j.priority, j.run_at, j.state, j.tenant, j.unique_key, j.ordering_key,
 		j.attempts, j.max_attempts, j.deliveries, j.max_deliveries, j.lock_token, j.locked_until,
-		j.errors, j.result, j.dead_reason, j.created_at, j.finished_at
+		j.errors, j.result, j.dead_reason, j.created_at, j.finished_at, j.hold_when_dead
 ), noted AS (
 	SELECT set_config('spool.claimed_keys',
 		coalesce(array_agg(id) FILTER (WHERE ordering_key IS NOT NULL), '{}')::text, true) AS keys
@@ -116,15 +134,20 @@ const keyBucket = `(hashtext(a.tenant || chr(1) || a.ordering_key) & 255)`
 
 // verifyKeysSQL takes back, inside the claiming transaction, any keyed job
 // claimSQL just claimed (spool.claimed_keys) that another job of its key makes ineligible when looked at again
-// after the key's advisory lock was taken: a job of the key running, or an
-// earlier live one. It returns the jobs it gave back.
+// after the key's advisory lock was taken: a job of the key running, an
+// earlier live one, or an earlier dead one that holds the key. It returns
+// the jobs it gave back.
 const verifyKeysSQL = `UPDATE {schema}.jobs AS j
 SET state = 'available', lock_token = NULL, locked_until = NULL, deliveries = j.deliveries - 1
 WHERE j.id = ANY(coalesce(nullif(current_setting('spool.claimed_keys', true), ''), '{}')::uuid[])
-  AND j.state = 'running' AND EXISTS (
+  AND j.state = 'running' AND (EXISTS (
 	SELECT 1 FROM {schema}.jobs AS o
 	WHERE o.tenant = j.tenant AND o.ordering_key = j.ordering_key AND o.id <> j.id
 	  AND (o.state = 'running' OR (o.id < j.id AND o.state IN ` + live + `)))
+  OR EXISTS (
+	SELECT 1 FROM {schema}.jobs AS d
+	WHERE d.tenant = j.tenant AND d.ordering_key = j.ordering_key
+	  AND d.state = 'dead' AND d.hold_when_dead AND d.id < j.id))
 RETURNING j.id`
 
 // renewSQL extends the locks (id, token) of $1, $2 to $3.
@@ -224,8 +247,14 @@ WHERE id = ANY($1::uuid[]) ORDER BY id FOR UPDATE`
 	requeueSQL = `UPDATE {schema}.jobs SET state = 'available', attempts = 0, deliveries = 0, run_at = $1,
 	finished_at = NULL, dead_reason = NULL, result = NULL, lock_token = NULL, locked_until = NULL
 WHERE id = ANY($2::uuid[])`
-	purgeSQL = `DELETE FROM {schema}.jobs
-WHERE state = 'dead' AND ($1 = '' OR queue = $1) AND ($2::uuid[] IS NULL OR id = ANY($2))`
+	// purgeSQL deletes dead jobs and returns how many, with the queues of
+	// those that held their ordering key: the next job of the key may run.
+	purgeSQL = `WITH purged AS (
+	DELETE FROM {schema}.jobs
+	WHERE state = 'dead' AND ($1 = '' OR queue = $1) AND ($2::uuid[] IS NULL OR id = ANY($2))
+	RETURNING queue, hold_when_dead
+)
+SELECT count(*), coalesce(array_agg(DISTINCT queue) FILTER (WHERE hold_when_dead), '{}') FROM purged`
 	setPausedSQL = `INSERT INTO {schema}.queues (name, paused, updated_at) VALUES ($1, $2, $3)
 ON CONFLICT (name) DO UPDATE SET paused = excluded.paused, updated_at = excluded.updated_at`
 	pruneSQL = `DELETE FROM {schema}.jobs WHERE id IN (
@@ -239,7 +268,7 @@ const notifySQL = `SELECT pg_notify($1, p) FROM unnest($2::text[]) AS p`
 
 // queries is every statement rendered for one schema.
 type queries struct {
-	insert, findLiveUnique, idTaken, carry                string
+	insert, insertHold, findLiveUnique, idTaken, carry    string
 	promote, claim, verifyKeys, renew, existing, reap     string
 	settle                                                map[store.Outcome]string
 	get, list, stats, queueStates, jobStates              string
@@ -251,7 +280,7 @@ type queries struct {
 func newQueries(schema string) *queries {
 	r := func(s string) string { return render(s, schema) }
 	q := &queries{
-		insert: r(insertSQL), findLiveUnique: r(findLiveUniqueSQL), idTaken: r(idTakenSQL), carry: r(carrySQL),
+		insert: r(insertSQL), insertHold: r(insertHoldSQL), findLiveUnique: r(findLiveUniqueSQL), idTaken: r(idTakenSQL), carry: r(carrySQL),
 		promote: r(promoteSQL), claim: r(claimSQL), verifyKeys: r(verifyKeysSQL), renew: r(renewSQL),
 		existing: r(existingSQL), reap: r(reapSQL),
 		settle: map[store.Outcome]string{},

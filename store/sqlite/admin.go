@@ -166,11 +166,17 @@ func (s *backend) RequeueJobs(ctx context.Context, ids []store.ID, errs []error)
 	})
 }
 
-// PurgeDead implements engine.Driver.
+// PurgeDead implements engine.Driver. Purging dead jobs that hold their
+// ordering key lets the next job of each key run, so it wakes their queues.
 func (s *backend) PurgeDead(ctx context.Context, p store.PurgeParams) (int, error) {
 	var n int64
+	var held []string // queues to wake
 	err := s.writer.do(ctx, func(x execer) error {
 		n = 0
+		var err error
+		if held, err = heldQueues(x, p.Queue); err != nil {
+			return fmt.Errorf("spool: purge: %w", err)
+		}
 		q := `DELETE FROM spool_jobs WHERE state = 'dead' AND (? = '' OR queue = ?)`
 		if len(p.IDs) == 0 {
 			res, err := x.exec(q, p.Queue, p.Queue)
@@ -189,8 +195,34 @@ func (s *backend) PurgeDead(ctx context.Context, p store.PurgeParams) (int, erro
 			n += d
 		}
 		return nil
-	}, nil)
+	}, func() {
+		for _, q := range held {
+			s.available.Fire(q)
+		}
+	})
 	return int(n), err
+}
+
+// heldQueues returns the queues (queue's, or every one when it is empty)
+// that have dead jobs holding their ordering key: spool_jobs_dead_holds,
+// usually empty. A purge wakes them; matching by queue only, it may wake
+// one too many, which is harmless.
+func heldQueues(x execer, queue string) ([]string, error) {
+	rows, err := x.query(`SELECT DISTINCT queue FROM spool_jobs
+		WHERE state = 'dead' AND hold_when_dead = 1 AND (? = '' OR queue = ?)`, queue, queue)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var q string
+		if err := rows.Scan(&q); err != nil {
+			return nil, err
+		}
+		out = append(out, q)
+	}
+	return out, rows.Err()
 }
 
 // SetQueuePaused implements engine.Driver.

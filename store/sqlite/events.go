@@ -55,7 +55,7 @@ func scanEvents(rows *sql.Rows) ([]*store.Event, error) {
 	return out, rows.Err()
 }
 
-const subscriptionColumns = `s.topic, s.name, s.kinds, s.ordered, s.lock_for, s.max_attempts, s.max_deliveries,
+const subscriptionColumns = `s.topic, s.name, s.kinds, s.ordered, s.on_dead_head, s.lock_for, s.max_attempts, s.max_deliveries,
 	s.retry_base, s.retry_max, s.cursor, s.created_at, s.updated_at`
 
 func scanSubscription(r scanner, extra ...any) (*store.Subscription, error) {
@@ -64,7 +64,7 @@ func scanSubscription(r scanner, extra ...any) (*store.Subscription, error) {
 		kinds                            sql.NullString
 		lockFor, base, most, made, moved int64
 	)
-	dest := []any{&sub.Topic, &sub.Name, &kinds, &sub.Ordered, &lockFor, &sub.MaxAttempts, &sub.MaxDeliveries,
+	dest := []any{&sub.Topic, &sub.Name, &kinds, &sub.Ordered, &sub.OnDeadHead, &lockFor, &sub.MaxAttempts, &sub.MaxDeliveries,
 		&base, &most, &sub.Cursor, &made, &moved}
 	if err := r.Scan(append(dest, extra...)...); err != nil {
 		return nil, err
@@ -440,10 +440,10 @@ func (t *eventTx) InsertSubscription(sub *store.Subscription) error {
 		}
 		kinds = string(b)
 	}
-	_, err := t.x.exec(`INSERT INTO spool_subscriptions (topic, name, kinds, ordered, lock_for, max_attempts,
+	_, err := t.x.exec(`INSERT INTO spool_subscriptions (topic, name, kinds, ordered, on_dead_head, lock_for, max_attempts,
 		max_deliveries, retry_base, retry_max, cursor, created_at, updated_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		sub.Topic, sub.Name, kinds, sub.Ordered, sub.LockFor.Microseconds(), sub.MaxAttempts, sub.MaxDeliveries,
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		sub.Topic, sub.Name, kinds, sub.Ordered, string(sub.OnDeadHead), sub.LockFor.Microseconds(), sub.MaxAttempts, sub.MaxDeliveries,
 		sub.RetryBase.Microseconds(), sub.RetryMax.Microseconds(), sub.Cursor, sub.CreatedAt.UnixMicro(), sub.UpdatedAt.UnixMicro())
 	return err
 }
@@ -545,6 +545,7 @@ func (t *eventTx) PruneEvents(limit int) (int, error) {
 	}
 	return n, nil
 }
+
 
 // PruneInbox implements engine.EventTx.
 func (t *eventTx) PruneInbox(before time.Time) error {

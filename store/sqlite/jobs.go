@@ -17,7 +17,7 @@ import (
 
 const jobColumns = `id, queue, kind, payload, priority, run_at, state, tenant, unique_key, ordering_key,
 	attempts, max_attempts, deliveries, max_deliveries, lock_token, locked_until,
-	errors, result, dead_reason, created_at, finished_at`
+	errors, result, dead_reason, created_at, finished_at, hold_when_dead`
 
 type scanner interface{ Scan(dest ...any) error }
 
@@ -31,7 +31,7 @@ func scanJob(r scanner) (*store.Job, error) {
 	)
 	if err := r.Scan(&j.ID, &j.Queue, &j.Kind, &j.Payload, &j.Priority, &runAt, &state, &j.Tenant, &uniq, &ord,
 		&j.Attempts, &j.MaxAttempts, &j.Deliveries, &j.MaxDeliveries, &token, &lockedUntil,
-		&errs, &j.Result, &dead, &created, &finish); err != nil {
+		&errs, &j.Result, &dead, &created, &finish, &j.HoldKeyWhenDead); err != nil {
 		return nil, err
 	}
 	j.State = store.State(state)
@@ -81,21 +81,31 @@ func (s *backend) InsertJobsTx(ctx context.Context, tx *sql.Tx, jobs []store.Enq
 }
 
 const insertHead = `INSERT INTO spool_jobs (id, queue, kind, payload, priority, run_at, state, tenant,
-	unique_key, ordering_key, max_attempts, max_deliveries, created_at) VALUES `
+	unique_key, ordering_key, max_attempts, max_deliveries, created_at`
 
 const insertTail = ` ON CONFLICT DO NOTHING`
 
-// insertChunk is how many rows one INSERT statement carries (13 parameters each).
+// insertChunk is how many rows one INSERT statement carries.
 const insertChunk = 64
 
-var insertSQL [insertChunk + 1]string
+// insertCols is how many parameters a row of insertSQL takes; a row of
+// insertHoldSQL takes one more, hold_when_dead.
+const insertCols = 13
+
+// insertSQL[n] inserts n rows. insertHoldSQL[n] also sets hold_when_dead:
+// it serves the chunks that have a job with HoldKeyWhenDead, so the
+// common insert binds no parameter for it.
+var insertSQL, insertHoldSQL [insertChunk + 1]string
 
 func init() {
-	row := "(" + placeholders(13) + ")"
+	row, holdRow := "("+placeholders(insertCols)+")", "("+placeholders(insertCols+1)+")"
 	for n := 1; n <= insertChunk; n++ {
-		insertSQL[n] = insertHead + strings.TrimSuffix(strings.Repeat(row+", ", n), ", ") + insertTail
+		insertSQL[n] = insertHead + ") VALUES " + strings.TrimSuffix(strings.Repeat(row+", ", n), ", ") + insertTail
+		insertHoldSQL[n] = insertHead + ", hold_when_dead) VALUES " + strings.TrimSuffix(strings.Repeat(holdRow+", ", n), ", ") + insertTail
 	}
 }
+
+func holdsKey(p store.EnqueueParams) bool { return p.HoldKeyWhenDead }
 
 const findLiveUniqueSQL = `SELECT id, state FROM spool_jobs
 	WHERE tenant = ? AND unique_key = ? AND state IN ('scheduled', 'available', 'running')`
@@ -106,9 +116,14 @@ const findLiveUniqueSQL = `SELECT id, state FROM spool_jobs
 
 func insertJobs(x execer, jobs []store.EnqueueParams, results []store.EnqueueResult, now time.Time, mayConflict bool) error {
 	created := now.UnixMicro()
-	args := make([]any, 0, 13*min(len(jobs), insertChunk))
+	args := make([]any, 0, (insertCols+1)*min(len(jobs), insertChunk))
 	for start := 0; start < len(jobs); start += insertChunk {
 		chunk := jobs[start:min(start+insertChunk, len(jobs))]
+		stmts, width := &insertSQL, insertCols
+		hold := slices.ContainsFunc(chunk, holdsKey)
+		if hold {
+			stmts, width = &insertHoldSQL, insertCols+1
+		}
 		args = args[:0]
 		for i := range chunk {
 			p := &chunk[i]
@@ -119,9 +134,12 @@ func insertJobs(x execer, jobs []store.EnqueueParams, results []store.EnqueueRes
 			results[start+i] = store.EnqueueResult{ID: p.ID, State: state}
 			args = append(args, p.ID, p.Queue, p.Kind, p.Payload, p.Priority, p.RunAt.UnixMicro(), string(state),
 				p.Tenant, nullString(p.UniqueKey), nullString(p.OrderingKey), p.MaxAttempts, p.MaxDeliveries, created)
+			if hold {
+				args = append(args, p.HoldKeyWhenDead)
+			}
 		}
 		if !mayConflict {
-			res, err := x.exec(insertSQL[len(chunk)], args...)
+			res, err := x.exec(stmts[len(chunk)], args...)
 			if err != nil {
 				return fmt.Errorf("spool: enqueue: %w", err)
 			}
@@ -137,7 +155,7 @@ func insertJobs(x execer, jobs []store.EnqueueParams, results []store.EnqueueRes
 		if _, err := x.exec("SAVEPOINT bulk_insert"); err != nil {
 			return fmt.Errorf("spool: enqueue: %w", err)
 		}
-		res, err := x.exec(insertSQL[len(chunk)], args...)
+		res, err := x.exec(stmts[len(chunk)], args...)
 		var n int64
 		if err == nil {
 			n, err = res.RowsAffected()
@@ -160,7 +178,7 @@ func insertJobs(x execer, jobs []store.EnqueueParams, results []store.EnqueueRes
 			return fmt.Errorf("spool: enqueue: %w", err)
 		}
 		for i := range chunk {
-			res, err := x.exec(insertSQL[1], args[13*i:13*i+13]...)
+			res, err := x.exec(stmts[1], args[width*i:width*i+width]...)
 			if err != nil {
 				return fmt.Errorf("spool: enqueue: %w", err)
 			}
@@ -234,15 +252,24 @@ func (s *backend) wakeQueues(jobs []store.EnqueueParams, results []store.Enqueue
 // claim that follows sees all of them in priority order.
 const promoteSQL = `UPDATE spool_jobs SET state = 'available' WHERE state = 'scheduled' AND queue = ? AND run_at <= ?`
 
+// claimSQL claims up to a limit of a queue's available jobs in claim order.
+// A job with an ordering key qualifies only when it heads its key's line:
+// no job of the key is running, none earlier is live, and none earlier is
+// dead and holds the key (hold_when_dead: spool_jobs_dead_holds, empty in a
+// healthy store, makes that one index probe).
 const claimSQL = `UPDATE spool_jobs
 	SET state = 'running', lock_token = (random() | 1), locked_until = ?, deliveries = deliveries + 1, worker = ?
 	WHERE id IN (
 		SELECT j.id FROM spool_jobs AS j
 		WHERE j.state = 'available' AND j.queue = ?
-		  AND (j.ordering_key IS NULL OR NOT EXISTS (
+		  AND (j.ordering_key IS NULL OR (NOT EXISTS (
 			SELECT 1 FROM spool_jobs AS o
 			WHERE o.tenant = j.tenant AND o.ordering_key = j.ordering_key AND o.ordering_key IS NOT NULL
-			  AND o.state IN ('scheduled', 'available', 'running') AND (o.id < j.id OR o.state = 'running')))
+			  AND o.state IN ('scheduled', 'available', 'running') AND (o.id < j.id OR o.state = 'running'))
+		  AND NOT EXISTS (
+			SELECT 1 FROM spool_jobs AS d
+			WHERE d.tenant = j.tenant AND d.ordering_key = j.ordering_key
+			  AND d.state = 'dead' AND d.hold_when_dead = 1 AND d.id < j.id)))
 		ORDER BY j.priority, j.run_at, j.id
 		LIMIT ?)
 	RETURNING ` + claimedColumns
@@ -250,7 +277,7 @@ const claimSQL = `UPDATE spool_jobs
 // claimedColumns are what a claim returns: a just-claimed job is running, and
 // a running job never has a result, a dead reason or a finish time.
 const claimedColumns = `id, queue, kind, payload, priority, run_at, tenant, unique_key, ordering_key,
-	attempts, max_attempts, deliveries, max_deliveries, lock_token, locked_until, errors, created_at`
+	attempts, max_attempts, deliveries, max_deliveries, lock_token, locked_until, errors, created_at, hold_when_dead`
 
 func scanClaimed(r scanner) (*store.Job, error) {
 	var (
@@ -260,7 +287,7 @@ func scanClaimed(r scanner) (*store.Job, error) {
 		created, token     int64
 	)
 	if err := r.Scan(&j.ID, &j.Queue, &j.Kind, &j.Payload, &j.Priority, &runAt, &j.Tenant, &uniq, &ord,
-		&j.Attempts, &j.MaxAttempts, &j.Deliveries, &j.MaxDeliveries, &token, &lockedUntil, &errs, &created); err != nil {
+		&j.Attempts, &j.MaxAttempts, &j.Deliveries, &j.MaxDeliveries, &token, &lockedUntil, &errs, &created, &j.HoldKeyWhenDead); err != nil {
 		return nil, err
 	}
 	j.State = store.StateRunning

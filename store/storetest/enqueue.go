@@ -15,6 +15,7 @@ import (
 var enqueueTests = []test{
 	{"Defaults", testEnqueueDefaults},
 	{"CarriesHistory", testEnqueueCarriesHistory},
+	{"HoldKeyWhenDeadPerJob", testEnqueueHoldKeyPerJob},
 	{"FieldsRoundTrip", testEnqueueFieldsRoundTrip},
 	{"RunAtDecidesState", testEnqueueRunAtDecidesState},
 	{"IDsIncrease", testEnqueueIDsIncrease},
@@ -68,7 +69,7 @@ func testEnqueueFieldsRoundTrip(t *testing.T, h *harness) {
 	p := store.EnqueueParams{
 		Queue: "mail.outbound", Kind: "send:welcome/v2", Payload: []byte(`{"to":"a@example.com"}`),
 		Priority: -7, RunAt: runAt, Tenant: "acme_corp", UniqueKey: "welcome:42 ✓", OrderingKey: "user/42",
-		MaxAttempts: 3, MaxDeliveries: 4,
+		MaxAttempts: 3, MaxDeliveries: 4, HoldKeyWhenDead: true,
 	}
 	res := h.enqueue(p)[0]
 	if res.State != store.StateScheduled {
@@ -78,7 +79,7 @@ func testEnqueueFieldsRoundTrip(t *testing.T, h *harness) {
 	want := &store.Job{
 		ID: res.ID, Queue: p.Queue, Kind: p.Kind, Payload: p.Payload, Priority: p.Priority, RunAt: runAt,
 		State: store.StateScheduled, Tenant: p.Tenant, UniqueKey: p.UniqueKey, OrderingKey: p.OrderingKey,
-		MaxAttempts: 3, MaxDeliveries: 4, CreatedAt: h.now(),
+		MaxAttempts: 3, MaxDeliveries: 4, HoldKeyWhenDead: true, CreatedAt: h.now(),
 	}
 	if d := diffJobs(want, j); len(d) != 0 {
 		t.Errorf("job differs from what was enqueued: %v", d)
@@ -266,6 +267,7 @@ var invalidJobs = []struct {
 	{"max attempts too high", store.EnqueueParams{Kind: "k", MaxAttempts: store.MaxAttemptsLimit + 1}, false},
 	{"max deliveries negative", store.EnqueueParams{Kind: "k", MaxDeliveries: -1}, false},
 	{"max deliveries too high", store.EnqueueParams{Kind: "k", MaxDeliveries: store.MaxAttemptsLimit + 1}, false},
+	{"hold key without a key", store.EnqueueParams{Kind: "k", HoldKeyWhenDead: true}, false},
 }
 
 func testEnqueueInvalid(t *testing.T, h *harness) {
@@ -575,6 +577,47 @@ func testEnqueueCarriesHistory(t *testing.T, h *harness) {
 	} {
 		if _, err := h.s.Enqueue(h.ctx, []store.EnqueueParams{bad}); !errors.Is(err, store.ErrInvalid) {
 			t.Errorf("Enqueue(attempts %d, %d errors): %v, want ErrInvalid", bad.Attempts, len(bad.Errors), err)
+		}
+	}
+}
+
+// testEnqueueHoldKeyPerJob: HoldKeyWhenDead is kept per job in a batch that
+// mixes it with jobs without it, also when a duplicate makes the store
+// insert the batch row by row.
+func testEnqueueHoldKeyPerJob(t *testing.T, h *harness) {
+	first := h.add(store.EnqueueParams{UniqueKey: "u"})
+	ps := []store.EnqueueParams{
+		{OrderingKey: "k1", HoldKeyWhenDead: true},
+		{UniqueKey: "u", OrderingKey: "k9", HoldKeyWhenDead: true}, // a duplicate: not inserted
+		{OrderingKey: "k2"},
+		{},
+		{OrderingKey: "k3", HoldKeyWhenDead: true, UniqueKey: "u2"},
+	}
+	res := h.enqueue(ps...)
+	if !res[1].Duplicate || res[1].ID != first {
+		t.Fatalf("the duplicate's result = %+v, want job %s", res[1], first)
+	}
+	if h.get(first).HoldKeyWhenDead {
+		t.Error("the duplicate's HoldKeyWhenDead reached the job holding its unique key")
+	}
+	for i, p := range ps {
+		if i == 1 {
+			continue
+		}
+		if j := h.get(res[i].ID); j.HoldKeyWhenDead != p.HoldKeyWhenDead {
+			t.Errorf("job %d: HoldKeyWhenDead = %v, want %v", i, j.HoldKeyWhenDead, p.HoldKeyWhenDead)
+		}
+	}
+	// A batch without it, after one with it.
+	for _, r := range h.enqueue(store.EnqueueParams{OrderingKey: "k4"}, store.EnqueueParams{}) {
+		if h.get(r.ID).HoldKeyWhenDead {
+			t.Error("a job enqueued without HoldKeyWhenDead has it")
+		}
+	}
+	// Claims return it too.
+	for _, j := range h.claim(store.DefaultQueue, 10) {
+		if want := j.OrderingKey == "k1" || j.OrderingKey == "k3"; j.HoldKeyWhenDead != want {
+			t.Errorf("claimed job of key %q: HoldKeyWhenDead = %v, want %v", j.OrderingKey, j.HoldKeyWhenDead, want)
 		}
 	}
 }

@@ -29,6 +29,9 @@ var eventTests = []test{
 	{"SubscriptionsAreIndependent", testSubscriptionsIndependent},
 	{"OrderedOnePerKey", testOrderedPerKey},
 	{"OrderedDeadHeadIsSkipped", testOrderedDeadHead},
+	{"OrderedDeadHeadBlocksItsKey", testOrderedDeadHeadBlocks},
+	{"OrderedDeadHeadUnblocked", testOrderedDeadHeadUnblocked},
+	{"DeadHeadPolicyIsDefinition", testDeadHeadPolicy},
 	{"Rewind", testRewind},
 	{"PauseResume", testSubscriptionPause},
 	{"DeleteRemovesDeliveries", testSubscriptionDelete},
@@ -529,6 +532,121 @@ func testOrderedDeadHead(t *testing.T, h *harness) {
 	h.settleOK(store.Verdict{ID: jobs[0].ID, Token: jobs[0].LockToken, Outcome: store.DeadLetter, Error: &store.AttemptError{Message: "poison"}})
 	_, evs = h.deliveries("t", "s", 10)
 	wantPositions(t, "after the head is dead", positions(evs), 2)
+}
+
+// byPosition returns the delivery job of the event at each position.
+func byPosition(jobs []*store.Job, evs []*store.Event) map[int64]*store.Job {
+	out := make(map[int64]*store.Job, len(evs))
+	for _, j := range jobs {
+		got, _ := store.DecodeDeliveries(j)
+		for _, e := range got {
+			out[e.Position] = j
+		}
+	}
+	return out
+}
+
+// testOrderedDeadHeadBlocks: with OnDeadHead block, a key whose head is
+// dead-lettered stops there (its next event is not claimable) while the
+// other keys go on; an event without a key has no line to block.
+func testOrderedDeadHeadBlocks(t *testing.T, h *harness) {
+	sub := h.subscribe(store.SubscriptionParams{Topic: "t", Name: "s", Ordered: true, OnDeadHead: store.DeadHeadBlock})
+	if sub.OnDeadHead != store.DeadHeadBlock {
+		t.Fatalf("created with OnDeadHead %q", sub.OnDeadHead)
+	}
+	h.publish("t", ev("1", "a"), ev("2", "b"), ev("3", "a"), ev("4", "b"), ev("5", ""), ev("6", "a"))
+	h.route("t", "s")
+	jobs, evs := h.deliveries("t", "s", 10)
+	wantPositions(t, "heads", positions(evs), 1, 2, 5)
+	at := byPosition(jobs, evs)
+	for pos, j := range at {
+		if want := pos != 5; j.HoldKeyWhenDead != want {
+			t.Errorf("delivery of position %d: HoldKeyWhenDead %v, want %v", pos, j.HoldKeyWhenDead, want)
+		}
+	}
+	h.settleOK(store.Verdict{ID: at[1].ID, Token: at[1].LockToken, Outcome: store.DeadLetter, Error: &store.AttemptError{Message: "poison"}},
+		verdict(at[2], store.Complete),
+		store.Verdict{ID: at[5].ID, Token: at[5].LockToken, Outcome: store.DeadLetter})
+	jobs, evs = h.deliveries("t", "s", 10)
+	wantPositions(t, "after a's head is dead", positions(evs), 4)
+	h.completeAll(jobs)
+	h.claimNone(sub.Queue)
+	// Failing for good by running out of attempts blocks it the same way.
+	h.publish("t", ev("7", "c"), ev("8", "c"))
+	h.route("t", "s")
+	jobs, evs = h.deliveries("t", "s", 10)
+	wantPositions(t, "c's head", positions(evs), 7)
+	h.settleOK(failed(jobs[0], "boom", h.now()))
+	h.clock.Advance(time.Hour)
+	for range store.DefaultMaxAttempts - 1 {
+		j := h.claimOne(sub.Queue)
+		h.settleOK(failed(j, "boom", h.now()))
+	}
+	h.wantState(jobs[0].ID, store.StateDead)
+	h.claimNone(sub.Queue)
+	if got := h.getSub("t", "s"); got.Lag.Dead != 3 || got.Lag.Pending != 3 {
+		t.Errorf("lag = %+v, want 3 dead (1, 5 and 7) and 3 pending (3, 6 and 8)", got.Lag)
+	}
+}
+
+// testOrderedDeadHeadUnblocked: an operator unblocks a key by requeueing
+// its dead head (it runs again, before the rest of its key) or purging it
+// (the key's next event runs).
+func testOrderedDeadHeadUnblocked(t *testing.T, h *harness) {
+	h.subscribe(store.SubscriptionParams{Topic: "t", Name: "s", Ordered: true, OnDeadHead: store.DeadHeadBlock})
+	h.publish("t", ev("1", "a"), ev("2", "b"), ev("3", "a"), ev("4", "b"))
+	h.route("t", "s")
+	jobs, evs := h.deliveries("t", "s", 10)
+	wantPositions(t, "heads", positions(evs), 1, 2)
+	at := byPosition(jobs, evs)
+	h.settleOK(verdict(at[1], store.DeadLetter), verdict(at[2], store.DeadLetter))
+	h.claimNone("sub/t/s")
+	// a: requeued, its head runs again first.
+	if errs := h.requeue(at[1].ID); errs[0] != nil {
+		t.Fatal(errs[0])
+	}
+	jobs, evs = h.deliveries("t", "s", 10)
+	wantPositions(t, "after requeueing a's head", positions(evs), 1)
+	h.completeAll(jobs)
+	_, evs = h.deliveries("t", "s", 10)
+	wantPositions(t, "after a's head completed", positions(evs), 3)
+	// b: purged, its next event runs.
+	if n, err := h.s.Purge(h.ctx, store.PurgeParams{IDs: []store.ID{at[2].ID}}); err != nil || n != 1 {
+		t.Fatalf("Purge = %d, %v", n, err)
+	}
+	_, evs = h.deliveries("t", "s", 10)
+	wantPositions(t, "after purging b's head", positions(evs), 4)
+}
+
+// testDeadHeadPolicy: OnDeadHead defaults to skip, is part of the
+// definition, and block needs an ordered subscription.
+func testDeadHeadPolicy(t *testing.T, h *harness) {
+	p := store.SubscriptionParams{Topic: "t", Name: "s", Ordered: true}
+	if sub := h.subscribe(p); sub.OnDeadHead != store.DeadHeadSkip {
+		t.Errorf("default OnDeadHead = %q, want skip", sub.OnDeadHead)
+	}
+	if _, created, err := h.events().CreateSubscription(h.ctx, store.SubscriptionParams{Topic: "t", Name: "s", Ordered: true, OnDeadHead: store.DeadHeadSkip}); err != nil || created {
+		t.Errorf("creating it again with an explicit skip = %v, %v; want it back", created, err)
+	}
+	p.OnDeadHead = store.DeadHeadBlock
+	if _, _, err := h.events().CreateSubscription(h.ctx, p); !errors.Is(err, store.ErrConflict) {
+		t.Errorf("creating it again with block: %v, want ErrConflict", err)
+	}
+	p.Name = "b"
+	if sub := h.subscribe(p); sub.OnDeadHead != store.DeadHeadBlock || h.getSub("t", "b").OnDeadHead != store.DeadHeadBlock {
+		t.Errorf("created with block: %q", sub.OnDeadHead)
+	}
+	for _, bad := range []store.SubscriptionParams{
+		{Topic: "t", Name: "x", OnDeadHead: store.DeadHeadBlock},
+		{Topic: "t", Name: "x", Ordered: true, OnDeadHead: "stop"},
+	} {
+		if _, _, err := h.events().CreateSubscription(h.ctx, bad); !errors.Is(err, store.ErrInvalid) {
+			t.Errorf("CreateSubscription(ordered %v, %q): %v, want ErrInvalid", bad.Ordered, bad.OnDeadHead, err)
+		}
+	}
+	if _, err := h.events().GetSubscription(h.ctx, "t", "x"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("a refused subscription exists: %v", err)
+	}
 }
 
 func testRewind(t *testing.T, h *harness) {

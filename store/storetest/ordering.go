@@ -1,6 +1,7 @@
 package storetest
 
 import (
+	"errors"
 	"testing"
 	"time"
 
@@ -18,6 +19,10 @@ var orderingTests = []test{
 	{"ReleasedOrReapedFirstKeepsTurn", testOrderingKeepsTurn},
 	{"SpansQueues", testOrderingSpansQueues},
 	{"RequeuedEarlierWaitsForRunning", testOrderingRequeuedEarlier},
+	{"DeadHolderBlocksKey", testOrderingDeadHolderBlocks},
+	{"DeadHolderRequeuedRunsFirst", testOrderingDeadHolderRequeued},
+	{"DeadHolderPurgedFreesNext", testOrderingDeadHolderPurged},
+	{"DeadHolderBlocksOnlyLaterJobs", testOrderingDeadHolderLater},
 }
 
 // claimSet claims up to limit jobs of queue and returns them by ID.
@@ -193,4 +198,120 @@ func testOrderingRequeuedEarlier(t *testing.T, h *harness) {
 	h.claimNone(store.DefaultQueue)
 	h.settleOK(verdict(jb, store.Complete))
 	h.claimID(store.DefaultQueue, a)
+}
+
+// testOrderingDeadHolderBlocks: a job with HoldKeyWhenDead that dies, by
+// any road to dead, keeps the later jobs of its key (and only of its key and
+// tenant) from running; Cancel refuses it, so it keeps blocking.
+func testOrderingDeadHolderBlocks(t *testing.T, h *harness) {
+	deaths := []struct {
+		name string
+		die  func(j *store.Job)
+	}{
+		{"dead-lettered", func(j *store.Job) { h.settleOK(verdict(j, store.DeadLetter)) }},
+		{"out of attempts", func(j *store.Job) { h.settleOK(failed(j, "last", time.Time{})) }},
+		{"out of deliveries", func(*store.Job) {
+			h.clock.Advance(defaultLock + time.Second)
+			h.wantReap(10, store.ReapResult{DeadLettered: 1})
+		}},
+	}
+	for _, d := range deaths {
+		key := "key " + d.name
+		a := h.add(store.EnqueueParams{OrderingKey: key, HoldKeyWhenDead: true, MaxAttempts: 1, MaxDeliveries: 1})
+		b := h.add(store.EnqueueParams{OrderingKey: key})
+		otherTenant := h.add(store.EnqueueParams{OrderingKey: key, Tenant: "t2"})
+		otherKey := h.add(store.EnqueueParams{OrderingKey: key + " too"})
+		got := h.claimSet(store.DefaultQueue, 10)
+		if len(got) != 3 || got[a] == nil || got[otherTenant] == nil || got[otherKey] == nil {
+			t.Fatalf("%s: claimed %d jobs, want the first of each key", d.name, len(got))
+		}
+		h.settleOK(verdict(got[otherTenant], store.Complete), verdict(got[otherKey], store.Complete))
+		d.die(got[a])
+		if j := h.wantState(a, store.StateDead); !j.HoldKeyWhenDead {
+			t.Fatalf("%s: the dead job lost HoldKeyWhenDead", d.name)
+		}
+		h.claimNone(store.DefaultQueue)
+		// A later job of another key still runs.
+		h.settleOK(verdict(h.claimID(store.DefaultQueue, h.add(store.EnqueueParams{OrderingKey: key + " later"})), store.Complete))
+		h.claimNone(store.DefaultQueue)
+		if errs := h.cancel(a); !errors.As(errs[0], new(*store.StateError)) {
+			t.Fatalf("%s: Cancel of the dead holder = %v, want a *StateError", d.name, errs[0])
+		}
+		h.claimNone(store.DefaultQueue)
+		h.wantState(b, store.StateAvailable)
+		// Unblock it for the next death.
+		if n, err := h.s.Purge(h.ctx, store.PurgeParams{IDs: []store.ID{a}}); err != nil || n != 1 {
+			t.Fatalf("%s: Purge = %d, %v", d.name, n, err)
+		}
+		h.settleOK(verdict(h.claimID(store.DefaultQueue, b), store.Complete))
+	}
+}
+
+// testOrderingDeadHolderRequeued: requeueing the dead holder puts it back
+// first in its line: it runs before the jobs it blocked, and again blocks
+// them if it dies again.
+func testOrderingDeadHolderRequeued(t *testing.T, h *harness) {
+	a := h.add(store.EnqueueParams{OrderingKey: "k", HoldKeyWhenDead: true, MaxAttempts: 1})
+	b := h.add(store.EnqueueParams{OrderingKey: "k"})
+	h.settleOK(verdict(h.claimID(store.DefaultQueue, a), store.DeadLetter))
+	h.claimNone(store.DefaultQueue)
+	if errs := h.requeue(a); errs[0] != nil {
+		t.Fatalf("Requeue: %v", errs[0])
+	}
+	got := h.claimSet(store.DefaultQueue, 10)
+	if len(got) != 1 || got[a] == nil {
+		t.Fatalf("after Requeue: claimed %d jobs, want only the requeued holder", len(got))
+	}
+	h.settleOK(verdict(got[a], store.DeadLetter))
+	h.claimNone(store.DefaultQueue)
+	if errs := h.requeue(a); errs[0] != nil {
+		t.Fatalf("Requeue: %v", errs[0])
+	}
+	h.settleOK(verdict(h.claimID(store.DefaultQueue, a), store.Complete))
+	h.claimID(store.DefaultQueue, b)
+}
+
+// testOrderingDeadHolderPurged: purging the dead holder, by ID or by queue,
+// lets the next job of its key run, and wakes its queue's waiters.
+func testOrderingDeadHolderPurged(t *testing.T, h *harness) {
+	a := h.add(store.EnqueueParams{Queue: "q", OrderingKey: "k", HoldKeyWhenDead: true})
+	b := h.add(store.EnqueueParams{Queue: "q", OrderingKey: "k", HoldKeyWhenDead: true})
+	c := h.add(store.EnqueueParams{Queue: "q", OrderingKey: "k"})
+	h.settleOK(verdict(h.claimID("q", a), store.DeadLetter))
+	h.claimNone("q")
+	var wake <-chan struct{}
+	if n := h.s.Capabilities().Notifier; n != nil {
+		wake = n.Available("q")
+	}
+	if n, err := h.s.Purge(h.ctx, store.PurgeParams{IDs: []store.ID{a}}); err != nil || n != 1 {
+		t.Fatalf("Purge by ID = %d, %v", n, err)
+	}
+	if wake != nil {
+		h.wantClosed("Available after purging a dead holder", wake)
+	}
+	h.gone(a)
+	h.settleOK(verdict(h.claimID("q", b), store.DeadLetter))
+	h.claimNone("q")
+	if n, err := h.s.Purge(h.ctx, store.PurgeParams{Queue: "q"}); err != nil || n != 1 {
+		t.Fatalf("Purge of the queue = %d, %v", n, err)
+	}
+	h.claimID("q", c)
+}
+
+// testOrderingDeadHolderLater: a dead holder blocks the jobs after it in
+// its line, not an earlier job that was requeued behind its back; a dead
+// job without HoldKeyWhenDead blocks nothing.
+func testOrderingDeadHolderLater(t *testing.T, h *harness) {
+	a := h.add(store.EnqueueParams{OrderingKey: "k", MaxAttempts: 1})
+	b := h.add(store.EnqueueParams{OrderingKey: "k", HoldKeyWhenDead: true})
+	c := h.add(store.EnqueueParams{OrderingKey: "k"})
+	h.settleOK(verdict(h.claimID(store.DefaultQueue, a), store.DeadLetter))
+	h.settleOK(verdict(h.claimID(store.DefaultQueue, b), store.DeadLetter))
+	h.claimNone(store.DefaultQueue)
+	if errs := h.requeue(a); errs[0] != nil {
+		t.Fatalf("Requeue: %v", errs[0])
+	}
+	h.settleOK(verdict(h.claimID(store.DefaultQueue, a), store.Complete))
+	h.claimNone(store.DefaultQueue)
+	h.wantState(c, store.StateAvailable)
 }

@@ -518,6 +518,9 @@ func diffJobs(a, b *store.Job) []string {
 	if a.DeadReason != b.DeadReason {
 		add("DeadReason", a.DeadReason, b.DeadReason)
 	}
+	if a.HoldKeyWhenDead != b.HoldKeyWhenDead {
+		add("HoldKeyWhenDead", a.HoldKeyWhenDead, b.HoldKeyWhenDead)
+	}
 	if !a.CreatedAt.Equal(b.CreatedAt) {
 		add("CreatedAt", a.CreatedAt, b.CreatedAt)
 	}
