@@ -70,28 +70,30 @@ type EventWork struct {
 
 // EventOptions is what the event systems of the registry are made with.
 type EventOptions struct {
-	// Dir is where embedded servers keep their stores: a fresh directory
-	// under it per workload. Default: the system's temp dir.
+	// Dir is where embedded servers and Spool's SQLite store keep their
+	// stores: a fresh directory under it per workload. Default: the
+	// system's temp dir.
 	Dir string
-	// PostgresURL and Source are for Spool's adapters, once they exist
-	// (see eventSystems): the PostgreSQL database to create databases from
-	// and the commit of the Spool source benchmarked.
+	// PostgresURL and Source are for Spool's adapters: the PostgreSQL
+	// database to create databases from and the commit of the Spool source
+	// benchmarked.
 	PostgresURL string
 	Source      string
 }
 
 // eventSystems is the registry of event systems, in run order: the key the
-// command's -only accepts and how to make the system.
-//
-// TODO(spool-events): Spool's EventSystem adapters (SQLite and PostgreSQL,
-// keys "spool-sqlite-events" and "spool-postgres-events") go at the front
-// of this list once Spool's events API lands; it is being written on
-// another branch. Until then the events workloads run on NATS JetStream
-// alone, and no Spool row is reported.
+// command's -only accepts and how to make the system. Spool's come first,
+// as its job systems do.
 var eventSystems = []struct {
 	key  string
 	make func(EventOptions) EventSystem
 }{
+	{"spool-sqlite-events", func(o EventOptions) EventSystem { return &SpoolSQLiteEvents{Dir: o.Dir, Source: o.Source} }},
+	{"spool-postgres-events", func(o EventOptions) EventSystem {
+		s := NewSpoolPostgresEvents(o.PostgresURL)
+		s.Source = o.Source
+		return s
+	}},
 	{"nats-embedded", func(o EventOptions) EventSystem { return &EmbeddedJetStream{Dir: o.Dir} }},
 	{"nats-embedded-sync-always", func(o EventOptions) EventSystem { return &EmbeddedJetStream{Dir: o.Dir, SyncAlways: true} }},
 }
