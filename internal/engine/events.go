@@ -21,6 +21,10 @@ type EventDriver interface {
 	// their routers, once the transaction commits. grows marks a
 	// transaction that inserts events or jobs, which a full store refuses.
 	EventTx(ctx context.Context, grows bool, fn func(tx EventTx) error) error
+	// TopicTx is EventTx for a transaction that publishes to topic. A
+	// driver may commit concurrent ones of one topic together (their
+	// publishers would take turns on the topic's lock anyway).
+	TopicTx(ctx context.Context, topic string, fn func(tx EventTx) error) error
 	// EventTxOn runs fn on the caller's transaction, inside a savepoint so
 	// that a refused call leaves tx usable. Wake-ups go out when tx commits.
 	EventTxOn(ctx context.Context, tx *sql.Tx, fn func(tx EventTx) error) error
@@ -158,6 +162,15 @@ func (e *Store) AppendTx(ctx context.Context, tx *sql.Tx, topic, key string, exp
 // caller transaction (a pgx.Tx on PostgreSQL).
 func (e *Store) PublishWith(ctx context.Context, topic, key string, expected int64, events []store.EventInput, stream bool,
 	run func(fn func(tx EventTx) error) error) ([]store.PublishResult, error) {
+	return e.publishWith(ctx, topic, key, expected, events, stream, false, run)
+}
+
+// publishWith is PublishWith; route says whether the publish routes its
+// events to the subscriptions that are caught up. Only the store's own
+// transactions do: one of a caller's would hold those subscriptions, and
+// their routers, until the caller commits.
+func (e *Store) publishWith(ctx context.Context, topic, key string, expected int64, events []store.EventInput, stream, route bool,
+	run func(fn func(tx EventTx) error) error) ([]store.PublishResult, error) {
 	evs, err := e.preparePublish(ctx, topic, key, expected, events, stream)
 	if err != nil || len(evs) == 0 {
 		return nil, err
@@ -165,7 +178,7 @@ func (e *Store) PublishWith(ctx context.Context, topic, key string, expected int
 	var res []store.PublishResult
 	err = run(func(tx EventTx) error {
 		var err error
-		res, err = publishIn(tx, topic, key, expected, evs, stream)
+		res, err = publishIn(tx, topic, key, expected, evs, stream, route)
 		return err
 	})
 	return checkLen(res, len(evs), "events", err)
@@ -203,11 +216,11 @@ func (e *Store) preparePublish(ctx context.Context, topic, key string, expected 
 }
 
 func (e *Store) publish(ctx context.Context, tx *sql.Tx, topic, key string, expected int64, events []store.EventInput, stream bool) ([]store.PublishResult, error) {
-	return e.PublishWith(ctx, topic, key, expected, events, stream, func(fn func(tx EventTx) error) error {
+	return e.publishWith(ctx, topic, key, expected, events, stream, tx == nil, func(fn func(tx EventTx) error) error {
 		if tx != nil {
 			return e.ev.EventTxOn(ctx, tx, fn)
 		}
-		return e.ev.EventTx(ctx, true, fn)
+		return e.ev.TopicTx(ctx, topic, fn)
 	})
 }
 
@@ -215,7 +228,7 @@ func (e *Store) publish(ctx context.Context, tx *sql.Tx, topic, key string, expe
 // are duplicates; the rest get the next positions and their key's next
 // versions. For a stream append, the stream must be at expected unless
 // every event is a duplicate (a retried append is a no-op).
-func publishIn(tx EventTx, topic, key string, expected int64, evs []store.EventInput, stream bool) ([]store.PublishResult, error) {
+func publishIn(tx EventTx, topic, key string, expected int64, evs []store.EventInput, stream, route bool) ([]store.PublishResult, error) {
 	head, err := tx.LockTopic(topic)
 	if err != nil {
 		return nil, err
@@ -286,7 +299,7 @@ func publishIn(tx EventTx, topic, key string, expected int64, evs []store.EventI
 	if err := tx.SetHead(topic, head, now); err != nil {
 		return nil, err
 	}
-	if len(rows) <= publishRoute {
+	if route && len(rows) <= publishRoute {
 		if err := routeAtPublish(tx, topic, rows); err != nil {
 			return nil, err
 		}

@@ -160,6 +160,21 @@ func (s *backend) EventTx(ctx context.Context, _ bool, fn func(tx engine.EventTx
 	if err := s.start(ctx); err != nil {
 		return err
 	}
+	return s.eventTxAlone(ctx, fn)
+}
+
+// TopicTx implements engine.EventDriver: concurrent publishes to one topic
+// are committed in groups (see eventGroups).
+func (s *backend) TopicTx(ctx context.Context, topic string, fn func(tx engine.EventTx) error) error {
+	if err := s.start(ctx); err != nil {
+		return err
+	}
+	g, _ := s.groups.LoadOrStore(topic, &eventGroups{})
+	return g.(*eventGroups).run(s, ctx, fn)
+}
+
+// eventTxAlone runs one event transaction on its own.
+func (s *backend) eventTxAlone(ctx context.Context, fn func(tx engine.EventTx) error) error {
 	var t *eventTx
 	for attempt := 1; ; attempt++ {
 		err := pgx.BeginTxFunc(ctx, s.pool, txOptions, func(tx pgx.Tx) error {

@@ -487,7 +487,10 @@ func TestTopicSignalAcrossStores(t *testing.T) {
 	a := open(t, schema, postgres.Config{})
 	b := open(t, schema, postgres.Config{})
 	const topic = "shop:eu/orders.v1"
-	subscribe(t, a, store.SubscriptionParams{Topic: topic, Name: "mail"})
+	// A subscription behind the head: its routers are woken by a publish
+	// (one that is caught up gets its deliveries from the publish itself).
+	publish(t, a, topic, store.EventInput{Kind: "k"})
+	subscribe(t, a, store.SubscriptionParams{Topic: topic, Name: "mail", From: store.StartAt{From: store.StartBegin}})
 
 	here := a.Capabilities().Notifier.Available(store.TopicSignal(topic))
 	there := b.Capabilities().Notifier.Available(store.TopicSignal(topic))
@@ -500,7 +503,7 @@ func TestTopicSignalAcrossStores(t *testing.T) {
 	}
 
 	queue := b.Capabilities().Notifier.Available(store.SubscriptionQueue(topic, "mail"))
-	if r := mustRouteAll(t, a, topic, "mail"); r.Routed != 1 {
+	if r := mustRouteAll(t, a, topic, "mail"); r.Routed != 2 {
 		t.Fatalf("Route: %+v", r)
 	}
 	wantClosed(t, "another handle's delivery queue after Route", queue)
@@ -644,13 +647,13 @@ func TestRouteNotStalledByLongTransaction(t *testing.T) {
 	quick, cancel := context.WithTimeout(ctx, notifyWait)
 	defer cancel()
 	for round := 1; round <= 3; round++ {
-		woken := s.Capabilities().Notifier.Available(store.TopicSignal("t"))
+		woken := s.Capabilities().Notifier.Available(store.SubscriptionQueue("t", "r"))
 		if _, err := s.Publish(quick, "t", []store.EventInput{{ID: fmt.Sprint("e", round), Kind: "k"}}); err != nil {
 			t.Fatalf("publish with long transactions open: %v", err)
 		}
-		wantClosed(t, "topic signal", woken)
+		wantClosed(t, "the delivery queue's signal (the caught-up subscription is routed by the publish)", woken)
 		r, err := routeAll(quick, s, "t", "r", 0)
-		if err != nil || r.Routed != 1 || r.Cursor != int64(round) {
+		if err != nil || r.Cursor != int64(round) {
 			t.Fatalf("round %d: route with long transactions open: %+v, %v", round, r, err)
 		}
 		jobs, err := s.Claim(quick, store.ClaimParams{Queue: store.SubscriptionQueue("t", "r"), LockFor: time.Minute})
@@ -856,5 +859,63 @@ func TestDeadHeadMigrationDownUp(t *testing.T) {
 	}
 	if sub, err := s.GetSubscription(ctx, "t", "s"); err != nil || sub.OnDeadHead != store.DeadHeadSkip {
 		t.Fatalf("subscription after down and up: %+v, %v", sub, err)
+	}
+}
+
+// TestPublishGroups: concurrent publishes are committed in groups, each
+// answered on its own: a refused one changes nothing and does not undo the
+// others, a caller that gives up leaves the others be, and positions stay
+// contiguous.
+func TestPublishGroups(t *testing.T) {
+	t.Parallel()
+	s := open(t, pgtest.Schema(t), postgres.Config{})
+	ctx := t.Context()
+	subscribe(t, s, store.SubscriptionParams{Topic: "t", Name: "s"})
+	const n = 200
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	ok, refused, gaveUp := map[string]int64{}, 0, 0
+	for i := range n {
+		wg.Go(func() {
+			ev := store.EventInput{ID: fmt.Sprint("e", i), Kind: "k"}
+			c := ctx
+			switch i % 10 {
+			case 3:
+				ev.Kind = "bad kind"
+			case 7:
+				var cancel context.CancelFunc
+				c, cancel = context.WithCancel(ctx)
+				cancel()
+			}
+			res, err := s.Publish(c, "t", []store.EventInput{ev})
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case i%10 == 3:
+				if !errors.Is(err, store.ErrInvalid) {
+					t.Errorf("bad event %d: %v", i, err)
+				}
+				refused++
+			case i%10 == 7 && err != nil:
+				gaveUp++
+			case err != nil:
+				t.Errorf("publish %d: %v", i, err)
+			default:
+				ok[ev.ID] = res[0].Position
+			}
+		})
+	}
+	wg.Wait()
+	evs := readAll(t, s, "t")
+	if len(evs) != len(ok) {
+		t.Fatalf("%d events in the log, %d publishes succeeded (%d refused, %d gave up)", len(evs), len(ok), refused, gaveUp)
+	}
+	for i, e := range evs {
+		if e.Position != int64(i+1) || ok[e.ID] != e.Position {
+			t.Fatalf("event %s at %d, its publish said %d (index %d)", e.ID, e.Position, ok[e.ID], i)
+		}
+	}
+	if got := len(deliveries(t, s, "t", "s")); got != len(ok) {
+		t.Fatalf("%d deliveries for %d events", got, len(ok))
 	}
 }

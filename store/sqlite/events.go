@@ -94,6 +94,12 @@ func (s *backend) EventTx(ctx context.Context, grows bool, fn func(tx engine.Eve
 	}})
 }
 
+// TopicTx implements engine.EventDriver: the writer commits concurrent
+// ops together already.
+func (s *backend) TopicTx(ctx context.Context, _ string, fn func(tx engine.EventTx) error) error {
+	return s.EventTx(ctx, true, fn)
+}
+
 // EventTxOn implements engine.EventDriver on the caller's transaction;
 // routers and workers wake when another connection's commit is seen.
 func (s *backend) EventTxOn(ctx context.Context, tx *sql.Tx, fn func(tx engine.EventTx) error) error {
