@@ -191,4 +191,3 @@ func (s *backend) runGroup(group []*groupOp) {
 		close(op.done)
 	}
 }
-

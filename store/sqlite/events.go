@@ -552,7 +552,6 @@ func (t *eventTx) PruneEvents(limit int) (int, error) {
 	return n, nil
 }
 
-
 // PruneInbox implements engine.EventTx.
 func (t *eventTx) PruneInbox(before time.Time) error {
 	_, err := t.x.exec(`DELETE FROM spool_inbox WHERE seen_at < ?`, before.UnixMicro())
