@@ -334,6 +334,11 @@ type RouteParams struct {
 	Spread int
 }
 
+// MaxRouteAtPublish is the most events a publish (in the store's own
+// transaction) routes itself to the subscriptions that are caught up;
+// routers route larger ones.
+const MaxRouteAtPublish = 256
+
 // MaxBatchEvents is the most events one batch delivery carries; a batch's
 // payload is also kept under MaxBatchBytes.
 const (

@@ -216,6 +216,14 @@ func (e *Store) preparePublish(ctx context.Context, topic, key string, expected 
 }
 
 func (e *Store) publish(ctx context.Context, tx *sql.Tx, topic, key string, expected int64, events []store.EventInput, stream bool) ([]store.PublishResult, error) {
+	if tx == nil && !stream {
+		evs, err := e.preparePublish(ctx, topic, key, expected, events, stream)
+		if err != nil || len(evs) == 0 {
+			return nil, err
+		}
+		res, err := e.publishMerged(ctx, topic, evs)
+		return checkLen(res, len(evs), "events", err)
+	}
 	return e.publishWith(ctx, topic, key, expected, events, stream, tx == nil, func(fn func(tx EventTx) error) error {
 		if tx != nil {
 			return e.ev.EventTxOn(ctx, tx, fn)
@@ -310,7 +318,7 @@ func publishIn(tx EventTx, topic, key string, expected int64, evs []store.EventI
 // publishRoute is the most events a publish routes itself, to the
 // subscriptions that are caught up; routers route larger publishes, in
 // batches spread over their workers.
-const publishRoute = store.MaxBatchEvents
+const publishRoute = store.MaxRouteAtPublish
 
 // publishSpread is how many deliveries a publish spreads its events over,
 // per subscription: small publishes get one delivery per event, for

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"maps"
 	"slices"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -19,6 +20,7 @@ type Store struct {
 	d      Driver
 	sched  ScheduleDriver // nil when the driver keeps no schedules
 	ev     EventDriver    // nil when the driver keeps no events
+	pubs   sync.Map       // topic -> *pubGroups: publishes waiting to be merged
 	log    *slog.Logger
 	closed atomic.Bool
 }

@@ -163,14 +163,10 @@ func (s *backend) EventTx(ctx context.Context, _ bool, fn func(tx engine.EventTx
 	return s.eventTxAlone(ctx, fn)
 }
 
-// TopicTx implements engine.EventDriver: concurrent publishes to one topic
-// are committed in groups (see eventGroups).
-func (s *backend) TopicTx(ctx context.Context, topic string, fn func(tx engine.EventTx) error) error {
-	if err := s.start(ctx); err != nil {
-		return err
-	}
-	g, _ := s.groups.LoadOrStore(topic, &eventGroups{})
-	return g.(*eventGroups).run(s, ctx, fn)
+// TopicTx implements engine.EventDriver: the engine merges concurrent
+// publishes to a topic already.
+func (s *backend) TopicTx(ctx context.Context, _ string, fn func(tx engine.EventTx) error) error {
+	return s.EventTx(ctx, true, fn)
 }
 
 // eventTxAlone runs one event transaction on its own.

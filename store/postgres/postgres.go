@@ -143,8 +143,6 @@ type backend struct {
 
 	out *outbox // NOTIFYs waiting to be sent
 
-	groups sync.Map // topic -> *eventGroups: publishes waiting to be committed together
-
 	closed    atomic.Bool
 	stop      context.CancelFunc // ends the background goroutines
 	wg        sync.WaitGroup     // the background goroutines

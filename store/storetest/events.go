@@ -1075,7 +1075,7 @@ func testPublishRoutes(t *testing.T, h *harness) {
 	if sub := h.getSub("t", "behind"); sub.Cursor != 0 || sub.Lag.Unrouted != 3 {
 		t.Errorf("a subscription behind was routed by the publish: %+v", sub)
 	}
-	many := make([]store.EventInput, store.MaxBatchEvents+1)
+	many := make([]store.EventInput, store.MaxRouteAtPublish+1)
 	for i := range many {
 		many[i] = store.EventInput{Kind: "k"}
 	}
