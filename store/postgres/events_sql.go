@@ -35,10 +35,17 @@ FROM unnest($2::bigint[], $3::text[], $4::text[], $5::text[], $6::bigint[], $7::
 const (
 	setHeadSQL    = `UPDATE {schema}.topics SET head = $2, published_at = $3 WHERE name = $1`
 	headSQL       = `SELECT coalesce((SELECT head FROM {schema}.topics WHERE name = $1), 0)`
-	findEventsSQL = `SELECT id, position, coalesce(version, 0) FROM {schema}.events
-WHERE topic = $1 AND id = ANY($2::text[])`
-	streamVersionsSQL = `SELECT key, max(version) FROM {schema}.events
-WHERE topic = $1 AND key = ANY($2::text[]) GROUP BY key`
+	// findEventsSQL and streamVersionsSQL look each ID and key up on its
+	// own (a lateral subquery per element): with "= ANY(array)" a table
+	// without statistics yet (a new topic, before autovacuum's first
+	// ANALYZE) was planned as a scan of the topic, and publishing slowed
+	// to a crawl as the topic grew.
+	findEventsSQL = `SELECT e.id, e.position, coalesce(e.version, 0) FROM unnest($2::text[]) AS want(id)
+CROSS JOIN LATERAL (SELECT id, position, version FROM {schema}.events
+	WHERE topic = $1 AND id = want.id LIMIT 1) AS e`
+	streamVersionsSQL = `SELECT want.key, v.version FROM unnest($2::text[]) AS want(key)
+CROSS JOIN LATERAL (SELECT version FROM {schema}.events
+	WHERE topic = $1 AND key = want.key AND version IS NOT NULL ORDER BY version DESC LIMIT 1) AS v`
 	eventsAfterSQL = `SELECT ` + eventColumns + ` FROM {schema}.events
 WHERE topic = $1 AND position > $2 ORDER BY position LIMIT $3`
 	firstAtSQL   = `SELECT min(position) FROM {schema}.events WHERE topic = $1 AND published_at >= $2`
