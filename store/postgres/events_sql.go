@@ -33,8 +33,8 @@ FROM unnest($2::bigint[], $3::text[], $4::text[], $5::text[], $6::bigint[], $7::
 
 // Statements of an event transaction.
 const (
-	setHeadSQL    = `UPDATE {schema}.topics SET head = $2, published_at = $3 WHERE name = $1`
-	headSQL       = `SELECT coalesce((SELECT head FROM {schema}.topics WHERE name = $1), 0)`
+	setHeadSQL = `UPDATE {schema}.topics SET head = $2, published_at = $3 WHERE name = $1`
+	headSQL    = `SELECT coalesce((SELECT head FROM {schema}.topics WHERE name = $1), 0)`
 	// findEventsSQL and streamVersionsSQL look each ID and key up on its
 	// own (a lateral subquery per element): with "= ANY(array)" a table
 	// without statistics yet (a new topic, before autovacuum's first
