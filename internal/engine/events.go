@@ -98,6 +98,8 @@ type EventTx interface {
 	InsertSubscription(sub *store.Subscription) error
 	// SetCursor stores a subscription's cursor and newest delivery ID.
 	SetCursor(topic, name string, cursor int64, lastID store.ID) error
+	// SetCursors is SetCursor for several subscriptions of topic at once.
+	SetCursors(topic string, names []string, cursor int64, lastIDs []store.ID) error
 	// DeleteSubscription deletes a subscription, its queue's settings and
 	// every job of its queue.
 	DeleteSubscription(sub *store.Subscription) error
@@ -171,57 +173,60 @@ func (e *Store) PublishWith(ctx context.Context, topic, key string, expected int
 // their routers, until the caller commits.
 func (e *Store) publishWith(ctx context.Context, topic, key string, expected int64, events []store.EventInput, stream, route bool,
 	run func(fn func(tx EventTx) error) error) ([]store.PublishResult, error) {
-	evs, err := e.preparePublish(ctx, topic, key, expected, events, stream)
+	evs, fresh, err := e.preparePublish(ctx, topic, key, expected, events, stream)
 	if err != nil || len(evs) == 0 {
 		return nil, err
 	}
 	var res []store.PublishResult
 	err = run(func(tx EventTx) error {
 		var err error
-		res, err = publishIn(tx, topic, key, expected, evs, stream, route)
+		res, err = publishIn(tx, topic, key, expected, evs, publishFlags{stream: stream, route: route, fresh: fresh})
 		return err
 	})
 	return checkLen(res, len(evs), "events", err)
 }
 
-func (e *Store) preparePublish(ctx context.Context, topic, key string, expected int64, events []store.EventInput, stream bool) ([]store.EventInput, error) {
+// preparePublish validates and normalizes events; fresh says the engine
+// made every ID (fresh UUIDv7s collide with no stored event).
+func (e *Store) preparePublish(ctx context.Context, topic, key string, expected int64, events []store.EventInput, stream bool) (evs []store.EventInput, fresh bool, err error) {
 	if _, err := e.events(ctx); err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	if err := store.ValidTopic(topic); err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	if stream {
 		if key == "" {
-			return nil, &store.ValidationError{Field: "key", Reason: "is required to append to a stream"}
+			return nil, false, &store.ValidationError{Field: "key", Reason: "is required to append to a stream"}
 		}
 		if expected < store.AnyVersion {
-			return nil, &store.ValidationError{Field: "expected_version", Reason: fmt.Sprintf("%d is not a version (use -1 for any)", expected)}
+			return nil, false, &store.ValidationError{Field: "expected_version", Reason: fmt.Sprintf("%d is not a version (use -1 for any)", expected)}
 		}
 	}
-	evs, err := store.NormalizeEvents(events)
+	fresh = !slices.ContainsFunc(events, func(e store.EventInput) bool { return e.ID != "" })
+	evs, err = store.NormalizeEvents(events)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	if stream {
 		for i := range evs {
 			if evs[i].Key != "" && evs[i].Key != key {
-				return nil, &store.ItemError{Index: i, Err: &store.ValidationError{Field: "key",
+				return nil, false, &store.ItemError{Index: i, Err: &store.ValidationError{Field: "key",
 					Reason: fmt.Sprintf("%q is not the stream's key %q", evs[i].Key, key)}}
 			}
 			evs[i].Key = key
 		}
 	}
-	return evs, nil
+	return evs, fresh, nil
 }
 
 func (e *Store) publish(ctx context.Context, tx *sql.Tx, topic, key string, expected int64, events []store.EventInput, stream bool) ([]store.PublishResult, error) {
 	if tx == nil && !stream {
-		evs, err := e.preparePublish(ctx, topic, key, expected, events, stream)
+		evs, fresh, err := e.preparePublish(ctx, topic, key, expected, events, stream)
 		if err != nil || len(evs) == 0 {
 			return nil, err
 		}
-		res, err := e.publishMerged(ctx, topic, evs)
+		res, err := e.publishMerged(ctx, topic, evs, fresh)
 		return checkLen(res, len(evs), "events", err)
 	}
 	return e.publishWith(ctx, topic, key, expected, events, stream, tx == nil, func(fn func(tx EventTx) error) error {
@@ -236,18 +241,26 @@ func (e *Store) publish(ctx context.Context, tx *sql.Tx, topic, key string, expe
 // are duplicates; the rest get the next positions and their key's next
 // versions. For a stream append, the stream must be at expected unless
 // every event is a duplicate (a retried append is a no-op).
-func publishIn(tx EventTx, topic, key string, expected int64, evs []store.EventInput, stream, route bool) ([]store.PublishResult, error) {
+// publishFlags say how publishIn publishes: an append to a stream (with
+// an expected version), routing to caught-up subscriptions at once, and
+// IDs all made by the engine (no stored event can have them).
+type publishFlags struct{ stream, route, fresh bool }
+
+func publishIn(tx EventTx, topic, key string, expected int64, evs []store.EventInput, f publishFlags) ([]store.PublishResult, error) {
+	stream, route := f.stream, f.route
 	head, err := tx.LockTopic(topic)
 	if err != nil {
 		return nil, err
 	}
-	ids := make([]string, len(evs))
-	for i := range evs {
-		ids[i] = evs[i].ID
-	}
-	found, err := tx.FindEvents(topic, ids)
-	if err != nil {
-		return nil, err
+	found := map[string]store.PublishResult{}
+	if !f.fresh {
+		ids := make([]string, len(evs))
+		for i := range evs {
+			ids[i] = evs[i].ID
+		}
+		if found, err = tx.FindEvents(topic, ids); err != nil {
+			return nil, err
+		}
 	}
 	res := make([]store.PublishResult, len(evs))
 	fresh := make([]int, 0, len(evs))
@@ -343,7 +356,9 @@ func routeAtPublish(tx EventTx, topic string, rows []*store.Event) error {
 	}
 	head := rows[len(rows)-1].Position
 	var jobs []store.EnqueueParams
+	names := make([]string, len(subs))
 	for i, sub := range subs {
+		names[i] = sub.Name
 		var wanted []*store.Event
 		for _, ev := range rows {
 			if sub.WantsKind(ev.Kind) {
@@ -355,9 +370,9 @@ func routeAtPublish(tx EventTx, topic string, rows []*store.Event) error {
 			return err
 		}
 		jobs = append(jobs, js...)
-		if err := tx.SetCursor(topic, sub.Name, head, lastIDs[i]); err != nil {
-			return err
-		}
+	}
+	if err := tx.SetCursors(topic, names, head, lastIDs); err != nil {
+		return err
 	}
 	if len(jobs) == 0 {
 		return nil

@@ -25,6 +25,7 @@ const maxMerged = store.MaxBatch
 type pubOp struct {
 	ctx    context.Context
 	events []store.EventInput
+	fresh  bool // every ID made by the engine
 	res    []store.PublishResult
 	err    error
 	done   chan struct{} // closed with res or err set
@@ -40,10 +41,10 @@ type pubGroups struct {
 
 // publishMerged publishes normalized events to topic, merged with the
 // publishes to it that wait at the same time.
-func (e *Store) publishMerged(ctx context.Context, topic string, events []store.EventInput) ([]store.PublishResult, error) {
+func (e *Store) publishMerged(ctx context.Context, topic string, events []store.EventInput, fresh bool) ([]store.PublishResult, error) {
 	gv, _ := e.pubs.LoadOrStore(topic, &pubGroups{})
 	g, _ := gv.(*pubGroups)
-	op := &pubOp{ctx: ctx, events: events, done: make(chan struct{}), lead: make(chan struct{})}
+	op := &pubOp{ctx: ctx, events: events, fresh: fresh, done: make(chan struct{}), lead: make(chan struct{})}
 	g.mu.Lock()
 	g.waiting = append(g.waiting, op)
 	if !g.leading {
@@ -120,6 +121,7 @@ func (e *Store) runMerged(g *pubGroups, topic string) {
 func (e *Store) publishGroup(topic string, group []*pubOp) {
 	live := group[:0:0]
 	var all []store.EventInput
+	fresh := true
 	for _, op := range group {
 		if err := op.ctx.Err(); err != nil {
 			op.err = err
@@ -128,6 +130,7 @@ func (e *Store) publishGroup(topic string, group []*pubOp) {
 		}
 		live = append(live, op)
 		all = append(all, op.events...)
+		fresh = fresh && op.fresh
 	}
 	if len(live) == 0 {
 		return
@@ -137,7 +140,7 @@ func (e *Store) publishGroup(topic string, group []*pubOp) {
 	var res []store.PublishResult
 	err := e.ev.TopicTx(ctx, topic, func(tx EventTx) error {
 		var err error
-		res, err = publishIn(tx, topic, "", store.AnyVersion, all, false, true)
+		res, err = publishIn(tx, topic, "", store.AnyVersion, all, publishFlags{route: true, fresh: fresh})
 		return err
 	})
 	if err == nil && len(res) != len(all) {

@@ -437,9 +437,10 @@ type eventTx struct {
 	now time.Time
 	// topics published to, and jobs inserted with their results, to wake
 	// their waiters once the transaction commits.
-	topics []string
-	jobs   []store.EnqueueParams
-	enq    []store.EnqueueResult
+	topics  []string
+	jobs    []store.EnqueueParams
+	enq     []store.EnqueueResult
+	headSet headSet // what InsertEvents stored as the head
 }
 
 // wakes names what to wake after the commit: the queues that got claimable
@@ -468,6 +469,9 @@ func (t *eventTx) LockTopic(topic string) (int64, error) {
 
 // SetHead implements engine.EventTx.
 func (t *eventTx) SetHead(topic string, head int64, at time.Time) error {
+	if t.headSet == (headSet{topic: topic, head: head, at: at}) {
+		return nil // stored with the events
+	}
 	return t.x.exec(t.ctx, t.s.q.ev.setHead, topic, head, at)
 }
 
@@ -539,12 +543,21 @@ func (t *eventTx) InsertEvents(events []*store.Event) error {
 		idList, kinds, keys, tenants = append(idList, e.ID), append(kinds, e.Kind), append(keys, e.Key), append(tenants, e.Tenant)
 		headers, payloads, stamps = append(headers, h), append(payloads, e.Payload), append(stamps, e.PublishedAt)
 	}
+	last := events[n-1]
 	if err := t.x.exec(t.ctx, t.s.q.ev.insertEvents, topic, positions, idList, kinds, keys, versions, tenants,
-		headers, payloads, stamps); err != nil {
+		headers, payloads, stamps, last.Position, last.PublishedAt); err != nil {
 		return fmt.Errorf("publish: %w", err)
 	}
 	t.topics = append(t.topics, topic)
+	t.headSet = headSet{topic: topic, head: last.Position, at: last.PublishedAt}
 	return nil
+}
+
+// headSet is the head InsertEvents stored with the events.
+type headSet struct {
+	topic string
+	head  int64
+	at    time.Time
 }
 
 // EventsAfter implements engine.EventTx.
@@ -632,6 +645,15 @@ func (t *eventTx) InsertSubscription(sub *store.Subscription) error {
 func (t *eventTx) SetCursor(topic, name string, cursor int64, lastID store.ID) error {
 	last := pgtype.UUID{Bytes: lastID, Valid: !lastID.IsZero()}
 	return t.x.exec(t.ctx, t.s.q.ev.setCursor, topic, name, cursor, last, t.now)
+}
+
+// SetCursors implements engine.EventTx in one statement.
+func (t *eventTx) SetCursors(topic string, names []string, cursor int64, lastIDs []store.ID) error {
+	last := make([]pgtype.UUID, len(lastIDs))
+	for i, id := range lastIDs {
+		last[i] = pgtype.UUID{Bytes: id, Valid: !id.IsZero()}
+	}
+	return t.x.exec(t.ctx, t.s.q.ev.setCursors, topic, names, cursor, last, t.now)
 }
 
 // DeleteSubscription implements engine.EventTx.
@@ -736,9 +758,10 @@ func (t *eventTx) ForgetInbox(consumer string) (int, error) {
 func (t *eventTx) LockCaughtUp(topic string, head int64) ([]*store.Subscription, []store.ID, int, error) {
 	var subs []*store.Subscription
 	var ids []store.ID
+	var all int // every subscription of the topic, read with each row
 	err := t.x.queryEach(t.ctx, t.s.q.ev.lockCaughtUp, []any{topic, head}, func(scan func(...any) error) error {
 		var last pgtype.UUID
-		sub, err := scanSubscription(scan, &last)
+		sub, err := scanSubscription(scan, &last, &all)
 		if err != nil {
 			return err
 		}
@@ -748,9 +771,10 @@ func (t *eventTx) LockCaughtUp(topic string, head int64) ([]*store.Subscription,
 	if err != nil {
 		return nil, nil, 0, err
 	}
-	var all int
-	if err := t.x.queryRow(t.ctx, t.s.q.ev.countSubs, topic).Scan(&all); err != nil {
-		return nil, nil, 0, err
+	if len(subs) == 0 {
+		if err := t.x.queryRow(t.ctx, t.s.q.ev.countSubs, topic).Scan(&all); err != nil {
+			return nil, nil, 0, err
+		}
 	}
 	return subs, ids, all - len(subs), nil
 }

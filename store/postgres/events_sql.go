@@ -26,10 +26,14 @@ ON CONFLICT (name) DO UPDATE SET head = t.head
 RETURNING t.head`
 
 // insertEventsSQL inserts a batch of events passed as parallel arrays.
-const insertEventsSQL = `INSERT INTO {schema}.events (topic, position, id, kind, key, version, tenant, headers, payload, published_at)
+// It also moves the topic's head to the last of them ($11) and its
+// publish time ($12), in the same round trip (SetHead then has nothing
+// left to do).
+const insertEventsSQL = `WITH ins AS (INSERT INTO {schema}.events (topic, position, id, kind, key, version, tenant, headers, payload, published_at)
 SELECT $1::text, position, id, kind, NULLIF(key, ''), NULLIF(version, 0), tenant, NULLIF(headers, '')::jsonb, payload, published_at
 FROM unnest($2::bigint[], $3::text[], $4::text[], $5::text[], $6::bigint[], $7::text[], $8::text[], $9::bytea[],
-	$10::timestamptz[]) AS v(position, id, kind, key, version, tenant, headers, payload, published_at)`
+	$10::timestamptz[]) AS v(position, id, kind, key, version, tenant, headers, payload, published_at))
+UPDATE {schema}.topics SET head = $11, published_at = $12 WHERE name = $1`
 
 // Statements of an event transaction.
 const (
@@ -61,7 +65,8 @@ WHERE s.topic = $1 AND s.name = $2 FOR UPDATE`
 	countSubsSQL   = `SELECT count(*) FROM {schema}.subscriptions WHERE topic = $1`
 	// lockCaughtUpSQL locks the subscriptions of a topic whose cursor is at
 	// the head, passing over those a router holds.
-	lockCaughtUpSQL = `SELECT ` + subscriptionColumns + `, s.last_id FROM {schema}.subscriptions AS s
+	lockCaughtUpSQL = `SELECT ` + subscriptionColumns + `, s.last_id,
+	(SELECT count(*) FROM {schema}.subscriptions WHERE topic = $1) FROM {schema}.subscriptions AS s
 WHERE s.topic = $1 AND s.cursor = $2 ORDER BY s.name FOR UPDATE SKIP LOCKED`
 	subExistsSQL = `SELECT EXISTS (SELECT 1 FROM {schema}.subscriptions WHERE topic = $1 AND name = $2)`
 	// insertSubSQL creates a subscription; a row another transaction made
@@ -72,6 +77,9 @@ VALUES ($1, $2, NULLIF($3::text, '')::jsonb, $4, $5, $6, $7, $8, $9, $10, $11, $
 ON CONFLICT (topic, name) DO NOTHING`
 	setCursorSQL = `UPDATE {schema}.subscriptions SET cursor = $3, last_id = $4, updated_at = $5
 WHERE topic = $1 AND name = $2`
+	setCursorsSQL = `UPDATE {schema}.subscriptions AS s SET cursor = $3, last_id = v.last_id, updated_at = $5
+FROM unnest($2::text[], $4::uuid[]) AS v(name, last_id)
+WHERE s.topic = $1 AND s.name = v.name`
 	deleteSubSQL    = `DELETE FROM {schema}.subscriptions WHERE topic = $1 AND name = $2`
 	deleteQueueSQL  = `DELETE FROM {schema}.queues WHERE name = $1`
 	deleteQueueJobs = `DELETE FROM {schema}.jobs WHERE queue = $1`
@@ -119,11 +127,11 @@ ORDER BY s.topic, s.name`
 
 // eventQueries is every event statement rendered for one schema.
 type eventQueries struct {
-	lockTopic, insertEvents, setHead, head, find, versions, after, firstAt, retention string
-	lockSub, lockSubSkip, lockCaughtUp, countSubs, subExists, insertSub, setCursor    string
-	deleteSub, deleteQueue, deleteQueueJobs, dropWaiting, countWaiting                string
-	pruneFloors, prune, pruneInbox, markSeen, forgetInbox                             string
-	read, readStream, get, getAny, topics, subscriptions, lagFacts                    string
+	lockTopic, insertEvents, setHead, head, find, versions, after, firstAt, retention          string
+	lockSub, lockSubSkip, lockCaughtUp, countSubs, subExists, insertSub, setCursor, setCursors string
+	deleteSub, deleteQueue, deleteQueueJobs, dropWaiting, countWaiting                         string
+	pruneFloors, prune, pruneInbox, markSeen, forgetInbox                                      string
+	read, readStream, get, getAny, topics, subscriptions, lagFacts                             string
 }
 
 func newEventQueries(schema string) *eventQueries {
@@ -133,7 +141,7 @@ func newEventQueries(schema string) *eventQueries {
 		find: r(findEventsSQL), versions: r(streamVersionsSQL), after: r(eventsAfterSQL), firstAt: r(firstAtSQL),
 		retention: r(retentionSQL),
 		lockSub:   r(lockSubSQL), lockSubSkip: r(lockSubSkipSQL), lockCaughtUp: r(lockCaughtUpSQL), countSubs: r(countSubsSQL), subExists: r(subExistsSQL), insertSub: r(insertSubSQL),
-		setCursor: r(setCursorSQL),
+		setCursor: r(setCursorSQL), setCursors: r(setCursorsSQL),
 		deleteSub: r(deleteSubSQL), deleteQueue: r(deleteQueueSQL), deleteQueueJobs: r(deleteQueueJobs),
 		dropWaiting: r(dropWaitingSQL), countWaiting: r(countWaitingSQL),
 		pruneFloors: r(pruneFloorsSQL), prune: r(pruneEventsSQL), pruneInbox: r(pruneInboxSQL), markSeen: r(markSeenSQL),

@@ -465,6 +465,16 @@ func (t *eventTx) SetCursor(topic, name string, cursor int64, lastID store.ID) e
 	return err
 }
 
+// SetCursors implements engine.EventTx.
+func (t *eventTx) SetCursors(topic string, names []string, cursor int64, lastIDs []store.ID) error {
+	for i, name := range names {
+		if err := t.SetCursor(topic, name, cursor, lastIDs[i]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // DeleteSubscription implements engine.EventTx.
 func (t *eventTx) DeleteSubscription(sub *store.Subscription) error {
 	for _, q := range []struct {
