@@ -4,9 +4,11 @@ import (
 	"cmp"
 	"context"
 	"database/sql"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"runtime/debug"
 	"sync"
 	"time"
@@ -269,13 +271,51 @@ func (s *subscriber) runBatch(jobTimeout time.Duration) func(ctx context.Context
 				own = append(own, s.own(ev, err, job))
 			}
 		}
-		if len(own) > 0 {
-			if _, err := s.store.Enqueue(context.WithoutCancel(ctx), own); err != nil {
-				return nil, fmt.Errorf("spool: hand %d events of a batch to deliveries of their own: %w", len(own), err)
-			}
+		if err := s.enqueueOwn(context.WithoutCancel(ctx), own); err != nil {
+			return nil, fmt.Errorf("spool: hand %d events of a batch to deliveries of their own: %w", len(own), err)
 		}
 		return nil, nil
 	}
+}
+
+// enqueueOwn enqueues the deliveries of their own that events leave a
+// batch with. Their IDs are made from the batch's and the event's
+// position, so when a batch is split after its delivery was lost, an event
+// that had already left it (and may have completed since) is not
+// delivered again: its ID is taken, and it is passed over.
+func (s *subscriber) enqueueOwn(ctx context.Context, own []store.EnqueueParams) error {
+	if len(own) == 0 {
+		return nil
+	}
+	_, err := s.store.Enqueue(ctx, own)
+	if !isIDTaken(err) {
+		return err
+	}
+	for _, p := range own {
+		if _, err := s.store.Enqueue(ctx, []store.EnqueueParams{p}); err != nil && !isIDTaken(err) {
+			return err
+		}
+	}
+	return nil
+}
+
+// isIDTaken reports whether err refuses an item whose ID a job has.
+func isIDTaken(err error) bool {
+	var ve *store.ValidationError
+	return errors.As(err, &ve) && ve.Field == "id"
+}
+
+// ownID is the ID of the delivery of its own that the event at position
+// leaves batch with: the batch's ID with its random part replaced by a
+// hash of both.
+func ownID(batch store.ID, position int64) store.ID {
+	h := fnv.New64a()
+	h.Write(batch[:])
+	_ = binary.Write(h, binary.BigEndian, position)
+	id := batch
+	binary.BigEndian.PutUint64(id[8:], h.Sum64())
+	id[8] = id[8]&0x3f | 0x80 // the UUID variant bits
+	return id
 }
 
 // runEvent runs the handler of one event of a batch, turning a panic into
@@ -308,7 +348,7 @@ func (s *subscriber) own(ev *store.Event, err error, batch *Job) store.EnqueuePa
 	if encErr != nil { // it was decoded from JSON a moment ago
 		panic(encErr)
 	}
-	p := store.EnqueueParams{Queue: s.sub.Queue, Kind: ev.Kind, Payload: payload, Tenant: ev.Tenant,
+	p := store.EnqueueParams{ID: ownID(batch.ID, ev.Position), Queue: s.sub.Queue, Kind: ev.Kind, Payload: payload, Tenant: ev.Tenant,
 		UniqueKey:   fmt.Sprintf("%s:%d", s.sub.Queue, ev.Position), // a second split of the batch adds nothing
 		MaxAttempts: s.sub.MaxAttempts, MaxDeliveries: s.sub.MaxDeliveries}
 	if err == nil {
