@@ -58,14 +58,14 @@ func (e *Store) publishMerged(ctx context.Context, topic string, events []store.
 			return op.res, op.err
 		case <-op.lead:
 			op.lead = nil // lead once
-			e.runMerged(g, topic)
+			e.runMerged(ctx, g, topic)
 		case <-ctx.Done():
 			// A caller that gives up leaves the queue; one already in a
 			// merged publish lets it run, and its answer is dropped, as a
 			// cancelled commit's would be. One handed the lead passes it
 			// on by running the next merged publish.
 			if g.leave(op) {
-				e.runMerged(g, topic)
+				e.runMerged(ctx, g, topic)
 			}
 			return nil, ctx.Err()
 		}
@@ -96,7 +96,7 @@ func (g *pubGroups) leave(op *pubOp) (lead bool) {
 // runMerged runs the next merged publish, then hands the lead to the first
 // publish still waiting, if any: each caller leads at most once, so none
 // is held up by a stream of others' publishes.
-func (e *Store) runMerged(g *pubGroups, topic string) {
+func (e *Store) runMerged(ctx context.Context, g *pubGroups, topic string) {
 	g.mu.Lock()
 	n, events := 0, 0
 	for n < len(g.waiting) && (n == 0 || events+len(g.waiting[n].events) <= maxMerged) {
@@ -106,7 +106,7 @@ func (e *Store) runMerged(g *pubGroups, topic string) {
 	group := g.waiting[:n:n]
 	g.waiting = g.waiting[n:]
 	g.mu.Unlock()
-	e.publishGroup(topic, group)
+	e.publishGroup(ctx, topic, group)
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if len(g.waiting) == 0 {
@@ -117,8 +117,9 @@ func (e *Store) runMerged(g *pubGroups, topic string) {
 }
 
 // publishGroup publishes the events of group's live ops in one
-// transaction and hands each op its results.
-func (e *Store) publishGroup(topic string, group []*pubOp) {
+// transaction and hands each op its results. ctx is the leader's; its
+// cancellation does not reach the transaction, which is the others' too.
+func (e *Store) publishGroup(ctx context.Context, topic string, group []*pubOp) {
 	live := group[:0:0]
 	var all []store.EventInput
 	fresh := true
@@ -135,8 +136,7 @@ func (e *Store) publishGroup(topic string, group []*pubOp) {
 	if len(live) == 0 {
 		return
 	}
-	// One caller's cancellation must not undo the others' publish.
-	ctx := context.WithoutCancel(live[0].ctx)
+	ctx = context.WithoutCancel(ctx)
 	var res []store.PublishResult
 	err := e.ev.TopicTx(ctx, topic, func(tx EventTx) error {
 		var err error
