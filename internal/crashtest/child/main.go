@@ -23,11 +23,11 @@ import (
 	"math/rand/v2"
 	"os"
 	"os/signal"
-	"strconv"
 	"syscall"
 	"time"
 
 	"github.com/spoolrun/spool"
+	"github.com/spoolrun/spool/internal/childenv"
 	"github.com/spoolrun/spool/store/sqlite"
 )
 
@@ -56,23 +56,23 @@ func run() error {
 	if dbPath == "" || logPath == "" {
 		return fmt.Errorf("%s and %s are required", envDB, envExecLog)
 	}
-	conc, err := intEnv(envConcurrency, 16)
+	conc, err := childenv.Int(envConcurrency, 16)
 	if err != nil {
 		return err
 	}
-	prefetch, err := intEnv(envPrefetch, 4)
+	prefetch, err := childenv.Int(envPrefetch, 4)
 	if err != nil {
 		return err
 	}
-	lock, err := durationEnv(envLock, time.Second)
+	lock, err := childenv.Duration(envLock, time.Second)
 	if err != nil {
 		return err
 	}
-	reap, err := durationEnv(envReap, 100*time.Millisecond)
+	reap, err := childenv.Duration(envReap, 100*time.Millisecond)
 	if err != nil {
 		return err
 	}
-	maxWork, err := durationEnv(envMaxWork, 10*time.Millisecond)
+	maxWork, err := childenv.Duration(envMaxWork, 10*time.Millisecond)
 	if err != nil {
 		return err
 	}
@@ -134,28 +134,4 @@ func run() error {
 	stopCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	return w.Stop(stopCtx)
-}
-
-func intEnv(name string, def int) (int, error) {
-	s := os.Getenv(name)
-	if s == "" {
-		return def, nil
-	}
-	n, err := strconv.Atoi(s)
-	if err != nil {
-		return 0, fmt.Errorf("%s: %w", name, err)
-	}
-	return n, nil
-}
-
-func durationEnv(name string, def time.Duration) (time.Duration, error) {
-	s := os.Getenv(name)
-	if s == "" {
-		return def, nil
-	}
-	d, err := time.ParseDuration(s)
-	if err != nil {
-		return 0, fmt.Errorf("%s: %w", name, err)
-	}
-	return d, nil
 }

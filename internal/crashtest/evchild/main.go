@@ -25,11 +25,11 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
-	"strconv"
 	"syscall"
 	"time"
 
 	"github.com/spoolrun/spool"
+	"github.com/spoolrun/spool/internal/childenv"
 	"github.com/spoolrun/spool/internal/eventcrash"
 	"github.com/spoolrun/spool/store/sqlite"
 )
@@ -98,11 +98,11 @@ func run() error {
 }
 
 func publish(ctx context.Context, st *sqlite.Store, tables eventcrash.SQL, log *eventcrash.Log, id string) error {
-	seed, err := intEnv(envSeed, 0)
+	seed, err := childenv.Int(envSeed, 0)
 	if err != nil {
 		return err
 	}
-	rate, err := intEnv(envRate, 100)
+	rate, err := childenv.Int(envRate, 100)
 	if err != nil {
 		return err
 	}
@@ -116,15 +116,15 @@ func publish(ctx context.Context, st *sqlite.Store, tables eventcrash.SQL, log *
 }
 
 func work(ctx context.Context, st *sqlite.Store, tables eventcrash.SQL, log *eventcrash.Log, id string, logger *slog.Logger) error {
-	conc, err := intEnv(envConcurrency, 8)
+	conc, err := childenv.Int(envConcurrency, 8)
 	if err != nil {
 		return err
 	}
-	prefetch, err := intEnv(envPrefetch, 2)
+	prefetch, err := childenv.Int(envPrefetch, 2)
 	if err != nil {
 		return err
 	}
-	reap, err := durationEnv(envReap, 100*time.Millisecond)
+	reap, err := childenv.Duration(envReap, 100*time.Millisecond)
 	if err != nil {
 		return err
 	}
@@ -148,28 +148,4 @@ func work(ctx context.Context, st *sqlite.Store, tables eventcrash.SQL, log *eve
 	stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
 	return w.Stop(stopCtx)
-}
-
-func intEnv(name string, def int) (int, error) {
-	s := os.Getenv(name)
-	if s == "" {
-		return def, nil
-	}
-	n, err := strconv.Atoi(s)
-	if err != nil {
-		return 0, fmt.Errorf("%s: %w", name, err)
-	}
-	return n, nil
-}
-
-func durationEnv(name string, def time.Duration) (time.Duration, error) {
-	s := os.Getenv(name)
-	if s == "" {
-		return def, nil
-	}
-	d, err := time.ParseDuration(s)
-	if err != nil {
-		return 0, fmt.Errorf("%s: %w", name, err)
-	}
-	return d, nil
 }

@@ -50,6 +50,7 @@ import (
 	_ "github.com/jackc/pgx/v5/stdlib" // the "pgx" database/sql driver, for PublishTx and MarkSeen
 
 	"github.com/spoolrun/spool"
+	"github.com/spoolrun/spool/internal/childenv"
 	"github.com/spoolrun/spool/internal/eventcrash"
 	"github.com/spoolrun/spool/store"
 	"github.com/spoolrun/spool/store/postgres"
@@ -150,11 +151,11 @@ func events(ctx context.Context, st *postgres.Store, role, id string, logger *sl
 	schema := os.Getenv(envSchema)
 	tables := eventcrash.SQL{DB: db, Orders: schema + "." + ordersTable, Effects: schema + "." + effectsTable, Dollar: true}
 	if role == "publisher" {
-		seed, err := intEnv(envSeed, 0)
+		seed, err := childenv.Int(envSeed, 0)
 		if err != nil {
 			return err
 		}
-		rate, err := intEnv(envRate, 100)
+		rate, err := childenv.Int(envRate, 100)
 		if err != nil {
 			return err
 		}
@@ -166,15 +167,15 @@ func events(ctx context.Context, st *postgres.Store, role, id string, logger *sl
 		fmt.Println("ready")
 		return p.Run(ctx)
 	}
-	conc, err := intEnv(envConcurrency, 8)
+	conc, err := childenv.Int(envConcurrency, 8)
 	if err != nil {
 		return err
 	}
-	prefetch, err := intEnv(envPrefetch, 2)
+	prefetch, err := childenv.Int(envPrefetch, 2)
 	if err != nil {
 		return err
 	}
-	reap, err := durationEnv(envReap, 200*time.Millisecond)
+	reap, err := childenv.Duration(envReap, 200*time.Millisecond)
 	if err != nil {
 		return err
 	}
@@ -197,23 +198,23 @@ func events(ctx context.Context, st *postgres.Store, role, id string, logger *sl
 }
 
 func work(ctx context.Context, st *postgres.Store, id string, logger *slog.Logger, logFile *os.File) error {
-	conc, err := intEnv(envConcurrency, 16)
+	conc, err := childenv.Int(envConcurrency, 16)
 	if err != nil {
 		return err
 	}
-	prefetch, err := intEnv(envPrefetch, 4)
+	prefetch, err := childenv.Int(envPrefetch, 4)
 	if err != nil {
 		return err
 	}
-	lock, err := durationEnv(envLock, 3*time.Second)
+	lock, err := childenv.Duration(envLock, 3*time.Second)
 	if err != nil {
 		return err
 	}
-	reap, err := durationEnv(envReap, 200*time.Millisecond)
+	reap, err := childenv.Duration(envReap, 200*time.Millisecond)
 	if err != nil {
 		return err
 	}
-	maxWork, err := durationEnv(envMaxWork, 5*time.Millisecond)
+	maxWork, err := childenv.Duration(envMaxWork, 5*time.Millisecond)
 	if err != nil {
 		return err
 	}
@@ -277,15 +278,15 @@ func runWorker(ctx context.Context, w *spool.Worker) error {
 }
 
 func produce(ctx context.Context, st *postgres.Store, logger *slog.Logger, logFile *os.File) error {
-	jobs, err := intEnv(envJobs, 0)
+	jobs, err := childenv.Int(envJobs, 0)
 	if err != nil || jobs <= 0 {
 		return fmt.Errorf("%s must be a positive number (%w)", envJobs, err)
 	}
-	rate, err := intEnv(envRate, 1000)
+	rate, err := childenv.Int(envRate, 1000)
 	if err != nil {
 		return err
 	}
-	batch, err := intEnv(envBatch, 100)
+	batch, err := childenv.Int(envBatch, 100)
 	if err != nil {
 		return err
 	}
@@ -351,28 +352,4 @@ func enqueue(ctx context.Context, st *postgres.Store, logger *slog.Logger, ps []
 		}
 		backoff = min(2*backoff, 2*time.Second)
 	}
-}
-
-func intEnv(name string, def int) (int, error) {
-	s := os.Getenv(name)
-	if s == "" {
-		return def, nil
-	}
-	n, err := strconv.Atoi(s)
-	if err != nil {
-		return 0, fmt.Errorf("%s: %w", name, err)
-	}
-	return n, nil
-}
-
-func durationEnv(name string, def time.Duration) (time.Duration, error) {
-	s := os.Getenv(name)
-	if s == "" {
-		return def, nil
-	}
-	d, err := time.ParseDuration(s)
-	if err != nil {
-		return 0, fmt.Errorf("%s: %w", name, err)
-	}
-	return d, nil
 }
