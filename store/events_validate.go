@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -291,6 +290,3 @@ func DecodeDeliveries(job *Job) ([]*Event, error) {
 	}
 	return out, nil
 }
-
-// IsDeliveryQueue reports whether queue holds a subscription's deliveries.
-func IsDeliveryQueue(queue string) bool { return strings.HasPrefix(queue, "sub/") }

@@ -263,10 +263,7 @@ With --json it prints the subscription with its "lag".`,
 		Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			topic, name := args[0], args[1]
-			if err := store.ValidSubscriptionRef(topic, name); err != nil {
-				return err
-			}
-			client, closeStore, err := a.openClient(cmd, false)
+			client, closeStore, err := a.subscriptionClient(cmd, topic, name)
 			if err != nil {
 				return err
 			}
@@ -349,10 +346,7 @@ A subscription that does not exist exits 1. With --json it prints
 		Args:    cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			topic, name := args[0], args[1]
-			if err := store.ValidSubscriptionRef(topic, name); err != nil {
-				return err
-			}
-			client, closeStore, err := a.openClient(cmd, false)
+			client, closeStore, err := a.subscriptionClient(cmd, topic, name)
 			if err != nil {
 				return err
 			}
@@ -389,10 +383,7 @@ A subscription that does not exist exits 1. With --json it prints
 		Args:    cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			topic, name := args[0], args[1]
-			if err := store.ValidSubscriptionRef(topic, name); err != nil {
-				return err
-			}
-			client, closeStore, err := a.openClient(cmd, false)
+			client, closeStore, err := a.subscriptionClient(cmd, topic, name)
 			if err != nil {
 				return err
 			}
@@ -483,4 +474,13 @@ that does not exist exits 1.`,
 	cmd.Flags().BoolVar(&forget, "forget-inbox", false, "delete the subscription's inbox entries first, so its handlers see every replayed event as new")
 	_ = cmd.MarkFlagRequired("to")
 	return cmd
+}
+
+// subscriptionClient checks a subscription's TOPIC and NAME, then opens
+// the store: bad names exit 2 without creating a store.
+func (a *app) subscriptionClient(cmd *cobra.Command, topic, name string) (*spool.Client, func(), error) {
+	if err := store.ValidSubscriptionRef(topic, name); err != nil {
+		return nil, nil, err
+	}
+	return a.openClient(cmd, false)
 }

@@ -145,10 +145,9 @@ const dayLayout = "2006-01-02"
 // The inbox consumer name carries the read model's generation, kept in
 // projection_state. A rebuild empties the table and moves to the next
 // generation in one transaction, so the replayed events find an empty
-// inbox. Why not Event.MarkSeen? It is MarkSeen with the consumer fixed to
-// the subscription ("orders/projection"), and Spool has no call to forget
-// a consumer's inbox entries: after a rewind every replayed event would
-// find its old mark and be skipped, leaving the rebuilt table empty.
+// inbox. Event.MarkSeen (the consumer fixed to "orders/projection") would
+// need Client.ForgetInbox before the rewind, a call apart from the one
+// that empties the table; the generation makes both one transaction.
 type projection struct {
 	db     *sql.DB
 	client *spool.Client
