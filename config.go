@@ -106,23 +106,11 @@ func (cfg *WorkerConfig) resolve() ([]queueSpec, error) {
 		if err := store.ValidName(fmt.Sprintf("WorkerConfig.Queues[%q]", name), name, false); err != nil {
 			errs = append(errs, err)
 		}
-		field := fmt.Sprintf("QueueConfig[%q].", name)
-		conc := cmp.Or(q.Concurrency, defaultConcurrency)
-		bad := false
-		if conc < 0 {
-			invalid(field+"Concurrency", "%d is negative", conc)
-			bad = true
+		conc, capacity, err := slots(fmt.Sprintf("QueueConfig[%q].", name), q.Concurrency, q.Prefetch)
+		if err != nil {
+			errs = append(errs, err)
 		}
-		if q.Prefetch < 0 {
-			invalid(field+"Prefetch", "%d is negative", q.Prefetch)
-			bad = true
-		}
-		if !bad && conc+q.Prefetch > store.MaxClaim {
-			// One claim asks for every free slot, and a claim takes at most
-			// store.MaxClaim jobs.
-			errs = append(errs, &store.LimitError{Field: field + "Concurrency+Prefetch", Limit: store.MaxClaim, Got: conc + q.Prefetch})
-		}
-		specs = append(specs, queueSpec{name: name, conc: conc, capacity: conc + q.Prefetch})
+		specs = append(specs, queueSpec{name: name, conc: conc, capacity: capacity})
 	}
 
 	m := &cfg.Maintenance
@@ -159,4 +147,24 @@ func (cfg *WorkerConfig) resolve() ([]queueSpec, error) {
 	notNegative("SchedulerConfig.MaxWait", s.MaxWait)
 
 	return specs, errors.Join(errs...)
+}
+
+// slots resolves a queue's (or a subscription's) Concurrency, with its
+// default, and Prefetch into executors and capacity, and checks them; field
+// prefixes the names in its errors.
+func slots(field string, concurrency, prefetch int) (conc, capacity int, err error) {
+	conc = cmp.Or(concurrency, defaultConcurrency)
+	var errs []error
+	if conc < 0 {
+		errs = append(errs, &store.ValidationError{Field: field + "Concurrency", Reason: fmt.Sprintf("%d is negative", conc)})
+	}
+	if prefetch < 0 {
+		errs = append(errs, &store.ValidationError{Field: field + "Prefetch", Reason: fmt.Sprintf("%d is negative", prefetch)})
+	}
+	if len(errs) == 0 && conc+prefetch > store.MaxClaim {
+		// One claim asks for every free slot, and a claim takes at most
+		// store.MaxClaim jobs.
+		errs = append(errs, &store.LimitError{Field: field + "Concurrency+Prefetch", Limit: store.MaxClaim, Got: conc + prefetch})
+	}
+	return conc, conc + prefetch, errors.Join(errs...)
 }

@@ -193,16 +193,15 @@ func (w *Worker) resolveSubscriptions(ctx context.Context) ([]queueSpec, error) 
 			errs = append(errs, err)
 			continue
 		}
-		conc := cmp.Or(s.opts.Concurrency, defaultConcurrency)
-		if conc < 1 || s.opts.Prefetch < 0 || conc+s.opts.Prefetch > store.MaxClaim {
-			errs = append(errs, &store.ValidationError{Field: fmt.Sprintf("SubscribeOptions[%q]", s.ref()),
-				Reason: fmt.Sprintf("concurrency %d and prefetch %d: need 1 <= concurrency, 0 <= prefetch, sum <= %d", conc, s.opts.Prefetch, store.MaxClaim)})
+		conc, capacity, err := slots(fmt.Sprintf("SubscribeOptions[%q].", s.ref()), s.opts.Concurrency, s.opts.Prefetch)
+		if err != nil {
+			errs = append(errs, err)
 			continue
 		}
 		s.sub, s.kick = sub, make(chan struct{}, 1)
 		s.retry = Backoff{Base: sub.RetryBase, Max: sub.RetryMax}
 		s.store, s.tx = w.cfg.Store, caps.EventsSQLTx
-		specs = append(specs, queueSpec{name: sub.Queue, conc: conc, capacity: conc + s.opts.Prefetch, lock: sub.LockFor, sub: s})
+		specs = append(specs, queueSpec{name: sub.Queue, conc: conc, capacity: capacity, lock: sub.LockFor, sub: s})
 	}
 	return specs, errors.Join(errs...)
 }
