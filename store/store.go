@@ -122,10 +122,12 @@ type Capabilities struct {
 	// EventsSQLTx publishes, and marks inbox entries, inside a caller's
 	// *sql.Tx on the store's database.
 	EventsSQLTx EventSQLTx
+	// Keys keeps the API keys of spool serve.
+	Keys KeyStore
 }
 
 // Names lists the capabilities present, for messages and diagnostics:
-// "schedules", "notify", "sql_tx", "events", "events_sql_tx".
+// "schedules", "notify", "sql_tx", "events", "events_sql_tx", "keys".
 func (c Capabilities) Names() []string {
 	var out []string
 	if c.Schedules != nil {
@@ -142,6 +144,9 @@ func (c Capabilities) Names() []string {
 	}
 	if c.EventsSQLTx != nil {
 		out = append(out, "events_sql_tx")
+	}
+	if c.Keys != nil {
+		out = append(out, "keys")
 	}
 	return out
 }
