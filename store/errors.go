@@ -28,12 +28,23 @@ var (
 	// since the last successful one is known to be on disk, so every write
 	// is refused until the store is closed and reopened.
 	ErrDurability = errors.New("spool: an fsync failed: writes are refused until the store is reopened")
+
+	// ErrUnauthorized: a call to spool serve carried no API key, or one
+	// that is unknown, revoked or expired.
+	ErrUnauthorized = errors.New("spool: unauthorized: a valid API key is required")
+	// ErrForbidden: the call's API key may not do this (its role, or the
+	// queues it is limited to).
+	ErrForbidden = errors.New("spool: forbidden: the API key may not do this")
+	// ErrRateLimited: the call's API key is over its rate limit; retry
+	// after a pause.
+	ErrRateLimited = errors.New("spool: rate limited: too many requests for this API key")
 )
 
 // Code returns a stable, machine-readable code for an error from the store,
 // for APIs and exit codes: "not_found", "lock_lost", "invalid", "too_large",
 // "wrong_state", "duplicate", "conflict", "closed", "schema", "store_full",
-// "unsupported", "durability", or "internal".
+// "unsupported", "durability", "unauthorized", "forbidden", "rate_limited",
+// or "internal".
 func Code(err error) string {
 	switch {
 	case err == nil:
@@ -62,6 +73,12 @@ func Code(err error) string {
 		return "unsupported"
 	case errors.Is(err, ErrDurability):
 		return "durability"
+	case errors.Is(err, ErrUnauthorized):
+		return "unauthorized"
+	case errors.Is(err, ErrForbidden):
+		return "forbidden"
+	case errors.Is(err, ErrRateLimited):
+		return "rate_limited"
 	}
 	return "internal"
 }

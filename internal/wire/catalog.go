@@ -12,21 +12,24 @@ import (
 // The stable error codes. The store's codes are store.Code's; the wire adds
 // "interrupted" and "timeout" for cancelled and timed-out calls.
 const (
-	CodeNotFound    = "not_found"
-	CodeLockLost    = "lock_lost"
-	CodeTooLarge    = "too_large"
-	CodeInvalid     = "invalid"
-	CodeWrongState  = "wrong_state"
-	CodeDuplicate   = "duplicate"
-	CodeConflict    = "conflict"
-	CodeClosed      = "closed"
-	CodeSchema      = "schema"
-	CodeStoreFull   = "store_full"
-	CodeUnsupported = "unsupported"
-	CodeDurability  = "durability"
-	CodeInterrupted = "interrupted"
-	CodeTimeout     = "timeout"
-	CodeInternal    = "internal"
+	CodeNotFound     = "not_found"
+	CodeLockLost     = "lock_lost"
+	CodeTooLarge     = "too_large"
+	CodeInvalid      = "invalid"
+	CodeWrongState   = "wrong_state"
+	CodeDuplicate    = "duplicate"
+	CodeConflict     = "conflict"
+	CodeClosed       = "closed"
+	CodeSchema       = "schema"
+	CodeStoreFull    = "store_full"
+	CodeUnsupported  = "unsupported"
+	CodeDurability   = "durability"
+	CodeUnauthorized = "unauthorized"
+	CodeForbidden    = "forbidden"
+	CodeRateLimited  = "rate_limited"
+	CodeInterrupted  = "interrupted"
+	CodeTimeout      = "timeout"
+	CodeInternal     = "internal"
 )
 
 // Exit codes of the spool command, which scripts rely on.
@@ -76,6 +79,9 @@ var catalog = []Entry{
 	{Code: CodeStoreFull, Is: []error{store.ErrStoreFull}, Status: http.StatusInsufficientStorage, Exit: ExitFailed},
 	{Code: CodeUnsupported, Is: []error{store.ErrUnsupported}, Status: http.StatusNotImplemented, Exit: ExitFailed},
 	{Code: CodeDurability, Is: []error{store.ErrDurability}, Status: http.StatusServiceUnavailable, Exit: ExitFailed},
+	{Code: CodeUnauthorized, Is: []error{store.ErrUnauthorized}, Status: http.StatusUnauthorized, Exit: ExitFailed},
+	{Code: CodeForbidden, Is: []error{store.ErrForbidden}, Status: http.StatusForbidden, Exit: ExitFailed},
+	{Code: CodeRateLimited, Is: []error{store.ErrRateLimited}, Status: http.StatusTooManyRequests, Exit: ExitFailed},
 	{Code: CodeInterrupted, Is: []error{context.Canceled}, Status: StatusClientClosedRequest, Exit: ExitInterrupted},
 	{Code: CodeTimeout, Is: []error{context.DeadlineExceeded}, Status: http.StatusGatewayTimeout, Exit: ExitFailed},
 	{Code: CodeInternal, Status: http.StatusInternalServerError, Exit: ExitFailed},

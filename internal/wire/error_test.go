@@ -32,14 +32,17 @@ func examples() map[string][]error {
 		wire.CodeDuplicate:  {store.ErrDuplicate, fmt.Errorf("%w: job %s holds unique key %q", store.ErrDuplicate, id, "k")},
 		wire.CodeConflict: {store.ErrConflict,
 			&store.ConflictError{Resource: "schedule", Name: "nightly (tenant acme)", Want: 3, Current: 4}},
-		wire.CodeClosed:      {store.ErrClosed},
-		wire.CodeSchema:      {fmt.Errorf("%w: the file is at version 9, this build knows up to 2; upgrade spool", store.ErrSchema)},
-		wire.CodeStoreFull:   {store.ErrStoreFull},
-		wire.CodeUnsupported: {fmt.Errorf("%w: schedules", store.ErrUnsupported)},
-		wire.CodeDurability:  {store.ErrDurability},
-		wire.CodeInterrupted: {context.Canceled},
-		wire.CodeTimeout:     {context.DeadlineExceeded},
-		wire.CodeInternal:    {errors.New("pq: syntax error at or near \"SELEKT\"")},
+		wire.CodeClosed:       {store.ErrClosed},
+		wire.CodeSchema:       {fmt.Errorf("%w: the file is at version 9, this build knows up to 2; upgrade spool", store.ErrSchema)},
+		wire.CodeStoreFull:    {store.ErrStoreFull},
+		wire.CodeUnsupported:  {fmt.Errorf("%w: schedules", store.ErrUnsupported)},
+		wire.CodeDurability:   {store.ErrDurability},
+		wire.CodeUnauthorized: {store.ErrUnauthorized},
+		wire.CodeForbidden:    {fmt.Errorf("%w: a reader changes nothing", store.ErrForbidden)},
+		wire.CodeRateLimited:  {store.ErrRateLimited},
+		wire.CodeInterrupted:  {context.Canceled},
+		wire.CodeTimeout:      {context.DeadlineExceeded},
+		wire.CodeInternal:     {errors.New("pq: syntax error at or near \"SELEKT\"")},
 	}
 }
 
@@ -262,6 +265,7 @@ func TestCatalogTable(t *testing.T) {
 		"not_found": {404, 1}, "lock_lost": {409, 1}, "too_large": {413, 2}, "invalid": {400, 2},
 		"wrong_state": {409, 1}, "duplicate": {409, 1}, "conflict": {409, 3}, "closed": {503, 1},
 		"schema": {500, 1}, "store_full": {507, 1}, "unsupported": {501, 1}, "durability": {503, 1},
+		"unauthorized": {401, 1}, "forbidden": {403, 1}, "rate_limited": {429, 1},
 		"interrupted": {499, 130}, "timeout": {504, 1}, "internal": {500, 1},
 	}
 	cat := wire.Catalog()
