@@ -11,7 +11,7 @@ import (
 // Job is how a job looks in JSON output: IDs are strings and times RFC 3339
 // in UTC, absent when unset. A payload or result that is JSON is embedded as
 // it is (its white space may be normalised); other bytes are given
-// base64-encoded in payload_base64 or result_base64.
+// base64-encoded in payload_base64 or result_base64 (see ExactBytes).
 type Job struct {
 	ID          string      `json:"id"`
 	Queue       string      `json:"queue"`
@@ -37,7 +37,11 @@ type Job struct {
 	Payload         json.RawMessage `json:"payload,omitempty"`
 	PayloadBase64   string          `json:"payload_base64,omitempty"`
 	Result          json.RawMessage `json:"result,omitempty"`
-	ResultBase64    string          `json:"result_base64,omitempty"`
+	// LockToken fences the current delivery: a worker that claimed the job
+	// passes it back to renew and settle. Only a claim's answer carries it
+	// (ClaimedJobOf).
+	LockToken    string `json:"lock_token,omitempty"`
+	ResultBase64 string `json:"result_base64,omitempty"`
 	// Errors is the job's error history, oldest first; only in the view of
 	// one job (JobOf with history), not in lists.
 	Errors []AttemptError `json:"errors,omitempty"`
@@ -85,6 +89,14 @@ func JobOf(j *store.Job, history bool) Job {
 			v.Errors[i] = AttemptError{At: e.At.UTC(), Attempt: e.Attempt, Message: e.Message, Stack: e.Stack}
 		}
 	}
+	return v
+}
+
+// ClaimedJobOf returns the view of a job just claimed: JobOf with its
+// error history and its lock token.
+func ClaimedJobOf(j *store.Job) Job {
+	v := JobOf(j, true)
+	v.LockToken = tokenText(j.LockToken)
 	return v
 }
 
@@ -170,4 +182,12 @@ func bytesView(b []byte) (json.RawMessage, string) {
 		return json.RawMessage(b), ""
 	}
 	return nil, base64.StdEncoding.EncodeToString(b)
+}
+
+// ExactBytes gives the payload and result base64-encoded even when they are
+// JSON, for a client that needs the stored bytes exactly (JSON embedded in
+// JSON loses its insignificant space and has < > & escaped).
+func (v *Job) ExactBytes() {
+	v.Payload, v.PayloadBase64 = nil, base64Of(v.Payload)+v.PayloadBase64
+	v.Result, v.ResultBase64 = nil, base64Of(v.Result)+v.ResultBase64
 }
