@@ -12,6 +12,8 @@ require (
 
 require github.com/fsnotify/fsnotify v1.10.1
 
+require golang.org/x/time v0.16.0
+
 require (
 	github.com/dustin/go-humanize v1.1.0 // indirect
 	github.com/google/uuid v1.6.0

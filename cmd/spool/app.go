@@ -171,6 +171,7 @@ func (a *app) rootCmd() *cobra.Command {
 		a.benchCmd(),
 		a.demoCmd(),
 		a.migrateCmd(),
+		a.serveCmd(),
 	)
 	markRunErrors(root)
 	return root

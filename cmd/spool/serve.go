@@ -1,0 +1,197 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/spoolrun/spool"
+	"github.com/spoolrun/spool/server"
+	"github.com/spoolrun/spool/store"
+)
+
+const serveLong = `Serve runs Spool's HTTP API (/v1, JSON) over the store, for producers and
+workers in any language and for Go workers attached with
+--store http://HOST:PORT (see docs/http.md for every route).
+
+Requests carry an API key (Authorization: Bearer spool_...), made with
+spool keys create. A key belongs to one tenant and sees only that tenant's
+jobs, queues, schedules and topics; its role says what it may do (reader,
+producer, worker, admin). Serve refuses to start while the store has no
+keys, unless --insecure-no-auth, which accepts every request as an
+operator's and then listens on loopback only.
+
+The server also does the store's upkeep (returning jobs whose locks
+expired, firing schedules, routing events), so remote workers need not.
+
+SIGINT or SIGTERM stops accepting connections, answers long polls at once,
+lets requests in flight finish for up to --shutdown-timeout and exits 0.
+Jobs held by remote workers keep their locks: a worker that is gone lets
+them expire.`
+
+const serveExample = `  spool keys create --tenant acme --role producer
+  spool serve --addr 127.0.0.1:8080
+  spool serve --addr :8443 --tls-cert cert.pem --tls-key key.pem --store postgres://app@db/app
+  spool serve --insecure-no-auth   # local development: loopback only, no keys`
+
+type serveFlags struct {
+	addr            string
+	insecure        bool
+	tlsCert, tlsKey string
+	rateLimit       float64
+	rateBurst       int
+	requestTimeout  time.Duration
+	maxBody         int64
+	shutdownTimeout time.Duration
+}
+
+func (a *app) serveCmd() *cobra.Command {
+	var f serveFlags
+	cmd := &cobra.Command{
+		Use:     "serve",
+		Short:   "Serve the HTTP API",
+		Long:    serveLong,
+		Example: serveExample,
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return a.runServe(cmd, f)
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&f.addr, "addr", "127.0.0.1:8080", "host:port to listen on (port 0 picks a free one, printed at start)")
+	fl.BoolVar(&f.insecure, "insecure-no-auth", false, "accept requests without API keys, as an operator's; listens on loopback only")
+	fl.StringVar(&f.tlsCert, "tls-cert", "", "serve HTTPS with this PEM certificate (needs --tls-key)")
+	fl.StringVar(&f.tlsKey, "tls-key", "", "the PEM private key of --tls-cert")
+	fl.Float64Var(&f.rateLimit, "rate-limit", 0, "requests per second each key may make, sustained (0: no limit); past it, 429")
+	fl.IntVar(&f.rateBurst, "rate-burst", 0, "requests a key may make at once above --rate-limit (default: twice --rate-limit)")
+	fl.DurationVar(&f.requestTimeout, "request-timeout", 30*time.Second, "longest a request may work (long polls get their wait on top)")
+	fl.Int64Var(&f.maxBody, "max-body", 32<<20, "largest request body in bytes; past it, 413")
+	fl.DurationVar(&f.shutdownTimeout, "shutdown-timeout", 30*time.Second, "how long requests in flight may finish after SIGINT or SIGTERM")
+	return cmd
+}
+
+func (a *app) runServe(cmd *cobra.Command, f serveFlags) error {
+	if (f.tlsCert == "") != (f.tlsKey == "") {
+		return usagef("give --tls-cert and --tls-key together")
+	}
+	if f.shutdownTimeout < 0 {
+		return usagef("--shutdown-timeout must not be negative")
+	}
+	host, _, err := net.SplitHostPort(f.addr)
+	if err != nil {
+		return usagef("--addr %q: %v", f.addr, err)
+	}
+	if f.insecure && !isLoopback(host) {
+		return usagef("--insecure-no-auth listens on loopback only: use --addr 127.0.0.1:PORT, not %q", f.addr)
+	}
+	log, err := a.logger()
+	if err != nil {
+		return err
+	}
+	ctx := cmd.Context()
+	st, err := a.openOrCreate(cmd)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	if !f.insecure {
+		if err := requireKeys(ctx, st); err != nil {
+			return err
+		}
+	}
+	srv, err := server.New(server.Config{Store: st, Insecure: f.insecure, RateLimit: f.rateLimit, RateBurst: f.rateBurst,
+		RequestTimeout: f.requestTimeout, MaxBodyBytes: f.maxBody, Logger: log})
+	if err != nil {
+		return err
+	}
+	// Upkeep: a worker with no queues reaps expired locks, fires
+	// schedules, prunes by retention.
+	upkeep, err := spool.NewWorker(spool.WorkerConfig{Store: st, Queues: map[string]spool.QueueConfig{}, Logger: log})
+	if err != nil {
+		return err
+	}
+	if err := upkeep.Start(ctx); err != nil {
+		return err
+	}
+	defer func() {
+		stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), f.shutdownTimeout)
+		defer cancel()
+		_ = upkeep.Stop(stopCtx)
+	}()
+
+	ln, err := net.Listen("tcp", f.addr)
+	if err != nil {
+		return err
+	}
+	hs := &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second, ErrorLog: nil}
+	scheme := "http"
+	if f.tlsCert != "" {
+		cert, err := tls.LoadX509KeyPair(f.tlsCert, f.tlsKey)
+		if err != nil {
+			ln.Close()
+			return usagef("--tls-cert/--tls-key: %v", err)
+		}
+		hs.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+		ln = tls.NewListener(ln, hs.TLSConfig)
+		scheme = "https"
+	}
+	served := make(chan error, 1)
+	go func() { served <- hs.Serve(ln) }()
+	log.Info("serving", "url", scheme+"://"+ln.Addr().String(), "store", displayURL(a.storeURL(cmd)), "auth", !f.insecure)
+	if a.jsonOut {
+		a.printJSON(map[string]string{"url": scheme + "://" + ln.Addr().String()})
+	}
+	select {
+	case err := <-served:
+		return err
+	case <-ctx.Done():
+	}
+	log.Info("shutting down: no new connections; finishing requests in flight", "timeout", f.shutdownTimeout)
+	srv.Drain()
+	stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), f.shutdownTimeout)
+	defer cancel()
+	if err := hs.Shutdown(stopCtx); err != nil {
+		return fmt.Errorf("shut down: %w", err)
+	}
+	if err := <-served; !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	log.Info("stopped")
+	return nil
+}
+
+// requireKeys refuses to serve a store without usable keys: a server
+// nobody can call is a mistake, and one anybody can call must be asked
+// for (--insecure-no-auth).
+func requireKeys(ctx context.Context, st store.Store) error {
+	ks := st.Capabilities().Keys
+	if ks == nil {
+		return fmt.Errorf("%w: this store keeps no API keys; use --insecure-no-auth for local development", store.ErrUnsupported)
+	}
+	keys, err := ks.ListKeys(ctx)
+	if err != nil {
+		return err
+	}
+	now := time.Now()
+	for _, k := range keys {
+		if k.Usable(now) {
+			return nil
+		}
+	}
+	return usagef("the store has no usable API keys: make one with spool keys create --tenant T --role admin, or serve with --insecure-no-auth (loopback only)")
+}
+
+// isLoopback reports whether host names only the loopback interface.
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}

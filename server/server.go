@@ -1,0 +1,169 @@
+// Package server is spool serve's HTTP API: a versioned JSON API (/v1) for
+// everything the Go Client and the spool command do, for producers and
+// workers in any language and for Go workers attached through store/remote.
+//
+// Every route is a row of one table (routes.go) naming its method, path and
+// the permission it needs; one function (Server.handle) authenticates the
+// bearer API key, checks the permission and the key's rate limit, bounds
+// the body and the time, and encodes answers and errors through the wire
+// layer's one catalog. A key belongs to one tenant (or, as an operator's
+// key, to all of them) and sees only that tenant's jobs, queues, schedules
+// and topics: a tenant's queue and topic names are stored under the
+// tenant's prefix ("acme/mail"), which the API adds and removes, so two
+// tenants may both have a queue "mail" and never meet. docs/http.md has the
+// routes, with examples.
+package server
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/jonboulle/clockwork"
+	"golang.org/x/time/rate"
+
+	spool "github.com/spoolrun/spool"
+	"github.com/spoolrun/spool/store"
+)
+
+// Config configures a Server. Zero fields take the defaults given.
+type Config struct {
+	// Store is where the jobs live. Required.
+	Store store.Store
+	// Insecure serves without API keys: every request acts as an admin of
+	// all tenants. For local development only; spool serve then listens on
+	// loopback alone. Without it, Store must have the Keys capability.
+	Insecure bool
+	// RateLimit is each key's sustained limit in requests per second; past
+	// it, requests get 429 rate_limited. Zero: no limit.
+	RateLimit float64
+	// RateBurst is how many requests a key may make at once above the
+	// sustained rate. Default: twice RateLimit, at least 1.
+	RateBurst int
+	// RequestTimeout bounds each request's work; long polls (claims and
+	// waits) get their wait on top. Default 30s.
+	RequestTimeout time.Duration
+	// MaxBodyBytes is the largest request body taken; past it, 413
+	// too_large. Default 32 MiB: a full batch of jobs with their payloads.
+	MaxBodyBytes int64
+	// KeyCacheFor is how long a looked-up key is trusted before it is read
+	// again, so a revocation takes effect within it. Default 5s.
+	KeyCacheFor time.Duration
+	// Logger receives one line per failed request (5xx) and per refused
+	// key. Default: discard.
+	Logger *slog.Logger
+	// Clock is the clock of long polls, rate limits and key expiry.
+	// Default: the real clock.
+	Clock clockwork.Clock
+}
+
+// MaxWait is the longest a claim or a wait may long-poll.
+const MaxWait = 30 * time.Second
+
+// Server is the HTTP API over one store. It is an http.Handler.
+type Server struct {
+	cfg    Config
+	st     store.Store
+	client *spool.Client
+	keys   store.KeyStore
+	mux    *http.ServeMux
+	routes []route
+
+	// draining is closed by Drain: long polls answer at once.
+	draining  chan struct{}
+	drainOnce sync.Once
+
+	mu       sync.Mutex // guards limiters and keyCache
+	limiters map[string]*rate.Limiter
+	keyCache map[string]cachedKey
+}
+
+type cachedKey struct {
+	key *store.APIKey // nil: no such key
+	at  time.Time
+}
+
+// New returns a Server over cfg.Store.
+func New(cfg Config) (*Server, error) {
+	if cfg.Store == nil {
+		return nil, &store.ValidationError{Field: "Store", Reason: "is required"}
+	}
+	keys := cfg.Store.Capabilities().Keys
+	if keys == nil && !cfg.Insecure {
+		return nil, errors.Join(store.ErrUnsupported,
+			errors.New("spool serve: the store keeps no API keys; serve it with Insecure (--insecure-no-auth) or use a store that has them"))
+	}
+	if cfg.RateLimit < 0 || cfg.RateBurst < 0 || cfg.RequestTimeout < 0 || cfg.MaxBodyBytes < 0 || cfg.KeyCacheFor < 0 {
+		return nil, &store.ValidationError{Field: "server config", Reason: "limits and timeouts may not be negative"}
+	}
+	cfg.RequestTimeout = cmp.Or(cfg.RequestTimeout, 30*time.Second)
+	cfg.MaxBodyBytes = cmp.Or(cfg.MaxBodyBytes, 32<<20)
+	cfg.KeyCacheFor = cmp.Or(cfg.KeyCacheFor, 5*time.Second)
+	if cfg.RateLimit > 0 {
+		cfg.RateBurst = cmp.Or(cfg.RateBurst, max(1, int(2*cfg.RateLimit)))
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = clockwork.NewRealClock()
+	}
+	client, err := spool.NewClient(spool.Config{Store: cfg.Store, Clock: cfg.Clock})
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{cfg: cfg, st: cfg.Store, client: client, keys: keys, mux: http.NewServeMux(),
+		draining: make(chan struct{}), limiters: map[string]*rate.Limiter{}, keyCache: map[string]cachedKey{}}
+	s.routes = s.table()
+	for _, rt := range s.routes {
+		s.mux.Handle(rt.method+" "+rt.path, s.handle(rt))
+	}
+	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, r, &store.NotFoundError{Resource: "route", Name: r.Method + " " + r.URL.Path})
+	})
+	return s, nil
+}
+
+// ServeHTTP serves the API.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
+
+// Drain ends long polls at once, answering them as if their wait ran out:
+// call it before http.Server.Shutdown so that shutdown does not wait for
+// them. Jobs held by remote workers keep their locks. Idempotent.
+func (s *Server) Drain() { s.drainOnce.Do(func() { close(s.draining) }) }
+
+// Route describes one route of the API, for documentation and tests.
+type Route struct {
+	Method string // GET, POST, PUT or DELETE
+	Path   string // a net/http pattern, such as /v1/jobs/{id}
+	// Permission is what the route needs: "public", "read", "produce",
+	// "work" or "admin".
+	Permission string
+}
+
+// Routes lists the routes the server serves.
+func (s *Server) Routes() []Route {
+	out := make([]Route, len(s.routes))
+	for i, rt := range s.routes {
+		out[i] = Route{Method: rt.method, Path: rt.path, Permission: rt.perm.String()}
+	}
+	return out
+}
+
+// waitFor returns a context for a long poll of up to d, which Drain ends
+// early. The caller cancels it when done, which also ends its watcher.
+func (s *Server) waitFor(ctx context.Context, d time.Duration) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithTimeout(ctx, d)
+	go func() {
+		select {
+		case <-s.draining:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	return ctx, cancel
+}

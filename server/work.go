@@ -1,0 +1,214 @@
+package server
+
+import (
+	"cmp"
+	"fmt"
+	"time"
+
+	"github.com/spoolrun/spool/internal/wire"
+	"github.com/spoolrun/spool/store"
+)
+
+// claimRequest is the body of POST /v1/queues/{queue}/claim.
+type claimRequest struct {
+	// Limit is how many jobs to take at most: 1..store.MaxClaim, default 1.
+	Limit int `json:"limit"`
+	// LockSeconds is how long the jobs are held before another worker may
+	// have them, unless renewed; default 30.
+	LockSeconds float64 `json:"lock_seconds"`
+	// WaitSeconds long-polls: with no job available, the claim waits up to
+	// this long (at most 30) for one. Default 0: answer at once.
+	WaitSeconds float64 `json:"wait_seconds"`
+	// Worker names the claimant, for diagnostics.
+	Worker string `json:"worker"`
+}
+
+// claimAnswer is a claim's answer: the jobs, each with its lock token.
+type claimAnswer struct {
+	Jobs []wire.Job `json:"jobs"`
+}
+
+// claimPoll bounds the look-again interval of a long-polling claim on a
+// store whose notifier missed a change (or that has none).
+const (
+	claimPollMin = 50 * time.Millisecond
+	claimPollMax = time.Second
+)
+
+// claim is POST /v1/queues/{queue}/claim: peek-lock up to limit jobs,
+// long-polling up to wait_seconds when none is available.
+func (c *call) claim() (any, error) {
+	var req claimRequest
+	if err := c.decode(&req); err != nil {
+		return nil, err
+	}
+	wait := seconds(req.WaitSeconds)
+	if req.WaitSeconds < 0 || wait > MaxWait {
+		return nil, &store.ValidationError{Field: "wait_seconds", Reason: fmt.Sprintf("%v is outside 0..%v", req.WaitSeconds, MaxWait.Seconds())}
+	}
+	if req.LockSeconds < 0 {
+		return nil, &store.ValidationError{Field: "lock_seconds", Reason: "may not be negative"}
+	}
+	queue, err := c.sc.queueIn(c.r.PathValue("queue"))
+	if err != nil {
+		return nil, err
+	}
+	p := store.ClaimParams{Queue: queue, Limit: req.Limit, Worker: req.Worker,
+		LockFor: cmp.Or(seconds(req.LockSeconds), 30*time.Second)}
+	if err := store.ValidName("queue", queue, false); err != nil {
+		return nil, err
+	}
+	jobs, err := c.claimWaiting(p, wait)
+	if err != nil {
+		return nil, err
+	}
+	out := claimAnswer{Jobs: make([]wire.Job, len(jobs))}
+	for i, j := range jobs {
+		out.Jobs[i] = wire.ClaimedJobOf(j)
+		c.fixView(&out.Jobs[i])
+	}
+	return out, nil
+}
+
+// claimWaiting claims; with none available it waits, up to wait, for the
+// store's notifier (or a slow poll) and claims again. Drain ends the wait.
+func (c *call) claimWaiting(p store.ClaimParams, wait time.Duration) ([]*store.Job, error) {
+	var ctx = c.ctx
+	var cancel = func() {}
+	if wait > 0 {
+		ctx, cancel = c.s.waitFor(c.ctx, wait)
+	}
+	defer cancel()
+	notifier := c.s.st.Capabilities().Notifier
+	poll := claimPollMin
+	for {
+		var avail <-chan struct{}
+		if notifier != nil && wait > 0 {
+			avail = notifier.Available(p.Queue) // before the claim: a change after it still wakes us
+		}
+		// The claim runs on the request's context, not the wait's: a wait
+		// that ends mid-claim must not throw away jobs just locked.
+		jobs, err := c.s.st.Claim(c.ctx, p)
+		if err != nil || len(jobs) > 0 || wait == 0 {
+			return jobs, err
+		}
+		t := c.s.cfg.Clock.NewTimer(poll)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil, nil
+		case <-avail:
+		case <-t.Chan():
+			poll = min(2*poll, claimPollMax)
+		}
+		t.Stop()
+	}
+}
+
+// renewRequest is the body of POST /v1/renew.
+type renewRequest struct {
+	Renewals []renewal `json:"renewals"`
+}
+
+type renewal struct {
+	ID          string  `json:"id"`
+	LockToken   string  `json:"lock_token"`
+	LockSeconds float64 `json:"lock_seconds"`
+}
+
+// renew is POST /v1/renew: extend locks; per-item answers (lock_lost for
+// a stale token, which changes nothing).
+func (c *call) renew() (any, error) {
+	var req renewRequest
+	if err := c.decode(&req); err != nil {
+		return nil, err
+	}
+	if len(req.Renewals) > store.MaxBatch {
+		return nil, &store.LimitError{Field: "renewals", Limit: store.MaxBatch, Got: len(req.Renewals)}
+	}
+	errs := make([]error, len(req.Renewals))
+	var rs []store.Renewal
+	var at []int
+	for i, w := range req.Renewals {
+		r, err := w.params()
+		if err == nil {
+			err = c.owns(r.ID)
+		}
+		if err != nil {
+			errs[i] = err
+			continue
+		}
+		rs = append(rs, r)
+		at = append(at, i)
+	}
+	if len(rs) > 0 {
+		res, err := c.s.st.Renew(c.ctx, rs)
+		if err != nil {
+			return nil, err
+		}
+		for k, i := range at {
+			errs[i] = res[k]
+		}
+	}
+	return itemsAnswer{Results: wire.Items(errs)}, nil
+}
+
+func (w renewal) params() (store.Renewal, error) {
+	id, err := store.ParseID(w.ID)
+	if err != nil {
+		return store.Renewal{}, err
+	}
+	tok, err := store.ParseLockToken(w.LockToken)
+	if err != nil {
+		return store.Renewal{}, err
+	}
+	if w.LockSeconds < 0 {
+		return store.Renewal{}, &store.ValidationError{Field: "lock_seconds", Reason: "may not be negative"}
+	}
+	return store.Renewal{ID: id, Token: tok, LockFor: cmp.Or(seconds(w.LockSeconds), 30*time.Second)}, nil
+}
+
+// settle is POST /v1/settle: apply verdicts, each fenced by its lock
+// token; per-item answers (lock_lost for a stale token, which changes
+// nothing).
+func (c *call) settle() (any, error) {
+	raw, err := c.body()
+	if err != nil {
+		return nil, err
+	}
+	var req wire.SettleRequest
+	if err := c.decodeFrom(raw, &req); err != nil {
+		return nil, err
+	}
+	if len(req.Verdicts) > store.MaxBatch {
+		return nil, &store.LimitError{Field: "verdicts", Limit: store.MaxBatch, Got: len(req.Verdicts)}
+	}
+	errs := make([]error, len(req.Verdicts))
+	var vs []store.Verdict
+	var at []int
+	for i, w := range req.Verdicts {
+		v, err := w.Params()
+		if err == nil {
+			err = c.owns(v.ID)
+		}
+		if err != nil {
+			errs[i] = err
+			continue
+		}
+		vs = append(vs, v)
+		at = append(at, i)
+	}
+	if len(vs) > 0 {
+		res, err := c.s.st.Settle(c.ctx, vs)
+		if err != nil {
+			return nil, err
+		}
+		for k, i := range at {
+			errs[i] = res[k]
+		}
+	}
+	return itemsAnswer{Results: wire.Items(errs)}, nil
+}
+
+// seconds converts a number of seconds from JSON.
+func seconds(s float64) time.Duration { return time.Duration(s * float64(time.Second)) }
