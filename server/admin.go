@@ -60,17 +60,19 @@ func (c *call) listDead() (any, error) {
 	return c.listJobs()
 }
 
-// deadRequest selects dead letters: by IDs, or every one of a queue.
+// deadRequest selects dead letters: by IDs, every one of a queue, or (for
+// an operator's key) every one.
 type deadRequest struct {
 	IDs   []string `json:"ids"`
 	Queue string   `json:"queue"`
+	All   bool     `json:"all"`
 }
 
 type purgeAnswer struct {
 	Purged int `json:"purged"`
 }
 
-// purgeDead is POST /v1/dlq/purge {"ids": [...]} or {"queue": "q"}:
+// purgeDead is POST /v1/dlq/purge {"ids": [...]}, {"queue": "q"} or {"all": true}:
 // delete dead letters for good.
 func (c *call) purgeDead() (any, error) {
 	var req deadRequest
@@ -95,8 +97,15 @@ func (c *call) deadSelection(req deadRequest) (store.PurgeParams, error) {
 	if len(req.IDs) > store.MaxBatch {
 		return p, &store.LimitError{Field: "ids", Limit: store.MaxBatch, Got: len(req.IDs)}
 	}
-	if len(req.IDs) == 0 && req.Queue == "" {
-		return p, &store.ValidationError{Field: "request body", Reason: "give ids or a queue"}
+	switch {
+	case req.All && (len(req.IDs) > 0 || req.Queue != ""):
+		return p, &store.ValidationError{Field: "all", Reason: "selects every dead letter: give it alone"}
+	case req.All && (!c.sc.all() || c.sc.queues != nil):
+		return p, forbidden("purging every dead letter spans every tenant: it needs an operator's key")
+	case req.All:
+		return p, nil
+	case len(req.IDs) == 0 && req.Queue == "":
+		return p, &store.ValidationError{Field: "request body", Reason: "give ids, a queue, or all"}
 	}
 	if req.Queue != "" {
 		q, err := c.sc.queueIn(req.Queue)
