@@ -99,7 +99,7 @@ func (s *Server) lookupKey(r *http.Request, id string) (*store.APIKey, error) {
 	k, err := s.keys.GetKey(r.Context(), id)
 	switch {
 	case store.Code(err) == "not_found", store.Code(err) == "invalid":
-		k, err = nil, nil
+		k = nil
 	case err != nil:
 		return nil, err
 	}

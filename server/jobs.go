@@ -114,7 +114,7 @@ func (c *call) job() (*store.Job, error) {
 
 // view returns the view of a job as the key knows it.
 func (c *call) view(j *store.Job, history bool) wire.Job {
-	v := wire.JobOf(j, history)
+	v := wire.JobOf(c.sc.jobOut(j), history)
 	c.fixView(&v)
 	return v
 }

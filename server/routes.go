@@ -43,11 +43,33 @@ func (s *Server) table() []route {
 		{method: http.MethodGet, path: "/v1/dlq", perm: permRead, fn: (*call).listDead},
 		{method: http.MethodPost, path: "/v1/dlq/requeue", perm: permAdmin, fn: (*call).requeueDead},
 		{method: http.MethodPost, path: "/v1/dlq/purge", perm: permAdmin, fn: (*call).purgeDead},
+
+		// Topics, events and streams (events.go). A subscription's
+		// deliveries are claimed from queue "sub/TOPIC/NAME" through the
+		// claim route above, its "/" escaped as %2F.
+		{method: http.MethodGet, path: "/v1/topics", perm: permRead, fn: (*call).listTopics},
+		{method: http.MethodPut, path: "/v1/topics/{topic}/retention", perm: permAdmin, fn: (*call).setRetention},
+		{method: http.MethodPost, path: "/v1/topics/{topic}/events", perm: permProduce, fn: (*call).publish},
+		{method: http.MethodGet, path: "/v1/topics/{topic}/events", perm: permRead, fn: (*call).readEvents},
+		{method: http.MethodGet, path: "/v1/topics/{topic}/events/{id}", perm: permRead, fn: (*call).getEvent},
+		{method: http.MethodGet, path: "/v1/events/{id}", perm: permRead, fn: (*call).findEvent},
+		{method: http.MethodPost, path: "/v1/topics/{topic}/streams/{key}/events", perm: permProduce, fn: (*call).appendStream},
+		{method: http.MethodGet, path: "/v1/topics/{topic}/streams/{key}/events", perm: permRead, fn: (*call).readStream},
+
+		// Durable subscriptions.
+		{method: http.MethodGet, path: "/v1/subscriptions", perm: permRead, fn: (*call).listAllSubscriptions},
+		{method: http.MethodGet, path: "/v1/topics/{topic}/subscriptions", perm: permRead, fn: (*call).listSubscriptions},
+		{method: http.MethodPut, path: "/v1/topics/{topic}/subscriptions/{name}", perm: permAdmin, fn: (*call).putSubscription},
+		{method: http.MethodGet, path: "/v1/topics/{topic}/subscriptions/{name}", perm: permRead, fn: (*call).getSubscription},
+		{method: http.MethodDelete, path: "/v1/topics/{topic}/subscriptions/{name}", perm: permAdmin, fn: (*call).deleteSubscription},
+		{method: http.MethodPost, path: "/v1/topics/{topic}/subscriptions/{name}/pause", perm: permAdmin, fn: (*call).pauseSubscription},
+		{method: http.MethodPost, path: "/v1/topics/{topic}/subscriptions/{name}/resume", perm: permAdmin, fn: (*call).resumeSubscription},
+		{method: http.MethodPost, path: "/v1/topics/{topic}/subscriptions/{name}/rewind", perm: permAdmin, fn: (*call).rewindSubscription},
 	}
 }
 
 // serveOpenAPI is GET /v1/openapi.json.
-func serveOpenAPI(c *call) (any, error) {
+func serveOpenAPI(_ *call) (any, error) {
 	return rawJSON(openAPI), nil
 }
 

@@ -80,6 +80,10 @@ type Server struct {
 	mu       sync.Mutex // guards limiters and keyCache
 	limiters map[string]*rate.Limiter
 	keyCache map[string]cachedKey
+
+	// subRefs remembers the subscriptions of delivery queues, which
+	// claims route (events.go).
+	subRefs subscriptionRefs
 }
 
 type cachedKey struct {

@@ -64,7 +64,7 @@ func (c *call) claim() (any, error) {
 	}
 	out := claimAnswer{Jobs: make([]wire.Job, len(jobs))}
 	for i, j := range jobs {
-		out.Jobs[i] = wire.ClaimedJobOf(j)
+		out.Jobs[i] = wire.ClaimedJobOf(c.sc.jobOut(j))
 		c.fixView(&out.Jobs[i])
 	}
 	return out, nil
@@ -72,6 +72,8 @@ func (c *call) claim() (any, error) {
 
 // claimWaiting claims; with none available it waits, up to wait, for the
 // store's notifier (or a slow poll) and claims again. Drain ends the wait.
+// A subscription's delivery queue has its events routed whenever a claim
+// finds nothing.
 func (c *call) claimWaiting(p store.ClaimParams, wait time.Duration) ([]*store.Job, error) {
 	var ctx = c.ctx
 	var cancel = func() {}
@@ -80,17 +82,28 @@ func (c *call) claimWaiting(p store.ClaimParams, wait time.Duration) ([]*store.J
 	}
 	defer cancel()
 	notifier := c.s.st.Capabilities().Notifier
+	es := c.s.st.Capabilities().Events
+	sub, isSub := c.s.deliveryQueue(c.ctx, es, p.Queue)
 	poll := claimPollMin
 	for {
-		var avail <-chan struct{}
+		var avail, published <-chan struct{}
 		if notifier != nil && wait > 0 {
 			avail = notifier.Available(p.Queue) // before the claim: a change after it still wakes us
+			if isSub {
+				published = notifier.Available(store.TopicSignal(sub.topic))
+			}
 		}
 		// The claim runs on the request's context, not the wait's: a wait
 		// that ends mid-claim must not throw away jobs just locked.
 		jobs, err := c.s.st.Claim(c.ctx, p)
-		if err != nil || len(jobs) > 0 || wait == 0 {
+		if err != nil || len(jobs) > 0 {
 			return jobs, err
+		}
+		if isSub && c.route(es, sub) {
+			continue
+		}
+		if wait == 0 {
+			return nil, nil
 		}
 		t := c.s.cfg.Clock.NewTimer(poll)
 		select {
@@ -98,6 +111,7 @@ func (c *call) claimWaiting(p store.ClaimParams, wait time.Duration) ([]*store.J
 			t.Stop()
 			return nil, nil
 		case <-avail:
+		case <-published:
 		case <-t.Chan():
 			poll = min(2*poll, claimPollMax)
 		}
