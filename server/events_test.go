@@ -507,9 +507,14 @@ func TestSubscriptionClaimLongPollsForEvents(t *testing.T) {
 	t.Parallel()
 	c := newEvEnv(t, true).anon()
 	c.want(c.do("PUT", "/v1/topics/t%2Fx/subscriptions/s", nil), 201, "create")
+	published := make(chan error, 1)
 	go func() {
 		time.Sleep(200 * time.Millisecond)
-		c.do("POST", "/v1/topics/t%2Fx/events", map[string]any{"kind": "k"})
+		res, err := http.Post(c.url+"/v1/topics/t%2Fx/events", "application/json", strings.NewReader(`{"kind": "k"}`))
+		if err == nil {
+			res.Body.Close()
+		}
+		published <- err
 	}()
 	start := time.Now()
 	var cl claimed
@@ -519,6 +524,9 @@ func TestSubscriptionClaimLongPollsForEvents(t *testing.T) {
 	}
 	if d := time.Since(start); d > 5*time.Second {
 		t.Fatalf("the claim took %v", d)
+	}
+	if err := <-published; err != nil {
+		t.Fatal(err)
 	}
 	// A stale lock token is refused per item.
 	var items itemsAnswer
