@@ -20,6 +20,10 @@ import (
 type route struct {
 	method, path string
 	perm         perm
+	// doc says what the route does, for the OpenAPI document; in and out
+	// are values of its request body's and answer's types.
+	doc     string
+	in, out any
 	// poll marks a long poll, whose timeout is its wait plus the request
 	// timeout.
 	poll bool
@@ -95,7 +99,7 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	enc := json.NewEncoder(&buf)
 	enc.SetEscapeHTML(false)
 	if err := enc.Encode(v); err != nil {
-		status, buf = http.StatusInternalServerError, *bytes.NewBufferString(`{"error":{"code":"internal","message":"spool: internal error"}}`+"\n")
+		status, buf = http.StatusInternalServerError, *bytes.NewBufferString(`{"error":{"code":"internal","message":"spool: internal error"}}` + "\n")
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Content-Length", strconv.Itoa(buf.Len()))

@@ -25,10 +25,10 @@ import (
 type harness struct {
 	t     *testing.T
 	clock *clock
-	st   store.Store
-	srv  *server.Server
-	http *httptest.Server
-	keys map[string]string // "acme/admin", "globex/worker", "*/admin", "acme/worker:mail" → token
+	st    store.Store
+	srv   *server.Server
+	http  *httptest.Server
+	keys  map[string]string // "acme/admin", "globex/worker", "*/admin", "acme/worker:mail" → token
 }
 
 // clock is the store's clock, moved by tests.
@@ -246,27 +246,27 @@ func (h *harness) snapshot(skip string) string {
 func probes(g globex) map[string]struct{ path, body string } {
 	settle := fmt.Sprintf(`{"verdicts": [{"id": %q, "lock_token": %q, "outcome": "complete"}]}`, g.running.ID, g.running.LockToken)
 	return map[string]struct{ path, body string }{
-		"GET /v1/openapi.json":            {"/v1/openapi.json", ""},
-		"POST /v1/jobs":                   {"/v1/jobs", `{"kind": "k", "tenant": "globex", "queue": "mail"}`},
-		"GET /v1/jobs":                    {"/v1/jobs?tenant=globex", ""},
-		"GET /v1/jobs/{id}":               {"/v1/jobs/" + g.waiting.ID, ""},
-		"GET /v1/jobs/{id}/wait":          {"/v1/jobs/" + g.waiting.ID + "/wait?timeout=0s", ""},
-		"POST /v1/jobs/{id}/cancel":       {"/v1/jobs/" + g.waiting.ID + "/cancel", ""},
-		"POST /v1/jobs/{id}/requeue":      {"/v1/jobs/" + g.dead.ID + "/requeue", ""},
-		"POST /v1/jobs/cancel":            {"/v1/jobs/cancel", fmt.Sprintf(`{"ids": [%q, %q]}`, g.waiting.ID, g.running.ID)},
-		"POST /v1/jobs/requeue":           {"/v1/jobs/requeue", fmt.Sprintf(`{"ids": [%q]}`, g.dead.ID)},
-		"POST /v1/queues/{queue}/claim":   {"/v1/queues/mail/claim", `{"limit": 10}`},
-		"POST /v1/renew":                  {"/v1/renew", fmt.Sprintf(`{"renewals": [{"id": %q, "lock_token": %q, "lock_seconds": 600}]}`, g.running.ID, g.running.LockToken)},
-		"POST /v1/settle":                 {"/v1/settle", settle},
-		"POST /v1/maintenance/reap":       {"/v1/maintenance/reap", ""},
-		"POST /v1/maintenance/prune":      {"/v1/maintenance/prune", `{"dead_before": "2100-01-01T00:00:00Z"}`},
-		"GET /v1/stats":                   {"/v1/stats", ""},
-		"GET /v1/queues":                  {"/v1/queues", ""},
-		"POST /v1/queues/{queue}/pause":   {"/v1/queues/mail/pause", ""},
-		"POST /v1/queues/{queue}/resume":  {"/v1/queues/mail/resume", ""},
-		"GET /v1/dlq":                     {"/v1/dlq", ""},
-		"POST /v1/dlq/requeue":            {"/v1/dlq/requeue", fmt.Sprintf(`{"ids": [%q]}`, g.dead.ID)},
-		"POST /v1/dlq/purge":              {"/v1/dlq/purge", fmt.Sprintf(`{"ids": [%q]}`, g.dead.ID)},
+		"GET /v1/openapi.json":           {"/v1/openapi.json", ""},
+		"POST /v1/jobs":                  {"/v1/jobs", `{"kind": "k", "tenant": "globex", "queue": "mail"}`},
+		"GET /v1/jobs":                   {"/v1/jobs?tenant=globex", ""},
+		"GET /v1/jobs/{id}":              {"/v1/jobs/" + g.waiting.ID, ""},
+		"GET /v1/jobs/{id}/wait":         {"/v1/jobs/" + g.waiting.ID + "/wait?timeout=0s", ""},
+		"POST /v1/jobs/{id}/cancel":      {"/v1/jobs/" + g.waiting.ID + "/cancel", ""},
+		"POST /v1/jobs/{id}/requeue":     {"/v1/jobs/" + g.dead.ID + "/requeue", ""},
+		"POST /v1/jobs/cancel":           {"/v1/jobs/cancel", fmt.Sprintf(`{"ids": [%q, %q]}`, g.waiting.ID, g.running.ID)},
+		"POST /v1/jobs/requeue":          {"/v1/jobs/requeue", fmt.Sprintf(`{"ids": [%q]}`, g.dead.ID)},
+		"POST /v1/queues/{queue}/claim":  {"/v1/queues/mail/claim", `{"limit": 10}`},
+		"POST /v1/renew":                 {"/v1/renew", fmt.Sprintf(`{"renewals": [{"id": %q, "lock_token": %q, "lock_seconds": 600}]}`, g.running.ID, g.running.LockToken)},
+		"POST /v1/settle":                {"/v1/settle", settle},
+		"POST /v1/maintenance/reap":      {"/v1/maintenance/reap", ""},
+		"POST /v1/maintenance/prune":     {"/v1/maintenance/prune", `{"dead_before": "2100-01-01T00:00:00Z"}`},
+		"GET /v1/stats":                  {"/v1/stats", ""},
+		"GET /v1/queues":                 {"/v1/queues", ""},
+		"POST /v1/queues/{queue}/pause":  {"/v1/queues/mail/pause", ""},
+		"POST /v1/queues/{queue}/resume": {"/v1/queues/mail/resume", ""},
+		"GET /v1/dlq":                    {"/v1/dlq", ""},
+		"POST /v1/dlq/requeue":           {"/v1/dlq/requeue", fmt.Sprintf(`{"ids": [%q]}`, g.dead.ID)},
+		"POST /v1/dlq/purge":             {"/v1/dlq/purge", fmt.Sprintf(`{"ids": [%q]}`, g.dead.ID)},
 	}
 }
 
