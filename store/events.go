@@ -367,7 +367,11 @@ type PruneEventsParams struct {
 }
 
 // SubscriptionQueue is the queue of a subscription's deliveries.
-func SubscriptionQueue(topic, name string) string { return "sub/" + topic + "/" + name }
+func SubscriptionQueue(topic, name string) string { return SubscriptionQueuePrefix + topic + "/" + name }
+
+// SubscriptionQueuePrefix starts the name of every subscription's delivery
+// queue.
+const SubscriptionQueuePrefix = "sub/"
 
 // TopicSignal is the name under which Notifier.Available signals that a
 // topic has new events. It is not a valid queue name, so it never collides

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -73,6 +74,11 @@ func (k *APIKey) Check() error {
 	if k.Tenant != AllTenants {
 		if err := ValidName("tenant", k.Tenant, true); err != nil {
 			return err
+		}
+		// A tenant's names are stored under "tenant/" (and its deliveries
+		// under "sub/tenant/"), which must not be read as another's.
+		if strings.Contains(k.Tenant, "/") || k.Tenant == strings.TrimSuffix(SubscriptionQueuePrefix, "/") {
+			return &ValidationError{Field: "tenant", Reason: fmt.Sprintf("%q may not contain / nor be %q for a key", k.Tenant, "sub")}
 		}
 	}
 	switch k.Role {
