@@ -3,7 +3,6 @@ package server_test
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -15,6 +14,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jonboulle/clockwork"
+
+	"github.com/spoolrun/spool/internal/apikey"
 	"github.com/spoolrun/spool/server"
 	"github.com/spoolrun/spool/store"
 	"github.com/spoolrun/spool/store/sqlite"
@@ -49,51 +51,6 @@ func (c *clock) Advance(d time.Duration) {
 	c.now = c.now.Add(d)
 }
 
-// keyStore holds keys in memory, for stores without the capability.
-type keyStore struct {
-	mu   sync.Mutex
-	keys map[string]*store.APIKey
-}
-
-func (k *keyStore) CreateKey(_ context.Context, key store.APIKey) (*store.APIKey, error) {
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	k.keys[key.ID] = &key
-	return &key, nil
-}
-
-func (k *keyStore) GetKey(_ context.Context, id string) (*store.APIKey, error) {
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	if key, ok := k.keys[id]; ok {
-		c := *key
-		return &c, nil
-	}
-	return nil, &store.NotFoundError{Resource: "key", Name: id}
-}
-
-func (k *keyStore) ListKeys(context.Context) ([]*store.APIKey, error) { return nil, nil }
-
-func (k *keyStore) RevokeKey(_ context.Context, id string) error {
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	k.keys[id].RevokedAt = time.Now()
-	return nil
-}
-
-type withKeys struct {
-	store.Store
-	keys store.KeyStore
-}
-
-func (w withKeys) Capabilities() store.Capabilities {
-	c := w.Store.Capabilities()
-	if c.Keys == nil {
-		c.Keys = w.keys
-	}
-	return c
-}
-
 var roles = []string{store.RoleReader, store.RoleProducer, store.RoleWorker, store.RoleAdmin}
 
 func newHarness(t *testing.T, cfg server.Config) *harness {
@@ -104,21 +61,21 @@ func newHarness(t *testing.T, cfg server.Config) *harness {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { sq.Close() })
-	h := &harness{t: t, clock: clk, st: withKeys{Store: sq, keys: &keyStore{keys: map[string]*store.APIKey{}}}, keys: map[string]string{}}
+	h := &harness{t: t, clock: clk, st: sq, keys: map[string]string{}}
 	ctx := context.Background()
-	n := 0
 	add := func(tenant, role string, queues []string) {
-		n++
-		id, secret := fmt.Sprintf("k%d", n), fmt.Sprintf("secret%d", n)
-		sum := sha256.Sum256([]byte(secret))
-		if _, err := h.st.Capabilities().Keys.CreateKey(ctx, store.APIKey{ID: id, Hash: sum[:], Tenant: tenant, Role: role, Queues: queues}); err != nil {
+		token, key, err := apikey.New(apikey.Params{Tenant: tenant, Role: role, Queues: queues}, clk.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := h.st.Capabilities().Keys.CreateKey(ctx, key); err != nil {
 			t.Fatal(err)
 		}
 		name := tenant + "/" + role
 		if queues != nil {
 			name += ":" + strings.Join(queues, ",")
 		}
-		h.keys[name] = "spool_" + id + "_" + secret
+		h.keys[name] = token
 	}
 	for _, tenant := range []string{"acme", "globex"} {
 		for _, role := range roles {
@@ -316,7 +273,7 @@ func TestEveryRouteEveryRole(t *testing.T) {
 		}
 		// Without a key, or with a wrong one: 401, nothing changes.
 		if rt.Permission != "public" {
-			for _, key := range []string{"", "spool_k1_wrong", "Basic abc"} {
+			for _, key := range []string{"", "spool_k1_wrong", "Basic abc", strings.Replace(h.keys["acme/admin"], "_", "_x", 2)} {
 				before := h.snapshot("")
 				status, body := h.do(key, rt.Method, p.path, p.body)
 				if status != http.StatusUnauthorized || h.snapshot("") != before {
@@ -451,4 +408,38 @@ func TestBadInput(t *testing.T) {
 			t.Errorf("%s %s changed the store", c.method, c.path)
 		}
 	}
+}
+
+// A revoked key is refused once the server's short cache of it lapses; an
+// expired key is refused; a key over its rate limit gets 429 until its
+// bucket refills.
+func TestKeysRevokedExpiredRateLimited(t *testing.T) {
+	t.Parallel()
+	fake := clockwork.NewFakeClockAt(time.Now())
+	h := newHarness(t, server.Config{Clock: fake, KeyCacheFor: time.Second, RateLimit: 1, RateBurst: 2})
+	keys := h.st.Capabilities().Keys
+	token, key, err := apikey.New(apikey.Params{Tenant: "acme", Role: store.RoleReader, ExpiresIn: time.Hour}, fake.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := keys.CreateKey(context.Background(), key); err != nil {
+		t.Fatal(err)
+	}
+	h.must(200, token, "GET", "/v1/stats", "", nil)
+	h.must(200, token, "GET", "/v1/stats", "", nil)
+	h.must(429, token, "GET", "/v1/stats", "", nil) // the burst of 2 is spent
+	fake.Advance(1100 * time.Millisecond)
+	h.must(200, token, "GET", "/v1/stats", "", nil) // refilled at 1/s
+
+	fake.Advance(2 * time.Hour) // past ExpiresAt, and past the cache
+	h.must(401, token, "GET", "/v1/stats", "", nil)
+
+	other := h.keys["acme/reader"]
+	h.must(200, other, "GET", "/v1/stats", "", nil)
+	id, _, _ := apikey.Parse(other)
+	if err := keys.RevokeKey(context.Background(), id); err != nil {
+		t.Fatal(err)
+	}
+	fake.Advance(2 * time.Second)
+	h.must(401, other, "GET", "/v1/stats", "", nil)
 }
