@@ -32,6 +32,12 @@ var (
 	// ErrConflict: an update carried a stale version (a
 	// *store.ConflictError says which).
 	ErrConflict = store.ErrConflict
+	// ErrUnauthorized, ErrForbidden and ErrRateLimited come from a store
+	// reached over spool serve (store/remote): the API key is missing or
+	// unusable, may not do what was asked, or is over its rate limit.
+	ErrUnauthorized = store.ErrUnauthorized
+	ErrForbidden    = store.ErrForbidden
+	ErrRateLimited  = store.ErrRateLimited
 )
 
 // ErrUnsupported is returned when the store lacks a capability the call

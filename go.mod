@@ -12,7 +12,17 @@ require (
 
 require github.com/fsnotify/fsnotify v1.10.1
 
-require golang.org/x/time v0.16.0
+require (
+	github.com/invopop/jsonschema v0.14.0
+	golang.org/x/time v0.16.0
+)
+
+require (
+	github.com/bahlo/generic-list-go v0.2.0 // indirect
+	github.com/buger/jsonparser v1.1.2 // indirect
+	github.com/pb33f/ordered-map/v2 v2.3.1 // indirect
+	go.yaml.in/yaml/v4 v4.0.0-rc.2 // indirect
+)
 
 require (
 	github.com/dustin/go-humanize v1.1.0 // indirect

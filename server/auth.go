@@ -2,14 +2,14 @@ package server
 
 import (
 	"cmp"
-	"crypto/sha256"
-	"crypto/subtle"
 	"fmt"
 	"net/http"
 	"slices"
 	"strings"
 
 	"golang.org/x/time/rate"
+
+	"github.com/spoolrun/spool/internal/apikey"
 
 	"github.com/spoolrun/spool/store"
 )
@@ -42,19 +42,6 @@ func roleCan(role string, p perm) bool {
 	return role == store.RoleAdmin
 }
 
-// tokenPrefix starts every API key's token: spool_<id>_<secret>.
-const tokenPrefix = "spool_"
-
-// parseToken splits a token into its key ID and secret.
-func parseToken(tok string) (id, secret string, ok bool) {
-	rest, ok := strings.CutPrefix(tok, tokenPrefix)
-	if !ok {
-		return "", "", false
-	}
-	id, secret, ok = strings.Cut(rest, "_")
-	return id, secret, ok && id != "" && secret != ""
-}
-
 // authenticate returns the scope of the request's bearer key: every tenant
 // for an insecure server, or ErrUnauthorized when the key is missing,
 // unknown, revoked or expired.
@@ -67,16 +54,15 @@ func (s *Server) authenticate(r *http.Request) (*scope, error) {
 	if !ok {
 		return nil, fmt.Errorf("%w: send Authorization: Bearer <key>", store.ErrUnauthorized)
 	}
-	id, secret, ok := parseToken(strings.TrimSpace(tok))
-	if !ok {
+	id, secret, err := apikey.Parse(strings.TrimSpace(tok))
+	if err != nil {
 		return nil, fmt.Errorf("%w: the key is not of the form spool_<id>_<secret>", store.ErrUnauthorized)
 	}
 	k, err := s.lookupKey(r, id)
 	if err != nil {
 		return nil, err
 	}
-	sum := sha256.Sum256([]byte(secret))
-	if k == nil || subtle.ConstantTimeCompare(sum[:], k.Hash) != 1 {
+	if !apikey.Verify(k, secret) {
 		s.cfg.Logger.Warn("spool serve: refused an unknown key", "key", id, "remote", r.RemoteAddr)
 		return nil, fmt.Errorf("%w: unknown key", store.ErrUnauthorized)
 	}

@@ -3,7 +3,6 @@ package server_test
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -11,63 +10,20 @@ import (
 	"net/url"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/spoolrun/spool/internal/apikey"
 	"github.com/spoolrun/spool/server"
 	"github.com/spoolrun/spool/store"
 	"github.com/spoolrun/spool/store/sqlite"
 )
 
-// memKeys is an in-memory store.KeyStore, so these tests make keys of any
-// tenant and role without a store that keeps them.
-type memKeys struct {
-	mu   sync.Mutex
-	keys map[string]store.APIKey
-}
-
-func (m *memKeys) CreateKey(_ context.Context, k store.APIKey) (*store.APIKey, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if _, ok := m.keys[k.ID]; ok {
-		return nil, store.ErrDuplicate
-	}
-	m.keys[k.ID] = k
-	return &k, nil
-}
-
-func (m *memKeys) GetKey(_ context.Context, id string) (*store.APIKey, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	k, ok := m.keys[id]
-	if !ok {
-		return nil, &store.NotFoundError{Resource: "key", Name: id}
-	}
-	return &k, nil
-}
-
-func (m *memKeys) ListKeys(context.Context) ([]*store.APIKey, error) { return nil, nil }
-func (m *memKeys) RevokeKey(context.Context, string) error           { return nil }
-
-// keyedStore is a store with memKeys as its Keys capability.
-type keyedStore struct {
-	store.Store
-	keys *memKeys
-}
-
-func (k keyedStore) Capabilities() store.Capabilities {
-	c := k.Store.Capabilities()
-	c.Keys = k.keys
-	return c
-}
-
 // evEnv is a server over a fresh SQLite store.
 type evEnv struct {
-	t    *testing.T
-	url  string
-	st   store.Store
-	keys *memKeys
+	t   *testing.T
+	url string
+	st  store.Store
 }
 
 // newEvEnv serves a new store over httptest, with keys (insecure false)
@@ -79,12 +35,7 @@ func newEvEnv(t *testing.T, insecure bool) *evEnv {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	keys := &memKeys{keys: map[string]store.APIKey{}}
-	var served store.Store = st
-	if !insecure {
-		served = keyedStore{Store: st, keys: keys}
-	}
-	srv, err := server.New(server.Config{Store: served, Insecure: insecure})
+	srv, err := server.New(server.Config{Store: st, Insecure: insecure})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -93,17 +44,19 @@ func newEvEnv(t *testing.T, insecure bool) *evEnv {
 		srv.Drain()
 		hs.Close()
 	})
-	return &evEnv{t: t, url: hs.URL, st: st, keys: keys}
+	return &evEnv{t: t, url: hs.URL, st: st}
 }
 
-// key makes a key and returns a client that sends it.
-func (e *evEnv) key(id, tenant, role string, queues ...string) *evClient {
-	secret := "secret-of-" + id
-	sum := sha256.Sum256([]byte(secret))
-	if _, err := e.keys.CreateKey(context.Background(), store.APIKey{ID: id, Hash: sum[:], Tenant: tenant, Role: role, Queues: queues}); err != nil {
+// key makes a key in the store and returns a client that sends it.
+func (e *evEnv) key(tenant, role string, queues ...string) *evClient {
+	token, key, err := apikey.New(apikey.Params{Tenant: tenant, Role: role, Queues: queues}, time.Now())
+	if err != nil {
 		e.t.Fatal(err)
 	}
-	return &evClient{t: e.t, url: e.url, token: "spool_" + id + "_" + secret}
+	if _, err := e.st.Capabilities().Keys.CreateKey(context.Background(), key); err != nil {
+		e.t.Fatal(err)
+	}
+	return &evClient{t: e.t, url: e.url, token: token}
 }
 
 // anon is a client without a key (for an insecure server).
@@ -542,14 +495,14 @@ func TestSubscriptionClaimLongPollsForEvents(t *testing.T) {
 func TestEventsTenantKeys(t *testing.T) {
 	t.Parallel()
 	env := newEvEnv(t, false)
-	acme := env.key("acmeadmin", "acme", store.RoleAdmin)
-	acmeProd := env.key("acmeprod", "acme", store.RoleProducer)
-	acmeWork := env.key("acmework", "acme", store.RoleWorker)
-	acmeRead := env.key("acmeread", "acme", store.RoleReader)
-	acmeMail := env.key("acmemail", "acme", store.RoleAdmin, "mail")
-	globex := env.key("globexadmin", "globex", store.RoleAdmin)
-	globexWork := env.key("globexwork", "globex", store.RoleWorker)
-	op := env.key("operator", store.AllTenants, store.RoleAdmin)
+	acme := env.key("acme", store.RoleAdmin)
+	acmeProd := env.key("acme", store.RoleProducer)
+	acmeWork := env.key("acme", store.RoleWorker)
+	acmeRead := env.key("acme", store.RoleReader)
+	acmeMail := env.key("acme", store.RoleAdmin, "mail")
+	globex := env.key("globex", store.RoleAdmin)
+	globexWork := env.key("globex", store.RoleWorker)
+	op := env.key(store.AllTenants, store.RoleAdmin)
 
 	// Roles.
 	acmeRead.want(acmeRead.do("POST", "/v1/topics/orders/events", map[string]any{"kind": "k"}), 403, "a reader publishes")

@@ -20,6 +20,10 @@ import (
 type route struct {
 	method, path string
 	perm         perm
+	// doc says what the route does, for the OpenAPI document; in and out
+	// are values of its request body's and answer's types.
+	doc     string
+	in, out any
 	// poll marks a long poll, whose timeout is its wait plus the request
 	// timeout.
 	poll bool

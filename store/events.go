@@ -367,7 +367,9 @@ type PruneEventsParams struct {
 }
 
 // SubscriptionQueue is the queue of a subscription's deliveries.
-func SubscriptionQueue(topic, name string) string { return SubscriptionQueuePrefix + topic + "/" + name }
+func SubscriptionQueue(topic, name string) string {
+	return SubscriptionQueuePrefix + topic + "/" + name
+}
 
 // SubscriptionQueuePrefix starts the name of every subscription's delivery
 // queue.

@@ -168,6 +168,7 @@ func (a *app) rootCmd() *cobra.Command {
 		a.eventsCmd(),
 		a.topicsCmd(),
 		a.subscriptionsCmd(),
+		a.keysCmd(),
 		a.benchCmd(),
 		a.demoCmd(),
 		a.migrateCmd(),

@@ -5,6 +5,8 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -13,6 +15,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/spoolrun/spool/internal/bench"
+	"github.com/spoolrun/spool/server"
 	"github.com/spoolrun/spool/store"
 )
 
@@ -34,6 +37,12 @@ const benchLong = `Bench measures throughput on a store with no-op jobs.
               are worked; reports publish→handler latency of every delivery.
   replay      publish --jobs events, then create a subscription from the start
               and report how fast it catches up (events/s).
+  enqueue     enqueue --jobs jobs in calls of --batch from --producers at once,
+              with no worker; reports jobs/s and each call's latency.
+
+With --through-server, bench serves the store with spool serve's HTTP API on
+a loopback port, in this process, and measures through it: producers and
+workers use the store as remote Go workers do (--store http://...).
 
 Unless --store is given on the command line, bench runs on a fresh temporary
 SQLite file that it deletes afterwards ($SPOOL_STORE is ignored), so it never
@@ -51,6 +60,8 @@ const benchExample = `  spool bench
   spool bench --mode events --jobs 100000 --workers 100 --subscriptions 3
   spool bench --mode events-continuous --rate 1000 --duration 30s
   spool bench --mode replay --jobs 1000000
+  spool bench --through-server --jobs 100000 --workers 100
+  spool bench --through-server --mode enqueue --batch 100 --producers 16
   spool bench --store postgres://localhost/app --jobs 100000 --workers 100`
 
 type benchFlags struct {
@@ -61,6 +72,10 @@ type benchFlags struct {
 	duration time.Duration
 	idle     time.Duration
 	subs     int
+	// through routes the run through spool serve's HTTP API.
+	through   bool
+	batch     int
+	producers int
 }
 
 func (a *app) benchCmd() *cobra.Command {
@@ -77,13 +92,16 @@ func (a *app) benchCmd() *cobra.Command {
 	}
 	cmd.AddCommand(a.benchSchedulesCmd(), a.benchWorkerCmd())
 	fl := cmd.Flags()
-	fl.StringVarP(&f.mode, "mode", "m", "burn-down", "burn-down, continuous, cross-process, events, events-continuous or replay")
+	fl.StringVarP(&f.mode, "mode", "m", "burn-down", "burn-down, continuous, cross-process, events, events-continuous, replay or enqueue")
 	fl.IntVarP(&f.jobs, "jobs", "n", 100_000, "burn-down: how many jobs to enqueue and work; events, replay: how many events to publish")
 	fl.IntVar(&f.subs, "subscriptions", 3, "events, events-continuous: subscriptions of the topic")
 	fl.IntVarP(&f.workers, "workers", "w", 100, "jobs running at once")
 	fl.IntVar(&f.rate, "rate", 1_000, "continuous, cross-process: jobs enqueued per second")
 	fl.DurationVar(&f.duration, "duration", 10*time.Second, "continuous, cross-process: how long to enqueue")
 	fl.DurationVar(&f.idle, "idle", 30*time.Second, "cross-process: how long to measure the idle worker's CPU (0: not)")
+	fl.BoolVar(&f.through, "through-server", false, "measure through spool serve's HTTP API (served in this process on loopback)")
+	fl.IntVar(&f.batch, "batch", 100, "enqueue: jobs per call")
+	fl.IntVar(&f.producers, "producers", 16, "enqueue: calls in flight at once")
 	return cmd
 }
 
@@ -100,8 +118,15 @@ func (a *app) bench(cmd *cobra.Command, f *benchFlags) error {
 		total = int(float64(f.rate) * f.duration.Seconds())
 	case "cross-process":
 		total = int(float64(f.rate) * f.duration.Seconds())
+		if f.through {
+			return usagef("--through-server does not apply to cross-process")
+		}
+	case "enqueue":
+		run = func(ctx context.Context, cfg bench.Config) (*bench.Result, error) {
+			return bench.Enqueue(ctx, cfg, f.batch, f.producers)
+		}
 	default:
-		return usagef("unknown --mode %q: use burn-down, continuous, cross-process, events, events-continuous or replay", f.mode)
+		return usagef("unknown --mode %q: use burn-down, continuous, cross-process, events, events-continuous, replay or enqueue", f.mode)
 	}
 	if f.jobs < 1 || f.workers < 1 || f.rate < 1 || f.duration <= 0 || f.idle < 0 {
 		return usagef("--jobs, --workers, --rate and --duration must be positive, --idle not negative")
@@ -114,6 +139,14 @@ func (a *app) bench(cmd *cobra.Command, f *benchFlags) error {
 	if run == nil {
 		run = a.crossProcess(storeURL, total, f)
 		where += ", worker in another process"
+	}
+	if f.through {
+		remote, stopServer, err := serveForBench(cmd.Context(), st)
+		if err != nil {
+			return err
+		}
+		defer stopServer()
+		st, where = remote, where+" through spool serve"
 	}
 
 	bar := a.newProgress(total, f.mode)
@@ -137,14 +170,17 @@ func (a *app) bench(cmd *cobra.Command, f *benchFlags) error {
 	w := a.stdout
 	fmt.Fprintf(w, "%s on %s: %d jobs in %.2fs = %.0f jobs/s (%d workers)\n",
 		res.Mode, where, res.Jobs, res.Seconds, res.JobsPerSec, res.Workers)
+	if res.Batch > 0 {
+		fmt.Fprintf(w, "  calls:         %d jobs each, %d at once; latency (ms) p50 %.2f  p95 %.2f  p99 %.2f  max %.2f\n",
+			res.Batch, res.Workers, res.LatencyMS.P50, res.LatencyMS.P95, res.LatencyMS.P99, res.LatencyMS.Max)
+	} else if l := res.LatencyMS; l != nil {
+		fmt.Fprintf(w, "  latency (ms):  p50 %.2f  p95 %.2f  p99 %.2f  max %.2f  (enqueue to handler start)\n", l.P50, l.P95, l.P99, l.Max)
+	}
 	if res.EnqueueSeconds > 0 {
 		fmt.Fprintf(w, "  enqueue:       %.2fs (%.0f jobs/s, batches of 1000)\n", res.EnqueueSeconds, float64(res.Jobs)/res.EnqueueSeconds)
 	}
 	if res.Rate > 0 {
 		fmt.Fprintf(w, "  target rate:   %d jobs/s\n", res.Rate)
-	}
-	if l := res.LatencyMS; l != nil {
-		fmt.Fprintf(w, "  latency (ms):  p50 %.2f  p95 %.2f  p99 %.2f  max %.2f  (enqueue to handler start)\n", l.P50, l.P95, l.P99, l.Max)
 	}
 	if res.SettleBatch > 0 {
 		fmt.Fprintf(w, "  settle batch:  %.1f verdicts per commit on average\n", res.SettleBatch)
@@ -238,6 +274,9 @@ func (a *app) scratchNamespace(ctx context.Context, ns *store.Namespaces, prefix
 
 // benchEvents runs the events modes.
 func (a *app) benchEvents(cmd *cobra.Command, f *benchFlags) error {
+	if f.through {
+		return usagef("--through-server measures jobs: the remote store does not carry events")
+	}
 	if f.jobs < 1 || f.workers < 1 || f.rate < 1 || f.duration <= 0 || f.subs < 1 {
 		return usagef("--jobs, --workers, --rate, --duration and --subscriptions must be positive")
 	}
@@ -278,4 +317,40 @@ func (a *app) benchEvents(cmd *cobra.Command, f *benchFlags) error {
 		fmt.Fprintf(w, "  latency (ms):  p50 %.2f  p95 %.2f  p99 %.2f  max %.2f  (publish to handler start, every delivery)\n", l.P50, l.P95, l.P99, l.Max)
 	}
 	return nil
+}
+
+// serveForBench serves st with spool serve's API on a loopback port and
+// returns a remote store on it, as a Go worker attached with --store
+// http://... has, and the function that stops both.
+func serveForBench(ctx context.Context, st store.Store) (store.Store, func(), error) {
+	srv, err := server.New(server.Config{Store: st, Insecure: true})
+	if err != nil {
+		return nil, nil, err
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, nil, err
+	}
+	hs := &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second}
+	served := make(chan struct{})
+	go func() {
+		defer close(served)
+		_ = hs.Serve(ln)
+	}()
+	stopServer := func() {
+		srv.Drain()
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
+		_ = hs.Shutdown(sctx)
+		<-served
+	}
+	remote, err := store.Open(ctx, "http://"+ln.Addr().String(), store.OpenOptions{})
+	if err != nil {
+		stopServer()
+		return nil, nil, err
+	}
+	return remote, func() {
+		remote.Close()
+		stopServer()
+	}, nil
 }

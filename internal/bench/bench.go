@@ -59,6 +59,8 @@ type Result struct {
 	Rate int `json:"rate,omitempty"`
 	// SettleBatch is the average number of verdicts per store Settle call.
 	SettleBatch float64 `json:"settle_batch"`
+	// Batch is an enqueue run's jobs per call.
+	Batch int `json:"batch,omitempty"`
 	// Idle is the cross-process run's idle worker: measured after the
 	// load, with nothing to do.
 	Idle *Idle `json:"idle,omitempty"`

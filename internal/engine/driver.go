@@ -97,6 +97,8 @@ type Driver interface {
 	Schedules() ScheduleDriver
 	// Events is the driver's event storage, or nil.
 	Events() EventDriver
+	// Keys is the driver's API key storage, or nil.
+	Keys() KeyDriver
 }
 
 // Insert is a batch of normalized jobs to insert.

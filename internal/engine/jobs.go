@@ -14,12 +14,14 @@ import (
 	"github.com/spoolrun/spool/store"
 )
 
-// Store implements store.Store, and store.ScheduleStore when its driver
-// keeps schedules, over a Driver. Backends embed it.
+// Store implements store.Store over a Driver, and store.ScheduleStore,
+// store.EventStore and store.KeyStore when its driver keeps schedules,
+// events and API keys. Backends embed it.
 type Store struct {
 	d      Driver
 	sched  ScheduleDriver // nil when the driver keeps no schedules
 	ev     EventDriver    // nil when the driver keeps no events
+	kd     KeyDriver      // nil when the driver keeps no API keys
 	pubs   sync.Map       // topic -> *pubGroups: publishes waiting to be merged
 	log    *slog.Logger
 	closed atomic.Bool
@@ -31,7 +33,7 @@ func New(d Driver, log *slog.Logger) *Store {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Store{d: d, sched: d.Schedules(), ev: d.Events(), log: log}
+	return &Store{d: d, sched: d.Schedules(), ev: d.Events(), kd: d.Keys(), log: log}
 }
 
 var (
@@ -57,6 +59,9 @@ func (e *Store) Capabilities() store.Capabilities {
 		if e.d.SQLTx() != nil {
 			c.EventsSQLTx = e
 		}
+	}
+	if e.kd != nil {
+		c.Keys = e
 	}
 	return c
 }

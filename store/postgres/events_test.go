@@ -784,8 +784,8 @@ func TestRouteConcurrentPublishersAndRouters(t *testing.T) {
 	t.Logf("%d events committed, %d rolled back", len(committed), len(rolledBack))
 }
 
-// TestEventsMigrationDownUp: migration 0003 (with 0004 above it) comes off
-// cleanly and goes back on with working tables.
+// TestEventsMigrationDownUp: migration 0003 (with the migrations above it)
+// comes off cleanly and goes back on with working tables.
 func TestEventsMigrationDownUp(t *testing.T) {
 	t.Parallel()
 	schema := pgtest.Schema(t)
@@ -804,13 +804,15 @@ func TestEventsMigrationDownUp(t *testing.T) {
 		t.Fatalf("%d event tables after Open", n)
 	}
 	publish(t, s, "t", store.EventInput{Kind: "k"})
-	if steps, err := postgres.Migrate(ctx, pool, schema, 2); err != nil || len(steps) != 2 || !steps[1].Down || steps[1].Version != 3 {
+	latest := postgres.LatestVersion()
+	if steps, err := postgres.Migrate(ctx, pool, schema, 2); err != nil || len(steps) != latest-2 ||
+		!steps[len(steps)-1].Down || steps[len(steps)-1].Version != 3 {
 		t.Fatalf("Migrate down to 2: %+v, %v", steps, err)
 	}
 	if n := tables(); n != 0 {
 		t.Fatalf("%d event tables left after down", n)
 	}
-	if steps, err := postgres.Migrate(ctx, pool, schema, postgres.LatestVersion()); err != nil || len(steps) != 2 || steps[0].Version != 3 {
+	if steps, err := postgres.Migrate(ctx, pool, schema, latest); err != nil || len(steps) != latest-2 || steps[0].Version != 3 {
 		t.Fatalf("Migrate up again: %+v, %v", steps, err)
 	}
 	if res := publish(t, s, "t", store.EventInput{Kind: "k"}); res[0].Position != 1 {
@@ -845,13 +847,15 @@ func TestDeadHeadMigrationDownUp(t *testing.T) {
 	if n := objects(); n != 3 {
 		t.Fatalf("%d of migration 0004's objects after Open, want 3", n)
 	}
-	if steps, err := postgres.Migrate(ctx, pool, schema, 3); err != nil || len(steps) != 1 || !steps[0].Down || steps[0].Version != 4 {
+	latest := postgres.LatestVersion()
+	if steps, err := postgres.Migrate(ctx, pool, schema, 3); err != nil || len(steps) != latest-3 ||
+		!steps[len(steps)-1].Down || steps[len(steps)-1].Version != 4 {
 		t.Fatalf("Migrate down to 3: %+v, %v", steps, err)
 	}
 	if n := objects(); n != 0 {
 		t.Fatalf("%d of migration 0004's objects left after down", n)
 	}
-	if steps, err := postgres.Migrate(ctx, pool, schema, 4); err != nil || len(steps) != 1 || steps[0].Version != 4 {
+	if steps, err := postgres.Migrate(ctx, pool, schema, latest); err != nil || len(steps) != latest-3 || steps[0].Version != 4 {
 		t.Fatalf("Migrate up again: %+v, %v", steps, err)
 	}
 	if j, err := s.Get(ctx, res[0].ID); err != nil || j.HoldKeyWhenDead {

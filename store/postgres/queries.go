@@ -275,6 +275,7 @@ type queries struct {
 	cancel, requeueLock, requeue, purge, setPaused, prune string
 	sched                                                 *scheduleQueries
 	ev                                                    *eventQueries
+	keys                                                  *keyQueries
 }
 
 func newQueries(schema string) *queries {
@@ -289,6 +290,7 @@ func newQueries(schema string) *queries {
 		setPaused: r(setPausedSQL), prune: r(pruneSQL),
 		sched: newScheduleQueries(schema),
 		ev:    newEventQueries(schema),
+		keys:  newKeyQueries(schema),
 	}
 	for o, s := range settleSQL {
 		q.settle[o] = r(s)

@@ -29,6 +29,7 @@ func testCapabilitiesMatch(t *testing.T, h *harness) {
 		{"SQLTx", f.SQLTx, c.SQLTx != nil},
 		{"Events", f.Events, c.Events != nil},
 		{"EventsSQLTx", f.Events && f.SQLTx, c.EventsSQLTx != nil},
+		{"Keys", f.Keys, c.Keys != nil},
 	} {
 		switch {
 		case cap.declared && !cap.have:
@@ -37,7 +38,7 @@ func testCapabilitiesMatch(t *testing.T, h *harness) {
 			t.Errorf("the store has %s, but the backend does not declare it, so the suite does not test it", cap.name)
 		}
 	}
-	if got, want := len(c.Names()), btoi(f.Schedules)+btoi(f.Notify)+btoi(f.SQLTx)+btoi(f.Events)+btoi(f.Events && f.SQLTx); got != want {
+	if got, want := len(c.Names()), btoi(f.Schedules)+btoi(f.Notify)+btoi(f.SQLTx)+btoi(f.Events)+btoi(f.Events && f.SQLTx)+btoi(f.Keys); got != want {
 		t.Errorf("Capabilities().Names() = %v, want %d names", c.Names(), want)
 	}
 }

@@ -49,6 +49,8 @@ type Features struct {
 	SQLTx     bool // Capabilities.SQLTx
 	// Events: Capabilities.Events (and, with SQLTx, Capabilities.EventsSQLTx).
 	Events bool
+	// Keys: Capabilities.Keys, the API keys of spool serve.
+	Keys bool
 	// MultiHandle: several handles may share one database (other
 	// processes, other nodes); the suite runs the racing and failure
 	// cases across two handles.
@@ -116,6 +118,7 @@ func Run(t *testing.T, b Backend) {
 		{"SQLTx", sqlTxTests, f.SQLTx},
 		{"Events", eventTests, f.Events},
 		{"EventsSQLTx", eventTxTests, f.Events && f.SQLTx},
+		{"Keys", keyTests, f.Keys},
 		{"MultiHandleEvents", multiEventTests, f.MultiHandle && f.Events},
 		{"MultiHandle", multiTests, f.MultiHandle},
 		{"MultiHandleNotify", multiNotifyTests, f.MultiHandle && f.Notify && f.NotifyAcrossHandles},
