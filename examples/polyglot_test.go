@@ -34,30 +34,68 @@ func TestPolyglotWorkers(t *testing.T) {
 	if len(missing) == len(workers) {
 		t.Skipf("%s not on PATH (or node older than 18)", strings.Join(missing, " and "))
 	}
-	base := serve(t)
+	bin := buildSpool(t)
+	// Without keys, every request acts as an operator's; with a tenant's
+	// key, the worker's queues and topics are stored under "acme/", which
+	// it never sees.
+	dir := t.TempDir()
+	insecure := serve(t, bin, filepath.Join(dir, "insecure.db"), true)
+	keyed := filepath.Join(dir, "keyed.db")
+	acme := makeKey(t, bin, keyed, "acme")
+	operator := makeKey(t, bin, keyed, "*")
+	secure := serve(t, bin, keyed, false)
 	for _, w := range workers {
-		t.Run(w.name, func(t *testing.T) {
-			if slices.Contains(missing, w.interpreter) {
-				t.Skipf("%s is not on PATH (or, for node, older than 18)", w.interpreter)
-			}
-			queue := "polyglot/" + w.name
-			ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
-			defer cancel()
-			cmd := exec.CommandContext(ctx, w.interpreter, w.script, base, queue)
-			var stdout, stderr bytes.Buffer
-			cmd.Stdout, cmd.Stderr = &stdout, &stderr
-			if err := cmd.Run(); err != nil {
-				t.Fatalf("%s %s: %v\nstdout:\n%s\nstderr:\n%s", w.interpreter, w.script, err, stdout.String(), stderr.String())
-			}
-			t.Logf("%s printed:\n%s", w.script, stdout.String())
-			var sum summary
-			if err := json.Unmarshal(stdout.Bytes(), &sum); err != nil {
-				t.Fatalf("the summary is not JSON: %v", err)
-			}
-			checkJobs(t, base, w.name, queue, sum)
-			checkEvents(t, base, w.name, sum)
-		})
+		for _, mode := range []struct{ name, base, key, prefix string }{
+			{"insecure", insecure, "", ""},
+			{"tenant-key", secure, acme, "acme/"},
+		} {
+			t.Run(w.name+"/"+mode.name, func(t *testing.T) {
+				if slices.Contains(missing, w.interpreter) {
+					t.Skipf("%s is not on PATH (or, for node, older than 18)", w.interpreter)
+				}
+				sum := runWorker(t, w.interpreter, w.script, mode.base, mode.key, "polyglot/"+w.name)
+				api := client{base: mode.base, key: mode.key}
+				checkJobs(t, api, w.name, "polyglot/"+w.name, sum)
+				checkEvents(t, api, w.name, sum)
+				if mode.prefix == "" {
+					return
+				}
+				// The operator sees what the worker made under its tenant's prefix.
+				op := client{base: mode.base, key: operator}
+				var j job
+				op.get(t, "/v1/jobs/"+sum.Jobs[0].ID, &j)
+				if j.Queue != mode.prefix+"polyglot/"+w.name {
+					t.Errorf("the operator sees the job in queue %q", j.Queue)
+				}
+				var sub struct{ Queue string }
+				op.get(t, "/v1/topics/"+url.PathEscape(mode.prefix+sum.Topic)+"/subscriptions/"+w.name, &sub)
+				if sub.Queue != "sub/"+mode.prefix+sum.Topic+"/"+w.name {
+					t.Errorf("the operator sees the subscription's queue as %q", sub.Queue)
+				}
+			})
+		}
 	}
+}
+
+// runWorker runs a worker script against base with key (none when empty)
+// and returns its summary.
+func runWorker(t *testing.T, interpreter, script, base, key, queue string) summary {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, interpreter, script, base, queue)
+	cmd.Env = append(os.Environ(), "SPOOL_API_KEY="+key)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("%s %s: %v\nstdout:\n%s\nstderr:\n%s", interpreter, script, err, stdout.String(), stderr.String())
+	}
+	t.Logf("%s printed:\n%s", script, stdout.String())
+	var sum summary
+	if err := json.Unmarshal(stdout.Bytes(), &sum); err != nil {
+		t.Fatalf("the summary is not JSON: %v", err)
+	}
+	return sum
 }
 
 // summary is what a worker prints.
@@ -88,7 +126,7 @@ type job struct {
 
 // checkJobs checks each job's final state as spool serve has it, not as
 // the worker said.
-func checkJobs(t *testing.T, base, by, queue string, sum summary) {
+func checkJobs(t *testing.T, api client, by, queue string, sum summary) {
 	t.Helper()
 	if sum.Queue != queue || len(sum.Jobs) != 5 {
 		t.Fatalf("summary: queue %q with %d jobs", sum.Queue, len(sum.Jobs))
@@ -99,7 +137,7 @@ func checkJobs(t *testing.T, base, by, queue string, sum summary) {
 	kinds := map[string]int{}
 	for _, s := range sum.Jobs {
 		var j job
-		get(t, base, "/v1/jobs/"+s.ID, &j)
+		api.get(t, "/v1/jobs/"+s.ID, &j)
 		kinds[j.Kind]++
 		if j.Queue != queue {
 			t.Errorf("job %s is in queue %q, want %q", j.ID, j.Queue, queue)
@@ -126,7 +164,7 @@ func checkJobs(t *testing.T, base, by, queue string, sum summary) {
 		t.Errorf("job kinds: %v", kinds)
 	}
 	var dead struct{ Jobs []job }
-	get(t, base, "/v1/dlq?queue="+url.QueryEscape(queue), &dead)
+	api.get(t, "/v1/dlq?queue="+url.QueryEscape(queue), &dead)
 	if len(dead.Jobs) != 1 || dead.Jobs[0].Kind != "poison" {
 		t.Errorf("dead letters of %s: %+v", queue, dead.Jobs)
 	}
@@ -134,7 +172,7 @@ func checkJobs(t *testing.T, base, by, queue string, sum summary) {
 
 // checkEvents checks that the worker's subscription got its event and
 // handled it.
-func checkEvents(t *testing.T, base, name string, sum summary) {
+func checkEvents(t *testing.T, api client, name string, sum summary) {
 	t.Helper()
 	if sum.Published == "" || !slices.Equal(sum.Delivered, []string{sum.Published}) {
 		t.Fatalf("published %q, delivered %q", sum.Published, sum.Delivered)
@@ -146,18 +184,24 @@ func checkEvents(t *testing.T, base, name string, sum summary) {
 			Behind int64 `json:"behind"`
 		} `json:"lag"`
 	}
-	get(t, base, "/v1/topics/"+url.PathEscape(sum.Topic)+"/subscriptions/"+name, &sub)
+	api.get(t, "/v1/topics/"+url.PathEscape(sum.Topic)+"/subscriptions/"+name, &sub)
 	if sub.Queue != "sub/"+sum.Topic+"/"+name || sub.Lag.Head != 1 || sub.Lag.Behind != 0 {
 		t.Errorf("subscription %s/%s: %+v", sum.Topic, name, sub)
 	}
 }
 
+// client reads the API at base with key (none when empty).
+type client struct{ base, key string }
+
 // get reads path from the API into v.
-func get(t *testing.T, base, path string, v any) {
+func (c client) get(t *testing.T, path string, v any) {
 	t.Helper()
-	req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, base+path, nil)
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, c.base+path, nil)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if c.key != "" {
+		req.Header.Set("Authorization", "Bearer "+c.key)
 	}
 	res, err := http.DefaultClient.Do(req)
 	if err != nil {
@@ -176,21 +220,44 @@ func get(t *testing.T, base, path string, v any) {
 	}
 }
 
-// serve builds the spool command, starts spool serve on a temporary SQLite
-// file, and returns its URL; it is stopped (SIGINT) when the test ends.
-func serve(t *testing.T) string {
+// buildSpool builds the spool command into a temporary directory.
+func buildSpool(t *testing.T) string {
 	t.Helper()
-	dir := t.TempDir()
 	goTool, err := exec.LookPath("go") // go test puts its own toolchain first on PATH
 	if err != nil {
 		t.Fatalf("the test builds spool with the go command: %v", err)
 	}
-	bin := filepath.Join(dir, "spool")
+	bin := filepath.Join(t.TempDir(), "spool")
 	if out, err := exec.Command(goTool, "build", "-o", bin, "github.com/spoolrun/spool/cmd/spool").CombinedOutput(); err != nil {
 		t.Fatalf("go build cmd/spool: %v\n%s", err, out)
 	}
-	cmd := exec.Command(bin, "serve", "--insecure-no-auth", "--addr", "127.0.0.1:0", "--json",
-		"--store", filepath.Join(dir, "spool.db"))
+	return bin
+}
+
+// makeKey makes an admin key of tenant in the store at path with spool
+// keys create, and returns its token.
+func makeKey(t *testing.T, bin, path, tenant string) string {
+	t.Helper()
+	out, err := exec.Command(bin, "keys", "create", "--tenant", tenant, "--role", "admin", "--json", "--store", path).Output()
+	if err != nil {
+		t.Fatalf("spool keys create: %v", err)
+	}
+	var made struct{ Token string }
+	if err := json.Unmarshal(out, &made); err != nil || made.Token == "" {
+		t.Fatalf("spool keys create printed %s (%v)", out, err)
+	}
+	return made.Token
+}
+
+// serve starts spool serve on the SQLite file at path (insecure: without
+// keys) and returns its URL; it is stopped (SIGINT) when the test ends.
+func serve(t *testing.T, bin, path string, insecure bool) string {
+	t.Helper()
+	args := []string{"serve", "--addr", "127.0.0.1:0", "--json", "--store", path}
+	if insecure {
+		args = append(args, "--insecure-no-auth")
+	}
+	cmd := exec.Command(bin, args...)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
