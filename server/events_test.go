@@ -668,3 +668,30 @@ func (n noEvents) Capabilities() store.Capabilities {
 	c.Events, c.EventsSQLTx = nil, nil
 	return c
 }
+
+// A subscription's name may hold "/" too: its queue "sub/t/a/b" is found
+// to be topic "t", name "a/b" (not topic "t/a", name "b"), and its events
+// are routed by the claim.
+func TestSubscriptionNameWithSlash(t *testing.T) {
+	t.Parallel()
+	c := newEvEnv(t, true).anon()
+	c.want(c.do("POST", "/v1/topics/t/events", map[string]any{"events": []any{map[string]any{"kind": "k"}, map[string]any{"kind": "k"}}}), 201, "publish")
+	var sub subscriptionView
+	c.want(c.do("PUT", "/v1/topics/t/subscriptions/a%2Fb", map[string]any{"from": 1}), 201, "create").into(t, &sub)
+	if sub.Name != "a/b" || sub.Queue != "sub/t/a/b" {
+		t.Fatalf("create answered %+v", sub)
+	}
+	var cl claimed
+	c.want(c.do("POST", "/v1/queues/sub%2Ft%2Fa%2Fb/claim", map[string]any{"limit": 10}), 200, "claim").into(t, &cl)
+	if len(cl.Jobs) != 2 {
+		t.Fatalf("claim answered %+v", cl)
+	}
+	c.want(c.do("POST", "/v1/queues/sub%2Ft%2Fnone/claim", map[string]any{"limit": 10}), 200, "claim a queue of no subscription").into(t, &cl)
+	if len(cl.Jobs) != 0 {
+		t.Fatalf("claim answered %+v", cl)
+	}
+	// Unescaped, the slashes are path segments: no such route.
+	if a := c.do("POST", "/v1/queues/sub/t/a/b/claim", map[string]any{}); a.status != 404 || a.code(t) != "not_found" {
+		t.Fatalf("unescaped: %d %s", a.status, a.body)
+	}
+}
