@@ -135,7 +135,9 @@ func (c *call) getJob() (any, error) {
 	return c.view(j, true), nil
 }
 
-// listJobs is GET /v1/jobs?queue=&state=&kind=&tenant=&after=&limit=.
+// listJobs is GET /v1/jobs?queue=&state=&kind=&tenant=&after=&limit=&history=.
+// With history=true each job comes with its error history, which lists
+// otherwise leave out.
 func (c *call) listJobs() (any, error) {
 	p := store.ListParams{Kind: c.query("kind")}
 	var err error
@@ -169,10 +171,11 @@ func (c *call) listJobs() (any, error) {
 	if err != nil {
 		return nil, err
 	}
+	history := c.query("history") == "true"
 	v := wire.JobPage{Jobs: []wire.Job{}}
 	for _, j := range page.Jobs {
 		if c.sc.sees(j) {
-			v.Jobs = append(v.Jobs, c.view(j, false))
+			v.Jobs = append(v.Jobs, c.view(j, history))
 		}
 	}
 	if !page.Next.IsZero() {

@@ -30,6 +30,7 @@ func (s *Server) table() []route {
 
 		// Workers: peek-lock.
 		{method: http.MethodPost, path: "/v1/queues/{queue}/claim", perm: permWork, poll: true, fn: (*call).claim},
+		{method: http.MethodGet, path: "/v1/queues/{queue}/wake", perm: permRead, poll: true, fn: (*call).wake},
 		{method: http.MethodPost, path: "/v1/renew", perm: permWork, fn: (*call).renew},
 		{method: http.MethodPost, path: "/v1/settle", perm: permWork, fn: (*call).settle},
 		{method: http.MethodPost, path: "/v1/maintenance/reap", perm: permWork, fn: (*call).reap},
@@ -43,6 +44,20 @@ func (s *Server) table() []route {
 		{method: http.MethodGet, path: "/v1/dlq", perm: permRead, fn: (*call).listDead},
 		{method: http.MethodPost, path: "/v1/dlq/requeue", perm: permAdmin, fn: (*call).requeueDead},
 		{method: http.MethodPost, path: "/v1/dlq/purge", perm: permAdmin, fn: (*call).purgeDead},
+
+		// Schedules.
+		{method: http.MethodGet, path: "/v1/schedules", perm: permRead, fn: (*call).listSchedules},
+		{method: http.MethodPost, path: "/v1/schedules", perm: permAdmin, fn: (*call).upsertSchedules},
+		{method: http.MethodGet, path: "/v1/schedules/{id}", perm: permRead, fn: (*call).getSchedule},
+		{method: http.MethodDelete, path: "/v1/schedules/{id}", perm: permAdmin, fn: (*call).deleteSchedule},
+		{method: http.MethodPost, path: "/v1/schedules/{id}/pause", perm: permAdmin, fn: (*call).pauseSchedule},
+		{method: http.MethodPost, path: "/v1/schedules/{id}/resume", perm: permAdmin, fn: (*call).resumeSchedule},
+		{method: http.MethodPost, path: "/v1/schedules/{id}/trigger", perm: permAdmin, fn: (*call).triggerSchedule},
+		{method: http.MethodPost, path: "/v1/schedules/pause", perm: permAdmin, fn: (*call).pauseSchedules},
+		{method: http.MethodPost, path: "/v1/schedules/resume", perm: permAdmin, fn: (*call).resumeSchedules},
+		{method: http.MethodPost, path: "/v1/schedules/delete", perm: permAdmin, fn: (*call).deleteSchedules},
+		{method: http.MethodPost, path: "/v1/schedules/trigger", perm: permAdmin, fn: (*call).triggerSchedules},
+		{method: http.MethodPost, path: "/v1/schedules/fire", perm: permWork, fn: (*call).fireSchedules},
 	}
 }
 
