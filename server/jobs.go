@@ -115,8 +115,22 @@ func (c *call) job() (*store.Job, error) {
 // view returns the view of a job as the key knows it.
 func (c *call) view(j *store.Job, history bool) wire.Job {
 	v := wire.JobOf(j, history)
+	if j.LockToken != 0 && c.lockTokens() {
+		v.LockToken = j.LockToken.String()
+	}
 	c.fixView(&v)
 	return v
+}
+
+// HeaderLockTokens asks, with the value "true", for running jobs' lock
+// tokens in the views of jobs read (not only claimed), as a store's Get and
+// List give them; store/remote does. Only keys that may work (worker,
+// admin) get them: with a token, a job's delivery can be settled.
+const HeaderLockTokens = "Spool-Lock-Tokens"
+
+// lockTokens says the views of jobs read carry their lock tokens.
+func (c *call) lockTokens() bool {
+	return c.r.Header.Get(HeaderLockTokens) == "true" && roleCan(c.sc.role, permWork)
 }
 
 func (c *call) fixView(v *wire.Job) {

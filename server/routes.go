@@ -62,7 +62,7 @@ func (s *Server) table() []route {
 }
 
 // serveOpenAPI is GET /v1/openapi.json.
-func serveOpenAPI(c *call) (any, error) {
+func serveOpenAPI(_ *call) (any, error) {
 	return rawJSON(openAPI), nil
 }
 

@@ -250,7 +250,9 @@ func (v QueueStats) StoreStats() store.QueueStats {
 
 // secondsDuration converts a number of seconds from JSON into a duration,
 // to the nearest nanosecond (exact for durations of up to about 100 days).
-func secondsDuration(s float64) time.Duration { return time.Duration(math.Round(s * float64(time.Second))) }
+func secondsDuration(s float64) time.Duration {
+	return time.Duration(math.Round(s * float64(time.Second)))
+}
 
 // attemptErrorsOf returns the wire form of an error history; nil for none.
 func attemptErrorsOf(es []store.AttemptError) []AttemptError {

@@ -1,0 +1,5 @@
+package remote_test
+
+const envChildURL = "SPOOL_REMOTE_CHILD_URL"
+
+func runChild() int { return 0 }
