@@ -139,10 +139,19 @@ var (
 func Open(rawURL string, opts Options) (*Store, error) {
 	u, err := url.Parse(rawURL)
 	if err != nil {
-		return nil, &store.ValidationError{Field: "store URL", Reason: fmt.Sprintf("%q is not a URL", store.RedactURL(rawURL))}
+		reason := "is not a URL"
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			reason += ": " + ue.Err.Error() // without the URL, which may hold a key
+		}
+		return nil, &store.ValidationError{Field: "store URL", Reason: reason}
 	}
 	scheme := strings.ToLower(u.Scheme)
-	shown := store.RedactURL(rawURL)
+	// Messages show the URL without its password, query or fragment, any
+	// of which may hold a key.
+	bare := *u
+	bare.RawQuery, bare.Fragment, bare.RawFragment = "", "", ""
+	shown := bare.Redacted()
 	switch {
 	case scheme != "http" && scheme != "https":
 		return nil, &store.ValidationError{Field: "store URL", Reason: fmt.Sprintf("%s: a remote store's URL is http:// or https://", shown)}
