@@ -255,6 +255,7 @@ func (c *call) wake() (any, error) {
 	defer cancel()
 	c.w.Header().Set("Content-Type", "application/json")
 	c.w.Header().Set("Cache-Control", "no-store")
+	c.w.Header().Set("X-Accel-Buffering", "no") // a proxy must pass the headers on at once
 	c.w.WriteHeader(http.StatusOK)
 	_ = http.NewResponseController(c.w).Flush() // the client now knows it is watched
 	woken := false
