@@ -222,7 +222,7 @@ func TestViewsBackToStore(t *testing.T) {
 	b, _ = json.Marshal(wire.TriggerItemsOf(trs))
 	var trItems []wire.TriggerItem
 	_ = json.Unmarshal(b, &trItems)
-	if gotTrs, err := wire.TriggerResults(trItems, 2); err != nil || !reflect.DeepEqual(gotTrs[0], trs[0]) || !errors.Is(gotTrs[1].Err, store.ErrNotFound) {
+	if gotTrs, err := wire.TriggerResults(trItems, 2); err != nil || gotTrs[0].Err != nil || !reflect.DeepEqual(gotTrs[0].Run, trs[0].Run) || !gotTrs[0].Duplicate || !errors.Is(gotTrs[1].Err, store.ErrNotFound) {
 		t.Errorf("trigger answers came back as %+v, %v", gotTrs, err)
 	}
 	if _, err := wire.TriggerResults(trItems[:1], 2); !errors.Is(err, store.ErrInvalid) {
