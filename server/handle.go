@@ -89,9 +89,16 @@ func (s *Server) handle(rt route) http.Handler {
 			writeError(w, r, err)
 			return
 		}
+		if _, ok := v.(streamed); ok {
+			return // the route wrote its answer itself
+		}
 		writeJSON(w, c.status, v)
 	})
 }
+
+// streamed is the answer of a route that wrote its response itself, such
+// as a long poll that sends its headers before its body.
+type streamed struct{}
 
 // writeJSON answers v with status.
 func writeJSON(w http.ResponseWriter, status int, v any) {

@@ -115,8 +115,22 @@ func (c *call) job() (*store.Job, error) {
 // view returns the view of a job as the key knows it.
 func (c *call) view(j *store.Job, history bool) wire.Job {
 	v := wire.JobOf(c.sc.jobOut(j), history)
+	if j.LockToken != 0 && c.lockTokens() {
+		v.LockToken = j.LockToken.String()
+	}
 	c.fixView(&v)
 	return v
+}
+
+// HeaderLockTokens asks, with the value "true", for running jobs' lock
+// tokens in the views of jobs read (not only claimed), as a store's Get and
+// List give them; store/remote does. Only keys that may work (worker,
+// admin) get them: with a token, a job's delivery can be settled.
+const HeaderLockTokens = "Spool-Lock-Tokens"
+
+// lockTokens says the views of jobs read carry their lock tokens.
+func (c *call) lockTokens() bool {
+	return c.r.Header.Get(HeaderLockTokens) == "true" && roleCan(c.sc.role, permWork)
 }
 
 func (c *call) fixView(v *wire.Job) {
@@ -135,7 +149,9 @@ func (c *call) getJob() (any, error) {
 	return c.view(j, true), nil
 }
 
-// listJobs is GET /v1/jobs?queue=&state=&kind=&tenant=&after=&limit=.
+// listJobs is GET /v1/jobs?queue=&state=&kind=&tenant=&after=&limit=&history=.
+// With history=true each job comes with its error history, which lists
+// otherwise leave out.
 func (c *call) listJobs() (any, error) {
 	p := store.ListParams{Kind: c.query("kind")}
 	var err error
@@ -169,10 +185,11 @@ func (c *call) listJobs() (any, error) {
 	if err != nil {
 		return nil, err
 	}
+	history := c.query("history") == "true"
 	v := wire.JobPage{Jobs: []wire.Job{}}
 	for _, j := range page.Jobs {
 		if c.sc.sees(j) {
-			v.Jobs = append(v.Jobs, c.view(j, false))
+			v.Jobs = append(v.Jobs, c.view(j, history))
 		}
 	}
 	if !page.Next.IsZero() {

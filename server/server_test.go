@@ -176,6 +176,7 @@ func (h *harness) seedGlobex() globex {
 	var ev struct{ ID string }
 	h.must(201, "globex/producer", "POST", "/v1/topics/orders/events", `{"kind": "secret", "key": "o-1", "payload": {"globex": "secret"}}`, &ev)
 	g.event = ev.ID
+	h.must(201, "globex/admin", "POST", "/v1/schedules", `{"id": "nightly", "spec": "@daily", "kind": "secret", "queue": "mail"}`, nil)
 	return g
 }
 
@@ -203,6 +204,16 @@ func (h *harness) snapshot(skip string) string {
 			fmt.Fprintf(&b, "%s paused=%v|", q.Queue, q.Paused)
 		}
 	}
+	if ss := h.st.Capabilities().Schedules; ss != nil {
+		for _, tenant := range []string{"globex", "acme", ""} {
+			page, _ := ss.ListSchedules(context.Background(), store.ScheduleListParams{Tenant: tenant})
+			for _, sc := range page.Schedules {
+				if tenant != skip {
+					fmt.Fprintf(&b, "schedule %s/%s v%d paused=%v next=%v|", sc.Tenant, sc.ID, sc.Version, sc.Paused, sc.NextRunAt)
+				}
+			}
+		}
+	}
 	if es := h.st.Capabilities().Events; es != nil {
 		topics, _ := es.Topics(context.Background())
 		for _, t := range topics {
@@ -226,27 +237,40 @@ func (h *harness) snapshot(skip string) string {
 func probes(g globex) map[string]struct{ path, body string } {
 	settle := fmt.Sprintf(`{"verdicts": [{"id": %q, "lock_token": %q, "outcome": "complete"}]}`, g.running.ID, g.running.LockToken)
 	return map[string]struct{ path, body string }{
-		"GET /v1/openapi.json":           {"/v1/openapi.json", ""},
-		"POST /v1/jobs":                  {"/v1/jobs", `{"kind": "k", "tenant": "globex", "queue": "mail"}`},
-		"GET /v1/jobs":                   {"/v1/jobs?tenant=globex", ""},
-		"GET /v1/jobs/{id}":              {"/v1/jobs/" + g.waiting.ID, ""},
-		"GET /v1/jobs/{id}/wait":         {"/v1/jobs/" + g.waiting.ID + "/wait?timeout=0s", ""},
-		"POST /v1/jobs/{id}/cancel":      {"/v1/jobs/" + g.waiting.ID + "/cancel", ""},
-		"POST /v1/jobs/{id}/requeue":     {"/v1/jobs/" + g.dead.ID + "/requeue", ""},
-		"POST /v1/jobs/cancel":           {"/v1/jobs/cancel", fmt.Sprintf(`{"ids": [%q, %q]}`, g.waiting.ID, g.running.ID)},
-		"POST /v1/jobs/requeue":          {"/v1/jobs/requeue", fmt.Sprintf(`{"ids": [%q]}`, g.dead.ID)},
-		"POST /v1/queues/{queue}/claim":  {"/v1/queues/mail/claim", `{"limit": 10}`},
-		"POST /v1/renew":                 {"/v1/renew", fmt.Sprintf(`{"renewals": [{"id": %q, "lock_token": %q, "lock_seconds": 600}]}`, g.running.ID, g.running.LockToken)},
-		"POST /v1/settle":                {"/v1/settle", settle},
-		"POST /v1/maintenance/reap":      {"/v1/maintenance/reap", ""},
-		"POST /v1/maintenance/prune":     {"/v1/maintenance/prune", `{"dead_before": "2100-01-01T00:00:00Z"}`},
-		"GET /v1/stats":                  {"/v1/stats", ""},
-		"GET /v1/queues":                 {"/v1/queues", ""},
-		"POST /v1/queues/{queue}/pause":  {"/v1/queues/mail/pause", ""},
-		"POST /v1/queues/{queue}/resume": {"/v1/queues/mail/resume", ""},
-		"GET /v1/dlq":                    {"/v1/dlq", ""},
-		"POST /v1/dlq/requeue":           {"/v1/dlq/requeue", fmt.Sprintf(`{"ids": [%q]}`, g.dead.ID)},
-		"POST /v1/dlq/purge":             {"/v1/dlq/purge", fmt.Sprintf(`{"ids": [%q]}`, g.dead.ID)},
+		"GET /v1/openapi.json":            {"/v1/openapi.json", ""},
+		"GET /v1/queues/{queue}/wake":     {"/v1/queues/mail/wake?timeout=0s", ""},
+		"GET /v1/schedules":               {"/v1/schedules?tenant=globex", ""},
+		"POST /v1/schedules":              {"/v1/schedules", `{"id": "nightly", "tenant": "globex", "spec": "@hourly", "kind": "k"}`},
+		"GET /v1/schedules/{id}":          {"/v1/schedules/nightly?tenant=globex", ""},
+		"DELETE /v1/schedules/{id}":       {"/v1/schedules/nightly?tenant=globex", ""},
+		"POST /v1/schedules/{id}/pause":   {"/v1/schedules/nightly/pause?tenant=globex", ""},
+		"POST /v1/schedules/{id}/resume":  {"/v1/schedules/nightly/resume?tenant=globex", ""},
+		"POST /v1/schedules/{id}/trigger": {"/v1/schedules/nightly/trigger?tenant=globex", ""},
+		"POST /v1/schedules/pause":        {"/v1/schedules/pause", `{"refs": [{"tenant": "globex", "id": "nightly"}]}`},
+		"POST /v1/schedules/resume":       {"/v1/schedules/resume", `{"refs": [{"tenant": "globex", "id": "nightly"}]}`},
+		"POST /v1/schedules/delete":       {"/v1/schedules/delete", `{"refs": [{"tenant": "globex", "id": "nightly"}]}`},
+		"POST /v1/schedules/trigger":      {"/v1/schedules/trigger", `{"refs": [{"tenant": "globex", "id": "nightly"}]}`},
+		"POST /v1/schedules/fire":         {"/v1/schedules/fire", `{"limit": 10}`},
+		"POST /v1/jobs":                   {"/v1/jobs", `{"kind": "k", "tenant": "globex", "queue": "mail"}`},
+		"GET /v1/jobs":                    {"/v1/jobs?tenant=globex", ""},
+		"GET /v1/jobs/{id}":               {"/v1/jobs/" + g.waiting.ID, ""},
+		"GET /v1/jobs/{id}/wait":          {"/v1/jobs/" + g.waiting.ID + "/wait?timeout=0s", ""},
+		"POST /v1/jobs/{id}/cancel":       {"/v1/jobs/" + g.waiting.ID + "/cancel", ""},
+		"POST /v1/jobs/{id}/requeue":      {"/v1/jobs/" + g.dead.ID + "/requeue", ""},
+		"POST /v1/jobs/cancel":            {"/v1/jobs/cancel", fmt.Sprintf(`{"ids": [%q, %q]}`, g.waiting.ID, g.running.ID)},
+		"POST /v1/jobs/requeue":           {"/v1/jobs/requeue", fmt.Sprintf(`{"ids": [%q]}`, g.dead.ID)},
+		"POST /v1/queues/{queue}/claim":   {"/v1/queues/mail/claim", `{"limit": 10}`},
+		"POST /v1/renew":                  {"/v1/renew", fmt.Sprintf(`{"renewals": [{"id": %q, "lock_token": %q, "lock_seconds": 600}]}`, g.running.ID, g.running.LockToken)},
+		"POST /v1/settle":                 {"/v1/settle", settle},
+		"POST /v1/maintenance/reap":       {"/v1/maintenance/reap", ""},
+		"POST /v1/maintenance/prune":      {"/v1/maintenance/prune", `{"dead_before": "2100-01-01T00:00:00Z"}`},
+		"GET /v1/stats":                   {"/v1/stats", ""},
+		"GET /v1/queues":                  {"/v1/queues", ""},
+		"POST /v1/queues/{queue}/pause":   {"/v1/queues/mail/pause", ""},
+		"POST /v1/queues/{queue}/resume":  {"/v1/queues/mail/resume", ""},
+		"GET /v1/dlq":                     {"/v1/dlq", ""},
+		"POST /v1/dlq/requeue":            {"/v1/dlq/requeue", fmt.Sprintf(`{"ids": [%q]}`, g.dead.ID)},
+		"POST /v1/dlq/purge":              {"/v1/dlq/purge", fmt.Sprintf(`{"ids": [%q]}`, g.dead.ID)},
 
 		// Events: acme's "orders" is not globex's.
 		"GET /v1/topics":                                      {"/v1/topics", ""},

@@ -2,7 +2,10 @@ package server
 
 import (
 	"cmp"
+	"encoding/json"
 	"fmt"
+	"math"
+	"net/http"
 	"time"
 
 	"github.com/spoolrun/spool/internal/wire"
@@ -224,5 +227,57 @@ func (c *call) settle() (any, error) {
 	return itemsAnswer{Results: wire.Items(errs)}, nil
 }
 
-// seconds converts a number of seconds from JSON.
-func seconds(s float64) time.Duration { return time.Duration(s * float64(time.Second)) }
+// seconds converts a number of seconds from JSON, to the nearest
+// nanosecond.
+func seconds(s float64) time.Duration { return time.Duration(math.Round(s * float64(time.Second))) }
+
+// wakeAnswer is the body of a wake's answer.
+type wakeAnswer struct {
+	// Woken is true when jobs may have become claimable in the queue, and
+	// false when the timeout passed first (or the server is shutting down).
+	Woken bool `json:"woken"`
+}
+
+// wake is GET /v1/queues/{queue}/wake?timeout=30s: a long poll for the
+// store's notification that jobs may have become claimable in the queue
+// (enqueued, released, retried, returned by the reaper, their queue
+// resumed). It sends its status and headers at once, as soon as it
+// watches the queue, so a client that has them knows that any change from
+// then on wakes it; its body follows at the wake-up, {"woken": true}, or
+// when the timeout (at most MaxWait, by default MaxWait) passes first,
+// {"woken": false}. Wake-ups are hints, as the store's: a woken client
+// claims, and may find nothing. A store without notifications answers
+// 501 unsupported: poll instead.
+func (c *call) wake() (any, error) {
+	queue, err := c.sc.queueIn(c.r.PathValue("queue"))
+	if err != nil {
+		return nil, err
+	}
+	if err := store.ValidName("queue", queue, false); err != nil {
+		return nil, err
+	}
+	d, err := c.waitQuery("timeout")
+	if err != nil {
+		return nil, err
+	}
+	notifier := c.s.st.Capabilities().Notifier
+	if notifier == nil {
+		return nil, fmt.Errorf("%w: the store sends no notifications; poll instead", store.ErrUnsupported)
+	}
+	avail := notifier.Available(queue)
+	ctx, cancel := c.s.waitFor(c.ctx, d)
+	defer cancel()
+	c.w.Header().Set("Content-Type", "application/json")
+	c.w.Header().Set("Cache-Control", "no-store")
+	c.w.Header().Set("X-Accel-Buffering", "no") // a proxy must pass the headers on at once
+	c.w.WriteHeader(http.StatusOK)
+	_ = http.NewResponseController(c.w).Flush() // the client now knows it is watched
+	woken := false
+	select {
+	case <-avail:
+		woken = true
+	case <-ctx.Done():
+	}
+	_ = json.NewEncoder(c.w).Encode(wakeAnswer{Woken: woken})
+	return streamed{}, nil
+}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/spoolrun/spool/store"
 	_ "github.com/spoolrun/spool/store/postgres" // registers postgres:// and postgresql://
+	_ "github.com/spoolrun/spool/store/remote"   // registers http:// and https:// (spool serve)
 	_ "github.com/spoolrun/spool/store/sqlite"   // registers sqlite: and paths ending in .db
 )
 

@@ -139,6 +139,7 @@ func FuzzDecodeEnqueue(f *testing.F) {
 		`{"jobs": [{"kind": "k", "payload": null, "run_at": "2030-01-02T03:04:05.123+02:00"}]}`,
 		`{"jobs": []}`,
 		`{"jobs": [{"kind": "k", "delay": "-1h"}]}`,
+		`{"jobs": [{"kind": "k", "attempts": 2, "errors": [{"at": "2030-01-02T03:04:05+01:00", "attempt": 1, "message": "m"}, {"message": "n"}], "hold_key_when_dead": true}]}`,
 	}, func(r *bytes.Reader) ([]store.EnqueueParams, error) { return wire.DecodeEnqueue(r) },
 		func(p []store.EnqueueParams) any { return wire.EnqueueRequestOf(p) })
 }

@@ -36,22 +36,34 @@ type EnqueueParams struct {
 	OrderingKey   string          `json:"ordering_key,omitempty"`
 	MaxAttempts   int             `json:"max_attempts,omitempty"`
 	MaxDeliveries int             `json:"max_deliveries,omitempty"`
+	// Attempts and Errors start the job with failed attempts already
+	// recorded (store.EnqueueParams.Attempts, .Errors): work that failed
+	// elsewhere and continues here. Errors are in the form of a job view's
+	// error history, oldest first.
+	Attempts int            `json:"attempts,omitempty"`
+	Errors   []AttemptError `json:"errors,omitempty"`
+	// HoldKeyWhenDead makes the job, once dead, keep its ordering key's
+	// line blocked until it is requeued or purged.
+	HoldKeyWhenDead bool `json:"hold_key_when_dead,omitempty"`
 }
 
 // EnqueueParamsOf returns the wire form of p.
 func EnqueueParamsOf(p store.EnqueueParams) EnqueueParams {
 	w := EnqueueParams{
-		Queue:         p.Queue,
-		Kind:          p.Kind,
-		PayloadBase64: base64Of(p.Payload),
-		Priority:      p.Priority,
-		RunAt:         timeText(p.RunAt),
-		Delay:         durationText(p.Delay),
-		Tenant:        p.Tenant,
-		UniqueKey:     p.UniqueKey,
-		OrderingKey:   p.OrderingKey,
-		MaxAttempts:   p.MaxAttempts,
-		MaxDeliveries: p.MaxDeliveries,
+		Queue:           p.Queue,
+		Kind:            p.Kind,
+		PayloadBase64:   base64Of(p.Payload),
+		Priority:        p.Priority,
+		RunAt:           timeText(p.RunAt),
+		Delay:           durationText(p.Delay),
+		Tenant:          p.Tenant,
+		UniqueKey:       p.UniqueKey,
+		OrderingKey:     p.OrderingKey,
+		MaxAttempts:     p.MaxAttempts,
+		MaxDeliveries:   p.MaxDeliveries,
+		Attempts:        p.Attempts,
+		Errors:          attemptErrorsOf(p.Errors),
+		HoldKeyWhenDead: p.HoldKeyWhenDead,
 	}
 	if !p.ID.IsZero() {
 		w.ID = p.ID.String()
@@ -63,14 +75,17 @@ func EnqueueParamsOf(p store.EnqueueParams) EnqueueParams {
 // *store.ValidationError, joined.
 func (w EnqueueParams) Params() (store.EnqueueParams, error) {
 	p := store.EnqueueParams{
-		Queue:         w.Queue,
-		Kind:          w.Kind,
-		Priority:      w.Priority,
-		Tenant:        w.Tenant,
-		UniqueKey:     w.UniqueKey,
-		OrderingKey:   w.OrderingKey,
-		MaxAttempts:   w.MaxAttempts,
-		MaxDeliveries: w.MaxDeliveries,
+		Queue:           w.Queue,
+		Kind:            w.Kind,
+		Priority:        w.Priority,
+		Tenant:          w.Tenant,
+		UniqueKey:       w.UniqueKey,
+		OrderingKey:     w.OrderingKey,
+		MaxAttempts:     w.MaxAttempts,
+		MaxDeliveries:   w.MaxDeliveries,
+		Attempts:        w.Attempts,
+		Errors:          storeAttemptErrors(w.Errors),
+		HoldKeyWhenDead: w.HoldKeyWhenDead,
 	}
 	var errs []error
 	if w.ID != "" {

@@ -20,6 +20,9 @@ func TestEnqueueRoundTrip(t *testing.T) {
 			Tenant: "acme", UniqueKey: "u", OrderingKey: "o", MaxAttempts: 5, MaxDeliveries: 6},
 		{Kind: "raw", Payload: []byte{0, 1, 0xff}, Delay: 90 * time.Second},
 		{Kind: "empty"},
+		// Carried history: work that failed elsewhere continues here.
+		{Kind: "carried", OrderingKey: "o", HoldKeyWhenDead: true, Attempts: 2, MaxAttempts: 5,
+			Errors: []store.AttemptError{{At: t0.UTC(), Attempt: 1, Message: "boom", Stack: "x.go:1"}, {At: t0.UTC(), Attempt: 2, Message: "bang"}}},
 	}
 	b, err := json.Marshal(wire.EnqueueRequestOf(in))
 	if err != nil {

@@ -3,6 +3,10 @@ package wire
 import (
 	"encoding/base64"
 	"encoding/json"
+	"errors"
+	"fmt"
+	"maps"
+	"math"
 	"time"
 
 	"github.com/spoolrun/spool/store"
@@ -190,4 +194,87 @@ func bytesView(b []byte) (json.RawMessage, string) {
 func (v *Job) ExactBytes() {
 	v.Payload, v.PayloadBase64 = nil, base64Of(v.Payload)+v.PayloadBase64
 	v.Result, v.ResultBase64 = nil, base64Of(v.Result)+v.ResultBase64
+}
+
+// StoreJob converts a job's view back into the store's job, as a remote
+// store does with the API's answers. The bytes are exact when the view has
+// them base64-encoded (ExactBytes; the API does it on request), and the
+// error history is there when the view has it (the view of one job, a
+// claim's, or a list asked for it). Mistakes of form (an ID, lock token,
+// state or base64 that does not parse) are *store.ValidationError, joined.
+func (v *Job) StoreJob() (*store.Job, error) {
+	j := &store.Job{
+		Queue:           v.Queue,
+		Kind:            v.Kind,
+		Priority:        v.Priority,
+		RunAt:           v.RunAt,
+		State:           v.State,
+		Tenant:          v.Tenant,
+		UniqueKey:       v.UniqueKey,
+		OrderingKey:     v.OrderingKey,
+		Attempts:        v.Attempts,
+		MaxAttempts:     v.MaxAttempts,
+		Deliveries:      v.Deliveries,
+		MaxDeliveries:   v.MaxDeliveries,
+		DeadReason:      v.DeadReason,
+		HoldKeyWhenDead: v.HoldKeyWhenDead,
+		CreatedAt:       v.CreatedAt,
+		Errors:          storeAttemptErrors(v.Errors),
+	}
+	if v.LockedUntil != nil {
+		j.LockedUntil = *v.LockedUntil
+	}
+	if v.FinishedAt != nil {
+		j.FinishedAt = *v.FinishedAt
+	}
+	errs := make([]error, 5)
+	j.ID, errs[0] = store.ParseID(v.ID)
+	if v.LockToken != "" {
+		j.LockToken, errs[1] = store.ParseLockToken(v.LockToken)
+	}
+	j.Payload, errs[2] = bytesOf("payload", v.Payload, v.PayloadBase64)
+	j.Result, errs[3] = bytesOf("result", v.Result, v.ResultBase64)
+	if !v.State.Valid() {
+		errs[4] = &store.ValidationError{Field: "state", Reason: fmt.Sprintf("%q is not a job state", v.State)}
+	}
+	return j, errors.Join(errs...)
+}
+
+// StoreStats converts a queue's statistics view back into the store's
+// form, as a remote store does.
+func (v QueueStats) StoreStats() store.QueueStats {
+	counts := make(map[store.State]int, len(v.Counts))
+	maps.Copy(counts, v.Counts)
+	return store.QueueStats{Queue: v.Queue, Paused: v.Paused, Counts: counts, OldestAvailable: secondsDuration(v.OldestAvailableSeconds)}
+}
+
+// secondsDuration converts a number of seconds from JSON into a duration,
+// to the nearest nanosecond (exact for durations of up to about 100 days).
+func secondsDuration(s float64) time.Duration {
+	return time.Duration(math.Round(s * float64(time.Second)))
+}
+
+// attemptErrorsOf returns the wire form of an error history; nil for none.
+func attemptErrorsOf(es []store.AttemptError) []AttemptError {
+	if len(es) == 0 {
+		return nil
+	}
+	out := make([]AttemptError, len(es))
+	for i, e := range es {
+		out[i] = AttemptError{At: e.At.UTC(), Attempt: e.Attempt, Message: e.Message, Stack: e.Stack}
+	}
+	return out
+}
+
+// storeAttemptErrors converts an error history's wire form back; nil for
+// none.
+func storeAttemptErrors(es []AttemptError) []store.AttemptError {
+	if len(es) == 0 {
+		return nil
+	}
+	out := make([]store.AttemptError, len(es))
+	for i, e := range es {
+		out[i] = store.AttemptError{At: e.At, Attempt: e.Attempt, Message: e.Message, Stack: e.Stack}
+	}
+	return out
 }

@@ -2,6 +2,8 @@ package wire_test
 
 import (
 	"encoding/json"
+	"errors"
+	"reflect"
 	"testing"
 	"time"
 
@@ -141,5 +143,105 @@ func TestSubscriptionView(t *testing.T) {
 	s.Kinds = nil
 	if v := wire.SubscriptionsOf([]*store.Subscription{s}); v[0].Kinds == nil || len(v[0].Kinds) != 0 {
 		t.Errorf("kinds of a subscription to every kind = %#v, want []", v[0].Kinds)
+	}
+}
+
+// TestViewsBackToStore: a remote store reads the API's views back into the
+// store's types; with exact bytes, nothing is lost on the way.
+func TestViewsBackToStore(t *testing.T) {
+	t.Parallel()
+	u := t0.UTC()
+	j := &store.Job{ID: jobID, Queue: "mail", Kind: "welcome", Payload: []byte(`{"to": "ada"}`), Priority: -5,
+		RunAt: u, State: store.StateRunning, Tenant: "acme", UniqueKey: "u", OrderingKey: "o", HoldKeyWhenDead: true,
+		Attempts: 1, MaxAttempts: 3, Deliveries: 2, MaxDeliveries: 10, LockToken: 42, LockedUntil: u.Add(time.Minute),
+		Errors: []store.AttemptError{{At: u, Attempt: 1, Message: "boom", Stack: "main.go:1"}},
+		Result: []byte{0xff, 0x00}, CreatedAt: u, FinishedAt: u.Add(time.Second)}
+	v := wire.ClaimedJobOf(j)
+	v.ExactBytes()
+	b, _ := json.Marshal(v)
+	var back wire.Job
+	if err := json.Unmarshal(b, &back); err != nil {
+		t.Fatal(err)
+	}
+	got, err := back.StoreJob()
+	if err != nil || !reflect.DeepEqual(got, j) {
+		t.Fatalf("job came back as\n%+v, %v\nwant\n%+v", got, err, j)
+	}
+	if _, err := (&wire.Job{ID: "x", State: "nope"}).StoreJob(); !errors.Is(err, store.ErrInvalid) {
+		t.Errorf("a view with a bad ID and state: %v, want ErrInvalid", err)
+	}
+
+	sc := &store.Schedule{ID: "nightly", Tenant: "acme", Spec: "0 2 * * *", Zone: "Europe/Berlin", Queue: "reports",
+		Kind: "report", Payload: []byte(`{"scope": "daily"}`), Priority: 1, MaxAttempts: 25,
+		Overlap: store.OverlapQueueOne, Misfire: store.MisfireCatchUp, CatchUpMax: 4, Mode: store.ModeFixedDelay, Paused: true,
+		Version: 3, NextRunAt: u, LastRunAt: u, LiveJobID: jobID, Fired: 7, Skipped: 1, Dropped: 2, CreatedAt: u, UpdatedAt: u,
+		Recent: []store.ScheduleRun{{Slot: u, JobID: jobID, Triggered: true}}}
+	lv := wire.ListedScheduleOf(sc)
+	lv.ExactBytes()
+	b, _ = json.Marshal(lv)
+	var lback wire.ListedSchedule
+	if err := json.Unmarshal(b, &lback); err != nil {
+		t.Fatal(err)
+	}
+	gotSc, err := lback.StoreSchedule()
+	if err == nil {
+		gotSc.Recent, err = wire.StoreRuns(lback.LastRuns)
+	}
+	if err != nil || !reflect.DeepEqual(gotSc, sc) {
+		t.Fatalf("schedule came back as\n%+v, %v\nwant\n%+v", gotSc, err, sc)
+	}
+
+	// A schedule's definition, as written.
+	def := store.Schedule{ID: "n", Tenant: "t", Spec: "@hourly", Zone: "UTC", Queue: "q", Kind: "k", Payload: []byte{0, 1},
+		Priority: 2, MaxAttempts: 3, Overlap: store.OverlapAllow, Misfire: store.MisfireSkip, CatchUpMax: 5,
+		Mode: store.ModeFixedDelay, Paused: true, Version: 9}
+	b, _ = json.Marshal(wire.UpsertSchedulesRequestOf([]store.Schedule{def, {ID: "d", Spec: "@daily", Kind: "k"}}))
+	var req wire.UpsertSchedulesRequest
+	if err := json.Unmarshal(b, &req); err != nil {
+		t.Fatal(err)
+	}
+	for i, want := range []store.Schedule{def, {ID: "d", Spec: "@daily", Kind: "k"}} {
+		if got, err := req.Schedules[i].Params(); err != nil || !reflect.DeepEqual(got, want) {
+			t.Errorf("schedule %d came back as %+v, %v; want %+v", i, got, err, want)
+		}
+	}
+	if _, err := (wire.ScheduleParams{ID: "n", Overlap: "sometimes"}).Params(); !errors.Is(err, store.ErrInvalid) {
+		t.Errorf("a bad overlap: %v, want ErrInvalid", err)
+	}
+
+	// Per-item answers and FireDue's result.
+	ups := []store.ScheduleUpsertResult{{Version: 2, Created: true, NextRunAt: u}, {Err: store.ScheduleNotFound(store.ScheduleRef{ID: "x"})}}
+	b, _ = json.Marshal(wire.ScheduleUpsertItemsOf(ups))
+	var upItems []wire.ScheduleUpsertItem
+	_ = json.Unmarshal(b, &upItems)
+	gotUps, err := wire.ScheduleUpsertResults(upItems, 2)
+	if err != nil || gotUps[0].Version != 2 || !gotUps[0].Created || !gotUps[0].NextRunAt.Equal(u) || !errors.Is(gotUps[1].Err, store.ErrNotFound) {
+		t.Errorf("upsert answers came back as %+v, %v", gotUps, err)
+	}
+	trs := []store.TriggerResult{{Run: store.ScheduleRun{Slot: u, JobID: jobID, Triggered: true}, Duplicate: true}, {Err: store.ErrNotFound}}
+	b, _ = json.Marshal(wire.TriggerItemsOf(trs))
+	var trItems []wire.TriggerItem
+	_ = json.Unmarshal(b, &trItems)
+	if gotTrs, err := wire.TriggerResults(trItems, 2); err != nil || gotTrs[0].Err != nil || !reflect.DeepEqual(gotTrs[0].Run, trs[0].Run) || !gotTrs[0].Duplicate || !errors.Is(gotTrs[1].Err, store.ErrNotFound) {
+		t.Errorf("trigger answers came back as %+v, %v", gotTrs, err)
+	}
+	if _, err := wire.TriggerResults(trItems[:1], 2); !errors.Is(err, store.ErrInvalid) {
+		t.Errorf("a missing answer: %v, want ErrInvalid", err)
+	}
+	fr := &store.FireResult{Now: u, Schedules: 2, Runs: []store.FiredRun{{Ref: store.ScheduleRef{Tenant: "t", ID: "n"}, Slot: u, JobID: jobID, Duplicate: true}},
+		Skipped: 1, Dropped: 2, Failed: 3, NextDue: u.Add(time.Hour)}
+	b, _ = json.Marshal(wire.FireResultOf(fr))
+	var fv wire.FireResult
+	_ = json.Unmarshal(b, &fv)
+	if got, err := fv.StoreResult(); err != nil || !reflect.DeepEqual(got, fr) {
+		t.Errorf("fire result came back as %+v, %v; want %+v", got, err, fr)
+	}
+
+	qs := wire.QueueStatsOf([]store.QueueStats{{Queue: "a", Paused: true, Counts: map[store.State]int{store.StateAvailable: 2}, OldestAvailable: 1234567891 * time.Nanosecond}})
+	b, _ = json.Marshal(qs)
+	var qv []wire.QueueStats
+	_ = json.Unmarshal(b, &qv)
+	if got := qv[0].StoreStats(); got.OldestAvailable != 1234567891*time.Nanosecond || got.Counts[store.StateAvailable] != 2 || !got.Paused {
+		t.Errorf("queue stats came back as %+v", got)
 	}
 }
