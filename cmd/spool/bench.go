@@ -168,8 +168,12 @@ func (a *app) bench(cmd *cobra.Command, f *benchFlags) error {
 		return nil
 	}
 	w := a.stdout
-	fmt.Fprintf(w, "%s on %s: %d jobs in %.2fs = %.0f jobs/s (%d workers)\n",
-		res.Mode, where, res.Jobs, res.Seconds, res.JobsPerSec, res.Workers)
+	who := "workers"
+	if res.Batch > 0 {
+		who = "producers"
+	}
+	fmt.Fprintf(w, "%s on %s: %d jobs in %.2fs = %.0f jobs/s (%d %s)\n",
+		res.Mode, where, res.Jobs, res.Seconds, res.JobsPerSec, res.Workers, who)
 	if res.Batch > 0 {
 		fmt.Fprintf(w, "  calls:         %d jobs each, %d at once; latency (ms) p50 %.2f  p95 %.2f  p99 %.2f  max %.2f\n",
 			res.Batch, res.Workers, res.LatencyMS.P50, res.LatencyMS.P95, res.LatencyMS.P99, res.LatencyMS.Max)
