@@ -125,7 +125,7 @@ func (a *app) runServe(cmd *cobra.Command, f serveFlags) error {
 		_ = upkeep.Stop(stopCtx)
 	}()
 
-	ln, err := net.Listen("tcp", f.addr)
+	ln, err := (&net.ListenConfig{}).Listen(ctx, "tcp", f.addr)
 	if err != nil {
 		return err
 	}
