@@ -3,7 +3,6 @@ package server
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"net/http"
 	"slices"
@@ -56,13 +55,10 @@ func (c *call) publish() (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	raw, err := c.body()
+	raw, batch, err := c.batchBody("events")
 	if err != nil {
 		return nil, err
 	}
-	var probe map[string]json.RawMessage
-	_ = json.Unmarshal(raw, &probe)
-	_, batch := probe["events"]
 	var events []store.EventInput
 	if batch {
 		if c.r.Header.Get(HeaderIdempotencyKey) != "" {

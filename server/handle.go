@@ -208,3 +208,46 @@ func (c *call) durationQuery(name string, def time.Duration) (time.Duration, err
 func (c *call) jobID() (store.ID, error) {
 	return store.ParseID(c.r.PathValue("id"))
 }
+
+// batchBody reads the request body and reports whether it is a batch: an
+// object with the field named ({"jobs": [...]}), rather than one item.
+func (c *call) batchBody(field string) (raw []byte, batch bool, err error) {
+	if raw, err = c.body(); err != nil {
+		return nil, false, err
+	}
+	var probe map[string]json.RawMessage
+	_ = json.Unmarshal(raw, &probe) // not an object: decoding it as one item says why
+	_, batch = probe[field]
+	return raw, batch, nil
+}
+
+// perItem answers a batch item by item: conv converts and checks each
+// item, and apply takes the items that passed in one call; an item conv
+// refused is answered refused(its error) and is not applied.
+func perItem[W, P, R any](items []W, conv func(W) (P, error), apply func([]P) ([]R, error), refused func(error) R) ([]R, error) {
+	out := make([]R, len(items))
+	var ok []P
+	var at []int
+	for i, w := range items {
+		p, err := conv(w)
+		if err != nil {
+			out[i] = refused(err)
+			continue
+		}
+		ok = append(ok, p)
+		at = append(at, i)
+	}
+	if len(ok) > 0 {
+		res, err := apply(ok)
+		if err != nil {
+			return nil, err
+		}
+		for k, i := range at {
+			out[i] = res[k]
+		}
+	}
+	return out, nil
+}
+
+// asIs answers a refused item with its error.
+func asIs(err error) error { return err }

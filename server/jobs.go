@@ -3,7 +3,6 @@ package server
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -25,13 +24,10 @@ type enqueueAnswer struct {
 
 // enqueue is POST /v1/jobs: one job (an object) or many ({"jobs": [...]}).
 func (c *call) enqueue() (any, error) {
-	raw, err := c.body()
+	raw, batch, err := c.batchBody("jobs")
 	if err != nil {
 		return nil, err
 	}
-	var probe map[string]json.RawMessage
-	_ = json.Unmarshal(raw, &probe)
-	_, batch := probe["jobs"]
 	var params []store.EnqueueParams
 	if batch {
 		if c.r.Header.Get(HeaderIdempotencyKey) != "" {
@@ -244,29 +240,15 @@ func (c *call) manyVerb(verb func(ctx context.Context, ids []store.ID) ([]error,
 	if len(req.IDs) > store.MaxBatch {
 		return nil, &store.LimitError{Field: "ids", Limit: store.MaxBatch, Got: len(req.IDs)}
 	}
-	errs := make([]error, len(req.IDs))
-	var ids []store.ID
-	var at []int
-	for i, s := range req.IDs {
+	errs, err := perItem(req.IDs, func(s string) (store.ID, error) {
 		id, err := store.ParseID(s)
 		if err == nil {
 			err = c.owns(id)
 		}
-		if err != nil {
-			errs[i] = err
-			continue
-		}
-		ids = append(ids, id)
-		at = append(at, i)
-	}
-	if len(ids) > 0 {
-		res, err := verb(c.ctx, ids)
-		if err != nil {
-			return nil, err
-		}
-		for k, i := range at {
-			errs[i] = res[k]
-		}
+		return id, err
+	}, func(ids []store.ID) ([]error, error) { return verb(c.ctx, ids) }, asIs)
+	if err != nil {
+		return nil, err
 	}
 	return itemsAnswer{Results: wire.Items(errs)}, nil
 }

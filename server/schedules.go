@@ -3,7 +3,6 @@ package server
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -223,13 +222,10 @@ func (c *call) upsertSchedules() (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	raw, err := c.body()
+	raw, batch, err := c.batchBody("schedules")
 	if err != nil {
 		return nil, err
 	}
-	var probe map[string]json.RawMessage
-	_ = json.Unmarshal(raw, &probe)
-	_, batch := probe["schedules"]
 	var ws []wire.ScheduleParams
 	if batch {
 		var req wire.UpsertSchedulesRequest
@@ -250,10 +246,8 @@ func (c *call) upsertSchedules() (any, error) {
 		}
 		ws = []wire.ScheduleParams{w}
 	}
-	res := make([]store.ScheduleUpsertResult, len(ws))
-	var scs []store.Schedule
-	var at []int
-	for i, w := range ws {
+	var first store.Schedule // a single upsert's schedule, to answer it as stored
+	res, err := perItem(ws, func(w wire.ScheduleParams) (store.Schedule, error) {
 		s, err := w.Params()
 		if err == nil {
 			s, err = c.sc.scheduleIn(s)
@@ -261,21 +255,13 @@ func (c *call) upsertSchedules() (any, error) {
 		if err == nil {
 			err = c.mayWrite(ss, s.Ref())
 		}
-		if err != nil {
-			res[i].Err = err
-			continue
-		}
-		scs = append(scs, s)
-		at = append(at, i)
-	}
-	if len(scs) > 0 {
-		got, err := ss.UpsertSchedules(c.ctx, scs)
-		if err != nil {
-			return nil, err
-		}
-		for k, i := range at {
-			res[i] = got[k]
-		}
+		first = s
+		return s, err
+	}, func(scs []store.Schedule) ([]store.ScheduleUpsertResult, error) {
+		return ss.UpsertSchedules(c.ctx, scs)
+	}, func(err error) store.ScheduleUpsertResult { return store.ScheduleUpsertResult{Err: err} })
+	if err != nil {
+		return nil, err
 	}
 	if batch {
 		return upsertAnswer{Results: wire.ScheduleUpsertItemsOf(res)}, nil
@@ -283,7 +269,7 @@ func (c *call) upsertSchedules() (any, error) {
 	if res[0].Err != nil {
 		return nil, res[0].Err
 	}
-	s, err := ss.GetSchedule(c.ctx, scs[0].Ref())
+	s, err := ss.GetSchedule(c.ctx, first.Ref())
 	if err != nil {
 		return nil, err
 	}

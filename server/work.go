@@ -143,29 +143,15 @@ func (c *call) renew() (any, error) {
 	if len(req.Renewals) > store.MaxBatch {
 		return nil, &store.LimitError{Field: "renewals", Limit: store.MaxBatch, Got: len(req.Renewals)}
 	}
-	errs := make([]error, len(req.Renewals))
-	var rs []store.Renewal
-	var at []int
-	for i, w := range req.Renewals {
+	errs, err := perItem(req.Renewals, func(w renewal) (store.Renewal, error) {
 		r, err := w.params()
 		if err == nil {
 			err = c.owns(r.ID)
 		}
-		if err != nil {
-			errs[i] = err
-			continue
-		}
-		rs = append(rs, r)
-		at = append(at, i)
-	}
-	if len(rs) > 0 {
-		res, err := c.s.st.Renew(c.ctx, rs)
-		if err != nil {
-			return nil, err
-		}
-		for k, i := range at {
-			errs[i] = res[k]
-		}
+		return r, err
+	}, func(rs []store.Renewal) ([]error, error) { return c.s.st.Renew(c.ctx, rs) }, asIs)
+	if err != nil {
+		return nil, err
 	}
 	return itemsAnswer{Results: wire.Items(errs)}, nil
 }
@@ -200,29 +186,15 @@ func (c *call) settle() (any, error) {
 	if len(req.Verdicts) > store.MaxBatch {
 		return nil, &store.LimitError{Field: "verdicts", Limit: store.MaxBatch, Got: len(req.Verdicts)}
 	}
-	errs := make([]error, len(req.Verdicts))
-	var vs []store.Verdict
-	var at []int
-	for i, w := range req.Verdicts {
+	errs, err := perItem(req.Verdicts, func(w wire.Verdict) (store.Verdict, error) {
 		v, err := w.Params()
 		if err == nil {
 			err = c.owns(v.ID)
 		}
-		if err != nil {
-			errs[i] = err
-			continue
-		}
-		vs = append(vs, v)
-		at = append(at, i)
-	}
-	if len(vs) > 0 {
-		res, err := c.s.st.Settle(c.ctx, vs)
-		if err != nil {
-			return nil, err
-		}
-		for k, i := range at {
-			errs[i] = res[k]
-		}
+		return v, err
+	}, func(vs []store.Verdict) ([]error, error) { return c.s.st.Settle(c.ctx, vs) }, asIs)
+	if err != nil {
+		return nil, err
 	}
 	return itemsAnswer{Results: wire.Items(errs)}, nil
 }
