@@ -145,6 +145,26 @@ func (c *call) getJob() (any, error) {
 	return c.view(j, true), nil
 }
 
+// jobByUniqueKey is GET /v1/jobs/by-unique-key?key=&tenant=: the job
+// holding the unique key, or the newest finished one with it. A tenant's
+// key looks in its own tenant; a job in a queue the key may not use is
+// not found.
+func (c *call) jobByUniqueKey() (any, error) {
+	tenant, err := c.sc.tenantIn(c.query("tenant"))
+	if err != nil {
+		return nil, err
+	}
+	key := c.query("key")
+	j, err := c.s.st.GetByUniqueKey(c.ctx, tenant, key)
+	if err != nil {
+		return nil, err
+	}
+	if !c.sc.sees(j) {
+		return nil, store.UniqueKeyNotFound(tenant, key)
+	}
+	return c.view(j, true), nil
+}
+
 // listJobs is GET /v1/jobs?queue=&state=&kind=&tenant=&after=&limit=&history=.
 // With history=true each job comes with its error history, which lists
 // otherwise leave out.

@@ -25,7 +25,7 @@ func (s *Server) table() []route {
 
 		// Jobs.
 		{method: http.MethodPost, path: "/v1/jobs", perm: permProduce,
-			doc: "Enqueue one job (an object) or many ({\"jobs\": [...]}); Idempotency-Key names a single job's unique key. A single job answers its result; a batch {\"results\": [...]}. 201 when a job was created, 200 when every job was a duplicate; 422 when items are refused (nothing is enqueued).",
+			doc: "Enqueue one job (an object) or many ({\"jobs\": [...]}); Idempotency-Key names a single job's unique key. unique_for (\"5m\", at most 720h; needs a unique key) keeps the key held that long after the job's creation, even once it has finished: an enqueue of the key meanwhile answers that job as a duplicate. A single job answers its result; a batch {\"results\": [...]}. 201 when a job was created, 200 when every job was a duplicate; 422 when items are refused (nothing is enqueued).",
 			in:  wire.EnqueueRequest{},
 			out: enqueueAnswer{},
 			fn:  (*call).enqueue},
@@ -33,6 +33,10 @@ func (s *Server) table() []route {
 			doc: "List jobs, oldest first, filtered by queue, state (comma-separated), kind and tenant, a page of up to limit after the cursor.",
 			out: wire.JobPage{},
 			fn:  (*call).listJobs},
+		{method: http.MethodGet, path: "/v1/jobs/by-unique-key", perm: permRead,
+			doc: "The job of a unique key (key=, and tenant= for an operator's key; a tenant's key uses its own), with its error history and result: the job holding the key (live, or finished within its unique_for window: the one an enqueue of the key returns), else the newest finished job with it. 404 when no job has the key (or retention pruned them).",
+			out: wire.Job{},
+			fn:  (*call).jobByUniqueKey},
 		{method: http.MethodGet, path: "/v1/jobs/{id}", perm: permRead,
 			doc: "One job, with its error history and result.",
 			out: wire.Job{},

@@ -3,6 +3,7 @@ package store
 import (
 	"errors"
 	"fmt"
+	"strconv"
 )
 
 // Sentinel errors. Test with errors.Is; the typed errors below wrap them.
@@ -12,7 +13,7 @@ var (
 	ErrInvalid    = errors.New("spool: invalid input")
 	ErrTooLarge   = errors.New("spool: over a limit")
 	ErrWrongState = errors.New("spool: job is in the wrong state for this operation")
-	ErrDuplicate  = errors.New("spool: a live job already holds this unique key")
+	ErrDuplicate  = errors.New("spool: another job already holds this unique key")
 	ErrClosed     = errors.New("spool: store is closed")
 	ErrSchema     = errors.New("spool: database schema is newer than this build of spool")
 	ErrConflict   = errors.New("spool: version conflict: the record changed since it was read")
@@ -143,6 +144,16 @@ func (e *NotFoundError) Unwrap() error { return ErrNotFound }
 // JobNotFound returns the error for a job that does not exist: a
 // *NotFoundError matching ErrNotFound.
 func JobNotFound(id ID) error { return &NotFoundError{Resource: "job", Name: id.String()} }
+
+// UniqueKeyNotFound returns the error for a unique key no job of tenant
+// has: a *NotFoundError matching ErrNotFound.
+func UniqueKeyNotFound(tenant, key string) error {
+	name := "with unique key " + strconv.Quote(key)
+	if tenant != "" {
+		name += " of tenant " + strconv.Quote(tenant)
+	}
+	return &NotFoundError{Resource: "job", Name: name}
+}
 
 // ConflictError refuses an update whose version is not the stored one. It
 // matches ErrConflict.

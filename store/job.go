@@ -67,6 +67,10 @@ type Job struct {
 
 	CreatedAt  time.Time `json:"created_at"`
 	FinishedAt time.Time `json:"finished_at,omitzero"`
+	// UniqueUntil is when the job stops holding its unique key once it has
+	// finished: created_at plus EnqueueParams.UniqueFor. Zero when it was
+	// enqueued without UniqueFor.
+	UniqueUntil time.Time `json:"unique_until,omitzero"`
 }
 
 // AttemptError records why one delivery of a job did not complete.
@@ -115,3 +119,7 @@ const (
 	MaxPruneLimit     = 100_000 // the most one Prune call may delete
 	MaxReapLimit      = MaxBatch
 )
+
+// MaxUniqueFor is the longest EnqueueParams.UniqueFor: how long a job may
+// keep its unique key after it was created.
+const MaxUniqueFor = 30 * 24 * time.Hour

@@ -26,9 +26,10 @@ type Store interface {
 	// Enqueue validates and inserts jobs durably, all or nothing: if any item
 	// is invalid the call returns the *ItemError of each bad item (joined) and
 	// writes nothing. Results are in input order. A job whose (tenant, unique
-	// key) matches a live job, or an earlier item of the same call, is not
-	// inserted; its result carries the existing job's ID and Duplicate=true.
-	// The caller's slice is not modified.
+	// key) is held, by a live job, by a finished job still within its
+	// UniqueFor window, or by an earlier item of the same call, is not
+	// inserted; its result carries the holder's ID and state with
+	// Duplicate=true. The caller's slice is not modified.
 	Enqueue(ctx context.Context, jobs []EnqueueParams) ([]EnqueueResult, error)
 
 	// Claim locks up to Limit available jobs of one queue, in priority then
@@ -61,6 +62,15 @@ type Store interface {
 	// Get returns one job, or ErrNotFound.
 	Get(ctx context.Context, id ID) (*Job, error)
 
+	// GetByUniqueKey returns the job of tenant that holds unique key key
+	// (the live job, or the finished job whose UniqueFor window is still
+	// open: the job an Enqueue of the key would return), or else the most
+	// recently created job with that key, finished; ErrNotFound when no
+	// job has it (none was enqueued, or retention pruned them). key must
+	// not be empty. It reads a finished job's result after the fact, by
+	// the key it was enqueued with.
+	GetByUniqueKey(ctx context.Context, tenant, key string) (*Job, error)
+
 	// List returns jobs matching the filter in ID (enqueue) order, with a
 	// cursor for the next page.
 	List(ctx context.Context, f ListParams) (*ListPage, error)
@@ -72,8 +82,11 @@ type Store interface {
 
 	// Requeue makes dead or cancelled jobs available again with attempts and
 	// deliveries reset; their error history is kept. Per item: nil,
-	// ErrNotFound, a *StateError, or ErrDuplicate when a live job holds its
-	// unique key.
+	// ErrNotFound, a *StateError, or ErrDuplicate when another job holds its
+	// unique key: a live one, or a finished one within its UniqueFor window
+	// (so a requeue never runs a key's work twice inside a window). A
+	// requeued job keeps its own window, which still counts from its
+	// creation.
 	Requeue(ctx context.Context, ids []ID) ([]error, error)
 
 	// Purge deletes dead jobs matching the filter and returns how many.
@@ -188,8 +201,19 @@ type EnqueueParams struct {
 	// both is refused.
 	Delay       time.Duration
 	Tenant      string
-	UniqueKey   string // dedupe among live jobs of the same tenant
+	UniqueKey   string // dedupe among live jobs of the same tenant (and see UniqueFor)
 	OrderingKey string // one at a time, in enqueue order, per tenant
+	// UniqueFor keeps UniqueKey held after the job finishes: until
+	// UniqueFor after the job's creation (created_at, by the store's
+	// clock; kept as Job.UniqueUntil), an enqueue of the same (tenant,
+	// unique key) returns this job with Duplicate set, even once it has
+	// completed, been cancelled or died; after that a new job is made.
+	// The window is the job's own: it holds the key against every later
+	// enqueue of it, whatever their UniqueFor. Zero: only a live job
+	// dedupes. Needs UniqueKey; 0..MaxUniqueFor. Retention still prunes
+	// the finished job on its own schedule, and a pruned job no longer
+	// dedupes.
+	UniqueFor time.Duration
 	// MaxAttempts defaults to DefaultMaxAttempts; MaxDeliveries to DefaultMaxDeliveries.
 	MaxAttempts   int
 	MaxDeliveries int
@@ -214,7 +238,7 @@ func (p *EnqueueParams) HasHistory() bool { return p.Attempts > 0 || len(p.Error
 
 // EnqueueResult reports what happened to one EnqueueParams.
 type EnqueueResult struct {
-	ID        ID    // the new job, or the live job holding the unique key
+	ID        ID    // the new job, or the job holding the unique key (live, or finished within its UniqueFor window)
 	Duplicate bool  // true when an existing job was returned instead of inserting
 	State     State // state of the job ID names
 }

@@ -84,6 +84,12 @@ func (p *EnqueueParams) Normalize(now time.Time) error {
 	if len(p.Payload) > MaxPayloadBytes {
 		errs = append(errs, &LimitError{Field: "payload size", Limit: MaxPayloadBytes, Got: len(p.Payload)})
 	}
+	switch {
+	case p.UniqueFor < 0 || p.UniqueFor > MaxUniqueFor:
+		errs = append(errs, &ValidationError{Field: "unique for", Reason: fmt.Sprintf("%v is outside 0s..%v", p.UniqueFor, MaxUniqueFor)})
+	case p.UniqueFor > 0 && p.UniqueKey == "":
+		errs = append(errs, &ValidationError{Field: "unique for", Reason: "needs a unique key"})
+	}
 	if p.HoldKeyWhenDead && p.OrderingKey == "" {
 		errs = append(errs, &ValidationError{Field: "hold key when dead", Reason: "needs an ordering key"})
 	}
@@ -109,6 +115,18 @@ func (p *EnqueueParams) Normalize(now time.Time) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// CheckUniqueKeyLookup checks the arguments of Store.GetByUniqueKey: a
+// valid tenant (or none) and a non-empty unique key.
+func CheckUniqueKeyLookup(tenant, key string) error {
+	var keyErr error
+	if key == "" {
+		keyErr = &ValidationError{Field: "unique key", Reason: "is required"}
+	} else {
+		keyErr = validKey("unique key", key)
+	}
+	return errors.Join(ValidName("tenant", tenant, true), keyErr)
 }
 
 // Normalize fills defaults into p and validates it.

@@ -37,10 +37,13 @@ type Driver interface {
 
 	// InsertJobs inserts normalized jobs (IDs set, RunAt resolved) and
 	// answers each in order. A job is scheduled when its RunAt is after
-	// b.Now, else available. A job whose (tenant, unique key) a live job, or
-	// an earlier job of the call, holds is not inserted: its result names
-	// the holder, with Duplicate. A taken ID fails the call with an
-	// *ItemError.
+	// b.Now, else available; its created_at is b.Now, and with UniqueFor
+	// its unique_until is b.Now plus UniqueFor. A job whose (tenant, unique
+	// key) is held (by a live job, a finished job whose unique_until is
+	// after b.Now, or an earlier job of the call) is not inserted: its
+	// result names the holder and its state, with Duplicate. A finished job
+	// whose window has passed gives the key up to the new job. A taken ID
+	// fails the call with an *ItemError.
 	InsertJobs(ctx context.Context, b Insert) ([]store.EnqueueResult, error)
 
 	// ClaimJobs is store.Store.Claim on normalized params, in any order.
@@ -61,6 +64,11 @@ type Driver interface {
 	// GetJob returns one job or store.JobNotFound.
 	GetJob(ctx context.Context, id store.ID) (*store.Job, error)
 
+	// GetByUniqueKey is store.Store.GetByUniqueKey on checked arguments:
+	// the job holding the key (live, or finished within its window), else
+	// the newest finished job with it, else a *store.NotFoundError.
+	GetByUniqueKey(ctx context.Context, tenant, key string) (*store.Job, error)
+
 	// ListJobs returns up to p.Limit+1 jobs matching p in ID order.
 	ListJobs(ctx context.Context, p store.ListParams) ([]*store.Job, error)
 
@@ -71,7 +79,9 @@ type Driver interface {
 
 	// RequeueJobs requeues dead or cancelled jobs, one answer per id in errs:
 	// nil, a not-found error, a *store.StateError, or an error matching
-	// store.ErrDuplicate when a live job holds the job's unique key.
+	// store.ErrDuplicate when another job holds the job's unique key (a
+	// live one, or a finished one whose unique_until is after now; one
+	// whose window has passed gives the key up).
 	RequeueJobs(ctx context.Context, ids []store.ID, errs []error) error
 
 	// PurgeDead deletes dead jobs matching checked params.

@@ -234,6 +234,17 @@ func (e *Store) Get(ctx context.Context, id store.ID) (*store.Job, error) {
 	return e.d.GetJob(ctx, id)
 }
 
+// GetByUniqueKey implements store.Store.
+func (e *Store) GetByUniqueKey(ctx context.Context, tenant, key string) (*store.Job, error) {
+	if err := e.start(ctx); err != nil {
+		return nil, err
+	}
+	if err := store.CheckUniqueKeyLookup(tenant, key); err != nil {
+		return nil, err
+	}
+	return e.d.GetByUniqueKey(ctx, tenant, key)
+}
+
 // List implements store.Store.
 func (e *Store) List(ctx context.Context, p store.ListParams) (*store.ListPage, error) {
 	if err := e.start(ctx); err != nil {

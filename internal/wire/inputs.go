@@ -36,6 +36,9 @@ type EnqueueParams struct {
 	OrderingKey   string          `json:"ordering_key,omitempty"`
 	MaxAttempts   int             `json:"max_attempts,omitempty"`
 	MaxDeliveries int             `json:"max_deliveries,omitempty"`
+	// UniqueFor keeps the unique key held for this long after the job's
+	// creation, even once it has finished ("5m"; store.EnqueueParams.UniqueFor).
+	UniqueFor string `json:"unique_for,omitempty"`
 	// Attempts and Errors start the job with failed attempts already
 	// recorded (store.EnqueueParams.Attempts, .Errors): work that failed
 	// elsewhere and continues here. Errors are in the form of a job view's
@@ -61,6 +64,7 @@ func EnqueueParamsOf(p store.EnqueueParams) EnqueueParams {
 		OrderingKey:     p.OrderingKey,
 		MaxAttempts:     p.MaxAttempts,
 		MaxDeliveries:   p.MaxDeliveries,
+		UniqueFor:       durationText(p.UniqueFor),
 		Attempts:        p.Attempts,
 		Errors:          attemptErrorsOf(p.Errors),
 		HoldKeyWhenDead: p.HoldKeyWhenDead,
@@ -99,6 +103,8 @@ func (w EnqueueParams) Params() (store.EnqueueParams, error) {
 	p.RunAt, err = parseTime("run_at", w.RunAt)
 	errs = append(errs, err)
 	p.Delay, err = parseDuration("delay", w.Delay)
+	errs = append(errs, err)
+	p.UniqueFor, err = parseDuration("unique_for", w.UniqueFor)
 	errs = append(errs, err)
 	return p, errors.Join(errs...)
 }

@@ -24,6 +24,7 @@ type Job struct {
 	Priority    int         `json:"priority"`
 	Tenant      string      `json:"tenant,omitempty"`
 	UniqueKey   string      `json:"unique_key,omitempty"`
+	UniqueUntil *time.Time  `json:"unique_until,omitempty"` // when a finished job stops holding its unique key (enqueued with unique_for)
 	OrderingKey string      `json:"ordering_key,omitempty"`
 	// HoldKeyWhenDead: once dead, the job keeps its ordering key's line
 	// blocked until it is requeued or purged. Absent when false.
@@ -80,6 +81,7 @@ func JobOf(j *store.Job, history bool) Job {
 		CreatedAt:       j.CreatedAt.UTC(),
 		LockedUntil:     timePtr(j.LockedUntil),
 		FinishedAt:      timePtr(j.FinishedAt),
+		UniqueUntil:     timePtr(j.UniqueUntil),
 		DeadReason:      j.DeadReason,
 	}
 	if n := len(j.Errors); n > 0 {
@@ -130,9 +132,10 @@ func JobPageOf(p *store.ListPage) JobPage {
 	return v
 }
 
-// EnqueueResult is what an enqueue answers for one job: its ID, whether a
-// live job with the same unique key was returned instead of a new one, and
-// that job's state.
+// EnqueueResult is what an enqueue answers for one job: its ID, whether the
+// job holding the same unique key (a live one, or a finished one within its
+// unique_for window) was returned instead of a new one, and that job's
+// state.
 type EnqueueResult struct {
 	ID        string      `json:"id"`
 	Duplicate bool        `json:"duplicate"`
@@ -226,6 +229,9 @@ func (v *Job) StoreJob() (*store.Job, error) {
 	}
 	if v.FinishedAt != nil {
 		j.FinishedAt = *v.FinishedAt
+	}
+	if v.UniqueUntil != nil {
+		j.UniqueUntil = *v.UniqueUntil
 	}
 	errs := make([]error, 5)
 	j.ID, errs[0] = store.ParseID(v.ID)

@@ -29,6 +29,21 @@ func (s *backend) GetJob(ctx context.Context, id store.ID) (*store.Job, error) {
 	return j, nil
 }
 
+// GetByUniqueKey implements engine.Driver.
+func (s *backend) GetByUniqueKey(ctx context.Context, tenant, key string) (*store.Job, error) {
+	if err := s.start(ctx); err != nil {
+		return nil, err
+	}
+	j, err := scanJob(s.pool.QueryRow(ctx, s.q.uniqueKey, tenant, key))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, store.UniqueKeyNotFound(tenant, key)
+	}
+	if err != nil {
+		return nil, s.fail(ctx, "get by unique key", err)
+	}
+	return j, nil
+}
+
 // ListJobs implements engine.Driver.
 func (s *backend) ListJobs(ctx context.Context, f store.ListParams) ([]*store.Job, error) {
 	if err := s.start(ctx); err != nil {
@@ -137,9 +152,10 @@ type requeueTarget struct {
 }
 
 // RequeueJobs implements engine.Driver. Jobs without a unique key are requeued by
-// one UPDATE; a job with one is requeued alone under a savepoint, so that a
-// live job holding its key (found by the unique index) refuses it with
-// ErrDuplicate and changes nothing.
+// one UPDATE; a job with one is requeued alone under a savepoint, so that
+// another job holding its key (found by the unique index: a live one, or a
+// finished one within its window) refuses it with ErrDuplicate and changes
+// nothing.
 func (s *backend) RequeueJobs(ctx context.Context, idList []store.ID, errs []error) error {
 	if err := s.start(ctx); err != nil {
 		return err
@@ -204,31 +220,37 @@ func (s *backend) RequeueJobs(ctx context.Context, idList []store.ID, errs []err
 }
 
 // requeueUnique requeues one job with a unique key under a savepoint. The
-// first result is the item's answer: nil, or ErrDuplicate when a live job
-// holds the key.
+// first result is the item's answer: nil, or ErrDuplicate when another job
+// holds the key. A finished job holding it for a window that has passed
+// gives it up, and the requeue is tried again.
 func (s *backend) requeueUnique(ctx context.Context, tx pgx.Tx, id store.ID, t *requeueTarget, now time.Time) (error, error) {
-	sp, err := tx.Begin(ctx)
-	if err != nil {
-		return nil, err
-	}
-	_, err = sp.Exec(ctx, s.q.requeue, now, [][16]byte{id})
-	var pe *pgconn.PgError
-	if errors.As(err, &pe) && pe.Code == "23505" { // unique_violation: a live job holds the key
+	for range 5 {
+		sp, err := tx.Begin(ctx)
+		if err != nil {
+			return nil, err
+		}
+		_, err = sp.Exec(ctx, s.q.requeue, now, [][16]byte{id})
+		var pe *pgconn.PgError
+		if !errors.As(err, &pe) || pe.Code != "23505" {
+			if err != nil {
+				_ = sp.Rollback(ctx)
+				return nil, err
+			}
+			return nil, sp.Commit(ctx)
+		}
+		// unique_violation: another job holds the key.
 		if rerr := sp.Rollback(ctx); rerr != nil {
 			return nil, rerr
 		}
-		var holder [16]byte
-		var st string
-		if err := tx.QueryRow(ctx, s.q.findLiveUnique, t.tenant, t.unique).Scan(&holder, &st); err != nil {
-			return fmt.Errorf("%w: a live job holds unique key %q", store.ErrDuplicate, t.unique), nil //nolint:nilerr // the holder is only named in the message
+		h, err := s.takeKey(ctx, pgxExec{tx}, t.tenant, t.unique, id, now)
+		if err != nil {
+			return nil, err
 		}
-		return fmt.Errorf("%w: job %s holds unique key %q", store.ErrDuplicate, store.ID(holder), t.unique), nil
+		if h != nil {
+			return fmt.Errorf("%w: job %s (%s) holds unique key %q", store.ErrDuplicate, h.id, h.state, t.unique), nil
+		}
 	}
-	if err != nil {
-		_ = sp.Rollback(ctx)
-		return nil, err
-	}
-	return nil, sp.Commit(ctx)
+	return fmt.Errorf("%w: the jobs holding unique key %q keep changing", store.ErrDuplicate, t.unique), nil
 }
 
 // PurgeDead implements engine.Driver.

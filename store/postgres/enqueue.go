@@ -243,7 +243,8 @@ type insertArgs struct {
 	runAts                                             []time.Time
 	maxAttempts, maxDeliveries                         []int32
 	holds                                              []bool
-	hold                                               bool // a job has HoldKeyWhenDead: use insertHoldSQL
+	uniqueFor                                          []int64 // microseconds
+	ext                                                bool    // a job has HoldKeyWhenDead or UniqueFor: use insertExtSQL
 }
 
 func (a *insertArgs) add(p *store.EnqueueParams, state store.State) {
@@ -260,25 +261,27 @@ func (a *insertArgs) add(p *store.EnqueueParams, state store.State) {
 	a.maxAttempts = append(a.maxAttempts, int32(p.MaxAttempts))       //nolint:gosec // validated to 1..10,000
 	a.maxDeliveries = append(a.maxDeliveries, int32(p.MaxDeliveries)) //nolint:gosec // validated to 1..10,000
 	a.holds = append(a.holds, p.HoldKeyWhenDead)
-	a.hold = a.hold || p.HoldKeyWhenDead
+	a.uniqueFor = append(a.uniqueFor, int64((p.UniqueFor+time.Microsecond-1)/time.Microsecond)) // rounded up: any window is at least 1µs
+	a.ext = a.ext || p.HoldKeyWhenDead || p.UniqueFor > 0
 }
 
 // statement returns the insert for the arrays, and its arguments: the
-// common one sends no hold_when_dead array.
+// common one sends no hold_when_dead nor UniqueFor arrays.
 func (a *insertArgs) statement(q *queries, now time.Time) (string, []any) {
 	args := []any{a.ids, a.queues, a.kinds, a.payloads, a.priorities, a.runAts, a.states, a.tenants,
 		a.uniques, a.orderings, a.maxAttempts, a.maxDeliveries, now}
-	if a.hold {
-		return q.insertHold, append(args, a.holds)
+	if a.ext {
+		return q.insertExt, append(args, a.holds, a.uniqueFor)
 	}
 	return q.insert, args
 }
 
 // insertJobs inserts normalized jobs in one statement and fills results. A
-// row the INSERT skipped lost to a live unique key (its result then names
+// row the INSERT skipped lost to a held unique key (its result then names
 // the holder) or to a taken ID (an *ItemError: the caller rolls back). If
-// the holder finished between the INSERT and the look-up, the row is
-// inserted again.
+// the holder let the key go between the INSERT and the look-up (it
+// finished, without a window), or holds it for a window that has passed
+// (it then gives the key up), the row is inserted again.
 func (s *backend) insertJobs(ctx context.Context, x execer, jobs []store.EnqueueParams, results []store.EnqueueResult, now time.Time) error {
 	var a insertArgs
 	for i := range jobs {
@@ -342,19 +345,18 @@ func (s *backend) carryHistory(ctx context.Context, x execer, jobs []store.Enque
 }
 
 // resolveSkipped explains a row the INSERT skipped, retrying it a few times
-// when the job holding its unique key finishes under it.
+// when the job holding its unique key lets it go under it, or gives it up
+// because its window has passed.
 func (s *backend) resolveSkipped(ctx context.Context, x execer, p *store.EnqueueParams, res *store.EnqueueResult, now time.Time) error {
 	for range 5 {
 		if p.UniqueKey != "" {
-			var id [16]byte
-			var st string
-			err := x.queryRow(ctx, s.q.findLiveUnique, p.Tenant, p.UniqueKey).Scan(&id, &st)
-			if err == nil {
-				*res = store.EnqueueResult{ID: id, Duplicate: true, State: store.State(st)}
-				return nil
-			}
-			if !errors.Is(err, pgx.ErrNoRows) && !errors.Is(err, sql.ErrNoRows) {
+			h, err := s.takeKey(ctx, x, p.Tenant, p.UniqueKey, store.ID{}, now)
+			if err != nil {
 				return err
+			}
+			if h != nil {
+				*res = store.EnqueueResult{ID: h.id, Duplicate: true, State: h.state}
+				return nil
 			}
 		}
 		var taken bool
@@ -377,4 +379,33 @@ func (s *backend) resolveSkipped(ctx context.Context, x execer, p *store.Enqueue
 		}
 	}
 	return fmt.Errorf("unique key %q of tenant %q: holder keeps changing", p.UniqueKey, p.Tenant)
+}
+
+// holder is the job holding a unique key.
+type holder struct {
+	id    store.ID
+	state store.State
+}
+
+// takeKey clears the way for a job that wants (tenant, key): nil when no
+// job but skip holds it, or when its holder is a finished job whose window
+// has passed (it gives the key up here, in the caller's transaction); else
+// the holder, which keeps it. skip is the job being requeued, which does
+// not stand in its own way; zero for an enqueue.
+func (s *backend) takeKey(ctx context.Context, x execer, tenant, key string, skip store.ID, now time.Time) (*holder, error) {
+	var id [16]byte
+	var st string
+	var open bool
+	err := x.queryRow(ctx, s.q.findHolder, tenant, key, now).Scan(&id, &st, &open)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows) || errors.Is(err, sql.ErrNoRows):
+		return nil, nil
+	case err != nil:
+		return nil, err
+	case store.ID(id) == skip:
+		return nil, nil
+	case open:
+		return &holder{id: id, state: store.State(st)}, nil
+	}
+	return nil, x.exec(ctx, s.q.release, id, now)
 }

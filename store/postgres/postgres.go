@@ -353,13 +353,14 @@ func scanJob(r pgx.Row) (*store.Job, error) {
 		uniq, ord, dead             *string
 		token                       *int64
 		lockedUntil, finished       *time.Time
+		uniqueUntil                 *time.Time
 		errs                        []byte
 		priority                    int16
 		attempts, maxAtt, del, maxD int32
 	)
 	if err := r.Scan((*[16]byte)(&j.ID), &j.Queue, &j.Kind, &j.Payload, &priority, &j.RunAt, &state, &j.Tenant, &uniq, &ord,
 		&attempts, &maxAtt, &del, &maxD, &token, &lockedUntil,
-		&errs, &j.Result, &dead, &j.CreatedAt, &finished, &j.HoldKeyWhenDead); err != nil {
+		&errs, &j.Result, &dead, &j.CreatedAt, &finished, &j.HoldKeyWhenDead, &uniqueUntil); err != nil {
 		return nil, err
 	}
 	j.Priority, j.Attempts, j.MaxAttempts, j.Deliveries, j.MaxDeliveries = int(priority), int(attempts), int(maxAtt), int(del), int(maxD)
@@ -382,6 +383,9 @@ func scanJob(r pgx.Row) (*store.Job, error) {
 	}
 	if finished != nil {
 		j.FinishedAt = finished.UTC()
+	}
+	if uniqueUntil != nil {
+		j.UniqueUntil = uniqueUntil.UTC()
 	}
 	if len(errs) > 0 {
 		if err := json.Unmarshal(errs, &j.Errors); err != nil {

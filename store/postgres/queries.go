@@ -12,15 +12,16 @@ import (
 // jobColumns is the column list every job read returns, in scanJob's order.
 const jobColumns = `id, queue, kind, payload, priority, run_at, state, tenant, unique_key, ordering_key,
 	attempts, max_attempts, deliveries, max_deliveries, lock_token, locked_until,
-	errors, result, dead_reason, created_at, finished_at, hold_when_dead`
+	errors, result, dead_reason, created_at, finished_at, hold_when_dead, unique_until`
 
 // live is the SQL list of live states.
 const live = `('scheduled', 'available', 'running')`
 
 // insertSQL inserts a batch of jobs passed as parallel arrays, one row per
 // element in array order. ON CONFLICT DO NOTHING skips a row whose ID is
-// taken or whose (tenant, unique key) a live job holds, including an earlier
-// row of the same statement; RETURNING names the rows that went in.
+// taken or whose (tenant, unique key) a job holds (a live one, a finished
+// one with unique_held, or an earlier row of the same statement);
+// RETURNING names the rows that went in.
 const insertSQL = `INSERT INTO {schema}.jobs (id, queue, kind, payload, priority, run_at, state, tenant,
 	unique_key, ordering_key, max_attempts, max_deliveries, created_at)
 SELECT id, queue, kind, payload, priority, run_at, state, tenant,
@@ -31,22 +32,40 @@ FROM unnest($1::uuid[], $2::text[], $3::text[], $4::bytea[], $5::smallint[], $6:
 ON CONFLICT DO NOTHING
 RETURNING id`
 
-// insertHoldSQL is insertSQL that also sets hold_when_dead from $14, for
-// batches with a job that has HoldKeyWhenDead: the common insert sends no
-// array for it.
-const insertHoldSQL = `INSERT INTO {schema}.jobs (id, queue, kind, payload, priority, run_at, state, tenant,
-	unique_key, ordering_key, max_attempts, max_deliveries, created_at, hold_when_dead)
+// insertExtSQL is insertSQL that also sets hold_when_dead from $14 and
+// the unique key's window from $15 (UniqueFor in microseconds, 0 for none:
+// unique_until is created_at plus it, and the job keeps its key past
+// finishing, unique_held), for batches with a job that has HoldKeyWhenDead
+// or UniqueFor: the common insert sends no arrays for them.
+const insertExtSQL = `INSERT INTO {schema}.jobs (id, queue, kind, payload, priority, run_at, state, tenant,
+	unique_key, ordering_key, max_attempts, max_deliveries, created_at, hold_when_dead, unique_until, unique_held)
 SELECT id, queue, kind, payload, priority, run_at, state, tenant,
-	NULLIF(unique_key, ''), NULLIF(ordering_key, ''), max_attempts, max_deliveries, $13, hold
+	NULLIF(unique_key, ''), NULLIF(ordering_key, ''), max_attempts, max_deliveries, $13, hold,
+	CASE WHEN unique_for > 0 THEN $13::timestamptz + unique_for * interval '1 microsecond' END, unique_for > 0
 FROM unnest($1::uuid[], $2::text[], $3::text[], $4::bytea[], $5::smallint[], $6::timestamptz[], $7::text[],
-	$8::text[], $9::text[], $10::text[], $11::integer[], $12::integer[], $14::boolean[])
-	AS t(id, queue, kind, payload, priority, run_at, state, tenant, unique_key, ordering_key, max_attempts, max_deliveries, hold)
+	$8::text[], $9::text[], $10::text[], $11::integer[], $12::integer[], $14::boolean[], $15::bigint[])
+	AS t(id, queue, kind, payload, priority, run_at, state, tenant, unique_key, ordering_key, max_attempts, max_deliveries, hold, unique_for)
 ON CONFLICT DO NOTHING
 RETURNING id`
 
-// findLiveUniqueSQL finds the live job holding a (tenant, unique key).
-const findLiveUniqueSQL = `SELECT id, state FROM {schema}.jobs
-WHERE tenant = $1 AND unique_key = $2 AND state IN ` + live
+// holding is the SQL condition of a job in the unique index jobs_unique:
+// live, or finished and keeping its key (unique_held). Written as in the
+// index's predicate, so that every look-up of a key's holder is a probe of
+// the index.
+const holding = `(state IN ` + live + ` OR unique_held)`
+
+// findHolderSQL finds the job holding a (tenant, unique key), which the
+// unique index admits at most one of, and whether it holds it at $3 (a
+// live job, or unique_until after $3).
+const findHolderSQL = `SELECT id, state, state IN ` + live + ` OR coalesce(unique_until > $3, false)
+FROM {schema}.jobs
+WHERE tenant = $1 AND unique_key = $2 AND ` + holding
+
+// releaseSQL makes a finished job whose window has passed give up its
+// unique key. It is a no-op for a job that another transaction made live
+// again, or that gave the key up already.
+const releaseSQL = `UPDATE {schema}.jobs SET unique_held = false
+WHERE id = $1 AND unique_held AND state NOT IN ` + live + ` AND unique_until <= $2`
 
 // carrySQL records the attempts and errors a job starts with.
 const carrySQL = `UPDATE {schema}.jobs SET attempts = $2, errors = $3 WHERE id = $1`
@@ -117,7 +136,7 @@ const claimSQL = `WITH claimed AS (
 	WHERE j.id = c.id
 	RETURNING j.id, j.queue, j.kind, j.payload, j.priority, j.run_at, j.state, j.tenant, j.unique_key, j.ordering_key,
 		j.attempts, j.max_attempts, j.deliveries, j.max_deliveries, j.lock_token, j.locked_until,
-		j.errors, j.result, j.dead_reason, j.created_at, j.finished_at, j.hold_when_dead
+		j.errors, j.result, j.dead_reason, j.created_at, j.finished_at, j.hold_when_dead, j.unique_until
 ), noted AS (
 	SELECT set_config('spool.claimed_keys',
 		coalesce(array_agg(id) FILTER (WHERE ordering_key IS NOT NULL), '{}')::text, true) AS keys
@@ -227,7 +246,19 @@ RETURNING j.state, j.queue, j.id`
 
 // Reads.
 const (
-	getSQL  = `SELECT ` + jobColumns + ` FROM {schema}.jobs WHERE id = $1`
+	getSQL = `SELECT ` + jobColumns + ` FROM {schema}.jobs WHERE id = $1`
+	// uniqueKeySQL reads the job GetByUniqueKey answers: the one holding
+	// the key (jobs_unique), else the newest finished one
+	// (jobs_unique_finished).
+	uniqueKeySQL = `SELECT ` + jobColumns + ` FROM (
+	(SELECT ` + jobColumns + `, 0 AS pick FROM {schema}.jobs
+	 WHERE tenant = $1 AND unique_key = $2 AND ` + holding + `)
+	UNION ALL
+	(SELECT ` + jobColumns + `, 1 AS pick FROM {schema}.jobs
+	 WHERE tenant = $1 AND unique_key = $2 AND state IN ('completed', 'cancelled', 'dead')
+	 ORDER BY created_at DESC, id DESC LIMIT 1)
+) AS c
+ORDER BY pick LIMIT 1`
 	listSQL = `SELECT ` + jobColumns + ` FROM {schema}.jobs
 WHERE ($1::uuid IS NULL OR id > $1) AND ($2 = '' OR queue = $2) AND ($3 = '' OR kind = $3)
   AND ($4 = '' OR tenant = $4) AND ($5::text[] IS NULL OR state = ANY($5))
@@ -268,24 +299,25 @@ const notifySQL = `SELECT pg_notify($1, p) FROM unnest($2::text[]) AS p`
 
 // queries is every statement rendered for one schema.
 type queries struct {
-	insert, insertHold, findLiveUnique, idTaken, carry    string
-	promote, claim, verifyKeys, renew, existing, reap     string
-	settle                                                map[store.Outcome]string
-	get, list, stats, queueStates, jobStates              string
-	cancel, requeueLock, requeue, purge, setPaused, prune string
-	sched                                                 *scheduleQueries
-	ev                                                    *eventQueries
-	keys                                                  *keyQueries
+	insert, insertExt, findHolder, release, idTaken, carry string
+	promote, claim, verifyKeys, renew, existing, reap      string
+	settle                                                 map[store.Outcome]string
+	get, uniqueKey, list, stats, queueStates, jobStates    string
+	cancel, requeueLock, requeue, purge, setPaused, prune  string
+	sched                                                  *scheduleQueries
+	ev                                                     *eventQueries
+	keys                                                   *keyQueries
 }
 
 func newQueries(schema string) *queries {
 	r := func(s string) string { return render(s, schema) }
 	q := &queries{
-		insert: r(insertSQL), insertHold: r(insertHoldSQL), findLiveUnique: r(findLiveUniqueSQL), idTaken: r(idTakenSQL), carry: r(carrySQL),
+		insert: r(insertSQL), insertExt: r(insertExtSQL), findHolder: r(findHolderSQL), release: r(releaseSQL),
+		idTaken: r(idTakenSQL), carry: r(carrySQL),
 		promote: r(promoteSQL), claim: r(claimSQL), verifyKeys: r(verifyKeysSQL), renew: r(renewSQL),
 		existing: r(existingSQL), reap: r(reapSQL),
 		settle: map[store.Outcome]string{},
-		get:    r(getSQL), list: r(listSQL), stats: r(statsSQL), queueStates: r(queueStatesSQL), jobStates: r(jobStatesSQL),
+		get:    r(getSQL), uniqueKey: r(uniqueKeySQL), list: r(listSQL), stats: r(statsSQL), queueStates: r(queueStatesSQL), jobStates: r(jobStatesSQL),
 		cancel: r(cancelSQL), requeueLock: r(requeueLockSQL), requeue: r(requeueSQL), purge: r(purgeSQL),
 		setPaused: r(setPausedSQL), prune: r(pruneSQL),
 		sched: newScheduleQueries(schema),

@@ -204,6 +204,30 @@ func (s *Store) Get(ctx context.Context, id store.ID) (*store.Job, error) {
 	return j, nil
 }
 
+// GetByUniqueKey implements store.Store (GET /v1/jobs/by-unique-key).
+func (s *Store) GetByUniqueKey(ctx context.Context, tenant, key string) (*store.Job, error) {
+	if err := s.start(ctx); err != nil {
+		return nil, err
+	}
+	if err := store.CheckUniqueKeyLookup(tenant, key); err != nil {
+		return nil, err
+	}
+	q := url.Values{"key": {key}}
+	if tenant != "" {
+		q.Set("tenant", tenant)
+	}
+	r := request{method: http.MethodGet, path: "/v1/jobs/by-unique-key", query: q}
+	var v wire.Job
+	if err := s.do(ctx, r, &v); err != nil {
+		return nil, err
+	}
+	j, err := v.StoreJob()
+	if err != nil {
+		return nil, s.badAnswer(r, "%v", err)
+	}
+	return j, nil
+}
+
 // List implements store.Store (GET /v1/jobs, with each job's history).
 func (s *Store) List(ctx context.Context, p store.ListParams) (*store.ListPage, error) {
 	if err := s.start(ctx); err != nil {

@@ -21,6 +21,28 @@ func (s *backend) GetJob(ctx context.Context, id store.ID) (*store.Job, error) {
 	return j, s.readErr(err)
 }
 
+// uniqueKeySQL reads the job GetByUniqueKey answers: the one holding the
+// key (a probe of spool_jobs_unique; its OR is written as in the index's
+// predicate), else the newest finished one (spool_jobs_unique_finished).
+var uniqueKeySQL = `SELECT ` + jobColumns + ` FROM (
+	SELECT ` + jobColumns + `, 0 AS pick FROM spool_jobs
+	WHERE tenant = ?1 AND unique_key = ?2 AND (state IN ('scheduled', 'available', 'running') OR unique_held = 1)
+	UNION ALL
+	SELECT * FROM (
+		SELECT ` + jobColumns + `, 1 AS pick FROM spool_jobs
+		WHERE tenant = ?1 AND unique_key = ?2 AND state IN ('completed', 'cancelled', 'dead')
+		ORDER BY created_at DESC, id DESC LIMIT 1))
+ORDER BY pick LIMIT 1`
+
+// GetByUniqueKey implements engine.Driver.
+func (s *backend) GetByUniqueKey(ctx context.Context, tenant, key string) (*store.Job, error) {
+	j, err := scanJob(s.rdb.QueryRowContext(ctx, uniqueKeySQL, tenant, key))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, store.UniqueKeyNotFound(tenant, key)
+	}
+	return j, s.readErr(err)
+}
+
 func (s *backend) readErr(err error) error {
 	if err != nil && s.isClosed() {
 		return store.ErrClosed
@@ -143,14 +165,12 @@ func (s *backend) RequeueJobs(ctx context.Context, ids []store.ID, errs []error)
 			return &store.StateError{ID: id, State: store.State(state), Op: "requeue"}, nil
 		}
 		if uniq.Valid {
-			var other store.ID
-			var st string
-			err := x.queryRow(findLiveUniqueSQL, tenant, uniq.String).Scan(&other, &st)
-			if err == nil {
-				return fmt.Errorf("%w: job %s holds unique key %q", store.ErrDuplicate, other, uniq.String), nil
-			}
-			if !errors.Is(err, sql.ErrNoRows) {
+			h, err := takeKey(x, tenant, uniq.String, id, now)
+			if err != nil {
 				return nil, err
+			}
+			if h != nil {
+				return fmt.Errorf("%w: job %s (%s) holds unique key %q", store.ErrDuplicate, h.id, h.state, uniq.String), nil
 			}
 		}
 		if _, err := x.exec(`UPDATE spool_jobs SET state = 'available', attempts = 0, deliveries = 0, run_at = ?,

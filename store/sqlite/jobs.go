@@ -17,7 +17,7 @@ import (
 
 const jobColumns = `id, queue, kind, payload, priority, run_at, state, tenant, unique_key, ordering_key,
 	attempts, max_attempts, deliveries, max_deliveries, lock_token, locked_until,
-	errors, result, dead_reason, created_at, finished_at, hold_when_dead`
+	errors, result, dead_reason, created_at, finished_at, hold_when_dead, unique_until`
 
 type scanner interface{ Scan(dest ...any) error }
 
@@ -27,11 +27,12 @@ func scanJob(r scanner) (*store.Job, error) {
 		state                             string
 		uniq, ord, errs, dead             sql.NullString
 		token, lockedUntil, runAt, finish sql.NullInt64
+		uniqueUntil                       sql.NullInt64
 		created                           int64
 	)
 	if err := r.Scan(&j.ID, &j.Queue, &j.Kind, &j.Payload, &j.Priority, &runAt, &state, &j.Tenant, &uniq, &ord,
 		&j.Attempts, &j.MaxAttempts, &j.Deliveries, &j.MaxDeliveries, &token, &lockedUntil,
-		&errs, &j.Result, &dead, &created, &finish, &j.HoldKeyWhenDead); err != nil {
+		&errs, &j.Result, &dead, &created, &finish, &j.HoldKeyWhenDead, &uniqueUntil); err != nil {
 		return nil, err
 	}
 	j.State = store.State(state)
@@ -41,6 +42,7 @@ func scanJob(r scanner) (*store.Job, error) {
 	j.LockedUntil = fromMicros(lockedUntil)
 	j.CreatedAt = time.UnixMicro(created).UTC()
 	j.FinishedAt = fromMicros(finish)
+	j.UniqueUntil = fromMicros(uniqueUntil)
 	if errs.Valid && errs.String != "" {
 		if err := json.Unmarshal([]byte(errs.String), &j.Errors); err != nil {
 			return nil, fmt.Errorf("spool: job %s: decode error history: %w", j.ID, err)
@@ -89,30 +91,96 @@ const insertTail = ` ON CONFLICT DO NOTHING`
 const insertChunk = 64
 
 // insertCols is how many parameters a row of insertSQL takes; a row of
-// insertHoldSQL takes one more, hold_when_dead.
-const insertCols = 13
+// insertExtSQL takes insertExtCols more: hold_when_dead, unique_until and
+// unique_held.
+const (
+	insertCols    = 13
+	insertExtCols = 3
+)
 
-// insertSQL[n] inserts n rows. insertHoldSQL[n] also sets hold_when_dead:
-// it serves the chunks that have a job with HoldKeyWhenDead, so the
-// common insert binds no parameter for it.
-var insertSQL, insertHoldSQL [insertChunk + 1]string
+// insertSQL[n] inserts n rows. insertExtSQL[n] also sets hold_when_dead,
+// unique_until and unique_held: it serves the chunks that have a job with
+// HoldKeyWhenDead or UniqueFor, so the common insert binds no parameter
+// for them.
+var insertSQL, insertExtSQL [insertChunk + 1]string
 
 func init() {
-	row, holdRow := "("+placeholders(insertCols)+")", "("+placeholders(insertCols+1)+")"
+	row, extRow := "("+placeholders(insertCols)+")", "("+placeholders(insertCols+insertExtCols)+")"
 	for n := 1; n <= insertChunk; n++ {
 		insertSQL[n] = insertHead + ") VALUES " + strings.TrimSuffix(strings.Repeat(row+", ", n), ", ") + insertTail
-		insertHoldSQL[n] = insertHead + ", hold_when_dead) VALUES " + strings.TrimSuffix(strings.Repeat(holdRow+", ", n), ", ") + insertTail
+		insertExtSQL[n] = insertHead + ", hold_when_dead, unique_until, unique_held) VALUES " +
+			strings.TrimSuffix(strings.Repeat(extRow+", ", n), ", ") + insertTail
 	}
 }
 
-func holdsKey(p store.EnqueueParams) bool { return p.HoldKeyWhenDead }
+// extended tells the jobs that need insertExtSQL's columns.
+func extended(p store.EnqueueParams) bool { return p.HoldKeyWhenDead || p.UniqueFor > 0 }
 
-const findLiveUniqueSQL = `SELECT id, state FROM spool_jobs
-	WHERE tenant = ? AND unique_key = ? AND state IN ('scheduled', 'available', 'running')`
+// uniqueForMicros is UniqueFor in whole microseconds, rounded up, so that
+// any window is at least one.
+func uniqueForMicros(d time.Duration) int64 {
+	return int64((d + time.Microsecond - 1) / time.Microsecond)
+}
+
+// findHolderSQL finds the job holding a (tenant, unique key): the live one,
+// or a finished one that keeps the key (unique_held), which the unique
+// index holds at most one of; open says whether it holds it at ?3 (a live
+// job, or unique_until after ?3). The OR is written as in the index's
+// predicate, so the lookup is a probe of spool_jobs_unique.
+const findHolderSQL = `SELECT id, state, state IN ('scheduled', 'available', 'running') OR coalesce(unique_until > ?3, 0)
+	FROM spool_jobs
+	WHERE tenant = ?1 AND unique_key = ?2 AND (state IN ('scheduled', 'available', 'running') OR unique_held = 1)`
+
+// releaseSQL makes a finished job whose window has passed give up its
+// unique key.
+const releaseSQL = `UPDATE spool_jobs SET unique_held = 0
+	WHERE id = ? AND unique_held = 1 AND state NOT IN ('scheduled', 'available', 'running') AND unique_until <= ?`
+
+// holder is the job holding a unique key.
+type holder struct {
+	id    store.ID
+	state store.State
+	open  bool // it holds the key now: live, or within its window
+}
+
+// findHolder returns the job holding (tenant, key), or nil when none does.
+func findHolder(x execer, tenant, key string, now time.Time) (*holder, error) {
+	var h holder
+	var st string
+	err := x.queryRow(findHolderSQL, tenant, key, now.UnixMicro()).Scan(&h.id, &st, &h.open)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	h.state = store.State(st)
+	return &h, nil
+}
+
+// takeKey clears the way for a job that wants (tenant, key): nil when no
+// other job holds it, or held the key until a window that has passed
+// (that job now gives it up); else the holder, which keeps it. skip is a
+// job that does not count as another (the one being requeued).
+func takeKey(x execer, tenant, key string, skip store.ID, now time.Time) (*holder, error) {
+	h, err := findHolder(x, tenant, key, now)
+	if err != nil || h == nil || h.id == skip {
+		return nil, err
+	}
+	if h.open {
+		return h, nil
+	}
+	if _, err := x.exec(releaseSQL, h.id, now.UnixMicro()); err != nil {
+		return nil, err
+	}
+	return nil, nil
+}
 
 // insertJobs inserts normalized jobs in multi-row statements and fills
-// results. A row that is not inserted lost to a live unique key (its result
-// names the holder) or to a taken ID (an *ItemError fails the whole call).
+// results. A row that is not inserted lost to a held unique key (its result
+// names the holder) or to a taken ID (an *ItemError fails the whole call);
+// a key held by a finished job whose window has passed is taken from it,
+// and the row inserted.
 
 func insertJobs(x execer, jobs []store.EnqueueParams, results []store.EnqueueResult, now time.Time, mayConflict bool) error {
 	created := now.UnixMicro()
@@ -120,9 +188,9 @@ func insertJobs(x execer, jobs []store.EnqueueParams, results []store.EnqueueRes
 	for start := 0; start < len(jobs); start += insertChunk {
 		chunk := jobs[start:min(start+insertChunk, len(jobs))]
 		stmts, width := &insertSQL, insertCols
-		hold := slices.ContainsFunc(chunk, holdsKey)
-		if hold {
-			stmts, width = &insertHoldSQL, insertCols+1
+		ext := slices.ContainsFunc(chunk, extended)
+		if ext {
+			stmts, width = &insertExtSQL, insertCols+insertExtCols
 		}
 		args = args[:0]
 		for i := range chunk {
@@ -134,8 +202,12 @@ func insertJobs(x execer, jobs []store.EnqueueParams, results []store.EnqueueRes
 			results[start+i] = store.EnqueueResult{ID: p.ID, State: state}
 			args = append(args, p.ID, p.Queue, p.Kind, p.Payload, p.Priority, p.RunAt.UnixMicro(), string(state),
 				p.Tenant, nullString(p.UniqueKey), nullString(p.OrderingKey), p.MaxAttempts, p.MaxDeliveries, created)
-			if hold {
-				args = append(args, p.HoldKeyWhenDead)
+			if ext {
+				var until any
+				if p.UniqueFor > 0 {
+					until = created + uniqueForMicros(p.UniqueFor)
+				}
+				args = append(args, p.HoldKeyWhenDead, until, p.UniqueFor > 0)
 			}
 		}
 		if !mayConflict {
@@ -166,7 +238,7 @@ func insertJobs(x execer, jobs []store.EnqueueParams, results []store.EnqueueRes
 			}
 			continue
 		}
-		// Some rows were skipped (a live unique key, a taken ID): undo the
+		// Some rows were skipped (a held unique key, a taken ID): undo the
 		// chunk and insert row by row, so each skipped row gets its answer.
 		if _, rerr := x.exec("ROLLBACK TO bulk_insert"); rerr != nil {
 			return errors.Join(err, rerr)
@@ -178,17 +250,12 @@ func insertJobs(x execer, jobs []store.EnqueueParams, results []store.EnqueueRes
 			return fmt.Errorf("spool: enqueue: %w", err)
 		}
 		for i := range chunk {
-			res, err := x.exec(stmts[1], args[width*i:width*i+width]...)
-			if err != nil {
+			if err := insertOne(x, stmts[1], args[width*i:width*i+width], &chunk[i], &results[start+i], now); err != nil {
+				var ve *store.ValidationError
+				if errors.As(err, &ve) {
+					return &store.ItemError{Index: start + i, Err: err}
+				}
 				return fmt.Errorf("spool: enqueue: %w", err)
-			}
-			if n, err := res.RowsAffected(); err != nil {
-				return fmt.Errorf("spool: enqueue: %w", err)
-			} else if n == 1 {
-				continue
-			}
-			if err := resolveConflict(x, &chunk[i], &results[start+i]); err != nil {
-				return &store.ItemError{Index: start + i, Err: err}
 			}
 		}
 	}
@@ -219,18 +286,34 @@ func carryHistory(x execer, jobs []store.EnqueueParams, results []store.EnqueueR
 	return nil
 }
 
-// resolveConflict explains a row the INSERT skipped: a live job holds its
-// unique key (the result then names that job), or its ID is taken (an error).
-func resolveConflict(x execer, p *store.EnqueueParams, res *store.EnqueueResult) error {
-	if p.UniqueKey != "" {
-		var id store.ID
-		var st string
-		err := x.queryRow(findLiveUniqueSQL, p.Tenant, p.UniqueKey).Scan(&id, &st)
-		if err == nil {
-			*res = store.EnqueueResult{ID: id, Duplicate: true, State: store.State(st)}
+// insertOne inserts one row with stmt and explains it when the INSERT
+// skips it: a job holds its unique key (the result then names that job), or
+// its ID is taken (a *store.ValidationError). A key held by a finished job
+// whose window has passed is taken from that job, and the row inserted.
+func insertOne(x execer, stmt string, args []any, p *store.EnqueueParams, res *store.EnqueueResult, now time.Time) error {
+	for range 2 { // the writer is alone: once a key is given up, only a taken ID can refuse the row
+		r, err := x.exec(stmt, args...)
+		if err != nil {
+			return err
+		}
+		if n, err := r.RowsAffected(); err != nil || n == 1 {
+			return err
+		}
+		if p.UniqueKey == "" {
+			break
+		}
+		h, err := findHolder(x, p.Tenant, p.UniqueKey, now)
+		if err != nil {
+			return err
+		}
+		if h == nil {
+			break
+		}
+		if h.open {
+			*res = store.EnqueueResult{ID: h.id, Duplicate: true, State: h.state}
 			return nil
 		}
-		if !errors.Is(err, sql.ErrNoRows) {
+		if _, err := x.exec(releaseSQL, h.id, now.UnixMicro()); err != nil {
 			return err
 		}
 	}
@@ -277,7 +360,7 @@ const claimSQL = `UPDATE spool_jobs
 // claimedColumns are what a claim returns: a just-claimed job is running, and
 // a running job never has a result, a dead reason or a finish time.
 const claimedColumns = `id, queue, kind, payload, priority, run_at, tenant, unique_key, ordering_key,
-	attempts, max_attempts, deliveries, max_deliveries, lock_token, locked_until, errors, created_at, hold_when_dead`
+	attempts, max_attempts, deliveries, max_deliveries, lock_token, locked_until, errors, created_at, hold_when_dead, unique_until`
 
 func scanClaimed(r scanner) (*store.Job, error) {
 	var (
@@ -285,9 +368,11 @@ func scanClaimed(r scanner) (*store.Job, error) {
 		uniq, ord, errs    sql.NullString
 		runAt, lockedUntil int64
 		created, token     int64
+		uniqueUntil        sql.NullInt64
 	)
 	if err := r.Scan(&j.ID, &j.Queue, &j.Kind, &j.Payload, &j.Priority, &runAt, &j.Tenant, &uniq, &ord,
-		&j.Attempts, &j.MaxAttempts, &j.Deliveries, &j.MaxDeliveries, &token, &lockedUntil, &errs, &created, &j.HoldKeyWhenDead); err != nil {
+		&j.Attempts, &j.MaxAttempts, &j.Deliveries, &j.MaxDeliveries, &token, &lockedUntil, &errs, &created, &j.HoldKeyWhenDead,
+		&uniqueUntil); err != nil {
 		return nil, err
 	}
 	j.State = store.StateRunning
@@ -296,6 +381,7 @@ func scanClaimed(r scanner) (*store.Job, error) {
 	j.LockToken = store.LockToken(token)
 	j.LockedUntil = time.UnixMicro(lockedUntil).UTC()
 	j.CreatedAt = time.UnixMicro(created).UTC()
+	j.UniqueUntil = fromMicros(uniqueUntil)
 	if errs.Valid && errs.String != "" {
 		if err := json.Unmarshal([]byte(errs.String), &j.Errors); err != nil {
 			return nil, fmt.Errorf("spool: job %s: decode error history: %w", j.ID, err)
