@@ -5,14 +5,15 @@ import (
 	"database/sql"
 	"errors"
 	"path/filepath"
+	"strconv"
 	"testing"
 
 	"github.com/spoolrun/spool/store"
 	"github.com/spoolrun/spool/store/sqlite"
 )
 
-// TestKeysMigration: a file at version 4 (migration 0005's down script
-// applied by hand) gets the api keys table back when it is opened, and
+// TestKeysMigration: a file at version 4 (the down scripts of migration
+// 0005 and later applied by hand) gets the api keys table back when it is opened, and
 // keeps its jobs.
 func TestKeysMigration(t *testing.T) {
 	t.Parallel()
@@ -29,25 +30,7 @@ func TestKeysMigration(t *testing.T) {
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
-	var down string
-	for _, m := range sqlite.Migrations() {
-		if m.Version == 5 {
-			down = m.Down
-		}
-	}
-	if down == "" {
-		t.Fatal("no migration 5")
-	}
-	db, err := sql.Open("sqlite", sqlite.DSN(path, 0))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, q := range []string{down, `DELETE FROM spool_migrations WHERE version = 5`} {
-		if _, err := db.ExecContext(ctx, q); err != nil {
-			t.Fatalf("%s: %v", q, err)
-		}
-	}
-	db.Close()
+	downTo(t, path, 4)
 	if st, err := sqlite.MigrationStatus(ctx, path); err != nil || st.Current != 4 || len(st.Pending) != sqlite.LatestVersion()-4 {
 		t.Fatalf("status after the down script: %+v, %v", st, err)
 	}
@@ -66,5 +49,25 @@ func TestKeysMigration(t *testing.T) {
 	}
 	if _, err := ks.CreateKey(ctx, k); !errors.Is(err, store.ErrDuplicate) {
 		t.Fatalf("CreateKey again = %v, want ErrDuplicate", err)
+	}
+}
+
+// downTo takes the file at path down to schema version v by hand: the down
+// scripts of every later migration, newest first, and their rows of
+// spool_migrations, as an older build of spool left it.
+func downTo(t *testing.T, path string, v int) {
+	t.Helper()
+	db, err := sql.Open("sqlite", sqlite.DSN(path, 0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	all := sqlite.Migrations()
+	for i := len(all) - 1; i >= 0 && all[i].Version > v; i-- {
+		for _, q := range []string{all[i].Down, `DELETE FROM spool_migrations WHERE version = ` + strconv.Itoa(all[i].Version)} {
+			if _, err := db.ExecContext(t.Context(), q); err != nil {
+				t.Fatalf("migration %d down: %s: %v", all[i].Version, q, err)
+			}
+		}
 	}
 }

@@ -30,7 +30,7 @@ var enqueueTests = []test{
 	{"EmptyBatch", testEnqueueEmpty},
 }
 
-var uniqueTests = []test{
+var uniqueTests = append([]test{
 	{"DuplicateReturnsFirst", testUniqueDuplicate},
 	{"DuplicateReportsState", testUniqueDuplicateState},
 	{"OtherTenant", testUniqueOtherTenant},
@@ -40,7 +40,7 @@ var uniqueTests = []test{
 	{"HeldWhileRetrying", testUniqueHeldWhileRetrying},
 	{"EmptyKeyNotUnique", testUniqueEmptyKey},
 	{"ConcurrentEnqueues", testUniqueConcurrent},
-}
+}, uniqueForTests...)
 
 func testEnqueueDefaults(t *testing.T, h *harness) {
 	res, err := h.s.Enqueue(h.ctx, []store.EnqueueParams{{Kind: "email"}})
@@ -69,7 +69,7 @@ func testEnqueueFieldsRoundTrip(t *testing.T, h *harness) {
 	p := store.EnqueueParams{
 		Queue: "mail.outbound", Kind: "send:welcome/v2", Payload: []byte(`{"to":"a@example.com"}`),
 		Priority: -7, RunAt: runAt, Tenant: "acme_corp", UniqueKey: "welcome:42 ✓", OrderingKey: "user/42",
-		MaxAttempts: 3, MaxDeliveries: 4, HoldKeyWhenDead: true,
+		MaxAttempts: 3, MaxDeliveries: 4, HoldKeyWhenDead: true, UniqueFor: 90*time.Minute + 250*time.Millisecond,
 	}
 	res := h.enqueue(p)[0]
 	if res.State != store.StateScheduled {
@@ -80,6 +80,7 @@ func testEnqueueFieldsRoundTrip(t *testing.T, h *harness) {
 		ID: res.ID, Queue: p.Queue, Kind: p.Kind, Payload: p.Payload, Priority: p.Priority, RunAt: runAt,
 		State: store.StateScheduled, Tenant: p.Tenant, UniqueKey: p.UniqueKey, OrderingKey: p.OrderingKey,
 		MaxAttempts: 3, MaxDeliveries: 4, HoldKeyWhenDead: true, CreatedAt: h.now(),
+		UniqueUntil: h.now().Add(90*time.Minute + 250*time.Millisecond),
 	}
 	if d := diffJobs(want, j); len(d) != 0 {
 		t.Errorf("job differs from what was enqueued: %v", d)
@@ -268,6 +269,9 @@ var invalidJobs = []struct {
 	{"max deliveries negative", store.EnqueueParams{Kind: "k", MaxDeliveries: -1}, false},
 	{"max deliveries too high", store.EnqueueParams{Kind: "k", MaxDeliveries: store.MaxAttemptsLimit + 1}, false},
 	{"hold key without a key", store.EnqueueParams{Kind: "k", HoldKeyWhenDead: true}, false},
+	{"unique for without a key", store.EnqueueParams{Kind: "k", UniqueFor: time.Minute}, false},
+	{"unique for negative", store.EnqueueParams{Kind: "k", UniqueKey: "u", UniqueFor: -time.Minute}, false},
+	{"unique for too long", store.EnqueueParams{Kind: "k", UniqueKey: "u", UniqueFor: store.MaxUniqueFor + time.Second}, false},
 }
 
 func testEnqueueInvalid(t *testing.T, h *harness) {

@@ -1,6 +1,7 @@
 package storetest
 
 import (
+	"database/sql"
 	"errors"
 	"fmt"
 	"slices"
@@ -54,6 +55,7 @@ func btoi(b bool) int {
 var sqlTxTests = []test{
 	{"CommitAndRollback", testSQLTxCommitRollback},
 	{"RefusedBatchKeepsTxUsable", testSQLTxRefused},
+	{"UniqueFor", testSQLTxUniqueFor},
 }
 
 func (h *harness) txEnqueuer() store.SQLTxEnqueuer {
@@ -90,6 +92,42 @@ func testSQLTxCommitRollback(t *testing.T, h *harness) {
 	h.gone(dup[1].ID)
 }
 
+// testSQLTxUniqueFor: a key's window holds in a caller's transaction too,
+// and a window that has passed gives the key up to a job of the
+// transaction only if it commits.
+func testSQLTxUniqueFor(t *testing.T, h *harness) {
+	x := h.txEnqueuer()
+	held := h.finish(store.EnqueueParams{UniqueKey: "u", UniqueFor: time.Hour}, store.StateCompleted)
+	enqueue := func(tx *sql.Tx) store.EnqueueResult {
+		t.Helper()
+		res, err := x.EnqueueTx(h.ctx, tx, []store.EnqueueParams{{Kind: "k", UniqueKey: "u", UniqueFor: time.Hour}})
+		if err != nil || len(res) != 1 {
+			t.Fatalf("EnqueueTx: %v %v", res, err)
+		}
+		return res[0]
+	}
+	tx := h.b.BeginTx(t, h.s)
+	wantDup(t, "in a transaction, within the window", enqueue(tx), held, store.StateCompleted)
+	if err := tx.Rollback(); err != nil {
+		t.Fatal(err)
+	}
+	h.clock.Advance(time.Hour)
+	tx = h.b.BeginTx(t, h.s)
+	gone := enqueue(tx)
+	wantNew(t, "in a transaction, after the window", gone, held)
+	if err := tx.Rollback(); err != nil {
+		t.Fatal(err)
+	}
+	h.gone(gone.ID)
+	tx = h.b.BeginTx(t, h.s)
+	kept := enqueue(tx)
+	wantNew(t, "in a transaction, after the window, again", kept, held)
+	if err := tx.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	wantDup(t, "after the commit", h.enqueue(store.EnqueueParams{UniqueKey: "u"})[0], kept.ID, store.StateAvailable)
+}
+
 func testSQLTxRefused(t *testing.T, h *harness) {
 	x := h.txEnqueuer()
 	tx := h.b.BeginTx(t, h.s)
@@ -116,6 +154,7 @@ var multiTests = []test{
 	{"ReapAcrossHandles", testMultiReap},
 	{"RacingClaimers", testMultiRacingClaims},
 	{"CloseOneHandle", testMultiCloseOne},
+	{"UniqueFor", testMultiUniqueFor},
 }
 
 func testMultiEnqueueClaim(_ *testing.T, h *harness) {

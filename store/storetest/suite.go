@@ -487,6 +487,9 @@ func diffJobs(a, b *store.Job) []string {
 	if a.OrderingKey != b.OrderingKey {
 		add("OrderingKey", a.OrderingKey, b.OrderingKey)
 	}
+	if !a.UniqueUntil.Equal(b.UniqueUntil) {
+		add("UniqueUntil", a.UniqueUntil, b.UniqueUntil)
+	}
 	if a.Attempts != b.Attempts {
 		add("Attempts", a.Attempts, b.Attempts)
 	}
