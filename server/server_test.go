@@ -96,6 +96,12 @@ func newHarness(t *testing.T, cfg server.Config) *harness {
 // do sends a request with the key named and returns the status and body.
 func (h *harness) do(key, method, path, body string) (int, []byte) {
 	h.t.Helper()
+	return h.doHeader(key, method, path, body)
+}
+
+// doHeader is do with headers, given as name, value, name, value...
+func (h *harness) doHeader(key, method, path, body string, header ...string) (int, []byte) {
+	h.t.Helper()
 	var r io.Reader
 	if body != "" {
 		r = strings.NewReader(body)
@@ -110,6 +116,9 @@ func (h *harness) do(key, method, path, body string) (int, []byte) {
 			tok = key // a raw token
 		}
 		req.Header.Set("Authorization", "Bearer "+tok)
+	}
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header.Set(header[i], header[i+1])
 	}
 	resp, err := h.http.Client().Do(req)
 	if err != nil {
@@ -159,7 +168,7 @@ func (h *harness) seedGlobex() globex {
 		Results []jobView `json:"results"`
 	}
 	h.must(201, "globex/admin", "POST", "/v1/jobs",
-		`{"jobs": [{"kind": "secret", "queue": "mail", "payload": {"globex": "secret"}}, {"kind": "held", "queue": "work"}, {"kind": "doomed", "queue": "dlq", "max_attempts": 1}]}`, &res)
+		`{"jobs": [{"kind": "secret", "queue": "mail", "payload": {"globex": "secret"}, "unique_key": "globex-order-1", "unique_for": "1h"}, {"kind": "held", "queue": "work"}, {"kind": "doomed", "queue": "dlq", "max_attempts": 1}]}`, &res)
 	g.waiting = res.Results[0]
 	var claimed struct{ Jobs []jobView }
 	h.must(200, "globex/worker", "POST", "/v1/queues/work/claim", `{"limit": 1}`, &claimed)
@@ -254,6 +263,7 @@ func probes(g globex) map[string]struct{ path, body string } {
 		"POST /v1/jobs":                   {"/v1/jobs", `{"kind": "k", "tenant": "globex", "queue": "mail"}`},
 		"GET /v1/jobs":                    {"/v1/jobs?tenant=globex", ""},
 		"GET /v1/jobs/{id}":               {"/v1/jobs/" + g.waiting.ID, ""},
+		"GET /v1/jobs/by-unique-key":      {"/v1/jobs/by-unique-key?key=globex-order-1", ""},
 		"GET /v1/jobs/{id}/wait":          {"/v1/jobs/" + g.waiting.ID + "/wait?timeout=0s", ""},
 		"POST /v1/jobs/{id}/cancel":       {"/v1/jobs/" + g.waiting.ID + "/cancel", ""},
 		"POST /v1/jobs/{id}/requeue":      {"/v1/jobs/" + g.dead.ID + "/requeue", ""},
@@ -347,12 +357,17 @@ func TestEveryRouteEveryRole(t *testing.T) {
 			}
 		}
 	}
-	// The operator's key sees globex's job.
+	// The operator's key sees globex's job, also by its unique key.
 	var v jobView
 	h.must(200, "*/admin", "GET", "/v1/jobs/"+g.waiting.ID, "", &v)
 	if v.Queue != "globex/mail" || v.Tenant != "globex" {
 		t.Errorf("operator sees %+v", v)
 	}
+	h.must(200, "*/admin", "GET", "/v1/jobs/by-unique-key?key=globex-order-1&tenant=globex", "", &v)
+	if v.ID != g.waiting.ID {
+		t.Errorf("operator sees by unique key %+v, want job %s", v, g.waiting.ID)
+	}
+	h.must(404, "*/admin", "GET", "/v1/jobs/by-unique-key?key=globex-order-1", "", nil)
 }
 
 func roleAllows(role, perm string) bool {
