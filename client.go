@@ -66,7 +66,8 @@ func NewClient(cfg Config) (*Client, error) {
 // (joined; each names the item's index and matches ErrInvalid). When it
 // returns nil every job is durable. Results are in item order; an item whose
 // unique key is held by a live job, or by an earlier item of the same call,
-// gets that job's ID with Duplicate set. No items is a no-op.
+// gets that job's ID with Duplicate set (a finished job within its
+// UniqueFor window holds its key too). No items is a no-op.
 func (c *Client) EnqueueMany(ctx context.Context, items ...Item) ([]EnqueueResult, error) {
 	return c.enqueue(ctx, nil, items)
 }
@@ -158,6 +159,16 @@ func (c *Client) Get(ctx context.Context, id ID) (*Job, error) {
 	return c.store.Get(ctx, id)
 }
 
+// GetByUniqueKey returns the job of tenant ("" for none) with unique key
+// key, to read its state and result after the fact: the job holding the
+// key (a live one, or a finished one within its UniqueFor window: the job
+// an enqueue of the key returns), else the most recently created finished
+// job with the key. It gives an error matching ErrNotFound when no job has
+// the key (or retention deleted them), and ErrInvalid for an empty key.
+func (c *Client) GetByUniqueKey(ctx context.Context, tenant, key string) (*Job, error) {
+	return c.store.GetByUniqueKey(ctx, tenant, key)
+}
+
 // List returns jobs matching p in enqueue order, one page at a time: pass
 // the page's Next as p.After for the next page. Bad parameters give errors
 // matching ErrInvalid.
@@ -185,7 +196,8 @@ func (c *Client) Cancel(ctx context.Context, ids ...ID) error {
 // deliveries reset and their error history kept. Jobs are handled
 // independently; each one refused gives a *JobError naming it, wrapping
 // ErrNotFound, a *store.StateError (ErrWrongState) for a job that is live or
-// completed, or ErrDuplicate when a live job now holds its unique key. The
+// completed, or ErrDuplicate when another job now holds its unique key (a
+// live one, or a finished one within its UniqueFor window). The
 // errors are joined. No IDs is a no-op.
 func (c *Client) Requeue(ctx context.Context, ids ...ID) error {
 	errs, err := c.RequeueEach(ctx, ids...)

@@ -19,8 +19,9 @@ func (c *Client) CancelEach(ctx context.Context, ids ...ID) (errs []error, err e
 // RequeueEach makes dead or cancelled jobs available again like Requeue,
 // and answers per job: errs[i] is nil when ids[i] was requeued, or why it
 // was not (an error matching ErrNotFound, a *store.StateError for a job that
-// is live or completed, or an error matching ErrDuplicate when a live job
-// now holds its unique key). err is for the whole call, as in CancelEach.
+// is live or completed, or an error matching ErrDuplicate when another job
+// now holds its unique key: a live one, or a finished one within its
+// UniqueFor window). err is for the whole call, as in CancelEach.
 func (c *Client) RequeueEach(ctx context.Context, ids ...ID) (errs []error, err error) {
 	return eachItem(ctx, ids, c.store.Requeue, "jobs")
 }

@@ -231,6 +231,42 @@ func TestUniqueKeyReturnsTheLiveJob(t *testing.T) {
 	}
 }
 
+// UniqueFor: a finished job keeps its key for the window, so enqueueing it
+// again returns the finished job, whose result GetByUniqueKey reads back.
+func TestUniqueForResultByKey(t *testing.T) {
+	t.Parallel()
+	st, _ := openStore(t)
+	c := newClient(t, st)
+	ctx := context.Background()
+
+	opts := &spool.EnqueueOptions{Queue: "quotes", UniqueKey: "quote:a1", UniqueFor: 5 * time.Minute, Tenant: "acme"}
+	first, err := sendEmail.Enqueue(ctx, c, email{To: "first"}, opts)
+	if err != nil {
+		t.Fatalf("Enqueue: %v", err)
+	}
+	if j := mustGet(t, c, first.ID); !j.UniqueUntil.Equal(testNow.Add(5 * time.Minute)) {
+		t.Fatalf("UniqueUntil = %v, want %v", j.UniqueUntil, testNow.Add(5*time.Minute))
+	}
+	settle(t, st, claim(t, st, "quotes"), store.Verdict{Outcome: store.Complete, Result: []byte(`{"price":42}`)})
+	again, err := sendEmail.Enqueue(ctx, c, email{To: "again"}, opts)
+	if err != nil || !again.Duplicate || again.ID != first.ID || again.State != spool.StateCompleted {
+		t.Fatalf("Enqueue within the window = %+v, %v; want the completed job %s", again, err, first.ID)
+	}
+	job, err := c.GetByUniqueKey(ctx, "acme", "quote:a1")
+	if err != nil || job.ID != first.ID {
+		t.Fatalf("GetByUniqueKey = %v, %v", job, err)
+	}
+	if r, err := spool.DecodeResult[struct{ Price int }](job); err != nil || r.Price != 42 {
+		t.Fatalf("DecodeResult = %+v, %v", r, err)
+	}
+	if _, err := c.GetByUniqueKey(ctx, "", "quote:a1"); !errors.Is(err, spool.ErrNotFound) {
+		t.Fatalf("GetByUniqueKey in another tenant = %v, want ErrNotFound", err)
+	}
+	if _, err := sendEmail.Enqueue(ctx, c, email{}, &spool.EnqueueOptions{UniqueFor: time.Minute}); !errors.Is(err, spool.ErrInvalid) {
+		t.Fatalf("UniqueFor without a key = %v, want ErrInvalid", err)
+	}
+}
+
 func TestInvalidEnqueueChangesNothing(t *testing.T) {
 	t.Parallel()
 	st, _ := openStore(t)

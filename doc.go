@@ -56,7 +56,9 @@
 // queue, priority, run time, unique key, tenant, ordering key and retry
 // limits; nil options take the defaults. A unique key already held by a live
 // job returns that job with [EnqueueResult].Duplicate set instead of adding
-// another. [Client.EnqueueMany] adds many jobs, typed ([Kind.Item]) or raw
+// another; with [EnqueueOptions].UniqueFor a finished job keeps holding its
+// key for a window after its creation, and [Client.GetByUniqueKey] reads
+// its result back by the key. [Client.EnqueueMany] adds many jobs, typed ([Kind.Item]) or raw
 // ([RawItem]), all or nothing, in one durable commit.
 //
 // # Transactions

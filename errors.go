@@ -24,8 +24,9 @@ var (
 	// ErrWrongState: the operation does not apply to the job in its current
 	// state, such as cancelling a completed job.
 	ErrWrongState = store.ErrWrongState
-	// ErrDuplicate: a live job already holds the unique key (returned by
-	// Requeue; Enqueue reports duplicates in EnqueueResult.Duplicate instead).
+	// ErrDuplicate: another job already holds the unique key, a live one or
+	// a finished one within its UniqueFor window (returned by Requeue;
+	// Enqueue reports duplicates in EnqueueResult.Duplicate instead).
 	ErrDuplicate = store.ErrDuplicate
 	// ErrClosed: the store has been closed.
 	ErrClosed = store.ErrClosed

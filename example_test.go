@@ -143,6 +143,55 @@ func ExampleClient_Wait() {
 	// completed sent-to-ada@example.com
 }
 
+// A job enqueued with UniqueFor keeps its unique key after it finishes:
+// enqueueing the key again within the window returns the finished job, and
+// GetByUniqueKey reads its result back by the key, from any process.
+func ExampleClient_GetByUniqueKey() {
+	st, _, cleanup := exampleStore()
+	defer cleanup()
+	client, err := spool.NewClient(spool.Config{Store: st})
+	if err != nil {
+		log.Fatal(err)
+	}
+	ctx := context.Background()
+	opts := &spool.EnqueueOptions{Queue: "mail", UniqueKey: "welcome:ada", UniqueFor: time.Hour}
+
+	first, err := SendEmail.Enqueue(ctx, client, Email{To: "ada@example.com"}, opts)
+	if err != nil {
+		log.Fatal(err)
+	}
+	// A worker completes it with a result (by hand here, in place of a
+	// spool worker).
+	jobs, err := st.Claim(ctx, store.ClaimParams{Queue: "mail", Limit: 1, LockFor: time.Minute})
+	if err != nil || len(jobs) != 1 {
+		log.Fatal(len(jobs), err)
+	}
+	if _, err := st.Settle(ctx, []store.Verdict{{ID: jobs[0].ID, Token: jobs[0].LockToken, Outcome: store.Complete,
+		Result: []byte(`{"message_id":"m-1"}`)}}); err != nil {
+		log.Fatal(err)
+	}
+
+	// Within the hour, the same key returns the finished job: no second email.
+	again, err := SendEmail.Enqueue(ctx, client, Email{To: "ada@example.com"}, opts)
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(again.Duplicate, again.ID == first.ID, again.State)
+
+	job, err := client.GetByUniqueKey(ctx, "", "welcome:ada")
+	if err != nil {
+		log.Fatal(err)
+	}
+	receipt, err := spool.DecodeResult[Receipt](job)
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(receipt.MessageID, job.UniqueUntil.Equal(job.CreatedAt.Add(time.Hour)))
+	// Output:
+	// true true completed
+	// m-1 true
+}
+
 func ExampleClient_EnqueueTx() {
 	st, path, cleanup := exampleStore()
 	defer cleanup()

@@ -39,6 +39,19 @@ type EnqueueOptions struct {
 	// Default "": no deduplication. At most 255 bytes of UTF-8.
 	UniqueKey string
 
+	// UniqueFor makes the job hold UniqueKey for this long after its
+	// creation (by the store's clock), even once it has finished: within
+	// the window, enqueueing the key again returns this job, completed,
+	// cancelled or dead, with Duplicate set, so a retried request does not
+	// run the work twice and its result can be read back
+	// (Client.GetByUniqueKey, DecodeResult). After the window a new job is
+	// made. The window is the job's own, kept as Job.UniqueUntil; a
+	// duplicate's UniqueFor changes nothing. Retention still deletes the
+	// finished job on its own schedule, and a deleted job holds nothing:
+	// keep retention longer than the window. Default 0: only a live job
+	// holds the key. Needs UniqueKey; at most 30 days (store.MaxUniqueFor).
+	UniqueFor time.Duration
+
 	// Tenant partitions jobs for fairness and access scoping; unique keys and
 	// ordering keys are scoped by it. Default "": no tenant.
 	Tenant string
@@ -95,6 +108,7 @@ func (it *Item) params(now time.Time) (store.EnqueueParams, error) {
 		Delay:         it.opts.Delay,
 		Tenant:        it.opts.Tenant,
 		UniqueKey:     it.opts.UniqueKey,
+		UniqueFor:     it.opts.UniqueFor,
 		OrderingKey:   it.opts.OrderingKey,
 		MaxAttempts:   it.opts.MaxAttempts,
 		MaxDeliveries: it.opts.MaxDeliveries,
@@ -147,8 +161,9 @@ func (k Kind[T]) Item(payload T, opts *EnqueueOptions) Item {
 
 // Enqueue adds one job of this kind through c. When it returns nil the job is
 // durable. Invalid input gives an error matching ErrInvalid and writes
-// nothing; a live job with the same unique key is returned with Duplicate
-// set. opts may be nil.
+// nothing; the job holding the same unique key (a live one, or a finished
+// one within its UniqueFor window) is returned with Duplicate set. opts may
+// be nil.
 func (k Kind[T]) Enqueue(ctx context.Context, c *Client, payload T, opts *EnqueueOptions) (EnqueueResult, error) {
 	res, err := c.enqueue(ctx, nil, []Item{k.Item(payload, opts)})
 	if err != nil {

@@ -34,8 +34,9 @@ type ListParams = store.ListParams
 type ListPage = store.ListPage
 
 // EnqueueResult reports what happened to one enqueued item: the job's ID,
-// whether an existing live job with the same unique key was returned instead
-// (Duplicate), and that job's state.
+// whether the job holding the same unique key (a live one, or a finished
+// one within its UniqueFor window) was returned instead (Duplicate), and
+// that job's state.
 type EnqueueResult = store.EnqueueResult
 
 // QueueStats describes one queue: its counts by state, whether it is paused
