@@ -24,7 +24,11 @@ read it from stdin. Without --payload the job has none.
 
 With --unique-key, while a live job (scheduled, available or running) of the
 same tenant holds the key, no job is added: the live job's ID is printed
-instead, and "duplicate" is true in the --json output.
+instead, and "duplicate" is true in the --json output. --unique-for makes the
+new job keep holding the key for that long after its creation, even once it
+has finished: an enqueue of the key within the window prints the finished
+job's ID (and with --wait, its result at once). Read a job back by its key
+with spool jobs get --unique-key.
 
 Output: the job's ID, or for --count N > 1 a one-line summary. With --json:
 {"id": ..., "duplicate": ..., "state": ...} for one job, or
@@ -38,12 +42,13 @@ completed, and 1 when it was cancelled or dead-lettered, printing its last
 error (with --json, the job). --timeout bounds the wait: when it passes, the
 command exits 1 with the error code "timeout", and the job stays queued
 (cancel it with spool jobs cancel if the reply is no longer wanted). With
---unique-key, a duplicate waits for the live job that holds the key.`
+--unique-key, a duplicate waits for the job that holds the key.`
 
 const enqueueExample = `  spool enqueue --queue mail --kind welcome --payload '{"to":"ada@example.com"}'
   echo '{"report":"daily"}' | spool enqueue --kind report --payload - --delay 1h
   spool enqueue --kind ping --count 100000 --priority -10
   spool enqueue --kind sync --payload '{"tenant":42}' --unique-key sync-42 --json
+  spool enqueue --kind quote --payload '{"sku":"a1"}' --unique-key quote-a1 --unique-for 5m --wait
   spool enqueue --queue quotes --kind quote --payload '{"sku":"a1"}' --wait --timeout 30s | jq .price`
 
 type enqueueFlags struct {
@@ -52,6 +57,7 @@ type enqueueFlags struct {
 	payload     string
 	count       int
 	uniqueKey   string
+	uniqueFor   time.Duration
 	delay       time.Duration
 	priority    int
 	tenant      string
@@ -79,6 +85,7 @@ func (a *app) enqueueCmd() *cobra.Command {
 	fl.StringVarP(&f.payload, "payload", "p", "", `JSON payload, or "-" to read it from stdin`)
 	fl.IntVarP(&f.count, "count", "n", 1, "how many copies of the job to add")
 	fl.StringVar(&f.uniqueKey, "unique-key", "", "add nothing while a live job of the tenant holds this key")
+	fl.DurationVar(&f.uniqueFor, "unique-for", 0, "with --unique-key: the job holds the key this long after its creation, even once finished (such as 5m; at most 720h)")
 	fl.DurationVar(&f.delay, "delay", 0, "run no earlier than this long from now, such as 30s or 2h")
 	fl.IntVar(&f.priority, "priority", 0, "lower runs first, -100..100")
 	fl.StringVar(&f.tenant, "tenant", "", "tenant the job belongs to")
@@ -101,6 +108,10 @@ func (a *app) enqueue(cmd *cobra.Command, f *enqueueFlags) error {
 		return usagef("--timeout bounds --wait: give --wait too")
 	case f.timeout < 0:
 		return usagef("--timeout must not be negative, not %v", f.timeout)
+	case f.uniqueFor != 0 && f.uniqueKey == "":
+		return usagef("--unique-for holds a unique key: give --unique-key too")
+	case f.uniqueFor < 0 || f.uniqueFor > store.MaxUniqueFor:
+		return usagef("--unique-for must be 0..%v, not %v", store.MaxUniqueFor, f.uniqueFor)
 	}
 	// Check the job before opening (and perhaps creating) the store, so
 	// that invalid input changes nothing at all.
@@ -116,6 +127,7 @@ func (a *app) enqueue(cmd *cobra.Command, f *enqueueFlags) error {
 		Priority:    f.priority,
 		Delay:       f.delay,
 		UniqueKey:   f.uniqueKey,
+		UniqueFor:   f.uniqueFor,
 		Tenant:      f.tenant,
 		OrderingKey: f.orderingKey,
 		MaxAttempts: f.maxAttempts,
@@ -143,7 +155,7 @@ func (a *app) enqueue(cmd *cobra.Command, f *enqueueFlags) error {
 		}
 		fmt.Fprintln(a.stdout, r.ID)
 		if r.Duplicate {
-			fmt.Fprintf(a.stderr, "spool: not added: live job %s (%s) holds unique key %q\n", r.ID, r.State, f.uniqueKey)
+			fmt.Fprintf(a.stderr, "spool: not added: %s job %s holds unique key %q\n", r.State, r.ID, f.uniqueKey)
 		}
 		return nil
 	}
@@ -211,7 +223,7 @@ func unwrapItem(err error) error {
 // so is a timeout, with the catalog's code "timeout".
 func (a *app) waitFor(ctx context.Context, client *spool.Client, r spool.EnqueueResult, timeout time.Duration) error {
 	if r.Duplicate {
-		fmt.Fprintf(a.stderr, "spool: not added: waiting for live job %s (%s), which holds the unique key\n", r.ID, r.State)
+		fmt.Fprintf(a.stderr, "spool: not added: waiting for %s job %s, which holds the unique key\n", r.State, r.ID)
 	}
 	wctx := ctx
 	if timeout > 0 {

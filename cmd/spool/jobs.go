@@ -166,26 +166,53 @@ func printDeadTable(w io.Writer, jobs []*spool.Job, now time.Time) {
 }
 
 func (a *app) jobsGetCmd() *cobra.Command {
-	return &cobra.Command{
-		Use:   "get ID",
+	var uniqueKey, tenant string
+	cmd := &cobra.Command{
+		Use:   "get {ID | --unique-key KEY [--tenant T]}",
 		Short: "Show one job in full, with its payload, result and error history",
 		Long: `Get prints everything stored about one job: its settings and counters, its
 payload and result, and its error history (oldest first, with panic stacks).
-A job that does not exist (or was removed by retention) exits 1.`,
+A job that does not exist (or was removed by retention) exits 1.
+
+With --unique-key instead of an ID it shows the job of that unique key (in
+--tenant's jobs; default none): the job holding the key (a live one, or a
+finished one within its --unique-for window: the one spool enqueue with the
+key returns), else the newest finished job with the key. So a result can be
+read back by the key it was enqueued with.`,
 		Example: `  spool jobs get 0193a4c1-5e3b-7d2e-8f00-1a2b3c4d5e6f
-  spool jobs get 0193a4c1-5e3b-7d2e-8f00-1a2b3c4d5e6f --json | jq .result`,
-		Args: cobra.ExactArgs(1),
+  spool jobs get 0193a4c1-5e3b-7d2e-8f00-1a2b3c4d5e6f --json | jq .result
+  spool jobs get --unique-key quote-a1 --tenant acme --json | jq .result`,
+		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			id, err := spool.ParseID(args[0])
-			if err != nil {
-				return err
+			var id spool.ID
+			switch {
+			case uniqueKey != "" && len(args) == 1:
+				return usagef("give a job ID or --unique-key, not both")
+			case uniqueKey == "" && len(args) == 0:
+				return usagef("give a job ID, or --unique-key")
+			case tenant != "" && uniqueKey == "":
+				return usagef("--tenant goes with --unique-key")
+			case uniqueKey != "":
+				if err := store.CheckUniqueKeyLookup(tenant, uniqueKey); err != nil {
+					return err
+				}
+			default:
+				var err error
+				if id, err = spool.ParseID(args[0]); err != nil {
+					return err
+				}
 			}
 			client, closeStore, err := a.openClient(cmd, false)
 			if err != nil {
 				return err
 			}
 			defer closeStore()
-			job, err := client.Get(cmd.Context(), id)
+			var job *spool.Job
+			if uniqueKey != "" {
+				job, err = client.GetByUniqueKey(cmd.Context(), tenant, uniqueKey)
+			} else {
+				job, err = client.Get(cmd.Context(), id)
+			}
 			if err != nil {
 				return err
 			}
@@ -197,6 +224,10 @@ A job that does not exist (or was removed by retention) exits 1.`,
 			return nil
 		},
 	}
+	fl := cmd.Flags()
+	fl.StringVar(&uniqueKey, "unique-key", "", "show the job of this unique key instead of an ID's")
+	fl.StringVar(&tenant, "tenant", "", "with --unique-key: the tenant whose key it is")
+	return cmd
 }
 
 // printJob prints a job for a person: one field a line, then its history.
@@ -210,6 +241,7 @@ func printJob(w io.Writer, j *spool.Job) {
 	row("Priority", fmt.Sprint(j.Priority))
 	row("Tenant", j.Tenant)
 	row("Unique key", j.UniqueKey)
+	row("Unique until", ts(j.UniqueUntil))
 	row("Ordering key", j.OrderingKey)
 	if j.HoldKeyWhenDead {
 		row("When dead", "holds its ordering key until requeued or purged")
