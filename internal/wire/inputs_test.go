@@ -17,7 +17,7 @@ func TestEnqueueRoundTrip(t *testing.T) {
 	t.Parallel()
 	in := []store.EnqueueParams{
 		{ID: jobID, Queue: "mail", Kind: "welcome", Payload: []byte(`{"to": "ada"}`), Priority: -3, RunAt: t0,
-			Tenant: "acme", UniqueKey: "u", OrderingKey: "o", MaxAttempts: 5, MaxDeliveries: 6},
+			Tenant: "acme", UniqueKey: "u", UniqueFor: 5*time.Minute + 250*time.Millisecond, OrderingKey: "o", MaxAttempts: 5, MaxDeliveries: 6},
 		{Kind: "raw", Payload: []byte{0, 1, 0xff}, Delay: 90 * time.Second},
 		{Kind: "empty"},
 		// Carried history: work that failed elsewhere continues here.
@@ -47,6 +47,9 @@ func TestEnqueueRoundTrip(t *testing.T) {
 	}
 	if out, err := wire.DecodeEnqueue(strings.NewReader(`{"jobs": [{"kind": "k", "payload": null}]}`)); err != nil || out[0].Payload != nil {
 		t.Fatalf("null payload: %+v, %v", out, err)
+	}
+	if out, err := wire.DecodeEnqueue(strings.NewReader(`{"jobs": [{"kind": "k", "unique_key": "u", "unique_for": "10m"}]}`)); err != nil || out[0].UniqueFor != 10*time.Minute {
+		t.Fatalf("unique_for: %+v, %v", out, err)
 	}
 }
 

@@ -43,10 +43,11 @@ func TestJobView(t *testing.T) {
 		RunAt: t0, State: store.StateDead, Tenant: "acme", UniqueKey: "u", OrderingKey: "o", HoldKeyWhenDead: true,
 		Attempts: 3, MaxAttempts: 3, Deliveries: 4, MaxDeliveries: 10, LockToken: 42,
 		Errors: []store.AttemptError{{At: t0, Attempt: 1, Message: "boom", Stack: "main.go:1"}, {At: t0, Attempt: 3, Message: "bang"}},
-		Result: []byte{0xff, 0x00}, DeadReason: store.DeadMaxAttempts, CreatedAt: t0, FinishedAt: t0.Add(time.Second)}
+		Result: []byte{0xff, 0x00}, DeadReason: store.DeadMaxAttempts, CreatedAt: t0, FinishedAt: t0.Add(time.Second),
+		UniqueUntil: t0.Add(time.Hour)}
 	golden(t, wire.JobOf(j, true), `{
 		"id": "0193a4c1-5e3b-7d2e-8f00-1a2b3c4d5e6f", "queue": "mail", "kind": "welcome", "state": "dead",
-		"priority": -5, "tenant": "acme", "unique_key": "u", "ordering_key": "o", "hold_key_when_dead": true,
+		"priority": -5, "tenant": "acme", "unique_key": "u", "unique_until": "2030-01-02T03:04:05Z", "ordering_key": "o", "hold_key_when_dead": true,
 		"attempts": 3, "max_attempts": 3, "deliveries": 4, "max_deliveries": 10,
 		"run_at": "2030-01-02T02:04:05Z", "created_at": "2030-01-02T02:04:05Z", "finished_at": "2030-01-02T02:04:06Z",
 		"dead_reason": "max_attempts", "last_error": "bang", "payload": {"to": "ada"}, "result_base64": "/wA=",
@@ -54,7 +55,7 @@ func TestJobView(t *testing.T) {
 		           {"at": "2030-01-02T02:04:05Z", "attempt": 3, "message": "bang"}]}`)
 	// Lists leave the history out; a running job shows its lock's end.
 	j.State, j.LockedUntil, j.FinishedAt, j.Errors, j.Result, j.DeadReason = store.StateRunning, t0, time.Time{}, nil, nil, ""
-	j.HoldKeyWhenDead = false
+	j.HoldKeyWhenDead, j.UniqueUntil = false, time.Time{}
 	golden(t, wire.JobPageOf(&store.ListPage{Jobs: []*store.Job{j}, Next: jobID}), `{"jobs": [{
 		"id": "0193a4c1-5e3b-7d2e-8f00-1a2b3c4d5e6f", "queue": "mail", "kind": "welcome", "state": "running",
 		"priority": -5, "tenant": "acme", "unique_key": "u", "ordering_key": "o",
@@ -155,7 +156,7 @@ func TestViewsBackToStore(t *testing.T) {
 		RunAt: u, State: store.StateRunning, Tenant: "acme", UniqueKey: "u", OrderingKey: "o", HoldKeyWhenDead: true,
 		Attempts: 1, MaxAttempts: 3, Deliveries: 2, MaxDeliveries: 10, LockToken: 42, LockedUntil: u.Add(time.Minute),
 		Errors: []store.AttemptError{{At: u, Attempt: 1, Message: "boom", Stack: "main.go:1"}},
-		Result: []byte{0xff, 0x00}, CreatedAt: u, FinishedAt: u.Add(time.Second)}
+		Result: []byte{0xff, 0x00}, CreatedAt: u, FinishedAt: u.Add(time.Second), UniqueUntil: u.Add(time.Hour)}
 	v := wire.ClaimedJobOf(j)
 	v.ExactBytes()
 	b, _ := json.Marshal(v)
