@@ -44,7 +44,9 @@
 // request body is bounded by the server's --max-body (32 MiB by default),
 // so an enqueue of many large payloads may have to be split. FireDue needs
 // an operator's key: a tenant's key fires nothing and reports nothing due,
-// since spool serve fires every tenant's schedules itself.
+// since spool serve fires every tenant's schedules itself. Likewise a
+// tenant's key reads GetByUniqueKey in its own tenant only (tenant "" or
+// its name; another is ErrForbidden).
 //
 // A closed store refuses every call with store.ErrClosed, calls in flight
 // included.
