@@ -181,7 +181,6 @@ func takeKey(x execer, tenant, key string, skip store.ID, now time.Time) (*holde
 // names the holder) or to a taken ID (an *ItemError fails the whole call);
 // a key held by a finished job whose window has passed is taken from it,
 // and the row inserted.
-
 func insertJobs(x execer, jobs []store.EnqueueParams, results []store.EnqueueResult, now time.Time, mayConflict bool) error {
 	created := now.UnixMicro()
 	args := make([]any, 0, (insertCols+1)*min(len(jobs), insertChunk))
@@ -302,19 +301,13 @@ func insertOne(x execer, stmt string, args []any, p *store.EnqueueParams, res *s
 		if p.UniqueKey == "" {
 			break
 		}
-		h, err := findHolder(x, p.Tenant, p.UniqueKey, now)
+		h, err := takeKey(x, p.Tenant, p.UniqueKey, store.ID{}, now)
 		if err != nil {
 			return err
 		}
-		if h == nil {
-			break
-		}
-		if h.open {
+		if h != nil {
 			*res = store.EnqueueResult{ID: h.id, Duplicate: true, State: h.state}
 			return nil
-		}
-		if _, err := x.exec(releaseSQL, h.id, now.UnixMicro()); err != nil {
-			return err
 		}
 	}
 	return &store.ValidationError{Field: "id", Reason: p.ID.String() + " is already taken"}
