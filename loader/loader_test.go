@@ -932,3 +932,68 @@ func TestDefaults(t *testing.T) {
 		t.Fatalf("Peek = %q, %v", v, ok)
 	}
 }
+
+func TestRefreshOutlivesTriggeringRequest(t *testing.T) {
+	t.Parallel()
+	release := make(chan struct{})
+	var reloadCtxErr atomic.Value
+	c := &counter[string]{fn: func(ctx context.Context, key string, call int64) (string, error) {
+		if call > 1 {
+			<-release
+			reloadCtxErr.Store(fmt.Sprint(ctx.Err()))
+		}
+		return fmt.Sprintf("%s@%d", key, call), nil
+	}}
+	h := newHarness(t, c.load, loader.Options[string, string]{TTL: time.Minute, RefreshAfter: 30 * time.Second})
+	mustGet(t, h.Loader, "k", "k@1")
+	h.waitSettled(t)
+	h.clock.Advance(30 * time.Second)
+
+	// The request that triggers the refresh ends (its handler returned)
+	// before the reload does.
+	ctx, cancel := context.WithCancel(t.Context())
+	if v, err := h.Get(ctx, "k"); err != nil || v != "k@1" {
+		t.Fatalf("Get = %q, %v", v, err)
+	}
+	cancel()
+	close(release)
+	h.waitSettled(t)
+	if got := reloadCtxErr.Load(); got != "<nil>" {
+		t.Fatalf("the reload's context ended with its request: %v", got)
+	}
+	mustGet(t, h.Loader, "k", "k@2")
+}
+
+func TestGetManyCallerGivesUp(t *testing.T) {
+	t.Parallel()
+	release := make(chan struct{})
+	c := &counter[string]{fn: func(_ context.Context, key string, _ int64) (string, error) {
+		if key == "slow" {
+			<-release
+		}
+		return "v:" + key, nil
+	}}
+	h := newHarness(t, c.load, loader.Options[string, string]{})
+	h.Set("cached", "v:cached")
+	ctx, cancel := context.WithCancel(t.Context())
+	type result struct {
+		m   map[string]string
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		m, err := h.GetMany(ctx, []string{"cached", "slow"})
+		done <- result{m, err}
+	}()
+	h.waitJoined(t, 1)
+	cancel()
+	r := <-done
+	if !errors.Is(r.err, context.Canceled) || r.m["cached"] != "v:cached" {
+		t.Fatalf("GetMany = %v, %v; want the cached key and context.Canceled", r.m, r.err)
+	}
+	close(release) // the load goes on and is cached
+	h.waitSettled(t)
+	if v, ok := h.Peek("slow"); !ok || v != "v:slow" {
+		t.Fatalf("Peek(slow) = %q, %v", v, ok)
+	}
+}
