@@ -3,6 +3,7 @@ package spool_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
@@ -69,7 +70,7 @@ func TestLoaderStampede(t *testing.T) {
 	t.Parallel()
 	var loads atomic.Int32
 	started, release := make(chan struct{}, 1), make(chan struct{})
-	f := newLoadFixture(t, func(ctx context.Context, key string) (string, error) {
+	f := newLoadFixture(t, func(_ context.Context, key string) (string, error) {
 		loads.Add(1)
 		select {
 		case started <- struct{}{}:
@@ -121,8 +122,8 @@ func TestLoaderStampede(t *testing.T) {
 func TestLoaderTTL(t *testing.T) {
 	t.Parallel()
 	var loads atomic.Int32
-	f := newLoadFixture(t, func(ctx context.Context, key string) (string, error) {
-		return "v" + string(rune('0'+loads.Add(1))), nil
+	f := newLoadFixture(t, func(context.Context, string) (string, error) {
+		return fmt.Sprintf("v%d", loads.Add(1)), nil
 	})
 	l := f.loader(time.Minute)
 	if v, err := l.Get(context.Background(), "k"); err != nil || v != "v1" {
@@ -150,7 +151,7 @@ func TestLoaderFailedLoad(t *testing.T) {
 	var fail atomic.Bool
 	fail.Store(true)
 	var loads atomic.Int32
-	f := newLoadFixture(t, func(ctx context.Context, key string) (string, error) {
+	f := newLoadFixture(t, func(context.Context, string) (string, error) {
 		loads.Add(1)
 		if fail.Load() {
 			return "", spool.DeadLetter(errors.New("source down"))
