@@ -181,7 +181,7 @@ func TestLoaderWaiterLeaves(t *testing.T) {
 	t.Parallel()
 	release := make(chan struct{})
 	started := make(chan struct{}, 1)
-	f := newLoadFixture(t, func(ctx context.Context, key string) (string, error) {
+	f := newLoadFixture(t, func(context.Context, string) (string, error) {
 		started <- struct{}{}
 		<-release
 		return "v", nil
