@@ -37,6 +37,14 @@ type LoaderConfig[K comparable, V any] struct {
 	// MaxAttempts is each load job's; a load that fails them all is
 	// dead, and its error is every waiter's. Default 3.
 	MaxAttempts int
+	// StaleFor lets a process that holds a value serve it for this long
+	// past its TTL while one reload runs: the first request after the TTL
+	// starts the reload (one job across every process) in the background
+	// and gets the old value at once, as do the requests after it until
+	// the reload is done. It sets the first level's RefreshAfter to TTL
+	// and its TTL to TTL+StaleFor. Default 0: after the TTL, requests wait
+	// for the reload.
+	StaleFor time.Duration
 	// Local configures the first level, an in-process loader.Loader in
 	// front of the store: concurrent requests of this process for one key
 	// make one request of the store, and a value is kept here for
@@ -67,8 +75,8 @@ func NewLoader[K comparable, V any](cfg LoaderConfig[K, V]) (*Loader[K, V], erro
 	if cfg.Name == "" {
 		errs = append(errs, &store.ValidationError{Field: "LoaderConfig.Name", Reason: "is required"})
 	}
-	if cfg.TTL < 0 || cfg.WaitTimeout < 0 || cfg.MaxAttempts < 0 {
-		errs = append(errs, &store.ValidationError{Field: "LoaderConfig", Reason: "TTL, WaitTimeout and MaxAttempts may not be negative"})
+	if cfg.TTL < 0 || cfg.WaitTimeout < 0 || cfg.MaxAttempts < 0 || cfg.StaleFor < 0 {
+		errs = append(errs, &store.ValidationError{Field: "LoaderConfig", Reason: "TTL, WaitTimeout, MaxAttempts and StaleFor may not be negative"})
 	}
 	cfg.Queue = cmp.Or(cfg.Queue, "loader")
 	cfg.TTL = cmp.Or(cfg.TTL, time.Minute)
@@ -84,6 +92,9 @@ func NewLoader[K comparable, V any](cfg LoaderConfig[K, V]) (*Loader[K, V], erro
 	}
 	l := &Loader[K, V]{cfg: cfg, kind: kind}
 	local := cfg.Local
+	if cfg.StaleFor > 0 {
+		local.TTL, local.RefreshAfter = cfg.TTL+cfg.StaleFor, cfg.TTL
+	}
 	local.TTL = cmp.Or(local.TTL, cfg.TTL/10)
 	local.LoadTimeout = cmp.Or(local.LoadTimeout, cfg.WaitTimeout)
 	var err error

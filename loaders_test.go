@@ -217,3 +217,53 @@ func TestLoaderConfig(t *testing.T) {
 		t.Fatalf("TTL too long: %v", err)
 	}
 }
+
+// With StaleFor, a process that holds a value serves it past the TTL
+// while one reload runs, and the reload's value afterwards.
+func TestLoaderServesStaleWhileReloading(t *testing.T) {
+	t.Parallel()
+	var loads atomic.Int32
+	release := make(chan struct{}, 1)
+	f := newLoadFixture(t, func(context.Context, string) (string, error) {
+		n := loads.Add(1)
+		if n > 1 {
+			<-release
+		}
+		return fmt.Sprintf("v%d", n), nil
+	})
+	l, err := spool.NewLoader(spool.LoaderConfig[string, string]{Client: f.client, Name: "posts", TTL: time.Minute,
+		StaleFor: time.Hour, Local: loader.Options[string, string]{Clock: f.clk, Jitter: -1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(l.Close)
+	if v, err := l.Get(context.Background(), "k"); err != nil || v != "v1" {
+		t.Fatalf("first: %q, %v", v, err)
+	}
+	f.clk.Advance(61 * time.Second) // past the TTL, within StaleFor
+	for range 3 {
+		if v, err := l.Get(context.Background(), "k"); err != nil || v != "v1" {
+			t.Fatalf("while reloading: %q, %v", v, err)
+		}
+	}
+	release <- struct{}{}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for {
+		v, err := l.Get(ctx, "k")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if v == "v2" {
+			break
+		}
+		select { // the reload runs in the background: look again when it may be done
+		case <-ctx.Done():
+			t.Fatal("the reload's value never came")
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+	if n := loads.Load(); n != 2 {
+		t.Errorf("%d loads, want 2", n)
+	}
+}
