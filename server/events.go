@@ -39,6 +39,16 @@ func (c *call) topic() (name, stored string, err error) {
 	return name, stored, err
 }
 
+// topicEvents is topic with the store's events, for the routes of one
+// topic.
+func (c *call) topicEvents() (name, stored string, es store.EventStore, err error) {
+	if name, stored, err = c.topic(); err != nil {
+		return "", "", nil, err
+	}
+	es, err = c.events()
+	return name, stored, es, err
+}
+
 // publishAnswer is a batch publish's answer.
 type publishAnswer struct {
 	Results []wire.PublishResult `json:"results"`
@@ -47,11 +57,7 @@ type publishAnswer struct {
 // publish is POST /v1/topics/{topic}/events: one event (an object) or many
 // ({"events": [...]}), all or nothing.
 func (c *call) publish() (any, error) {
-	name, topic, err := c.topic()
-	if err != nil {
-		return nil, err
-	}
-	es, err := c.events()
+	name, topic, es, err := c.topicEvents()
 	if err != nil {
 		return nil, err
 	}
@@ -125,11 +131,7 @@ func (c *call) published(topic string, res []store.PublishResult) []wire.Publish
 // {"expected_version": N, "events": [...]}: append to one key's stream if
 // it is at version N, else 409 conflict with its current version.
 func (c *call) appendStream() (any, error) {
-	name, topic, err := c.topic()
-	if err != nil {
-		return nil, err
-	}
-	es, err := c.events()
+	name, topic, es, err := c.topicEvents()
 	if err != nil {
 		return nil, err
 	}
@@ -174,11 +176,7 @@ func (c *call) readPage(key string, keyQuery bool) (any, error) {
 			return nil, &store.ValidationError{Field: k, Reason: "is not a query parameter of this route (after, limit, and key for a topic's events)"}
 		}
 	}
-	name, topic, err := c.topic()
-	if err != nil {
-		return nil, err
-	}
-	es, err := c.events()
+	name, topic, es, err := c.topicEvents()
 	if err != nil {
 		return nil, err
 	}
@@ -209,11 +207,7 @@ func (c *call) readPage(key string, keyQuery bool) (any, error) {
 
 // getEvent is GET /v1/topics/{topic}/events/{id}.
 func (c *call) getEvent() (any, error) {
-	name, topic, err := c.topic()
-	if err != nil {
-		return nil, err
-	}
-	es, err := c.events()
+	name, topic, es, err := c.topicEvents()
 	if err != nil {
 		return nil, err
 	}
@@ -295,11 +289,7 @@ func (c *call) listTopics() (any, error) {
 // setRetention is PUT /v1/topics/{topic}/retention {"retention": "168h"}
 // (or "forever"): it answers the topic.
 func (c *call) setRetention() (any, error) {
-	name, topic, err := c.topic()
-	if err != nil {
-		return nil, err
-	}
-	es, err := c.events()
+	name, topic, es, err := c.topicEvents()
 	if err != nil {
 		return nil, err
 	}
