@@ -53,6 +53,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/spoolrun/spool/internal/engine"
@@ -167,6 +168,9 @@ type backend struct {
 	// changes wakes waiters on other connections' commits; its watcher
 	// goroutine runs from Open to Close.
 	changes *changes
+	// others counts the times other connections' commits woke the
+	// waiters (WriterStats.OtherCommits).
+	others atomic.Int64
 
 	available signal.Set             // per queue: jobs became claimable
 	finished  signal.Keyed[store.ID] // per job: it may have finished
@@ -263,9 +267,10 @@ func open(path string, cfg Config, h hooks) (*Store, error) {
 }
 
 // wakeAll wakes every waiter: another connection committed, and this store
-// cannot tell what.
+// cannot tell what. It may run before Open has set s.writer (the writer's
+// loop checks for changes as soon as it starts), so it counts in s.others.
 func (s *backend) wakeAll() {
-	s.writer.stats.others.Add(1)
+	s.others.Add(1)
 	s.available.FireAll()
 	s.finished.FireAll()
 }

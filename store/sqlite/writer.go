@@ -305,7 +305,7 @@ func (w *writer) loop() {
 
 // writerStats counts the writer's work.
 type writerStats struct {
-	groups, ops, busy, syncs, others atomic.Int64
+	groups, ops, busy, syncs atomic.Int64
 }
 
 // WriterStats describes the group-commit writer's work so far.
@@ -324,7 +324,7 @@ type WriterStats struct {
 // average group size, and Busy against wall time is how saturated it is.
 func (s *Store) WriterStats() WriterStats {
 	st := &s.b.writer.stats
-	return WriterStats{Groups: st.groups.Load(), Ops: st.ops.Load(), Busy: time.Duration(st.busy.Load()), Syncs: st.syncs.Load(), OtherCommits: st.others.Load()}
+	return WriterStats{Groups: st.groups.Load(), Ops: st.ops.Load(), Busy: time.Duration(st.busy.Load()), Syncs: st.syncs.Load(), OtherCommits: s.b.others.Load()}
 }
 
 // bg is the context statements run under: an op's own context only decides
