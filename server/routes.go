@@ -67,7 +67,7 @@ func (s *Server) table() []route {
 		// Workers: peek-lock.
 		{method: http.MethodPost, path: "/v1/queues/{queue}/claim", perm: permWork,
 			doc:  "Peek-lock up to limit jobs of the queue for lock_seconds; with none available, long-poll up to wait_seconds (at most 30). Each job carries its lock_token.",
-			in:   claimRequest{},
+			in:   wire.ClaimParams{},
 			out:  claimAnswer{},
 			poll: true, fn: (*call).claim},
 		{method: http.MethodGet, path: "/v1/queues/{queue}/wake", perm: permRead, poll: true,
@@ -76,7 +76,7 @@ func (s *Server) table() []route {
 			fn:  (*call).wake},
 		{method: http.MethodPost, path: "/v1/renew", perm: permWork,
 			doc: "Extend locks; per-item answers (lock_lost for a stale token, which changes nothing).",
-			in:  renewRequest{},
+			in:  wire.RenewRequest{},
 			out: itemsAnswer{},
 			fn:  (*call).renew},
 		{method: http.MethodPost, path: "/v1/settle", perm: permWork,

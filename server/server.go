@@ -27,6 +27,7 @@ import (
 	"golang.org/x/time/rate"
 
 	spool "github.com/spoolrun/spool"
+	"github.com/spoolrun/spool/internal/wire"
 	"github.com/spoolrun/spool/store"
 )
 
@@ -62,7 +63,7 @@ type Config struct {
 }
 
 // MaxWait is the longest a claim or a wait may long-poll.
-const MaxWait = 30 * time.Second
+const MaxWait = wire.MaxWaitSeconds * time.Second
 
 // Server is the HTTP API over one store. It is an http.Handler.
 type Server struct {

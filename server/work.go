@@ -1,30 +1,16 @@
 package server
 
 import (
-	"cmp"
+	"bytes"
 	"encoding/json"
 	"fmt"
-	"math"
+
 	"net/http"
 	"time"
 
 	"github.com/spoolrun/spool/internal/wire"
 	"github.com/spoolrun/spool/store"
 )
-
-// claimRequest is the body of POST /v1/queues/{queue}/claim.
-type claimRequest struct {
-	// Limit is how many jobs to take at most: 1..store.MaxClaim, default 1.
-	Limit int `json:"limit"`
-	// LockSeconds is how long the jobs are held before another worker may
-	// have them, unless renewed; default 30.
-	LockSeconds float64 `json:"lock_seconds"`
-	// WaitSeconds long-polls: with no job available, the claim waits up to
-	// this long (at most 30) for one. Default 0: answer at once.
-	WaitSeconds float64 `json:"wait_seconds"`
-	// Worker names the claimant, for diagnostics.
-	Worker string `json:"worker"`
-}
 
 // claimAnswer is a claim's answer: the jobs, each with its lock token.
 type claimAnswer struct {
@@ -41,23 +27,18 @@ const (
 // claim is POST /v1/queues/{queue}/claim: peek-lock up to limit jobs,
 // long-polling up to wait_seconds when none is available.
 func (c *call) claim() (any, error) {
-	var req claimRequest
-	if err := c.decode(&req); err != nil {
+	raw, err := c.body()
+	if err != nil {
 		return nil, err
-	}
-	wait := seconds(req.WaitSeconds)
-	if req.WaitSeconds < 0 || wait > MaxWait {
-		return nil, &store.ValidationError{Field: "wait_seconds", Reason: fmt.Sprintf("%v is outside 0..%v", req.WaitSeconds, MaxWait.Seconds())}
-	}
-	if req.LockSeconds < 0 {
-		return nil, &store.ValidationError{Field: "lock_seconds", Reason: "may not be negative"}
 	}
 	queue, err := c.sc.queueIn(c.r.PathValue("queue"))
 	if err != nil {
 		return nil, err
 	}
-	p := store.ClaimParams{Queue: queue, Limit: req.Limit, Worker: req.Worker,
-		LockFor: cmp.Or(seconds(req.LockSeconds), 30*time.Second)}
+	p, wait, err := wire.DecodeClaim(bytes.NewReader(raw), queue)
+	if err != nil {
+		return nil, err
+	}
 	if err := store.ValidName("queue", queue, false); err != nil {
 		return nil, err
 	}
@@ -122,29 +103,18 @@ func (c *call) claimWaiting(p store.ClaimParams, wait time.Duration) ([]*store.J
 	}
 }
 
-// renewRequest is the body of POST /v1/renew.
-type renewRequest struct {
-	Renewals []renewal `json:"renewals"`
-}
-
-type renewal struct {
-	ID          string  `json:"id"`
-	LockToken   string  `json:"lock_token"`
-	LockSeconds float64 `json:"lock_seconds"`
-}
-
 // renew is POST /v1/renew: extend locks; per-item answers (lock_lost for
 // a stale token, which changes nothing).
 func (c *call) renew() (any, error) {
-	var req renewRequest
+	var req wire.RenewRequest
 	if err := c.decode(&req); err != nil {
 		return nil, err
 	}
 	if len(req.Renewals) > store.MaxBatch {
 		return nil, &store.LimitError{Field: "renewals", Limit: store.MaxBatch, Got: len(req.Renewals)}
 	}
-	errs, err := perItem(req.Renewals, func(w renewal) (store.Renewal, error) {
-		r, err := w.params()
+	errs, err := perItem(req.Renewals, func(w wire.Renewal) (store.Renewal, error) {
+		r, err := w.Params()
 		if err == nil {
 			err = c.owns(r.ID)
 		}
@@ -154,21 +124,6 @@ func (c *call) renew() (any, error) {
 		return nil, err
 	}
 	return itemsAnswer{Results: wire.Items(errs)}, nil
-}
-
-func (w renewal) params() (store.Renewal, error) {
-	id, err := store.ParseID(w.ID)
-	if err != nil {
-		return store.Renewal{}, err
-	}
-	tok, err := store.ParseLockToken(w.LockToken)
-	if err != nil {
-		return store.Renewal{}, err
-	}
-	if w.LockSeconds < 0 {
-		return store.Renewal{}, &store.ValidationError{Field: "lock_seconds", Reason: "may not be negative"}
-	}
-	return store.Renewal{ID: id, Token: tok, LockFor: cmp.Or(seconds(w.LockSeconds), 30*time.Second)}, nil
 }
 
 // settle is POST /v1/settle: apply verdicts, each fenced by its lock
@@ -200,8 +155,6 @@ func (c *call) settle() (any, error) {
 }
 
 // seconds converts a number of seconds from JSON, to the nearest
-// nanosecond.
-func seconds(s float64) time.Duration { return time.Duration(math.Round(s * float64(time.Second))) }
 
 // wakeAnswer is the body of a wake's answer.
 type wakeAnswer struct {

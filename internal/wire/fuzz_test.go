@@ -6,6 +6,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/spoolrun/spool/internal/wire"
 	"github.com/spoolrun/spool/store"
@@ -144,20 +145,28 @@ func FuzzDecodeEnqueue(f *testing.F) {
 		func(p []store.EnqueueParams) any { return wire.EnqueueRequestOf(p) })
 }
 
+// claimAndWait is a decoded claim with its wait.
+type claimAndWait struct {
+	p    store.ClaimParams
+	wait time.Duration
+}
+
 func FuzzDecodeClaim(f *testing.F) {
 	fuzzRequest(f, []string{
-		`{"queue": "q", "limit": 10, "lock_for": "30s", "worker": "w"}`,
-		`{"queue": "q", "lock_for": "1h2m3.5s"}`,
+		`{"limit": 10, "lock_seconds": 30, "wait_seconds": 5, "worker": "w"}`,
+		`{"lock_seconds": 3723.5}`,
 		`{}`,
-	}, func(r *bytes.Reader) (store.ClaimParams, error) { return wire.DecodeClaim(r) },
-		func(p store.ClaimParams) any { return wire.ClaimParamsOf(p) })
+	}, func(r *bytes.Reader) (claimAndWait, error) {
+		p, wait, err := wire.DecodeClaim(r, "q")
+		return claimAndWait{p, wait}, err
+	}, func(c claimAndWait) any { return wire.ClaimParamsOf(c.p, c.wait) })
 }
 
 func FuzzDecodeRenew(f *testing.F) {
 	id := jobID.String()
 	fuzzRequest(f, []string{
-		`{"renewals": [{"id": "` + id + `", "lock_token": "ffffffffffffffff", "lock_for": "1m"}]}`,
-		`{"renewals": [{"id": "` + strings.ToUpper(id) + `", "lock_token": "00001", "lock_for": "100ms"}]}`,
+		`{"renewals": [{"id": "` + id + `", "lock_token": "ffffffffffffffff", "lock_seconds": 60}]}`,
+		`{"renewals": [{"id": "` + strings.ToUpper(id) + `", "lock_token": "00001", "lock_seconds": 0.1}]}`,
 		`{"renewals": []}`,
 	}, func(r *bytes.Reader) ([]store.Renewal, error) { return wire.DecodeRenew(r) },
 		func(p []store.Renewal) any { return wire.RenewRequestOf(p) })

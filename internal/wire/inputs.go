@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"strings"
 	"time"
 
@@ -109,45 +110,78 @@ func (w EnqueueParams) Params() (store.EnqueueParams, error) {
 	return p, errors.Join(errs...)
 }
 
-// ClaimParams is the wire form of store.ClaimParams.
+// ClaimParams is the body of a claim (POST /v1/queues/{queue}/claim): the
+// queue is in the path. Lock and wait are in seconds.
 type ClaimParams struct {
-	Queue   string `json:"queue"`
-	Limit   int    `json:"limit,omitempty"`
-	LockFor string `json:"lock_for"`
-	Worker  string `json:"worker,omitempty"`
+	// Limit is how many jobs to take at most: 1..store.MaxClaim, default 1.
+	Limit int `json:"limit,omitempty"`
+	// LockSeconds is how long the jobs are held unless renewed; default
+	// DefaultLockSeconds.
+	LockSeconds float64 `json:"lock_seconds,omitempty"`
+	// WaitSeconds long-polls: with no job available, the claim waits up to
+	// this long (at most MaxWaitSeconds) for one. Default 0: answer at once.
+	WaitSeconds float64 `json:"wait_seconds,omitempty"`
+	// Worker names the claimant, for diagnostics.
+	Worker string `json:"worker,omitempty"`
 }
 
-// ClaimParamsOf returns the wire form of p.
-func ClaimParamsOf(p store.ClaimParams) ClaimParams {
-	return ClaimParams{Queue: p.Queue, Limit: p.Limit, LockFor: durationText(p.LockFor), Worker: p.Worker}
+// Limits of the wire's lock and wait times.
+const (
+	DefaultLockSeconds = 30 // a claim's or renewal's lock when not given
+	MaxWaitSeconds     = 30 // the longest long poll
+)
+
+// ClaimParamsOf returns the body that claims as p does, waiting up to wait.
+func ClaimParamsOf(p store.ClaimParams, wait time.Duration) ClaimParams {
+	return ClaimParams{Limit: p.Limit, LockSeconds: p.LockFor.Seconds(), WaitSeconds: wait.Seconds(), Worker: p.Worker}
 }
 
-// Params converts w to store.ClaimParams.
-func (w ClaimParams) Params() (store.ClaimParams, error) {
-	d, err := parseDuration("lock_for", w.LockFor)
-	return store.ClaimParams{Queue: w.Queue, Limit: w.Limit, LockFor: d, Worker: w.Worker}, err
+// Params converts w to the store.ClaimParams of queue and the wait.
+func (w ClaimParams) Params(queue string) (store.ClaimParams, time.Duration, error) {
+	lock, e1 := secondsOf("lock_seconds", w.LockSeconds, 0)
+	wait, e2 := secondsOf("wait_seconds", w.WaitSeconds, MaxWaitSeconds)
+	if lock == 0 {
+		lock = DefaultLockSeconds * time.Second
+	}
+	return store.ClaimParams{Queue: queue, Limit: w.Limit, LockFor: lock, Worker: w.Worker}, wait, errors.Join(e1, e2)
 }
 
-// Renewal is the wire form of store.Renewal.
+// secondsOf converts a number of seconds, refusing negative ones and, when
+// most is not 0, more than most.
+func secondsOf(field string, s, most float64) (time.Duration, error) {
+	if s < 0 || most > 0 && s > most {
+		reason := "may not be negative"
+		if most > 0 {
+			reason = fmt.Sprintf("%v is outside 0..%v", s, most)
+		}
+		return 0, &store.ValidationError{Field: field, Reason: reason}
+	}
+	return time.Duration(math.Round(s * float64(time.Second))), nil
+}
+
+// Renewal is the wire form of store.Renewal; the lock in seconds.
 type Renewal struct {
-	ID        string `json:"id"`
-	LockToken string `json:"lock_token"`
-	LockFor   string `json:"lock_for"`
+	ID          string  `json:"id"`
+	LockToken   string  `json:"lock_token"`
+	LockSeconds float64 `json:"lock_seconds,omitempty"`
 }
 
 // RenewalOf returns the wire form of r.
 func RenewalOf(r store.Renewal) Renewal {
-	return Renewal{ID: r.ID.String(), LockToken: tokenText(r.Token), LockFor: durationText(r.LockFor)}
+	return Renewal{ID: r.ID.String(), LockToken: tokenText(r.Token), LockSeconds: r.LockFor.Seconds()}
 }
 
-// Params converts w to store.Renewal. Mistakes of form are
-// *store.ValidationError, joined.
+// Params converts w to store.Renewal; no lock is DefaultLockSeconds.
+// Mistakes of form are *store.ValidationError, joined.
 func (w Renewal) Params() (store.Renewal, error) {
 	var r store.Renewal
 	var e1, e2, e3 error
 	r.ID, e1 = store.ParseID(w.ID)
 	r.Token, e2 = parseToken(w.LockToken)
-	r.LockFor, e3 = parseDuration("lock_for", w.LockFor)
+	r.LockFor, e3 = secondsOf("lock_seconds", w.LockSeconds, 0)
+	if r.LockFor == 0 {
+		r.LockFor = DefaultLockSeconds * time.Second
+	}
 	return r, errors.Join(e1, e2, e3)
 }
 
@@ -281,14 +315,15 @@ func DecodeEnqueue(r io.Reader) ([]store.EnqueueParams, error) {
 	return convertAll(req.Jobs, "jobs", EnqueueParams.Params)
 }
 
-// DecodeClaim reads a ClaimParams object, refusing unknown fields, trailing
-// data and a lock_for that is not a duration.
-func DecodeClaim(r io.Reader) (store.ClaimParams, error) {
+// DecodeClaim reads the body of a claim of queue and returns the claim
+// and its wait. It refuses unknown fields, trailing data, and negative
+// seconds or a wait over MaxWaitSeconds; the store checks the rest.
+func DecodeClaim(r io.Reader, queue string) (store.ClaimParams, time.Duration, error) {
 	var w ClaimParams
 	if err := decodeStrict(r, &w, "request body"); err != nil {
-		return store.ClaimParams{}, err
+		return store.ClaimParams{}, 0, err
 	}
-	return w.Params()
+	return w.Params(queue)
 }
 
 // DecodeRenew reads a RenewRequest and returns its renewals, refusing what

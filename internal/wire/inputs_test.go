@@ -55,13 +55,16 @@ func TestEnqueueRoundTrip(t *testing.T) {
 
 func TestClaimRenewSettleRoundTrip(t *testing.T) {
 	t.Parallel()
-	cp := store.ClaimParams{Queue: "q", Limit: 10, LockFor: 30 * time.Second, Worker: "w-1"}
-	b, _ := json.Marshal(wire.ClaimParamsOf(cp))
-	if got, err := wire.DecodeClaim(bytes.NewReader(b)); err != nil || got != cp {
-		t.Fatalf("claim %s came back as %+v, %v", b, got, err)
+	cp := store.ClaimParams{Queue: "q", Limit: 10, LockFor: 1500 * time.Millisecond, Worker: "w-1"}
+	b, _ := json.Marshal(wire.ClaimParamsOf(cp, 20*time.Second))
+	if got, wait, err := wire.DecodeClaim(bytes.NewReader(b), "q"); err != nil || got != cp || wait != 20*time.Second {
+		t.Fatalf("claim %s came back as %+v, %v, %v", b, got, wait, err)
 	}
-	if string(b) != `{"queue":"q","limit":10,"lock_for":"30s","worker":"w-1"}` {
+	if string(b) != `{"limit":10,"lock_seconds":1.5,"wait_seconds":20,"worker":"w-1"}` {
 		t.Errorf("claim JSON = %s", b)
+	}
+	if got, wait, err := wire.DecodeClaim(strings.NewReader(`{}`), "q"); err != nil || got.LockFor != 30*time.Second || wait != 0 {
+		t.Errorf("an empty claim: %+v, %v, %v; want a 30s lock and no wait", got, wait, err)
 	}
 
 	rs := []store.Renewal{{ID: jobID, Token: store.LockToken(-1), LockFor: time.Minute}}
@@ -116,12 +119,13 @@ func TestDecodersRefuseBadInput(t *testing.T) {
 		{decEnqueue, `{"jobs": [{"kind": "k"}, {"kind": "k", "run_at": "tomorrow"}]}`, "item 1: "},
 		{decEnqueue, `{"jobs": [{"kind": "k", "id": "7"}]}`, "not a job id"},
 		{decEnqueue, `{"jobs": [{"kind": "k", "payload": {"a": }}]}`, "not valid JSON"},
-		{decClaim, `{"queue": "q", "lock_for": 30}`, "must be a string"},
-		{decClaim, `{"queue": "q", "lock_for": "30"}`, "not a duration"},
-		{decClaim, `{"queue": "q", "lockfor": "30s"}`, `unknown field "lockfor"`},
-		{decRenew, `{"renewals": [{"id": "` + id + `", "lock_token": "zz", "lock_for": "1m"}]}`, "not a lock token"},
-		{decRenew, `{"renewals": [{"id": "` + id + `", "lock_for": "1m"}]}`, "lock_token: is required"},
-		{decRenew, `{"renewals": [{"id": "` + id + `", "lock_token": 12, "lock_for": "1m"}]}`, "must be a string"},
+		{decClaim, `{"lock_seconds": "30"}`, "must be a number"},
+		{decClaim, `{"lock_seconds": -1}`, "may not be negative"},
+		{decClaim, `{"wait_seconds": 31}`, "outside 0..30"},
+		{decClaim, `{"queue": "q"}`, `unknown field "queue"`},
+		{decRenew, `{"renewals": [{"id": "` + id + `", "lock_token": "zz", "lock_seconds": 60}]}`, "not a lock token"},
+		{decRenew, `{"renewals": [{"id": "` + id + `", "lock_seconds": 60}]}`, "lock_token: is required"},
+		{decRenew, `{"renewals": [{"id": "` + id + `", "lock_token": 12, "lock_seconds": 60}]}`, "must be a string"},
 		{decSettle, `{"verdicts": [{"id": "` + id + `", "lock_token": "1", "outcome": "done"}]}`, `"done" is not one of complete, fail, dead_letter, cancel, snooze, release`},
 		{decSettle, `{"verdicts": [{"id": "` + id + `", "lock_token": "1", "outcome": "fail", "error": {"message": "x", "at": "now"}}]}`, `unknown field "at"`},
 		{decSettle, `{"verdicts": [{"id": "` + id + `", "lock_token": "1", "outcome": 1}]}`, "must be a string"},
@@ -148,7 +152,7 @@ func TestDecodersRefuseBadInput(t *testing.T) {
 }
 
 func decEnqueue(s string) error { _, err := wire.DecodeEnqueue(strings.NewReader(s)); return err }
-func decClaim(s string) error   { _, err := wire.DecodeClaim(strings.NewReader(s)); return err }
+func decClaim(s string) error   { _, _, err := wire.DecodeClaim(strings.NewReader(s), "q"); return err }
 func decRenew(s string) error   { _, err := wire.DecodeRenew(strings.NewReader(s)); return err }
 func decSettle(s string) error  { _, err := wire.DecodeSettle(strings.NewReader(s)); return err }
 

@@ -56,13 +56,6 @@ func (s *Store) Enqueue(ctx context.Context, jobs []store.EnqueueParams) ([]stor
 	return res, nil
 }
 
-// claimBody is the body of POST /v1/queues/{queue}/claim.
-type claimBody struct {
-	Limit       int     `json:"limit"`
-	LockSeconds float64 `json:"lock_seconds"`
-	Worker      string  `json:"worker,omitempty"`
-}
-
 // Claim implements store.Store (POST /v1/queues/{queue}/claim, answered at
 // once).
 func (s *Store) Claim(ctx context.Context, p store.ClaimParams) ([]*store.Job, error) {
@@ -73,7 +66,7 @@ func (s *Store) Claim(ctx context.Context, p store.ClaimParams) ([]*store.Job, e
 		return nil, err
 	}
 	r := request{method: http.MethodPost, path: "/v1/queues/" + seg(p.Queue) + "/claim",
-		body: claimBody{Limit: p.Limit, LockSeconds: p.LockFor.Seconds(), Worker: p.Worker}}
+		body: wire.ClaimParamsOf(p, 0)}
 	var out struct {
 		Jobs []wire.Job `json:"jobs"`
 	}
@@ -99,13 +92,6 @@ func (s *Store) storeJobs(r request, views []wire.Job) ([]*store.Job, error) {
 	return jobs, nil
 }
 
-// renewal is one item of POST /v1/renew.
-type renewal struct {
-	ID          string  `json:"id"`
-	LockToken   string  `json:"lock_token"`
-	LockSeconds float64 `json:"lock_seconds"`
-}
-
 // Renew implements store.Store (POST /v1/renew).
 func (s *Store) Renew(ctx context.Context, renewals []store.Renewal) ([]error, error) {
 	if err := s.start(ctx); err != nil {
@@ -115,15 +101,13 @@ func (s *Store) Renew(ctx context.Context, renewals []store.Renewal) ([]error, e
 		return nil, err
 	}
 	errs := make([]error, len(renewals))
-	var body struct {
-		Renewals []renewal `json:"renewals"`
-	}
+	var body wire.RenewRequest
 	var at []int
 	for i, rn := range renewals {
 		if errs[i] = store.ValidLockDuration(rn.LockFor); errs[i] != nil {
 			continue // refused as the store refuses it; the API would take zero as its default
 		}
-		body.Renewals = append(body.Renewals, renewal{ID: rn.ID.String(), LockToken: rn.Token.String(), LockSeconds: rn.LockFor.Seconds()})
+		body.Renewals = append(body.Renewals, wire.RenewalOf(rn))
 		at = append(at, i)
 	}
 	if len(at) == 0 {
