@@ -18,7 +18,9 @@ import (
 // JSON ("payload": {...}), kept byte for byte as the request has them, or as
 // base64 ("payload_base64"); the encoders here always use base64, so bytes
 // arrive exactly as sent. Durations are Go duration strings ("1h30m",
-// "250ms"), times RFC 3339, IDs and lock tokens strings. Conversions to the
+// "250ms"), but a claim's and a renewal's lock and wait are numbers of
+// seconds (lock_seconds, wait_seconds), as workers in any language write
+// them; times RFC 3339, IDs and lock tokens strings. Conversions to the
 // store's types check only the wire's own rules (formats, one of two forms);
 // the store validates the values, as it does for Go callers.
 
