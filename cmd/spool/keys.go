@@ -37,14 +37,24 @@ func (a *app) keysCmd() *cobra.Command {
 	return cmd
 }
 
-// keyStore returns the store's API keys, or an error matching
-// store.ErrUnsupported when it keeps none.
-func (a *app) keyStore(cmd *cobra.Command, st store.Store) (store.KeyStore, error) {
+// keyStore opens the command's store (with create, making it if need be)
+// and returns its API keys and the function that closes it, or an error
+// matching store.ErrUnsupported when the store keeps no keys.
+func (a *app) keyStore(cmd *cobra.Command, create bool) (store.KeyStore, func(), error) {
+	open := a.openExisting
+	if create {
+		open = a.openOrCreate
+	}
+	st, err := open(cmd)
+	if err != nil {
+		return nil, nil, err
+	}
 	ks := st.Capabilities().Keys
 	if ks == nil {
-		return nil, fmt.Errorf("%w: the store at %s keeps no API keys", store.ErrUnsupported, displayURL(a.storeURL(cmd)))
+		st.Close()
+		return nil, nil, fmt.Errorf("%w: the store at %s keeps no API keys", store.ErrUnsupported, displayURL(a.storeURL(cmd)))
 	}
-	return ks, nil
+	return ks, func() { st.Close() }, nil
 }
 
 // createdKey is what keys create prints with --json.
@@ -117,15 +127,11 @@ func (a *app) keysCreate(cmd *cobra.Command, f *keysCreateFlags) error {
 	if _, _, err := apikey.New(p, time.Now()); err != nil {
 		return err
 	}
-	st, err := a.openOrCreate(cmd)
+	ks, closeStore, err := a.keyStore(cmd, true)
 	if err != nil {
 		return err
 	}
-	defer st.Close()
-	ks, err := a.keyStore(cmd, st)
-	if err != nil {
-		return err
-	}
+	defer closeStore()
 	var token string
 	var key *store.APIKey
 	for range keyAttempts {
@@ -175,15 +181,11 @@ With --json it prints {"keys": [...]}.`,
   spool keys list --json | jq -r '.keys[] | select(.revoked_at == null) | .id'`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			st, err := a.openExisting(cmd)
+			ks, closeStore, err := a.keyStore(cmd, false)
 			if err != nil {
 				return err
 			}
-			defer st.Close()
-			ks, err := a.keyStore(cmd, st)
-			if err != nil {
-				return err
-			}
+			defer closeStore()
 			keys, err := ks.ListKeys(cmd.Context())
 			if err != nil {
 				return err
@@ -268,15 +270,11 @@ With --json it prints {"done": [IDs], "refused": [{"id", "error"}]}.`,
 					ids = append(ids, id)
 				}
 			}
-			st, err := a.openExisting(cmd)
+			ks, closeStore, err := a.keyStore(cmd, false)
 			if err != nil {
 				return err
 			}
-			defer st.Close()
-			ks, err := a.keyStore(cmd, st)
-			if err != nil {
-				return err
-			}
+			defer closeStore()
 			refused := make([]error, len(ids))
 			for i, id := range ids {
 				refused[i] = ks.RevokeKey(cmd.Context(), id)
