@@ -179,7 +179,7 @@ func (sc *scope) queueOut(stored string) (string, bool) {
 
 // topicIn returns the stored name of a topic. Keys limited to queues do not
 // use topics.
-func (sc *scope) topicIn(topic string) (string, error) { //nolint:unused // for the events routes
+func (sc *scope) topicIn(topic string) (string, error) {
 	if sc.queues != nil {
 		return "", forbidden("a key limited to queues may not use topics")
 	}
@@ -190,7 +190,7 @@ func (sc *scope) topicIn(topic string) (string, error) { //nolint:unused // for 
 }
 
 // topicOut returns the name this key knows a stored topic by.
-func (sc *scope) topicOut(stored string) (string, bool) { //nolint:unused // for the events routes
+func (sc *scope) topicOut(stored string) (string, bool) {
 	if sc.queues != nil {
 		return "", false
 	}
