@@ -78,14 +78,26 @@ func TestAcknowledgedEnqueuesSurviveSIGKILL(t *testing.T) {
 		}
 		var ids []string
 		done := make(chan struct{})
+		first := make(chan struct{})
 		go func() {
 			defer close(done)
 			sc := bufio.NewScanner(stdout)
 			for sc.Scan() {
-				ids = append(ids, sc.Text())
+				if ids = append(ids, sc.Text()); len(ids) == 1 {
+					close(first)
+				}
 			}
 		}()
-		time.Sleep(time.Duration(50+rng.IntN(250)) * time.Millisecond) // a random point in the child's run, not a synchronisation
+		// Kill at a random point after the child's first acknowledgement:
+		// a loaded machine may take a while to start it, and a kill before
+		// any enqueue would check nothing.
+		select {
+		case <-first:
+		case <-done:
+		case <-time.After(time.Minute):
+			t.Fatalf("round %d: the child acknowledged nothing in a minute", round)
+		}
+		time.Sleep(time.Duration(rng.IntN(250)) * time.Millisecond) // a random point in the child's run, not a synchronisation
 		// ErrProcessDone: the child already exited (it does only on error).
 		if err := cmd.Process.Kill(); err != nil && !errors.Is(err, os.ErrProcessDone) {
 			t.Fatalf("round %d: kill: %v", round, err)
