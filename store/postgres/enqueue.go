@@ -268,12 +268,51 @@ func (a *insertArgs) add(p *store.EnqueueParams, state store.State) {
 // statement returns the insert for the arrays, and its arguments: the
 // common one sends no hold_when_dead nor UniqueFor arrays.
 func (a *insertArgs) statement(q *queries, now time.Time) (string, []any) {
+	return a.choose(q.insert, q.insertExt, now)
+}
+
+// strictStatement is statement's insert that fails instead of skipping a
+// row (see insertRowsSQL).
+func (a *insertArgs) strictStatement(q *queries, now time.Time) (string, []any) {
+	return a.choose(q.insertStrict, q.insertExtStrict, now)
+}
+
+func (a *insertArgs) choose(insert, ext string, now time.Time) (string, []any) {
 	args := []any{a.ids, a.queues, a.kinds, a.payloads, a.priorities, a.runAts, a.states, a.tenants,
 		a.uniques, a.orderings, a.maxAttempts, a.maxDeliveries, now}
 	if a.ext {
-		return q.insertExt, append(args, a.holds, a.uniqueFor)
+		return ext, append(args, a.holds, a.uniqueFor)
 	}
-	return q.insert, args
+	return insert, args
+}
+
+// plainJobs reports whether no job has a unique key or history: their
+// insert can only put every row in or fail.
+func plainJobs(jobs []store.EnqueueParams) bool {
+	for i := range jobs {
+		if jobs[i].UniqueKey != "" || jobs[i].HasHistory() {
+			return false
+		}
+	}
+	return true
+}
+
+// queueInsert queues plain jobs' insert on a pipelined transaction, and
+// fills results as the insert will leave them: a row it cannot insert (a
+// taken ID) fails the statement, so the transaction, instead of being
+// skipped.
+func (s *backend) queueInsert(ctx context.Context, p *pipeExec, jobs []store.EnqueueParams, results []store.EnqueueResult, now time.Time) {
+	var a insertArgs
+	for i := range jobs {
+		state := store.StateAvailable
+		if jobs[i].RunAt.After(now) {
+			state = store.StateScheduled
+		}
+		results[i] = store.EnqueueResult{ID: jobs[i].ID, State: state}
+		a.add(&jobs[i], state)
+	}
+	insert, args := a.strictStatement(s.q, now)
+	_ = p.exec(ctx, insert, args...) // queued: it cannot fail here
 }
 
 // insertJobs inserts normalized jobs in one statement and fills results. A

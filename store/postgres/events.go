@@ -173,8 +173,8 @@ func (s *backend) TopicTx(ctx context.Context, _ string, fn func(tx engine.Event
 func (s *backend) eventTxAlone(ctx context.Context, fn func(tx engine.EventTx) error) error {
 	var t *eventTx
 	for attempt := 1; ; attempt++ {
-		err := pgx.BeginTxFunc(ctx, s.pool, txOptions, func(tx pgx.Tx) error {
-			t = &eventTx{s: s, ctx: ctx, x: pgxExec{tx}, now: s.now()}
+		err := s.pipelined(ctx, func(x *pipeExec) error {
+			t = &eventTx{s: s, ctx: ctx, x: x, now: s.now()}
 			return fn(t)
 		})
 		if attempt < eventTxAttempts && retryable(err) && ctx.Err() == nil {
@@ -686,10 +686,15 @@ func (t *eventTx) CountWaiting(queue string) (int, error) {
 	return int(n), err
 }
 
-// InsertJobs implements engine.EventTx through the enqueue path.
+// InsertJobs implements engine.EventTx through the enqueue path. In a
+// pipelined transaction, jobs that can only go in or fail (no unique key,
+// no history: a subscription's deliveries) are inserted without waiting,
+// by a statement that fails the transaction rather than skip a row.
 func (t *eventTx) InsertJobs(jobs []store.EnqueueParams) ([]store.EnqueueResult, error) {
 	res := make([]store.EnqueueResult, len(jobs))
-	if err := t.s.insertJobs(t.ctx, t.x, jobs, res, t.now); err != nil {
+	if p, ok := t.x.(*pipeExec); ok && plainJobs(jobs) {
+		t.s.queueInsert(t.ctx, p, jobs, res, t.now)
+	} else if err := t.s.insertJobs(t.ctx, t.x, jobs, res, t.now); err != nil {
 		return nil, err
 	}
 	t.jobs, t.enq = append(t.jobs, jobs...), append(t.enq, res...)

@@ -22,29 +22,39 @@ const live = `('scheduled', 'available', 'running')`
 // taken or whose (tenant, unique key) a job holds (a live one, a finished
 // one with unique_held, or an earlier row of the same statement);
 // RETURNING names the rows that went in.
-const insertSQL = `INSERT INTO {schema}.jobs (id, queue, kind, payload, priority, run_at, state, tenant,
+const insertSQL = insertRowsSQL + skipConflictsSQL
+
+// insertRowsSQL is insertSQL's INSERT, which, on its own, fails on a row
+// it cannot insert instead of skipping it: the strict insert of a pipelined
+// transaction (pipeExec).
+const insertRowsSQL = `INSERT INTO {schema}.jobs (id, queue, kind, payload, priority, run_at, state, tenant,
 	unique_key, ordering_key, max_attempts, max_deliveries, created_at)
 SELECT id, queue, kind, payload, priority, run_at, state, tenant,
 	NULLIF(unique_key, ''), NULLIF(ordering_key, ''), max_attempts, max_deliveries, $13
 FROM unnest($1::uuid[], $2::text[], $3::text[], $4::bytea[], $5::smallint[], $6::timestamptz[], $7::text[],
 	$8::text[], $9::text[], $10::text[], $11::integer[], $12::integer[])
-	AS t(id, queue, kind, payload, priority, run_at, state, tenant, unique_key, ordering_key, max_attempts, max_deliveries)
-ON CONFLICT DO NOTHING
-RETURNING id`
+	AS t(id, queue, kind, payload, priority, run_at, state, tenant, unique_key, ordering_key, max_attempts, max_deliveries)`
 
 // insertExtSQL is insertSQL that also sets hold_when_dead from $14 and
 // the unique key's window from $15 (UniqueFor in microseconds, 0 for none:
 // unique_until is created_at plus it, and the job keeps its key past
 // finishing, unique_held), for batches with a job that has HoldKeyWhenDead
 // or UniqueFor: the common insert sends no arrays for them.
-const insertExtSQL = `INSERT INTO {schema}.jobs (id, queue, kind, payload, priority, run_at, state, tenant,
+const insertExtSQL = insertExtRowsSQL + skipConflictsSQL
+
+// insertExtRowsSQL is insertExtSQL's INSERT on its own (see insertRowsSQL).
+const insertExtRowsSQL = `INSERT INTO {schema}.jobs (id, queue, kind, payload, priority, run_at, state, tenant,
 	unique_key, ordering_key, max_attempts, max_deliveries, created_at, hold_when_dead, unique_until, unique_held)
 SELECT id, queue, kind, payload, priority, run_at, state, tenant,
 	NULLIF(unique_key, ''), NULLIF(ordering_key, ''), max_attempts, max_deliveries, $13, hold,
 	CASE WHEN unique_for > 0 THEN $13::timestamptz + unique_for * interval '1 microsecond' END, unique_for > 0
 FROM unnest($1::uuid[], $2::text[], $3::text[], $4::bytea[], $5::smallint[], $6::timestamptz[], $7::text[],
 	$8::text[], $9::text[], $10::text[], $11::integer[], $12::integer[], $14::boolean[], $15::bigint[])
-	AS t(id, queue, kind, payload, priority, run_at, state, tenant, unique_key, ordering_key, max_attempts, max_deliveries, hold, unique_for)
+	AS t(id, queue, kind, payload, priority, run_at, state, tenant, unique_key, ordering_key, max_attempts, max_deliveries, hold, unique_for)`
+
+// skipConflictsSQL makes an insert skip the rows it cannot insert and name
+// those it did.
+const skipConflictsSQL = `
 ON CONFLICT DO NOTHING
 RETURNING id`
 
@@ -300,6 +310,7 @@ const notifySQL = `SELECT pg_notify($1, p) FROM unnest($2::text[]) AS p`
 // queries is every statement rendered for one schema.
 type queries struct {
 	insert, insertExt, findHolder, release, idTaken, carry string
+	insertStrict, insertExtStrict                          string
 	promote, claim, verifyKeys, renew, existing, reap      string
 	settle                                                 map[store.Outcome]string
 	get, uniqueKey, list, stats, queueStates, jobStates    string
@@ -313,7 +324,7 @@ func newQueries(schema string) *queries {
 	r := func(s string) string { return render(s, schema) }
 	q := &queries{
 		insert: r(insertSQL), insertExt: r(insertExtSQL), findHolder: r(findHolderSQL), release: r(releaseSQL),
-		idTaken: r(idTakenSQL), carry: r(carrySQL),
+		idTaken: r(idTakenSQL), carry: r(carrySQL), insertStrict: r(insertRowsSQL), insertExtStrict: r(insertExtRowsSQL),
 		promote: r(promoteSQL), claim: r(claimSQL), verifyKeys: r(verifyKeysSQL), renew: r(renewSQL),
 		existing: r(existingSQL), reap: r(reapSQL),
 		settle: map[store.Outcome]string{},
