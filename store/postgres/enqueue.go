@@ -121,15 +121,20 @@ func (s idText) Scan(src any) error {
 }
 
 // InsertJobs implements engine.Driver. A fresh batch (no unique keys, no
-// caller-chosen IDs) cannot conflict and is one INSERT statement; otherwise
-// the batch runs in a transaction that also resolves each skipped row.
+// caller-chosen IDs) cannot conflict and is one INSERT statement; so is a
+// single job without history, whose statements need no transaction: a row
+// the INSERT skipped wrote nothing, and resolving it (finding the key's
+// holder, or inserting again once the key is free) is a statement of its
+// own either way. Otherwise the batch runs in a transaction that also
+// resolves each skipped row, so that a refused row leaves none of the
+// others behind.
 func (s *backend) InsertJobs(ctx context.Context, in engine.Insert) ([]store.EnqueueResult, error) {
 	if err := s.start(ctx); err != nil {
 		return nil, err
 	}
 	results := make([]store.EnqueueResult, len(in.Jobs))
 	var err error
-	if in.Fresh {
+	if in.Fresh || len(in.Jobs) == 1 && !in.Jobs[0].HasHistory() {
 		err = s.insertJobs(ctx, pgxExec{s.pool}, in.Jobs, results, in.Now)
 	} else {
 		err = pgx.BeginTxFunc(ctx, s.pool, txOptions, func(tx pgx.Tx) error {
