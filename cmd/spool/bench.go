@@ -25,6 +25,9 @@ const benchLong = `Bench measures throughput on a store with no-op jobs.
               reports jobs/s from worker start to the last durable completion.
   continuous  enqueue --rate jobs/s for --duration while a worker runs them;
               reports jobs/s and the enqueue→start latency (p50, p95, p99, max).
+              The run starts with --warmup (1s) at the same rate, whose jobs
+              are worked but not measured: connections open and statements
+              are prepared first, as in a process that has been running.
   cross-process
               continuous, with the worker in a second spool process on the
               same store (as a web process and "spool work" would be); then
@@ -34,7 +37,8 @@ const benchLong = `Bench measures throughput on a store with no-op jobs.
               reports each subscription's delivered events/s.
   events-continuous
               publish --rate events/s for --duration while the subscriptions
-              are worked; reports publish→handler latency of every delivery.
+              are worked; reports publish→handler latency of every delivery
+              (after --warmup, as continuous).
   replay      publish --jobs events, then create a subscription from the start
               and report how fast it catches up (events/s).
   enqueue     enqueue --jobs jobs in calls of --batch from --producers at once,
@@ -70,6 +74,7 @@ type benchFlags struct {
 	workers  int
 	rate     int
 	duration time.Duration
+	warmup   time.Duration
 	idle     time.Duration
 	subs     int
 	// through routes the run through spool serve's HTTP API.
@@ -98,11 +103,21 @@ func (a *app) benchCmd() *cobra.Command {
 	fl.IntVarP(&f.workers, "workers", "w", 100, "jobs running at once")
 	fl.IntVar(&f.rate, "rate", 1_000, "continuous, cross-process: jobs enqueued per second")
 	fl.DurationVar(&f.duration, "duration", 10*time.Second, "continuous, cross-process: how long to enqueue")
+	fl.DurationVar(&f.warmup, "warmup", time.Second, "continuous, events-continuous: how long to enqueue at --rate first, unmeasured (0: none)")
 	fl.DurationVar(&f.idle, "idle", 30*time.Second, "cross-process: how long to measure the idle worker's CPU (0: not)")
 	fl.BoolVar(&f.through, "through-server", false, "measure through spool serve's HTTP API (served in this process on loopback)")
 	fl.IntVar(&f.batch, "batch", 100, "enqueue: jobs per call")
 	fl.IntVar(&f.producers, "producers", 16, "enqueue: calls in flight at once")
 	return cmd
+}
+
+// benchWarmup maps --warmup to bench.Config.Warmup, where zero is the
+// default and none is negative.
+func benchWarmup(d time.Duration) time.Duration {
+	if d == 0 {
+		return -1
+	}
+	return d
 }
 
 func (a *app) bench(cmd *cobra.Command, f *benchFlags) error {
@@ -115,7 +130,7 @@ func (a *app) bench(cmd *cobra.Command, f *benchFlags) error {
 		run = bench.BurnDown
 	case "continuous":
 		run = bench.Continuous
-		total = int(float64(f.rate) * f.duration.Seconds())
+		total = int(float64(f.rate) * (f.duration + f.warmup).Seconds())
 	case "cross-process":
 		total = int(float64(f.rate) * f.duration.Seconds())
 		if f.through {
@@ -128,8 +143,8 @@ func (a *app) bench(cmd *cobra.Command, f *benchFlags) error {
 	default:
 		return usagef("unknown --mode %q: use burn-down, continuous, cross-process, events, events-continuous, replay or enqueue", f.mode)
 	}
-	if f.jobs < 1 || f.workers < 1 || f.rate < 1 || f.duration <= 0 || f.idle < 0 {
-		return usagef("--jobs, --workers, --rate and --duration must be positive, --idle not negative")
+	if f.jobs < 1 || f.workers < 1 || f.rate < 1 || f.duration <= 0 || f.idle < 0 || f.warmup < 0 {
+		return usagef("--jobs, --workers, --rate and --duration must be positive, --idle and --warmup not negative")
 	}
 	st, where, storeURL, cleanup, err := a.scratchStoreURL(cmd, "spool_bench", false)
 	if err != nil {
@@ -157,6 +172,7 @@ func (a *app) bench(cmd *cobra.Command, f *benchFlags) error {
 		Workers:  f.workers,
 		Rate:     f.rate,
 		Duration: f.duration,
+		Warmup:   benchWarmup(f.warmup),
 		Progress: func(done, _ int) { bar.Set(done) },
 	})
 	bar.Finish()
@@ -281,13 +297,13 @@ func (a *app) benchEvents(cmd *cobra.Command, f *benchFlags) error {
 	if f.through {
 		return usagef("--through-server measures jobs: the remote store does not carry events")
 	}
-	if f.jobs < 1 || f.workers < 1 || f.rate < 1 || f.duration <= 0 || f.subs < 1 {
-		return usagef("--jobs, --workers, --rate, --duration and --subscriptions must be positive")
+	if f.jobs < 1 || f.workers < 1 || f.rate < 1 || f.duration <= 0 || f.subs < 1 || f.warmup < 0 {
+		return usagef("--jobs, --workers, --rate, --duration and --subscriptions must be positive, --warmup not negative")
 	}
 	run, total := bench.EventsBurnDown, f.jobs*f.subs
 	switch f.mode {
 	case "events-continuous":
-		run, total = bench.EventsContinuous, int(float64(f.rate)*f.duration.Seconds())*f.subs
+		run, total = bench.EventsContinuous, int(float64(f.rate)*(f.duration+f.warmup).Seconds())*f.subs
 	case "replay":
 		run, total = bench.Replay, f.jobs
 	}
@@ -300,6 +316,7 @@ func (a *app) benchEvents(cmd *cobra.Command, f *benchFlags) error {
 	defer bar.Finish()
 	res, err := run(cmd.Context(), bench.EventsConfig{
 		Store: st, Events: f.jobs, Subscriptions: f.subs, Workers: f.workers, Rate: f.rate, Duration: f.duration,
+		Warmup:   benchWarmup(f.warmup),
 		Progress: func(done, _ int) { bar.Set(done) },
 	})
 	bar.Finish()

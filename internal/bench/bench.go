@@ -37,6 +37,11 @@ type Config struct {
 	Rate int
 	// Duration is how long the continuous run enqueues. Default 10s.
 	Duration time.Duration
+	// Warmup is how long a continuous run enqueues at Rate before Duration
+	// starts, with its jobs worked but not measured: the connections open
+	// and the statements are prepared, as in a process that has been
+	// running. Default 1s; negative: none.
+	Warmup time.Duration
 	// Queue is the queue used. Default "bench".
 	Queue string
 	// Progress, if set, is called about ten times a second with the jobs
@@ -91,6 +96,7 @@ func (c *Config) defaults() error {
 	c.Rate = cmp.Or(c.Rate, 1_000)
 	c.Duration = cmp.Or(c.Duration, 10*time.Second)
 	c.Queue = cmp.Or(c.Queue, "bench")
+	c.Warmup = warmup(c.Warmup)
 	var errs []error
 	if c.Jobs < 1 {
 		errs = append(errs, &store.ValidationError{Field: "jobs", Reason: fmt.Sprintf("%d must be positive", c.Jobs)})
@@ -105,6 +111,17 @@ func (c *Config) defaults() error {
 		errs = append(errs, &store.ValidationError{Field: "duration", Reason: fmt.Sprintf("%v must be positive", c.Duration)})
 	}
 	return errors.Join(errs...)
+}
+
+// warmup resolves a Warmup setting: zero is the default 1s, negative none.
+func warmup(d time.Duration) time.Duration {
+	switch {
+	case d == 0:
+		return time.Second
+	case d < 0:
+		return 0
+	}
+	return d
 }
 
 // BurnDown enqueues cfg.Jobs no-op jobs, then starts a worker and reports
@@ -157,9 +174,10 @@ func BurnDown(ctx context.Context, cfg Config) (*Result, error) {
 	}, stopErr
 }
 
-// Continuous enqueues at cfg.Rate jobs/s for cfg.Duration while a worker
-// runs them, and reports the throughput and the enqueue→start latency: from
-// just before Enqueue is called to the moment the handler starts.
+// Continuous enqueues at cfg.Rate jobs/s for cfg.Warmup, then for
+// cfg.Duration, while a worker runs them, and reports for the jobs of
+// Duration the throughput and the enqueue→start latency: from just before
+// Enqueue is called to the moment the handler starts.
 func Continuous(ctx context.Context, cfg Config) (*Result, error) {
 	if err := cfg.defaults(); err != nil {
 		return nil, err
@@ -168,19 +186,18 @@ func Continuous(ctx context.Context, cfg Config) (*Result, error) {
 	if total < 1 {
 		return nil, &store.ValidationError{Field: "rate", Reason: "rate × duration is less than one job"}
 	}
-	cs := &countingStore{Store: cfg.Store, target: int64(total), done: make(chan struct{})}
+	warm := int(float64(cfg.Rate) * cfg.Warmup.Seconds())
+	cs := &countingStore{Store: cfg.Store, target: int64(warm + total), done: make(chan struct{})}
 	client, err := spool.NewClient(spool.Config{Store: cs})
 	if err != nil {
 		return nil, err
 	}
-	latencies := make([]time.Duration, total)
-	var started atomic.Int64
+	// Each payload is the job's number and the time its enqueue began.
+	lat := newLatencies(warm, total)
 	base := time.Now()
 	w, err := newWorker(cs, cfg, func(_ context.Context, job *spool.Job) ([]byte, error) {
-		lat := time.Since(base) - time.Duration(binary.LittleEndian.Uint64(job.Payload))
-		if i := started.Add(1) - 1; i < int64(len(latencies)) {
-			latencies[i] = lat
-		}
+		at := time.Since(base)
+		lat.record(int(binary.LittleEndian.Uint64(job.Payload)), at-time.Duration(binary.LittleEndian.Uint64(job.Payload[8:])))
 		return nil, nil
 	})
 	if err != nil {
@@ -189,9 +206,20 @@ func Continuous(ctx context.Context, cfg Config) (*Result, error) {
 	if err := w.Start(ctx); err != nil {
 		return nil, err
 	}
-	start := time.Now()
-	err = produce(ctx, client, cfg, total, func() uint64 { return uint64(time.Since(base)) })
-	if err == nil {
+	var start time.Time // when the first measured job is due
+	err = pace(ctx, cfg.Rate, warm+total, func(ctx context.Context, n int) error {
+		if n == warm {
+			start = time.Now()
+		}
+		payload := make([]byte, 16)
+		binary.LittleEndian.PutUint64(payload, uint64(n))
+		binary.LittleEndian.PutUint64(payload[8:], uint64(time.Since(base)))
+		_, err := client.EnqueueMany(ctx, spool.RawItem("noop", payload, &spool.EnqueueOptions{Queue: cfg.Queue}))
+		return err
+	})
+	if err != nil {
+		err = fmt.Errorf("bench: enqueue: %w", err)
+	} else {
 		err = cs.wait(ctx, cfg.Progress)
 	}
 	elapsed := cs.finishedAt().Sub(start)
@@ -199,9 +227,6 @@ func Continuous(ctx context.Context, cfg Config) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	n := min(int(started.Load()), total)
-	lat := latencies[:n]
-	slices.Sort(lat)
 	return &Result{
 		Mode:        "continuous",
 		Jobs:        total,
@@ -209,16 +234,45 @@ func Continuous(ctx context.Context, cfg Config) (*Result, error) {
 		Rate:        cfg.Rate,
 		Seconds:     elapsed.Seconds(),
 		JobsPerSec:  float64(total) / elapsed.Seconds(),
-		LatencyMS:   &Latency{P50: pct(lat, 0.50), P95: pct(lat, 0.95), P99: pct(lat, 0.99), Max: pct(lat, 1)},
+		LatencyMS:   lat.summary(),
 		SettleBatch: w.Stats().Settle.AverageBatch(),
 	}, stopErr
+}
+
+// latencies records the latencies of the measured jobs of a run: those
+// numbered from warm on, total of them (or, for events, deliveries).
+type latencies struct {
+	warm int
+	mu   sync.Mutex // guards all
+	all  []time.Duration
+}
+
+func newLatencies(warm, total int) *latencies {
+	return &latencies{warm: warm, all: make([]time.Duration, 0, total)}
+}
+
+// record records the latency of job n, unless it is a warm-up job.
+func (l *latencies) record(n int, d time.Duration) {
+	if n < l.warm {
+		return
+	}
+	l.mu.Lock()
+	l.all = append(l.all, d)
+	l.mu.Unlock()
+}
+
+func (l *latencies) summary() *Latency {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	slices.Sort(l.all)
+	return &Latency{P50: pct(l.all, 0.50), P95: pct(l.all, 0.95), P99: pct(l.all, 0.99), Max: pct(l.all, 1)}
 }
 
 // produce enqueues total jobs, one per Enqueue call as an application
 // would, paced to cfg.Rate; each job carries the time its enqueue began, as
 // stamp tells it.
 func produce(ctx context.Context, client *spool.Client, cfg Config, total int, stamp func() uint64) error {
-	err := pace(ctx, cfg.Rate, total, func(ctx context.Context) error {
+	err := pace(ctx, cfg.Rate, total, func(ctx context.Context, _ int) error {
 		payload := make([]byte, 8)
 		binary.LittleEndian.PutUint64(payload, stamp())
 		_, err := client.EnqueueMany(ctx, spool.RawItem("noop", payload, &spool.EnqueueOptions{Queue: cfg.Queue}))
@@ -230,10 +284,11 @@ func produce(ctx context.Context, client *spool.Client, cfg Config, total int, s
 	return nil
 }
 
-// pace calls send total times, paced to rate calls/s. Several producers
-// run at once so a slow call does not delay the ones due after it. It
-// stops at the first error and returns it.
-func pace(ctx context.Context, rate, total int, send func(ctx context.Context) error) error {
+// pace calls send total times, paced to rate calls/s, with the call's
+// number (0, 1, ...; calls run in that order, and several at once). Several
+// producers run at once so a slow call does not delay the ones due after
+// it. It stops at the first error and returns it.
+func pace(ctx context.Context, rate, total int, send func(ctx context.Context, n int) error) error {
 	const producers = 16
 	due := make(chan int, producers)
 	var wg sync.WaitGroup
@@ -243,8 +298,8 @@ func pace(ctx context.Context, rate, total int, send func(ctx context.Context) e
 	defer cancel()
 	for range producers {
 		wg.Go(func() {
-			for range due {
-				if err := send(ctx); err != nil {
+			for n := range due {
+				if err := send(ctx, n); err != nil {
 					errOnce.Do(func() { firstErr = err; cancel() })
 					return
 				}

@@ -48,6 +48,9 @@ type EventsConfig struct {
 	// Rate and Duration shape the continuous run. Defaults 1,000/s and 10s.
 	Rate     int
 	Duration time.Duration
+	// Warmup is Config.Warmup for the continuous run. Default 1s;
+	// negative: none.
+	Warmup time.Duration
 	// Progress, if set, is called about ten times a second with the
 	// deliveries completed so far and the total.
 	Progress func(done, total int)
@@ -66,6 +69,7 @@ func (c *EventsConfig) defaults() (store.EventStore, error) {
 	c.Workers = cmp.Or(c.Workers, 100)
 	c.Rate = cmp.Or(c.Rate, 1_000)
 	c.Duration = cmp.Or(c.Duration, 10*time.Second)
+	c.Warmup = warmup(c.Warmup)
 	if c.Events < 1 || c.Subscriptions < 1 || c.Workers < 1 || c.Workers > store.MaxClaim/2 || c.Rate < 1 || c.Duration <= 0 {
 		return nil, &store.ValidationError{Field: "events", Reason: "events, subscriptions, rate and duration must be positive; workers 1..500"}
 	}
@@ -283,56 +287,47 @@ func EventsContinuous(ctx context.Context, cfg EventsConfig) (*EventsResult, err
 	if total < 1 {
 		return nil, &store.ValidationError{Field: "rate", Reason: "rate × duration is less than one event"}
 	}
+	warm := int(float64(cfg.Rate) * cfg.Warmup.Seconds())
 	names, err := createSubscriptions(ctx, es, cfg.Subscriptions, "s")
 	if err != nil {
 		return nil, err
 	}
-	dc := newDeliveryCounter(cfg.Store, cfg.Subscriptions, total)
-	latencies := make([]time.Duration, total*cfg.Subscriptions)
-	var started atomic.Int64
+	dc := newDeliveryCounter(cfg.Store, cfg.Subscriptions, warm+total)
+	lat := newLatencies(warm, total*cfg.Subscriptions)
 	base := time.Now()
 	w, err := eventsWorker(ctx, dc, cfg, names, func(_ int, e *spool.Event[json.RawMessage]) {
-		var stamp uint64
-		if len(e.Raw) == 8 {
-			stamp = binary.LittleEndian.Uint64(e.Raw)
-		}
-		lat := time.Since(base) - time.Duration(stamp)
-		if i := started.Add(1) - 1; i < int64(len(latencies)) {
-			latencies[i] = lat
+		at := time.Since(base)
+		if len(e.Raw) == 16 {
+			lat.record(int(binary.LittleEndian.Uint64(e.Raw)), at-time.Duration(binary.LittleEndian.Uint64(e.Raw[8:])))
 		}
 	})
 	if err != nil {
 		return nil, err
 	}
-	start := time.Now()
-	err = produceEvents(ctx, es, cfg, total, func() uint64 { return uint64(time.Since(base)) })
-	if err == nil {
+	var start time.Time // when the first measured event is due
+	err = pace(ctx, cfg.Rate, warm+total, func(ctx context.Context, n int) error {
+		if n == warm {
+			start = time.Now()
+		}
+		// The payload is the event's number and the time its publish
+		// began (16 bytes, not JSON: stored as is).
+		payload := make([]byte, 16)
+		binary.LittleEndian.PutUint64(payload, uint64(n))
+		binary.LittleEndian.PutUint64(payload[8:], uint64(time.Since(base)))
+		_, err := es.Publish(ctx, benchTopic, []store.EventInput{{Kind: "bench.event", Payload: payload}})
+		return err
+	})
+	if err != nil {
+		err = fmt.Errorf("bench: publish: %w", err)
+	} else {
 		err = dc.wait(ctx, cfg.Progress)
 	}
 	stopErr := stop(ctx, w)
 	if err != nil {
 		return nil, err
 	}
-	lat := latencies[:min(int(started.Load()), len(latencies))]
-	slices.Sort(lat)
 	r := &EventsResult{Mode: "events-continuous", Events: total, Subscriptions: cfg.Subscriptions, Workers: cfg.Workers, Rate: cfg.Rate,
-		LatencyMS: &Latency{P50: pct(lat, 0.50), P95: pct(lat, 0.95), P99: pct(lat, 0.99), Max: pct(lat, 1)}}
+		LatencyMS: lat.summary()}
 	r.summarise(start, dc.last)
 	return r, stopErr
-}
-
-// produceEvents publishes total events, one per call, paced to cfg.Rate;
-// each payload is the time its publish began (8 bytes, not JSON: stored
-// as is).
-func produceEvents(ctx context.Context, es store.EventStore, cfg EventsConfig, total int, stamp func() uint64) error {
-	err := pace(ctx, cfg.Rate, total, func(ctx context.Context) error {
-		payload := make([]byte, 8)
-		binary.LittleEndian.PutUint64(payload, stamp())
-		_, err := es.Publish(ctx, benchTopic, []store.EventInput{{Kind: "bench.event", Payload: payload}})
-		return err
-	})
-	if err != nil {
-		return fmt.Errorf("bench: publish: %w", err)
-	}
-	return nil
 }
