@@ -160,21 +160,27 @@ func (s *backend) EventTx(ctx context.Context, _ bool, fn func(tx engine.EventTx
 	if err := s.start(ctx); err != nil {
 		return err
 	}
-	return s.eventTxAlone(ctx, fn)
+	return s.eventTxAlone(ctx, false, fn)
 }
 
 // TopicTx implements engine.EventDriver: the engine merges concurrent
-// publishes to a topic already.
+// publishes to a topic already. A publish routes its events to the
+// subscriptions that are caught up, so they are read, and locked, with the
+// topic's lock, in its round trip.
 func (s *backend) TopicTx(ctx context.Context, _ string, fn func(tx engine.EventTx) error) error {
-	return s.EventTx(ctx, true, fn)
+	if err := s.start(ctx); err != nil {
+		return err
+	}
+	return s.eventTxAlone(ctx, true, fn)
 }
 
-// eventTxAlone runs one event transaction on its own.
-func (s *backend) eventTxAlone(ctx context.Context, fn func(tx engine.EventTx) error) error {
+// eventTxAlone runs one event transaction on its own; publish says it
+// publishes (see TopicTx).
+func (s *backend) eventTxAlone(ctx context.Context, publish bool, fn func(tx engine.EventTx) error) error {
 	var t *eventTx
 	for attempt := 1; ; attempt++ {
 		err := s.pipelined(ctx, func(x *pipeExec) error {
-			t = &eventTx{s: s, ctx: ctx, x: x, now: s.now()}
+			t = &eventTx{s: s, ctx: ctx, x: x, now: s.now(), publish: publish}
 			return fn(t)
 		})
 		if attempt < eventTxAttempts && retryable(err) && ctx.Err() == nil {
@@ -441,6 +447,19 @@ type eventTx struct {
 	jobs    []store.EnqueueParams
 	enq     []store.EnqueueResult
 	headSet headSet // what InsertEvents stored as the head
+	// publish: LockTopic also locks the topic's caught-up subscriptions,
+	// in its round trip, for LockCaughtUp to take.
+	publish  bool
+	caughtUp *caughtUp
+}
+
+// caughtUp is what LockCaughtUp returns, read ahead by LockTopic.
+type caughtUp struct {
+	topic  string
+	head   int64
+	subs   []*store.Subscription
+	lastID []store.ID
+	all    int
 }
 
 // wakes names what to wake after the commit: the queues that got claimable
@@ -461,10 +480,33 @@ func (t *eventTx) Now() time.Time { return t.now }
 // sequence: the row lock is what makes them gap-safe.
 func (t *eventTx) LockTopic(topic string) (int64, error) {
 	var head int64
+	if p, ok := t.x.(*pipeExec); ok && t.publish {
+		c := &caughtUp{topic: topic}
+		err := p.run(t.ctx,
+			query{t.s.q.ev.lockTopic, []any{topic, t.now}, scanOne([]any{&head})},
+			query{t.s.q.ev.lockCaughtUpAtHead, []any{topic}, eachRow(c.scan)},
+			query{t.s.q.ev.countSubs, []any{topic}, scanOne([]any{&c.all})})
+		if err != nil {
+			return 0, fmt.Errorf("topic %s: %w", topic, err)
+		}
+		c.head, t.caughtUp = head, c
+		return head, nil
+	}
 	if err := t.x.queryRow(t.ctx, t.s.q.ev.lockTopic, topic, t.now).Scan(&head); err != nil {
 		return 0, fmt.Errorf("topic %s: %w", topic, err)
 	}
 	return head, nil
+}
+
+// scan reads one row of lockCaughtUpAtHeadSQL.
+func (c *caughtUp) scan(scan func(dest ...any) error) error {
+	var last pgtype.UUID
+	sub, err := scanSubscription(scan, &last)
+	if err != nil {
+		return err
+	}
+	c.subs, c.lastID = append(c.subs, sub), append(c.lastID, last.Bytes)
+	return nil
 }
 
 // SetHead implements engine.EventTx.
@@ -761,6 +803,10 @@ func (t *eventTx) ForgetInbox(consumer string) (int, error) {
 // LockCaughtUp implements engine.EventTx. SKIP LOCKED passes over a
 // subscription a router holds: it routes the new events itself, later.
 func (t *eventTx) LockCaughtUp(topic string, head int64) ([]*store.Subscription, []store.ID, int, error) {
+	if c := t.caughtUp; c != nil && c.topic == topic && c.head == head {
+		t.caughtUp = nil
+		return c.subs, c.lastID, c.all - len(c.subs), nil
+	}
 	var subs []*store.Subscription
 	var ids []store.ID
 	var all int // every subscription of the topic, read with each row

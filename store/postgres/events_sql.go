@@ -68,6 +68,12 @@ WHERE s.topic = $1 AND s.name = $2 FOR UPDATE`
 	lockCaughtUpSQL = `SELECT ` + subscriptionColumns + `, s.last_id,
 	(SELECT count(*) FROM {schema}.subscriptions WHERE topic = $1) FROM {schema}.subscriptions AS s
 WHERE s.topic = $1 AND s.cursor = $2 ORDER BY s.name FOR UPDATE SKIP LOCKED`
+	// lockCaughtUpAtHeadSQL is lockCaughtUpSQL at the topic's head as the
+	// statement reads it: sent right after lockTopicSQL in one round trip
+	// (pipeExec), it reads the head that lock returned, the lock's holder
+	// being the only writer of the head.
+	lockCaughtUpAtHeadSQL = `SELECT ` + subscriptionColumns + `, s.last_id FROM {schema}.subscriptions AS s
+WHERE s.topic = $1 AND s.cursor = (SELECT head FROM {schema}.topics WHERE name = $1) ORDER BY s.name FOR UPDATE SKIP LOCKED`
 	subExistsSQL = `SELECT EXISTS (SELECT 1 FROM {schema}.subscriptions WHERE topic = $1 AND name = $2)`
 	// insertSubSQL creates a subscription; a row another transaction made
 	// meanwhile is left alone (no row affected).
@@ -127,11 +133,12 @@ ORDER BY s.topic, s.name`
 
 // eventQueries is every event statement rendered for one schema.
 type eventQueries struct {
-	lockTopic, insertEvents, setHead, head, find, versions, after, firstAt, retention          string
-	lockSub, lockSubSkip, lockCaughtUp, countSubs, subExists, insertSub, setCursor, setCursors string
-	deleteSub, deleteQueue, deleteQueueJobs, dropWaiting, countWaiting                         string
-	pruneFloors, prune, pruneInbox, markSeen, forgetInbox                                      string
-	read, readStream, get, getAny, topics, subscriptions, lagFacts                             string
+	lockTopic, insertEvents, setHead, head, find, versions, after, firstAt, retention       string
+	lockSub, lockSubSkip, lockCaughtUp, lockCaughtUpAtHead, countSubs, subExists, insertSub string
+	setCursor, setCursors                                                                   string
+	deleteSub, deleteQueue, deleteQueueJobs, dropWaiting, countWaiting                      string
+	pruneFloors, prune, pruneInbox, markSeen, forgetInbox                                   string
+	read, readStream, get, getAny, topics, subscriptions, lagFacts                          string
 }
 
 func newEventQueries(schema string) *eventQueries {
@@ -140,7 +147,7 @@ func newEventQueries(schema string) *eventQueries {
 		lockTopic: r(lockTopicSQL), insertEvents: r(insertEventsSQL), setHead: r(setHeadSQL), head: r(headSQL),
 		find: r(findEventsSQL), versions: r(streamVersionsSQL), after: r(eventsAfterSQL), firstAt: r(firstAtSQL),
 		retention: r(retentionSQL),
-		lockSub:   r(lockSubSQL), lockSubSkip: r(lockSubSkipSQL), lockCaughtUp: r(lockCaughtUpSQL), countSubs: r(countSubsSQL), subExists: r(subExistsSQL), insertSub: r(insertSubSQL),
+		lockSub:   r(lockSubSQL), lockSubSkip: r(lockSubSkipSQL), lockCaughtUp: r(lockCaughtUpSQL), lockCaughtUpAtHead: r(lockCaughtUpAtHeadSQL), countSubs: r(countSubsSQL), subExists: r(subExistsSQL), insertSub: r(insertSubSQL),
 		setCursor: r(setCursorSQL), setCursors: r(setCursorsSQL),
 		deleteSub: r(deleteSubSQL), deleteQueue: r(deleteQueueSQL), deleteQueueJobs: r(deleteQueueJobs),
 		dropWaiting: r(dropWaitingSQL), countWaiting: r(countWaitingSQL),

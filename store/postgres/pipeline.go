@@ -2,7 +2,6 @@ package postgres
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -48,10 +47,18 @@ func (p *pipeExec) exec(_ context.Context, sql string, args ...any) error {
 	return nil
 }
 
-// send sends BEGIN (the first time), the queued statements and last, and
-// reads the results of all but last, which it leaves to the caller to read
-// from the returned results, and then close.
-func (p *pipeExec) send(ctx context.Context, last string, args ...any) (pgx.BatchResults, error) {
+// query is a statement that returns something, sent by run: read reads
+// its rows (nil: they are discarded).
+type query struct {
+	sql  string
+	args []any
+	read func(rows pgx.Rows) error
+}
+
+// run sends BEGIN (the first time), the queued statements and qs in one
+// round trip, and reads their results in order. It stops at the first
+// error: the server has skipped the rest.
+func (p *pipeExec) run(ctx context.Context, qs ...query) (err error) {
 	b := &pgx.Batch{}
 	if !p.began {
 		b.Queue(beginSQL)
@@ -59,22 +66,44 @@ func (p *pipeExec) send(ctx context.Context, last string, args ...any) (pgx.Batc
 	for _, q := range p.pending {
 		b.Queue(q.sql, q.args...)
 	}
-	b.Queue(last, args...)
+	for _, q := range qs {
+		b.Queue(q.sql, q.args...)
+	}
 	first := !p.began
 	pending := p.pending
 	p.began, p.pending = true, nil
 	br := p.conn.SendBatch(ctx, b)
+	defer func() {
+		if cerr := br.Close(); err == nil {
+			err = cerr
+		}
+	}()
 	if first {
 		if _, err := br.Exec(); err != nil {
-			return nil, errors.Join(err, br.Close())
+			return err
 		}
 	}
 	for _, q := range pending {
 		if _, err := br.Exec(); err != nil {
-			return nil, errors.Join(fmt.Errorf("%s: %w", firstLine(q.sql), err), br.Close())
+			return fmt.Errorf("%s: %w", firstLine(q.sql), err)
 		}
 	}
-	return br, nil
+	for _, q := range qs {
+		rows, err := br.Query()
+		if err == nil && q.read != nil {
+			err = q.read(rows)
+		}
+		if rows != nil {
+			rows.Close()
+			if err == nil {
+				err = rows.Err()
+			}
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // firstLine names a statement in an error: its first line.
@@ -83,39 +112,32 @@ func firstLine(sql string) string {
 	return line
 }
 
+// eachRow reads rows with row.
+func eachRow(row func(scan func(dest ...any) error) error) func(rows pgx.Rows) error {
+	return func(rows pgx.Rows) error {
+		for rows.Next() {
+			if err := row(rows.Scan); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+}
+
 func (p *pipeExec) execCount(ctx context.Context, sql string, args ...any) (int64, error) {
-	br, err := p.send(ctx, sql, args...)
-	if err != nil {
-		return 0, err
-	}
-	tag, err := br.Exec()
-	if cerr := br.Close(); err == nil {
-		err = cerr
-	}
-	return tag.RowsAffected(), err
+	var n int64
+	err := p.run(ctx, query{sql, args, func(rows pgx.Rows) error {
+		for rows.Next() {
+		}
+		rows.Close()
+		n = rows.CommandTag().RowsAffected()
+		return rows.Err()
+	}})
+	return n, err
 }
 
 func (p *pipeExec) queryEach(ctx context.Context, sql string, args []any, row func(scan func(dest ...any) error) error) error {
-	br, err := p.send(ctx, sql, args...)
-	if err != nil {
-		return err
-	}
-	rows, err := br.Query()
-	if err == nil {
-		for rows.Next() {
-			if err = row(rows.Scan); err != nil {
-				break
-			}
-		}
-		rows.Close()
-		if err == nil {
-			err = rows.Err()
-		}
-	}
-	if cerr := br.Close(); err == nil {
-		err = cerr
-	}
-	return err
+	return p.run(ctx, query{sql, args, eachRow(row)})
 }
 
 func (p *pipeExec) queryIDs(ctx context.Context, sql string, args ...any) ([]store.ID, error) {
@@ -143,18 +165,20 @@ type pipeRow struct {
 }
 
 func (r pipeRow) Scan(dest ...any) error {
-	found := false
-	err := r.p.queryEach(r.ctx, r.sql, r.args, func(scan func(dest ...any) error) error {
-		if found {
-			return nil
+	return r.p.run(r.ctx, query{r.sql, r.args, scanOne(dest)})
+}
+
+// scanOne reads the first row into dest; no row is pgx.ErrNoRows.
+func scanOne(dest []any) func(rows pgx.Rows) error {
+	return func(rows pgx.Rows) error {
+		if !rows.Next() {
+			if err := rows.Err(); err != nil {
+				return err
+			}
+			return pgx.ErrNoRows
 		}
-		found = true
-		return scan(dest...)
-	})
-	if err == nil && !found {
-		err = pgx.ErrNoRows
+		return rows.Scan(dest...)
 	}
-	return err
 }
 
 // commit sends what is queued with COMMIT. A transaction that sent
@@ -163,15 +187,7 @@ func (p *pipeExec) commit(ctx context.Context) error {
 	if !p.began && len(p.pending) == 0 {
 		return nil
 	}
-	br, err := p.send(ctx, "COMMIT")
-	if err != nil {
-		return err
-	}
-	_, err = br.Exec()
-	if cerr := br.Close(); err == nil {
-		err = cerr
-	}
-	return err
+	return p.run(ctx, query{sql: "COMMIT"})
 }
 
 // rollback ends a transaction that failed or was refused. It runs even
