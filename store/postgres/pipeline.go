@@ -16,9 +16,9 @@ import (
 // statement whose result nobody reads (exec) waits, and goes out with the
 // next statement that returns something, or with the COMMIT; the BEGIN
 // goes out with the first statement. A publish that routes to caught-up
-// subscriptions is then three round trips, not seven: BEGIN with the
-// topic's lock, the events' INSERT with the subscriptions' lock, and the
-// cursors, deliveries and COMMIT together. Publishers of a topic take
+// subscriptions is then two round trips, not seven: BEGIN with the topic's
+// lock and the caught-up subscriptions' (see eventTx.LockTopic), then the
+// events, cursors, deliveries and COMMIT together. Publishers of a topic take
 // turns on its lock for the length of the transaction, so its round trips
 // are what a publish waits for on a loaded machine.
 //
