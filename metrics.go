@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"slices"
 	"strconv"
@@ -29,8 +30,9 @@ type MetricsConfig struct {
 	// Default 15s; at least 1s.
 	GaugeInterval time.Duration
 
-	// Holder names this process in the gauges' lease, as the holder
-	// other nodes see. Default host-pid.
+	// Holder names this Metrics in the gauges' lease, as the holder other
+	// nodes see; it must differ between the Metrics sharing a store.
+	// Default host-pid-random.
 	Holder string
 
 	// DurationBuckets are the upper bounds, in seconds, of the handler
@@ -130,7 +132,7 @@ func NewMetrics(cfg MetricsConfig) (*Metrics, error) {
 	cfg.GaugeInterval = cmp.Or(cfg.GaugeInterval, 15*time.Second)
 	if cfg.Holder == "" {
 		host, _ := os.Hostname()
-		cfg.Holder = cmp.Or(host, "spool") + "-" + strconv.Itoa(os.Getpid())
+		cfg.Holder = cmp.Or(host, "spool") + "-" + strconv.Itoa(os.Getpid()) + "-" + strconv.FormatUint(uint64(rand.Uint32()), 36)
 	}
 	if cfg.DurationBuckets == nil {
 		cfg.DurationBuckets = DefaultDurationBuckets
