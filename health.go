@@ -129,11 +129,20 @@ func (w *Worker) live(stuck time.Duration) error {
 	if run == nil {
 		return nil
 	}
-	names := []string{"settler", "renewer", "executors", "routers", "fetchers"}
-	for i, running := range []bool{w.settler.Running(), run.renewer.base.Running(), run.executors.base.Running(),
-		run.routers.base.Running(), run.fetchers.base.Running()} {
-		if !running {
-			return fmt.Errorf("spool: worker %s: its %s stopped", w.cfg.ID, names[i])
+	// Executors and fetchers of a worker without queues (an upkeep
+	// worker) and routers without subscriptions have nothing to run.
+	queues := len(run.queues) > 0
+	for _, c := range []struct {
+		name          string
+		running, runs bool
+	}{
+		{"settler", w.settler.Running(), true},
+		{"renewer", run.renewer.base.Running(), true},
+		{"executors", run.executors.base.Running(), queues},
+		{"fetchers", run.fetchers.base.Running(), queues},
+	} {
+		if c.runs && !c.running {
+			return fmt.Errorf("spool: worker %s: its %s stopped", w.cfg.ID, c.name)
 		}
 	}
 	if since := w.settler.PendingSince(); !since.IsZero() {

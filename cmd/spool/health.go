@@ -92,7 +92,7 @@ func (a *app) health(cmd *cobra.Command, f healthFlags) error {
 
 // checkStore opens the store and checks it as readiness does.
 func (a *app) checkStore(ctx context.Context, cmd *cobra.Command) error {
-	st, err := openStore(ctx, a.storeURL(cmd), store.OpenOptions{})
+	st, err := openStore(ctx, a.storeURL(cmd), store.OpenOptions{MustExist: true})
 	if err != nil {
 		return err
 	}
