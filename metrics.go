@@ -174,7 +174,7 @@ func NewMetrics(cfg MetricsConfig) (*Metrics, error) {
 	m.pickup = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "spool_job_pickup_latency_seconds",
 		Help: "Time from a job being due (run_at) to its claim, by the store's clock.", Buckets: cfg.LatencyBuckets}, jobLabels)
 	m.redelivered = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "spool_job_redeliveries_total",
-		Help: "Claims of jobs delivered before (their previous delivery crashed, lost its lock or was released)."}, []string{"queue"})
+		Help: "Claims of jobs with more deliveries than failed attempts explain: an earlier delivery crashed or lost its lock (or was snoozed)."}, []string{"queue"})
 	m.locksLost = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "spool_locks_lost_total",
 		Help: "Held jobs whose lock renewal the store refused: they may run elsewhere, and their handlers were cancelled."}, []string{"queue"})
 	m.staleSettles = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "spool_stale_settles_total",
@@ -344,7 +344,10 @@ func (m *Metrics) seriesFor(queue, kind, tenant string) *jobSeries {
 func (m *Metrics) claimed(j *Job, lock time.Duration) *jobSeries {
 	s := m.seriesFor(j.Queue, j.Kind, j.Tenant)
 	s.pickup.Observe(max(j.LockedUntil.Add(-lock).Sub(j.RunAt), 0).Seconds())
-	if j.Deliveries > 1 {
+	// Deliveries count claims; failed attempts explain all but this one,
+	// unless an earlier delivery ended without a verdict that spent an
+	// attempt (a crash, a lost lock) or was snoozed.
+	if j.Deliveries > j.Attempts+1 {
 		s.redelivered.Inc()
 	}
 	return s
