@@ -291,7 +291,7 @@ type seriesKey struct{ queue, kind, tenant string }
 // jobSeries are the label children of one (queue, kind, tenant), resolved
 // once, so counting a job costs no label lookup or allocation.
 type jobSeries struct {
-	queue                        string
+	queue, kind, tenant          string
 	enqueued                     prometheus.Counter
 	duration, pickup             prometheus.Observer
 	redelivered, lost, staleSets prometheus.Counter
@@ -320,6 +320,8 @@ func (m *Metrics) seriesFor(queue, kind, tenant string) *jobSeries {
 	}
 	s := &jobSeries{
 		queue:       queue,
+		kind:        kind,
+		tenant:      tenant,
 		enqueued:    m.enqueued.WithLabelValues(labels...),
 		duration:    m.duration.WithLabelValues(labels...),
 		pickup:      m.pickup.WithLabelValues(labels...),
@@ -338,11 +340,16 @@ func (m *Metrics) seriesFor(queue, kind, tenant string) *jobSeries {
 	return actual.(*jobSeries) //nolint:forcetypeassert // only *jobSeries are stored
 }
 
-// claimed records a claimed job, locked for lock, and returns its series.
+// claimed records a claimed job, locked for lock, and returns its series;
+// last is the series of the previous job the caller claimed (or nil),
+// which is reused when it matches, as it mostly does, without a lookup.
 // Pickup latency is by the store's clock: the claim's time (its lock's end
 // less lock) less the job's run_at.
-func (m *Metrics) claimed(j *Job, lock time.Duration) *jobSeries {
-	s := m.seriesFor(j.Queue, j.Kind, j.Tenant)
+func (m *Metrics) claimed(j *Job, lock time.Duration, last *jobSeries) *jobSeries {
+	s := last
+	if s == nil || s.kind != j.Kind || s.queue != j.Queue || (m.tenant && s.tenant != j.Tenant) {
+		s = m.seriesFor(j.Queue, j.Kind, j.Tenant)
+	}
 	s.pickup.Observe(max(j.LockedUntil.Add(-lock).Sub(j.RunAt), 0).Seconds())
 	// Deliveries count claims; failed attempts explain all but this one,
 	// unless an earlier delivery ended without a verdict that spent an

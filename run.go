@@ -202,7 +202,8 @@ func (q *queueRunner) fetch(ctx context.Context) {
 	lock := q.lock
 	notifier := w.cfg.Store.Capabilities().Notifier
 	backoff := minBackoff
-	failing := false // the last claim failed: log when one succeeds again
+	failing := false      // the last claim failed: log when one succeeds again
+	var series *jobSeries // the metric series of the last job claimed
 	for ctx.Err() == nil {
 		free := q.capacity - int(q.inflight.Load())
 		if free <= 0 {
@@ -255,7 +256,8 @@ func (q *queueRunner) fetch(ctx context.Context) {
 			// keeps its lock while it waits for an executor.
 			r := q.run.held.add(j, deadline, lock)
 			if m := w.metrics; m != nil {
-				r.ms = m.claimed(j, lock)
+				r.ms = m.claimed(j, lock, series)
+				series = r.ms
 			}
 			q.jobs <- r
 		}

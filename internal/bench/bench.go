@@ -42,6 +42,9 @@ type Config struct {
 	// Progress, if set, is called about ten times a second with the jobs
 	// completed so far and the total.
 	Progress func(done, total int)
+	// Metrics, if set, is given to the worker and the producer's client,
+	// to measure what metrics cost.
+	Metrics *spool.Metrics
 }
 
 // Result is what a run measured.
@@ -114,7 +117,7 @@ func BurnDown(ctx context.Context, cfg Config) (*Result, error) {
 		return nil, err
 	}
 	cs := &countingStore{Store: cfg.Store, target: int64(cfg.Jobs), done: make(chan struct{})}
-	client, err := spool.NewClient(spool.Config{Store: cs})
+	client, err := spool.NewClient(spool.Config{Store: cs, Metrics: cfg.Metrics})
 	if err != nil {
 		return nil, err
 	}
@@ -169,7 +172,7 @@ func Continuous(ctx context.Context, cfg Config) (*Result, error) {
 		return nil, &store.ValidationError{Field: "rate", Reason: "rate × duration is less than one job"}
 	}
 	cs := &countingStore{Store: cfg.Store, target: int64(total), done: make(chan struct{})}
-	client, err := spool.NewClient(spool.Config{Store: cs})
+	client, err := spool.NewClient(spool.Config{Store: cs, Metrics: cfg.Metrics})
 	if err != nil {
 		return nil, err
 	}
@@ -282,8 +285,9 @@ loop:
 
 func newWorker(st store.Store, cfg Config, fn func(context.Context, *spool.Job) ([]byte, error)) (*spool.Worker, error) {
 	w, err := spool.NewWorker(spool.WorkerConfig{
-		Store:  st,
-		Queues: map[string]spool.QueueConfig{cfg.Queue: {Concurrency: cfg.Workers, Prefetch: cfg.Workers}},
+		Store:   st,
+		Queues:  map[string]spool.QueueConfig{cfg.Queue: {Concurrency: cfg.Workers, Prefetch: cfg.Workers}},
+		Metrics: cfg.Metrics,
 	})
 	if err != nil {
 		return nil, err
