@@ -312,7 +312,7 @@ func (m *Metrics) seriesFor(queue, kind, tenant string) *jobSeries {
 	}
 	k := seriesKey{queue, kind, tenant}
 	if s, ok := m.series.Load(k); ok {
-		return s.(*jobSeries) //nolint:forcetypeassert // only *jobSeries are stored
+		return s.(*jobSeries) //nolint:errcheck // only *jobSeries are stored
 	}
 	labels := []string{queue, kind}
 	if m.tenant {
@@ -337,7 +337,7 @@ func (m *Metrics) seriesFor(queue, kind, tenant string) *jobSeries {
 		s.outcomes[i] = outcomeSeries{settled: m.settled.WithLabelValues(ol...), series: s}
 	}
 	actual, _ := m.series.LoadOrStore(k, s)
-	return actual.(*jobSeries) //nolint:forcetypeassert // only *jobSeries are stored
+	return actual.(*jobSeries) //nolint:errcheck // only *jobSeries are stored
 }
 
 // claimed records a claimed job, locked for lock, and returns its series;
