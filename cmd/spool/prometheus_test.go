@@ -167,9 +167,8 @@ func startPrometheus(t *testing.T, bin string, targets []scrapeTarget) *promServ
 	go func() { exited <- cmd.Wait() }()
 	t.Cleanup(func() {
 		_ = cmd.Process.Kill()
-		<-exited
-		if t.Failed() {
-			t.Logf("prometheus output:\n%s", logs.String())
+		if err := <-exited; t.Failed() {
+			t.Logf("prometheus (%v) output:\n%s", err, logs.String())
 		}
 	})
 	p := &promServer{url: "http://" + addr}
