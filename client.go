@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"time"
 
 	"github.com/jonboulle/clockwork"
 
@@ -30,14 +31,20 @@ type Config struct {
 	// (Wait then polls only when the fake time moves). The store, not the
 	// Client, decides when a delayed job runs.
 	Clock clockwork.Clock
+
+	// Metrics, when set, counts the jobs the Client enqueues
+	// (spool_jobs_enqueued_total) and times its enqueue calls. Default:
+	// none.
+	Metrics *Metrics
 }
 
 // Client enqueues and inspects jobs. It is safe for concurrent use and holds
 // no resources of its own, so there is nothing to close.
 type Client struct {
-	store  store.Store
-	logger *slog.Logger
-	clock  clockwork.Clock
+	store   store.Store
+	logger  *slog.Logger
+	clock   clockwork.Clock
+	metrics *Metrics // nil: count nothing
 }
 
 // NewClient returns a Client for cfg. An invalid cfg gives errors matching
@@ -51,9 +58,10 @@ func NewClient(cfg Config) (*Client, error) {
 		return nil, err
 	}
 	c := &Client{
-		store:  cfg.Store,
-		logger: cmp.Or(cfg.Logger, slog.New(slog.DiscardHandler)),
-		clock:  cfg.Clock,
+		store:   cfg.Store,
+		logger:  cmp.Or(cfg.Logger, slog.New(slog.DiscardHandler)),
+		clock:   cfg.Clock,
+		metrics: cfg.Metrics,
 	}
 	if c.clock == nil {
 		c.clock = clockwork.NewRealClock()
@@ -138,6 +146,16 @@ func (c *Client) enqueue(ctx context.Context, tx *sql.Tx, items []Item) ([]Enque
 	}
 	if len(res) != len(params) {
 		return nil, fmt.Errorf("spool: store returned %d results for %d jobs", len(res), len(params))
+	}
+	if m := c.metrics; m != nil {
+		// In a caller's transaction the jobs count when enqueued, which
+		// is before the caller commits (or rolls back); the call is not
+		// timed, as its commit is the caller's.
+		var took time.Duration
+		if tx == nil {
+			took = c.clock.Since(now)
+		}
+		m.ObserveEnqueue(params, res, took)
 	}
 	c.logger.LogAttrs(ctx, slog.LevelDebug, "spool: enqueued", slog.Int("jobs", len(res)), slog.Bool("tx", tx != nil))
 	return res, nil

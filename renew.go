@@ -46,6 +46,8 @@ type heldJob struct {
 	// givenUp is set when the worker gave up on the handler: its lock is
 	// no longer renewed and its attempt was recorded. Guarded by heldSet.mu.
 	givenUp bool
+	// ms are the job's metric series; nil without WorkerConfig.Metrics.
+	ms *jobSeries
 }
 
 // add tracks a claimed job whose lock lasts until deadline at the earliest
@@ -195,6 +197,9 @@ func (rn *renewer) tick(ctx context.Context) {
 			continue
 		}
 		r.lost = true
+		if r.ms != nil {
+			r.ms.lost.Inc()
+		}
 		if r.cancel != nil { // nil while the job waits for an executor
 			r.cancel(fmt.Errorf("spool: lock lost: %w", errs[i]))
 		}

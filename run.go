@@ -38,6 +38,7 @@ type workerRun struct {
 	fetchers  *fetchers
 	executors *executors
 	renewer   *renewer
+	unexport  func() // stops exporting the run's slots; nil without metrics
 }
 
 func newWorkerRun(w *Worker, subs []queueSpec) *workerRun {
@@ -76,6 +77,7 @@ type queueRunner struct {
 	freed    chan struct{} // capacity 1: a job was finished or released
 	settled  chan struct{} // capacity 1: a job with an ordering key was settled: its key's next may be claimable
 	inflight atomic.Int64  // claimed and not yet finished or released
+	busy     atomic.Int64  // handlers running now, counted with metrics only
 }
 
 // fetchers is the service of a run's fetcher goroutines, one per queue.
@@ -200,7 +202,8 @@ func (q *queueRunner) fetch(ctx context.Context) {
 	lock := q.lock
 	notifier := w.cfg.Store.Capabilities().Notifier
 	backoff := minBackoff
-	failing := false // the last claim failed: log when one succeeds again
+	failing := false      // the last claim failed: log when one succeeds again
+	var series *jobSeries // the metric series of the last job claimed
 	for ctx.Err() == nil {
 		free := q.capacity - int(q.inflight.Load())
 		if free <= 0 {
@@ -217,8 +220,12 @@ func (q *queueRunner) fetch(ctx context.Context) {
 		w.settler.Nudge() // let pending verdicts share the claim's commit
 		// The lock is measured on the worker's clock from before the call:
 		// the store's lock ends no sooner, whatever the two clocks say.
-		deadline := w.clock.Now().Add(lock)
+		before := w.clock.Now()
+		deadline := before.Add(lock)
 		jobs, err := w.cfg.Store.Claim(ctx, store.ClaimParams{Queue: q.name, Limit: free, LockFor: lock, Worker: w.cfg.ID})
+		if m := w.metrics; m != nil && err == nil && len(jobs) > 0 {
+			m.observeBatch(opClaim, len(jobs), w.clock.Since(before))
+		}
 		if err != nil {
 			if ctx.Err() != nil {
 				return
@@ -247,7 +254,12 @@ func (q *queueRunner) fetch(ctx context.Context) {
 		for _, j := range jobs {
 			// Renewal covers a job from its claim, so a prefetched job
 			// keeps its lock while it waits for an executor.
-			q.jobs <- q.run.held.add(j, deadline, lock)
+			r := q.run.held.add(j, deadline, lock)
+			if m := w.metrics; m != nil {
+				r.ms = m.claimed(j, lock, series)
+				series = r.ms
+			}
+			q.jobs <- r
 		}
 		if q.sub != nil && len(jobs) > 0 {
 			q.sub.claimed() // room for the router to route more
@@ -304,7 +316,7 @@ func (q *queueRunner) done() {
 func (q *queueRunner) releaseUnstarted(ctx context.Context, r *heldJob) {
 	defer q.done()
 	if deadline, lost, _ := q.run.held.remove(r); !lost {
-		q.submit(ctx, store.Verdict{ID: r.job.ID, Token: r.job.LockToken, Outcome: store.Release}, deadline)
+		q.submitTag(ctx, store.Verdict{ID: r.job.ID, Token: r.job.LockToken, Outcome: store.Release}, deadline, r)
 	}
 }
 
@@ -323,7 +335,7 @@ func (q *queueRunner) execute(ctx context.Context, r *heldJob) {
 	if !ok {
 		deadline, lost, _ := run.held.remove(r)
 		if !lost {
-			q.submit(ctx, verdictFor(job, nil, w.noHandler(job.Kind), q.retry()), deadline)
+			q.submitTag(ctx, verdictFor(job, nil, w.noHandler(job.Kind), q.retry()), deadline, r)
 		}
 		return
 	}
@@ -335,7 +347,16 @@ func (q *queueRunner) execute(ctx context.Context, r *heldJob) {
 			"job", job.ID, "kind", job.Kind)
 		return
 	}
+	var started time.Time
+	if r.ms != nil {
+		q.busy.Add(1)
+		started = w.clock.Now()
+	}
 	result, err := h.call(ctx, job)
+	if r.ms != nil {
+		r.ms.duration.Observe(w.clock.Since(started).Seconds())
+		q.busy.Add(-1)
+	}
 	cause := context.Cause(ctx) // nil unless the context ended while the handler ran
 	deadline, lost, givenUp := run.held.remove(r)
 	switch {
@@ -349,13 +370,13 @@ func (q *queueRunner) execute(ctx context.Context, r *heldJob) {
 			"job", job.ID, "kind", job.Kind)
 		return
 	case err != nil && errors.Is(cause, errShutdown):
-		q.submit(ctx, store.Verdict{ID: job.ID, Token: job.LockToken, Outcome: store.Release}, deadline)
+		q.submitTag(ctx, store.Verdict{ID: job.ID, Token: job.LockToken, Outcome: store.Release}, deadline, r)
 		return
 	}
 	if job.OrderingKey != "" {
 		w.ordered.Store(job.ID, q)
 	}
-	q.submit(ctx, verdictFor(job, result, withCause(err, cause), h.opts.Retry), deadline)
+	q.submitTag(ctx, verdictFor(job, result, withCause(err, cause), h.opts.Retry), deadline, r)
 }
 
 // The pieces of an execution that the executors and the synchronous path
@@ -422,6 +443,20 @@ type fakeDeadline struct {
 }
 
 func (c fakeDeadline) Deadline() (time.Time, bool) { return c.deadline, true }
+
+// submitTag is submit for the verdict of held job r, tagged with its
+// metric series when the worker has metrics.
+func (q *queueRunner) submitTag(ctx context.Context, v store.Verdict, deadline time.Time, r *heldJob) {
+	if r.ms == nil {
+		q.submit(ctx, v, deadline)
+		return
+	}
+	tag := &r.ms.outcomes[outcomeOf(v, r.job)]
+	if err := q.run.w.settler.SubmitTag(context.WithoutCancel(ctx), v, deadline, tag); err != nil {
+		q.run.w.log.Error("spool: verdict not accepted; the job's lock will expire and it runs again",
+			"job", v.ID, "outcome", v.Outcome, "err", err)
+	}
+}
 
 // submit hands a verdict to the settler, to be written before deadline (on
 // the worker's clock).

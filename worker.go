@@ -84,6 +84,12 @@ type WorkerConfig struct {
 	// store keeps schedules. It is checked whether or not the store does.
 	Scheduler SchedulerConfig
 
+	// Metrics, when set, receives the worker's metrics (see Metrics); the
+	// worker also computes the cluster-wide gauges while it holds their
+	// lease, when the store has Capabilities.Leases. Default: none, which
+	// costs nothing.
+	Metrics *Metrics
+
 	// ID names this worker in claims and logs. Default: host-pid.
 	ID string
 	// Logger receives operational logs. Default: discard.
@@ -190,6 +196,7 @@ type SchedulerConfig struct {
 // previous run left behind.
 type Worker struct {
 	cfg      WorkerConfig // defaults filled in
+	metrics  *Metrics     // cfg.Metrics; nil: count nothing
 	queues   []queueSpec  // from cfg.Queues, sorted by name
 	log      *slog.Logger
 	clock    clockwork.Clock
@@ -239,7 +246,19 @@ func newWorker(cfg WorkerConfig, hooks testHooks) (*Worker, error) {
 	if err != nil {
 		return nil, err
 	}
-	w := &Worker{cfg: cfg, queues: queues, log: cfg.Logger, clock: cfg.Clock, hooks: hooks, handlers: map[string]handler{}}
+	w := &Worker{cfg: cfg, metrics: cfg.Metrics, queues: queues, log: cfg.Logger, clock: cfg.Clock, hooks: hooks, handlers: map[string]handler{}}
+	var (
+		onFlush func(int, time.Duration)
+		onReap  func(maint.ReapPass)
+		onFire  func(*store.FireResult)
+	)
+	if m := w.metrics; m != nil {
+		onFlush = func(n int, d time.Duration) { m.observeBatch(opSettle, n, d) }
+		onReap = func(p maint.ReapPass) {
+			m.observeReap(store.ReapResult{Returned: p.Returned, DeadLettered: p.DeadLettered})
+		}
+		onFire = m.observeFire
+	}
 	// The internal services assume a valid config, which resolve checked
 	// in the user's terms.
 	w.settler = settle.New(settle.Config{
@@ -248,12 +267,13 @@ func newWorker(cfg WorkerConfig, hooks testHooks) (*Worker, error) {
 		MaxDelay:      cfg.SettleDelay,
 		FlushWhenIdle: hooks.SettleWhenIdle,
 		OnResult:      w.settled,
+		OnFlush:       onFlush,
 		Clock:         cfg.Clock,
 		Logger:        cfg.Logger,
 	})
 	if m := cfg.Maintenance; !m.Disable {
 		w.services = append(w.services,
-			maint.NewReaper(maint.ReaperConfig{Store: cfg.Store, Interval: m.ReapInterval, Clock: cfg.Clock, Logger: cfg.Logger}),
+			maint.NewReaper(maint.ReaperConfig{Store: cfg.Store, Interval: m.ReapInterval, Clock: cfg.Clock, Logger: cfg.Logger, OnPass: onReap}),
 			maint.NewRetention(maint.RetentionConfig{
 				Store:              cfg.Store,
 				Interval:           m.RetentionInterval,
@@ -273,7 +293,11 @@ func newWorker(cfg WorkerConfig, hooks testHooks) (*Worker, error) {
 			MaxWait:     cfg.Scheduler.MaxWait,
 			Clock:       cfg.Clock,
 			Logger:      cfg.Logger,
+			OnFire:      onFire,
 		}))
+	}
+	if ls := cfg.Store.Capabilities().Leases; ls != nil && w.metrics != nil {
+		w.services = append(w.services, newGauges(w.metrics, cfg.Store, ls, cfg.Clock, cfg.Logger))
 	}
 	return w, nil
 }
@@ -287,8 +311,17 @@ func (w *Worker) register(kind string, h handler) {
 	w.handlers[kind] = h
 }
 
-// settled is told the store's answer to every verdict.
-func (w *Worker) settled(v store.Verdict, err error) {
+// settled is told the store's answer to every verdict, with its metric
+// series as the tag (nil without metrics).
+func (w *Worker) settled(v store.Verdict, tag any, err error) {
+	if o, ok := tag.(*outcomeSeries); ok {
+		switch {
+		case err == nil:
+			o.settled.Inc()
+		case errors.Is(err, store.ErrLockLost):
+			o.series.staleSets.Inc()
+		}
+	}
 	if q, ok := w.ordered.LoadAndDelete(v.ID); ok && err == nil {
 		if q, ok := q.(*queueRunner); ok {
 			q.wakeFetcher()
@@ -327,6 +360,9 @@ func (w *Worker) Start(ctx context.Context) error {
 		return err
 	}
 	w.run = run
+	if w.metrics != nil {
+		run.unexport = w.metrics.addRun(run)
+	}
 	w.log.Info("spool: worker started", "worker", w.cfg.ID, "queues", len(run.queues))
 	return nil
 }
@@ -383,6 +419,9 @@ func (w *Worker) Stop(ctx context.Context) error {
 	step(afterCtx, w.settler)
 	for i := len(w.services) - 1; i >= 0; i-- {
 		step(afterCtx, w.services[i])
+	}
+	if run.unexport != nil {
+		run.unexport()
 	}
 	w.run = nil
 	w.log.Info("spool: worker stopped", "worker", w.cfg.ID)

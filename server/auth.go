@@ -23,16 +23,20 @@ const (
 	permProduce             // producer, admin
 	permWork                // worker, admin
 	permAdmin               // admin
+	// permMetrics is /metrics: an operator's key (every tenant), any role,
+	// since the metrics name every tenant's queues; or no key at all when
+	// Config.MetricsAccess is MetricsPublic.
+	permMetrics
 )
 
 func (p perm) String() string {
-	return [...]string{"public", "read", "produce", "work", "admin"}[p]
+	return [...]string{"public", "read", "produce", "work", "admin", "metrics"}[p]
 }
 
 // roleCan reports whether role has permission p.
 func roleCan(role string, p perm) bool {
 	switch p {
-	case permPublic, permRead:
+	case permPublic, permRead, permMetrics:
 		return true
 	case permProduce:
 		return role == store.RoleProducer || role == store.RoleAdmin

@@ -55,7 +55,7 @@ const HeaderBytes = "Spool-Bytes"
 func (s *Server) handle(rt route) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		c := &call{s: s, w: w, r: r, status: http.StatusOK}
-		if rt.perm != permPublic {
+		if rt.perm != permPublic && (rt.perm != permMetrics || s.cfg.MetricsAccess != MetricsPublic) {
 			sc, err := s.authenticate(r)
 			if err != nil {
 				writeError(w, r, err)
@@ -63,6 +63,10 @@ func (s *Server) handle(rt route) http.Handler {
 			}
 			if !roleCan(sc.role, rt.perm) {
 				writeError(w, r, forbidden("a %s key may not %s", sc.role, rt.perm))
+				return
+			}
+			if rt.perm == permMetrics && !sc.all() {
+				writeError(w, r, forbidden("the metrics name every tenant's queues: read them with an operator's key (tenant *)"))
 				return
 			}
 			if err := s.allow(sc); err != nil {

@@ -62,7 +62,11 @@ func (c *call) enqueue() (any, error) {
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
+	start := time.Now()
 	res, err := c.s.st.Enqueue(c.ctx, params)
+	if m := c.s.cfg.Metrics; m != nil && err == nil {
+		m.ObserveEnqueue(params, res, time.Since(start))
+	}
 	if err != nil {
 		return nil, err
 	}

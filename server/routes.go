@@ -23,6 +23,18 @@ func (s *Server) table() []route {
 			doc: "This document: the API in OpenAPI 3.1.",
 			fn:  serveOpenAPI},
 
+		// Operations (docs/operations.md): probes and metrics, in plain
+		// text, outside /v1 where probes and scrapers look for them.
+		{method: http.MethodGet, path: "/livez", perm: permPublic,
+			doc: "Liveness: 200 \"ok\" while the server's loops run, else 503 with the reason (text/plain). It never touches the database.",
+			fn:  (*call).livez},
+		{method: http.MethodGet, path: "/readyz", perm: permPublic,
+			doc: "Readiness: 200 \"ok\" when the store answers with a current schema and the server is not shutting down, else 503 with the reason (text/plain). It fails first on SIGTERM.",
+			fn:  (*call).readyz},
+		{method: http.MethodGet, path: "/metrics", perm: permMetrics,
+			doc: "Prometheus metrics in the text exposition format. Needs an operator's key (tenant *), of any role, unless served with --metrics public; 404 with --metrics off.",
+			fn:  (*call).metrics},
+
 		// Jobs.
 		{method: http.MethodPost, path: "/v1/jobs", perm: permProduce,
 			doc: "Enqueue one job (an object) or many ({\"jobs\": [...]}); Idempotency-Key names a single job's unique key. unique_for (\"5m\", at most 720h; needs a unique key) keeps the key held that long after the job's creation, even once it has finished: an enqueue of the key meanwhile answers that job as a duplicate. A single job answers its result; a batch {\"results\": [...]}. 201 when a job was created, 200 when every job was a duplicate; 422 when items are refused (nothing is enqueued).",

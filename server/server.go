@@ -20,10 +20,12 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"sync"
 	"time"
 
 	"github.com/jonboulle/clockwork"
+	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/time/rate"
 
 	spool "github.com/spoolrun/spool"
@@ -60,6 +62,19 @@ type Config struct {
 	// Clock is the clock of long polls, rate limits and key expiry.
 	// Default: the real clock.
 	Clock clockwork.Clock
+
+	// Metrics, when set, counts the jobs enqueued through the API
+	// (spool.Config.Metrics of the server's Client).
+	Metrics *spool.Metrics
+	// Gatherer is served at GET /metrics (such as a prometheus.Registry
+	// holding Metrics). Default: none, and /metrics answers 404.
+	Gatherer prometheus.Gatherer
+	// MetricsAccess says who may read /metrics: MetricsOperator (the
+	// default), MetricsPublic or MetricsOff.
+	MetricsAccess MetricsAccess
+	// Health answers GET /livez and /readyz. Default: a spool.Health over
+	// Store, with no workers. Drain makes its readiness fail.
+	Health *spool.Health
 }
 
 // MaxWait is the longest a claim or a wait may long-poll.
@@ -71,8 +86,11 @@ type Server struct {
 	st     store.Store
 	client *spool.Client
 	keys   store.KeyStore
-	mux    *http.ServeMux
-	routes []route
+	// health answers the probes; metrics serves /metrics, nil when off.
+	health  *spool.Health
+	metrics http.Handler
+	mux     *http.ServeMux
+	routes  []route
 
 	// draining is closed by Drain: long polls answer at once.
 	draining  chan struct{}
@@ -105,6 +123,19 @@ func New(cfg Config) (*Server, error) {
 	if cfg.RateLimit < 0 || cfg.RateBurst < 0 || cfg.RequestTimeout < 0 || cfg.MaxBodyBytes < 0 || cfg.KeyCacheFor < 0 {
 		return nil, &store.ValidationError{Field: "server config", Reason: "limits and timeouts may not be negative"}
 	}
+	cfg.MetricsAccess = cmp.Or(cfg.MetricsAccess, MetricsOperator)
+	switch cfg.MetricsAccess {
+	case MetricsOperator, MetricsPublic, MetricsOff:
+	default:
+		return nil, &store.ValidationError{Field: "MetricsAccess", Reason: "is " + strconv.Quote(string(cfg.MetricsAccess)) + ", want operator, public or off"}
+	}
+	if cfg.Health == nil {
+		h, err := spool.NewHealth(spool.HealthConfig{Store: cfg.Store})
+		if err != nil {
+			return nil, err
+		}
+		cfg.Health = h
+	}
 	cfg.RequestTimeout = cmp.Or(cfg.RequestTimeout, 30*time.Second)
 	cfg.MaxBodyBytes = cmp.Or(cfg.MaxBodyBytes, 32<<20)
 	cfg.KeyCacheFor = cmp.Or(cfg.KeyCacheFor, 5*time.Second)
@@ -117,11 +148,11 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Clock == nil {
 		cfg.Clock = clockwork.NewRealClock()
 	}
-	client, err := spool.NewClient(spool.Config{Store: cfg.Store, Clock: cfg.Clock})
+	client, err := spool.NewClient(spool.Config{Store: cfg.Store, Clock: cfg.Clock, Metrics: cfg.Metrics})
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, st: cfg.Store, client: client, keys: keys, mux: http.NewServeMux(),
+	s := &Server{cfg: cfg, st: cfg.Store, client: client, keys: keys, health: cfg.Health, metrics: metricsHandler(cfg), mux: http.NewServeMux(),
 		draining: make(chan struct{}), limiters: map[string]*rate.Limiter{}, keyCache: map[string]cachedKey{}}
 	s.routes = s.table()
 	for _, rt := range s.routes {
@@ -136,17 +167,22 @@ func New(cfg Config) (*Server, error) {
 // ServeHTTP serves the API.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
 
-// Drain ends long polls at once, answering them as if their wait ran out:
-// call it before http.Server.Shutdown so that shutdown does not wait for
-// them. Jobs held by remote workers keep their locks. Idempotent.
-func (s *Server) Drain() { s.drainOnce.Do(func() { close(s.draining) }) }
+// Drain makes /readyz fail and ends long polls at once, answering them as
+// if their wait ran out: call it before http.Server.Shutdown so that
+// shutdown does not wait for them. Jobs held by remote workers keep their
+// locks. Idempotent.
+func (s *Server) Drain() {
+	s.health.Drain()
+	s.drainOnce.Do(func() { close(s.draining) })
+}
 
 // Route describes one route of the API, for documentation and tests.
 type Route struct {
 	Method string // GET, POST, PUT or DELETE
 	Path   string // a net/http pattern, such as /v1/jobs/{id}
 	// Permission is what the route needs: "public", "read", "produce",
-	// "work" or "admin".
+	// "work", "admin", or "metrics" (an operator's key of any role, or
+	// none with MetricsPublic).
 	Permission string
 }
 

@@ -247,6 +247,9 @@ func probes(g globex) map[string]struct{ path, body string } {
 	settle := fmt.Sprintf(`{"verdicts": [{"id": %q, "lock_token": %q, "outcome": "complete"}]}`, g.running.ID, g.running.LockToken)
 	return map[string]struct{ path, body string }{
 		"GET /v1/openapi.json":            {"/v1/openapi.json", ""},
+		"GET /livez":                      {"/livez", ""},
+		"GET /readyz":                     {"/readyz", ""},
+		"GET /metrics":                    {"/metrics", ""},
 		"GET /v1/queues/{queue}/wake":     {"/v1/queues/mail/wake?timeout=0s", ""},
 		"GET /v1/schedules":               {"/v1/schedules?tenant=globex", ""},
 		"POST /v1/schedules":              {"/v1/schedules", `{"id": "nightly", "tenant": "globex", "spec": "@hourly", "kind": "k"}`},
@@ -375,6 +378,8 @@ func roleAllows(role, perm string) bool {
 	switch perm {
 	case "read":
 		return true
+	case "metrics":
+		return false // an operator's key only; the walk's keys are acme's
 	case "produce":
 		return role == store.RoleProducer || role == store.RoleAdmin
 	case "work":

@@ -137,10 +137,17 @@ type Capabilities struct {
 	EventsSQLTx EventSQLTx
 	// Keys keeps the API keys of spool serve.
 	Keys KeyStore
+	// Leases hands out short named leases, so one node does a chore for
+	// all (the metrics' cluster-wide gauges).
+	Leases LeaseStore
+	// Health checks that the database answers and its schema is current,
+	// for readiness probes.
+	Health HealthChecker
 }
 
 // Names lists the capabilities present, for messages and diagnostics:
-// "schedules", "notify", "sql_tx", "events", "events_sql_tx", "keys".
+// "schedules", "notify", "sql_tx", "events", "events_sql_tx", "keys",
+// "leases", "health".
 func (c Capabilities) Names() []string {
 	var out []string
 	if c.Schedules != nil {
@@ -160,6 +167,12 @@ func (c Capabilities) Names() []string {
 	}
 	if c.Keys != nil {
 		out = append(out, "keys")
+	}
+	if c.Leases != nil {
+		out = append(out, "leases")
+	}
+	if c.Health != nil {
+		out = append(out, "health")
 	}
 	return out
 }

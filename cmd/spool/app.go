@@ -173,6 +173,7 @@ func (a *app) rootCmd() *cobra.Command {
 		a.demoCmd(),
 		a.migrateCmd(),
 		a.serveCmd(),
+		a.healthCmd(),
 	)
 	markRunErrors(root)
 	return root

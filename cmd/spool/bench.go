@@ -14,6 +14,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/spoolrun/spool"
 	"github.com/spoolrun/spool/internal/bench"
 	"github.com/spoolrun/spool/server"
 	"github.com/spoolrun/spool/store"
@@ -81,6 +82,8 @@ type benchFlags struct {
 	through   bool
 	batch     int
 	producers int
+	// metrics turns Spool's Prometheus metrics on for the run.
+	metrics bool
 }
 
 func (a *app) benchCmd() *cobra.Command {
@@ -107,6 +110,7 @@ func (a *app) benchCmd() *cobra.Command {
 	fl.DurationVar(&f.idle, "idle", 30*time.Second, "cross-process: how long to measure the idle worker's CPU (0: not)")
 	fl.BoolVar(&f.through, "through-server", false, "measure through spool serve's HTTP API (served in this process on loopback)")
 	fl.IntVar(&f.batch, "batch", 100, "enqueue: jobs per call")
+	fl.BoolVar(&f.metrics, "metrics", false, "burn-down, continuous, enqueue: count Prometheus metrics while measuring (their cost; scraped once at the end)")
 	fl.IntVar(&f.producers, "producers", 16, "enqueue: calls in flight at once")
 	return cmd
 }
@@ -125,6 +129,9 @@ func (a *app) bench(cmd *cobra.Command, f *benchFlags) error {
 	total := f.jobs
 	switch f.mode {
 	case "events", "events-continuous", "replay":
+		if f.metrics {
+			return usagef("--metrics applies to burn-down, continuous and enqueue")
+		}
 		return a.benchEvents(cmd, f)
 	case "burn-down", "burndown":
 		run = bench.BurnDown
@@ -133,8 +140,8 @@ func (a *app) bench(cmd *cobra.Command, f *benchFlags) error {
 		total = int(float64(f.rate) * (f.duration + f.warmup).Seconds())
 	case "cross-process":
 		total = int(float64(f.rate) * f.duration.Seconds())
-		if f.through {
-			return usagef("--through-server does not apply to cross-process")
+		if f.through || f.metrics {
+			return usagef("--through-server and --metrics do not apply to cross-process")
 		}
 	case "enqueue":
 		run = func(ctx context.Context, cfg bench.Config) (*bench.Result, error) {
@@ -164,6 +171,12 @@ func (a *app) bench(cmd *cobra.Command, f *benchFlags) error {
 		st, where = remote, where+" through spool serve"
 	}
 
+	var metrics *spool.Metrics
+	if f.metrics {
+		if metrics, err = spool.NewMetrics(spool.MetricsConfig{}); err != nil {
+			return err
+		}
+	}
 	bar := a.newProgress(total, f.mode)
 	defer bar.Finish()
 	res, err := run(cmd.Context(), bench.Config{
@@ -174,10 +187,16 @@ func (a *app) bench(cmd *cobra.Command, f *benchFlags) error {
 		Duration: f.duration,
 		Warmup:   benchWarmup(f.warmup),
 		Progress: func(done, _ int) { bar.Set(done) },
+		Metrics:  metrics,
 	})
 	bar.Finish()
 	if err != nil {
 		return err
+	}
+	if metrics != nil {
+		if _, err := metricsRegistry(metrics).Gather(); err != nil {
+			return fmt.Errorf("gather metrics: %w", err)
+		}
 	}
 	if a.jsonOut {
 		a.printJSON(res)

@@ -30,8 +30,16 @@ operator's and then listens on loopback only.
 The server also does the store's upkeep (returning jobs whose locks
 expired, firing schedules, routing events), so remote workers need not.
 
-SIGINT or SIGTERM stops accepting connections, answers long polls at once,
-lets requests in flight finish for up to --shutdown-timeout and exits 0.
+Operations (docs/operations.md): GET /livez and /readyz answer without a
+key; GET /metrics serves Prometheus metrics to an operator's key (tenant *),
+or to anyone with --metrics public (--metrics off: 404). The server's own
+worker computes the cluster-wide gauges (queue depth, oldest job,
+subscription lag) while it holds their lease.
+
+SIGINT or SIGTERM first makes /readyz fail (503), so a load balancer stops
+sending requests; after --drain-delay it stops accepting connections,
+answers long polls at once, lets requests in flight finish for up to
+--shutdown-timeout and exits 0.
 Jobs held by remote workers keep their locks: a worker that is gone lets
 them expire.`
 
@@ -49,6 +57,9 @@ type serveFlags struct {
 	requestTimeout  time.Duration
 	maxBody         int64
 	shutdownTimeout time.Duration
+	metrics         string
+	drainDelay      time.Duration
+	gaugeInterval   time.Duration
 }
 
 func (a *app) serveCmd() *cobra.Command {
@@ -73,6 +84,9 @@ func (a *app) serveCmd() *cobra.Command {
 	fl.DurationVar(&f.requestTimeout, "request-timeout", 30*time.Second, "longest a request may work (long polls get their wait on top)")
 	fl.Int64Var(&f.maxBody, "max-body", 32<<20, "largest request body in bytes; past it, 413")
 	fl.DurationVar(&f.shutdownTimeout, "shutdown-timeout", 30*time.Second, "how long requests in flight may finish after SIGINT or SIGTERM")
+	fl.StringVar(&f.metrics, "metrics", string(server.MetricsOperator), "who may read GET /metrics: operator (a key of tenant *), public (no key) or off")
+	fl.DurationVar(&f.gaugeInterval, "gauge-interval", 15*time.Second, "how often the cluster gauges (queue depth, oldest job, subscription lag) are computed, by the one node holding their lease")
+	fl.DurationVar(&f.drainDelay, "drain-delay", 0, "after SIGINT or SIGTERM, how long /readyz fails before the server stops taking connections (give load balancers time to notice)")
 	return cmd
 }
 
@@ -80,8 +94,14 @@ func (a *app) runServe(cmd *cobra.Command, f serveFlags) error {
 	if (f.tlsCert == "") != (f.tlsKey == "") {
 		return usagef("give --tls-cert and --tls-key together")
 	}
-	if f.shutdownTimeout < 0 {
-		return usagef("--shutdown-timeout must not be negative")
+	if f.shutdownTimeout < 0 || f.drainDelay < 0 {
+		return usagef("--shutdown-timeout and --drain-delay must not be negative")
+	}
+	access := server.MetricsAccess(f.metrics)
+	switch access {
+	case server.MetricsOperator, server.MetricsPublic, server.MetricsOff:
+	default:
+		return usagef("--metrics %q: use operator, public or off", f.metrics)
 	}
 	host, _, err := net.SplitHostPort(f.addr)
 	if err != nil {
@@ -105,14 +125,24 @@ func (a *app) runServe(cmd *cobra.Command, f serveFlags) error {
 			return err
 		}
 	}
-	srv, err := server.New(server.Config{Store: st, Insecure: f.insecure, RateLimit: f.rateLimit, RateBurst: f.rateBurst,
-		RequestTimeout: f.requestTimeout, MaxBodyBytes: f.maxBody, Logger: log})
+	metrics, err := spool.NewMetrics(spool.MetricsConfig{GaugeInterval: f.gaugeInterval})
+	if err != nil {
+		return usagef("--gauge-interval: %v", err)
+	}
+	// Upkeep: a worker with no queues reaps expired locks, fires
+	// schedules, prunes by retention, and computes the cluster gauges
+	// while it holds their lease.
+	upkeep, err := spool.NewWorker(spool.WorkerConfig{Store: st, Queues: map[string]spool.QueueConfig{}, Logger: log, Metrics: metrics})
 	if err != nil {
 		return err
 	}
-	// Upkeep: a worker with no queues reaps expired locks, fires
-	// schedules, prunes by retention.
-	upkeep, err := spool.NewWorker(spool.WorkerConfig{Store: st, Queues: map[string]spool.QueueConfig{}, Logger: log})
+	health, err := spool.NewHealth(spool.HealthConfig{Store: st, Workers: []*spool.Worker{upkeep}})
+	if err != nil {
+		return err
+	}
+	srv, err := server.New(server.Config{Store: st, Insecure: f.insecure, RateLimit: f.rateLimit, RateBurst: f.rateBurst,
+		RequestTimeout: f.requestTimeout, MaxBodyBytes: f.maxBody, Logger: log,
+		Metrics: metrics, Gatherer: metricsRegistry(metrics), MetricsAccess: access, Health: health})
 	if err != nil {
 		return err
 	}
@@ -151,6 +181,19 @@ func (a *app) runServe(cmd *cobra.Command, f serveFlags) error {
 	case err := <-served:
 		return err
 	case <-ctx.Done():
+	}
+	// Readiness fails first, before anything stops, so that a load
+	// balancer stops routing here while requests are still served.
+	health.Drain()
+	if f.drainDelay > 0 {
+		log.Info("shutting down: /readyz fails; still serving", "for", f.drainDelay)
+		t := time.NewTimer(f.drainDelay)
+		select {
+		case <-t.C:
+		case err := <-served:
+			t.Stop()
+			return err
+		}
 	}
 	log.Info("shutting down: no new connections; finishing requests in flight", "timeout", f.shutdownTimeout)
 	srv.Drain()

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"net"
 	"os/exec"
 	"slices"
 	"strings"
@@ -56,6 +57,11 @@ subscriptions add); one that does not exits 1. For an event:
 The subscription's lock duration is its own (--lock-for of subscriptions add);
 --lock applies to queues.
 
+With --metrics-addr HOST:PORT it serves GET /metrics (Prometheus), /livez
+and /readyz there, without keys: bind it where only the scraper and the
+probes reach it (docs/operations.md). SIGINT or SIGTERM makes /readyz fail
+first, before the drain.
+
 SIGINT or SIGTERM stops claiming and lets running commands finish for up to
 --shutdown-timeout; commands still running then are killed and their jobs
 released (no attempt spent), and spool exits 0. A second signal kills the
@@ -78,6 +84,8 @@ type workFlags struct {
 	maxOutput       int
 	shutdownTimeout time.Duration
 	poll            time.Duration
+	metricsAddr     string
+	gaugeInterval   time.Duration
 }
 
 func (a *app) workCmd() *cobra.Command {
@@ -102,6 +110,8 @@ func (a *app) workCmd() *cobra.Command {
 	fl.IntVar(&f.maxOutput, "max-output", 64<<10, "bytes of stdout kept as the job's result, at most 1 MiB")
 	fl.DurationVar(&f.shutdownTimeout, "shutdown-timeout", 10*time.Second, "on SIGINT/SIGTERM, how long running commands may finish")
 	fl.DurationVar(&f.poll, "poll", time.Second, "how often idle queues look for jobs from other processes")
+	fl.DurationVar(&f.gaugeInterval, "gauge-interval", 15*time.Second, "with --metrics-addr: how often the cluster gauges are computed, by the one node holding their lease")
+	fl.StringVar(&f.metricsAddr, "metrics-addr", "", "serve /metrics, /livez and /readyz on this host:port, without keys (port 0 picks a free one; default: off)")
 	return cmd
 }
 
@@ -140,12 +150,24 @@ func (a *app) work(cmd *cobra.Command, f *workFlags, argv []string) error {
 	if timeout == 0 {
 		timeout = -1 // the Worker's "no timeout"
 	}
+	if f.metricsAddr != "" {
+		if _, _, err := net.SplitHostPort(f.metricsAddr); err != nil {
+			return usagef("--metrics-addr %q: %v", f.metricsAddr, err)
+		}
+	}
 	st, err := openStore(ctx, a.storeURL(cmd), store.OpenOptions{Logger: log})
 	if err != nil {
 		return err
 	}
 	defer st.Close()
+	var metrics *spool.Metrics
+	if f.metricsAddr != "" {
+		if metrics, err = spool.NewMetrics(spool.MetricsConfig{GaugeInterval: f.gaugeInterval}); err != nil {
+			return usagef("--gauge-interval: %v", err)
+		}
+	}
 	w, err := spool.NewWorker(spool.WorkerConfig{
+		Metrics:         metrics,
 		Store:           st,
 		Queues:          queues,
 		LockDuration:    f.lock,
@@ -168,12 +190,33 @@ func (a *app) work(cmd *cobra.Command, f *workFlags, argv []string) error {
 	if err := w.Start(ctx); err != nil {
 		return err
 	}
+	var health *spool.Health
+	if metrics != nil {
+		if health, err = spool.NewHealth(spool.HealthConfig{Store: st, Workers: []*spool.Worker{w}}); err != nil {
+			return errors.Join(err, w.Stop(context.WithoutCancel(ctx)))
+		}
+		ops, err := startOps(ctx, f.metricsAddr, metricsRegistry(metrics), health, log)
+		if err != nil {
+			return errors.Join(err, w.Stop(context.WithoutCancel(ctx)))
+		}
+		if a.jsonOut {
+			a.printJSON(map[string]string{"metrics_url": "http://" + ops.addr() + "/metrics"})
+		}
+		defer func() {
+			if err := ops.stop(); err != nil {
+				log.Warn("stopping the metrics server", "err", err)
+			}
+		}()
+	}
 	attrs := []any{"queues", slices.Sorted(maps.Keys(queues))}
 	if len(subs) > 0 {
 		attrs = append(attrs, "subscriptions", names)
 	}
 	log.Info("working", append(attrs, "concurrency", f.concurrency, "command", argv, "store", displayURL(a.storeURL(cmd)))...)
 	<-ctx.Done()
+	if health != nil {
+		health.Drain() // readiness fails before the drain begins
+	}
 	log.Info("shutting down: no new jobs; waiting for running commands (signal again to kill them)",
 		"timeout", f.shutdownTimeout)
 	stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), f.shutdownTimeout)

@@ -47,6 +47,9 @@ type Config struct {
 	// Progress, if set, is called about ten times a second with the jobs
 	// completed so far and the total.
 	Progress func(done, total int)
+	// Metrics, if set, is given to the worker and the producer's client,
+	// to measure what metrics cost.
+	Metrics *spool.Metrics
 }
 
 // Result is what a run measured.
@@ -131,7 +134,7 @@ func BurnDown(ctx context.Context, cfg Config) (*Result, error) {
 		return nil, err
 	}
 	cs := &countingStore{Store: cfg.Store, target: int64(cfg.Jobs), done: make(chan struct{})}
-	client, err := spool.NewClient(spool.Config{Store: cs})
+	client, err := spool.NewClient(spool.Config{Store: cs, Metrics: cfg.Metrics})
 	if err != nil {
 		return nil, err
 	}
@@ -188,7 +191,7 @@ func Continuous(ctx context.Context, cfg Config) (*Result, error) {
 	}
 	warm := int(float64(cfg.Rate) * cfg.Warmup.Seconds())
 	cs := &countingStore{Store: cfg.Store, target: int64(warm + total), done: make(chan struct{})}
-	client, err := spool.NewClient(spool.Config{Store: cs})
+	client, err := spool.NewClient(spool.Config{Store: cs, Metrics: cfg.Metrics})
 	if err != nil {
 		return nil, err
 	}
@@ -337,8 +340,9 @@ loop:
 
 func newWorker(st store.Store, cfg Config, fn func(context.Context, *spool.Job) ([]byte, error)) (*spool.Worker, error) {
 	w, err := spool.NewWorker(spool.WorkerConfig{
-		Store:  st,
-		Queues: map[string]spool.QueueConfig{cfg.Queue: {Concurrency: cfg.Workers, Prefetch: cfg.Workers}},
+		Store:   st,
+		Queues:  map[string]spool.QueueConfig{cfg.Queue: {Concurrency: cfg.Workers, Prefetch: cfg.Workers}},
+		Metrics: cfg.Metrics,
 	})
 	if err != nil {
 		return nil, err

@@ -109,6 +109,10 @@ type Driver interface {
 	Events() EventDriver
 	// Keys is the driver's API key storage, or nil.
 	Keys() KeyDriver
+	// Leases is the driver's lease storage, or nil.
+	Leases() LeaseDriver
+	// Health is the driver's readiness check, or nil.
+	Health() HealthDriver
 }
 
 // Insert is a batch of normalized jobs to insert.

@@ -22,6 +22,8 @@ type Store struct {
 	sched  ScheduleDriver // nil when the driver keeps no schedules
 	ev     EventDriver    // nil when the driver keeps no events
 	kd     KeyDriver      // nil when the driver keeps no API keys
+	ld     LeaseDriver    // nil when the driver keeps no leases
+	hd     HealthDriver   // nil when the driver answers no health checks
 	pubs   sync.Map       // topic -> *pubGroups: publishes waiting to be merged
 	log    *slog.Logger
 	closed atomic.Bool
@@ -33,7 +35,7 @@ func New(d Driver, log *slog.Logger) *Store {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Store{d: d, sched: d.Schedules(), ev: d.Events(), kd: d.Keys(), log: log}
+	return &Store{d: d, sched: d.Schedules(), ev: d.Events(), kd: d.Keys(), ld: d.Leases(), hd: d.Health(), log: log}
 }
 
 var (
@@ -62,6 +64,12 @@ func (e *Store) Capabilities() store.Capabilities {
 	}
 	if e.kd != nil {
 		c.Keys = e
+	}
+	if e.ld != nil {
+		c.Leases = e
+	}
+	if e.hd != nil {
+		c.Health = e
 	}
 	return c
 }

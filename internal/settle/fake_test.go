@@ -155,7 +155,7 @@ type recorder struct{ ch chan result }
 
 func newRecorder() *recorder { return &recorder{ch: make(chan result, 1<<16)} }
 
-func (r *recorder) onResult(v store.Verdict, err error) { r.ch <- result{v, err} }
+func (r *recorder) onResult(v store.Verdict, _ any, err error) { r.ch <- result{v, err} }
 
 // wait returns the next n results, failing the test if they do not come.
 func (r *recorder) wait(t testing.TB, n int) map[store.ID]error {

@@ -184,11 +184,18 @@ func (s *Settler) flush(ctx context.Context, batch []item, flushBy time.Time) {
 		}
 	}()
 	for attempt := 0; ; attempt++ {
+		var start time.Time
+		if s.cfg.OnFlush != nil {
+			start = time.Now()
+		}
 		errs, err := s.cfg.Store.Settle(ctx, verdicts)
 		if err == nil && len(errs) != len(verdicts) {
 			err = fmt.Errorf("%w: %d results for %d verdicts", errBadResults, len(errs), len(verdicts))
 		}
 		if err == nil {
+			if s.cfg.OnFlush != nil {
+				s.cfg.OnFlush(len(verdicts), time.Since(start))
+			}
 			if attempt > 0 {
 				s.log.Info("settle: settle call succeeded after retrying",
 					slog.Int("verdicts", len(batch)), slog.Int("attempts", attempt+1))
@@ -295,7 +302,7 @@ func (s *Settler) deliver(batch []item, errs []error, whole error) {
 			}
 		}
 		if s.cfg.OnResult != nil {
-			s.cfg.OnResult(batch[i].v, err)
+			s.cfg.OnResult(batch[i].v, batch[i].tag, err)
 		}
 		if batch[i].wait != nil {
 			batch[i].wait <- err

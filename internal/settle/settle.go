@@ -85,10 +85,14 @@ type Config struct {
 	// OnResult, when set, is called once for every verdict Submit accepted:
 	// with nil when the store applied it, or with why it was not applied (a
 	// per-item store error such as store.ErrLockLost, a permanent whole-call
-	// error, or an error matching ErrStopped). It runs on the settler's
-	// goroutines, possibly concurrently, and should return quickly: a slow
-	// OnResult delays the next flush.
-	OnResult func(v store.Verdict, err error)
+	// error, or an error matching ErrStopped), and with the tag given to
+	// SubmitTag (nil for Submit). It runs on the settler's goroutines,
+	// possibly concurrently, and should return quickly: a slow OnResult
+	// delays the next flush.
+	OnResult func(v store.Verdict, tag any, err error)
+	// OnFlush, when set, is told the size and wall-clock duration of every
+	// Settle call that succeeded, for metrics.
+	OnFlush func(verdicts int, took time.Duration)
 }
 
 // Settler batches verdicts into store.Settle calls. It is safe for concurrent
@@ -131,6 +135,7 @@ type item struct {
 	added   time.Time  // when Submit accepted it
 	flushBy time.Time  // flush no later than this; zero: no lock deadline
 	wait    chan error // SubmitWait's result, capacity 1; nil for Submit
+	tag     any        // SubmitTag's tag, passed to OnResult
 }
 
 // Stats are the settler's counters since New. Average batch size is
@@ -279,7 +284,14 @@ func (s *Settler) Stop(ctx context.Context) error {
 // when ctx ends while Submit waits for room in a full buffer. Submit blocks
 // only while the buffer is full.
 func (s *Settler) Submit(ctx context.Context, v store.Verdict, lockedUntil time.Time) error {
-	return s.submit(ctx, v, lockedUntil, nil)
+	return s.submit(ctx, v, lockedUntil, nil, nil)
+}
+
+// SubmitTag is Submit with a tag that OnResult receives with the verdict's
+// result: what the caller needs to account for it (a pointer does not
+// allocate).
+func (s *Settler) SubmitTag(ctx context.Context, v store.Verdict, lockedUntil time.Time, tag any) error {
+	return s.submit(ctx, v, lockedUntil, nil, tag)
 }
 
 // SubmitWait is Submit followed by waiting until the verdict was written: it
@@ -289,7 +301,7 @@ func (s *Settler) Submit(ctx context.Context, v store.Verdict, lockedUntil time.
 // stays accepted: it is still flushed and reported to OnResult.
 func (s *Settler) SubmitWait(ctx context.Context, v store.Verdict, lockedUntil time.Time) error {
 	wait := make(chan error, 1)
-	if err := s.submit(ctx, v, lockedUntil, wait); err != nil {
+	if err := s.submit(ctx, v, lockedUntil, wait, nil); err != nil {
 		return err
 	}
 	select {
@@ -300,7 +312,7 @@ func (s *Settler) SubmitWait(ctx context.Context, v store.Verdict, lockedUntil t
 	}
 }
 
-func (s *Settler) submit(ctx context.Context, v store.Verdict, lockedUntil time.Time, wait chan error) error {
+func (s *Settler) submit(ctx context.Context, v store.Verdict, lockedUntil time.Time, wait chan error, tag any) error {
 	if err := v.Check(); err != nil {
 		return fmt.Errorf("settle: %w", err)
 	}
@@ -326,7 +338,7 @@ func (s *Settler) submit(ctx context.Context, v store.Verdict, lockedUntil time.
 		s.mu.Lock()
 	}
 	now := s.cfg.Clock.Now()
-	it := item{v: v, added: now, flushBy: s.flushBy(now, lockedUntil), wait: wait}
+	it := item{v: v, added: now, flushBy: s.flushBy(now, lockedUntil), wait: wait, tag: tag}
 	// Wake the loop only when its plan changes: the buffer was empty (start
 	// the MaxDelay timer), the batch just filled, or this deadline is the
 	// earliest. Otherwise the loop's timer already covers this verdict.
@@ -399,3 +411,17 @@ func (s *Settler) wakeSubmittersLocked() {
 }
 
 var _ startstop.Service = (*Settler)(nil)
+
+// Running reports whether the settler's loop is running.
+func (s *Settler) Running() bool { return s.base.Running() }
+
+// PendingSince returns when the oldest verdict still waiting for a batch
+// was submitted, on Config.Clock; zero when none waits.
+func (s *Settler) PendingSince() time.Time {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.pending) == 0 {
+		return time.Time{}
+	}
+	return s.pending[0].added
+}

@@ -318,6 +318,7 @@ type queries struct {
 	sched                                                  *scheduleQueries
 	ev                                                     *eventQueries
 	keys                                                   *keyQueries
+	leases                                                 *leaseQueries
 }
 
 func newQueries(schema string) *queries {
@@ -331,9 +332,10 @@ func newQueries(schema string) *queries {
 		get:    r(getSQL), uniqueKey: r(uniqueKeySQL), list: r(listSQL), stats: r(statsSQL), queueStates: r(queueStatesSQL), jobStates: r(jobStatesSQL),
 		cancel: r(cancelSQL), requeueLock: r(requeueLockSQL), requeue: r(requeueSQL), purge: r(purgeSQL),
 		setPaused: r(setPausedSQL), prune: r(pruneSQL),
-		sched: newScheduleQueries(schema),
-		ev:    newEventQueries(schema),
-		keys:  newKeyQueries(schema),
+		sched:  newScheduleQueries(schema),
+		ev:     newEventQueries(schema),
+		keys:   newKeyQueries(schema),
+		leases: newLeaseQueries(schema),
 	}
 	for o, s := range settleSQL {
 		q.settle[o] = r(s)

@@ -36,8 +36,9 @@
 // poison-message protection; Get, List and its cursor; Cancel, Requeue,
 // Purge, Stats and Prune; Close; the stable error codes; schedules, with the
 // rule for a schedule that cannot fire (CorruptSchedule edits one behind the
-// store's back); enqueue in a caller's transaction; notifications; and the
-// API keys of spool serve.
+// store's back); enqueue in a caller's transaction; notifications; the
+// API keys of spool serve; named leases (one holder at a time, also racing
+// across handles); and the readiness check.
 //
 // # Time
 //

@@ -51,6 +51,10 @@ type Features struct {
 	Events bool
 	// Keys: Capabilities.Keys, the API keys of spool serve.
 	Keys bool
+	// Leases: Capabilities.Leases, short named leases.
+	Leases bool
+	// Health: Capabilities.Health, the readiness check.
+	Health bool
 	// MultiHandle: several handles may share one database (other
 	// processes, other nodes); the suite runs the racing and failure
 	// cases across two handles.
@@ -119,6 +123,9 @@ func Run(t *testing.T, b Backend) {
 		{"Events", eventTests, f.Events},
 		{"EventsSQLTx", eventTxTests, f.Events && f.SQLTx},
 		{"Keys", keyTests, f.Keys},
+		{"Leases", leaseTests, f.Leases},
+		{"Health", healthTests, f.Health},
+		{"MultiHandleLeases", multiLeaseTests, f.MultiHandle && f.Leases},
 		{"MultiHandleEvents", multiEventTests, f.MultiHandle && f.Events},
 		{"MultiHandle", multiTests, f.MultiHandle},
 		{"MultiHandleNotify", multiNotifyTests, f.MultiHandle && f.Notify && f.NotifyAcrossHandles},
