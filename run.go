@@ -77,6 +77,7 @@ type queueRunner struct {
 	freed    chan struct{} // capacity 1: a job was finished or released
 	settled  chan struct{} // capacity 1: a job with an ordering key was settled: its key's next may be claimable
 	inflight atomic.Int64  // claimed and not yet finished or released
+	keyed    atomic.Int64  // claimed jobs with an ordering key whose verdicts are not settled yet
 	busy     atomic.Int64  // handlers running now, counted with metrics only
 }
 
@@ -201,6 +202,7 @@ func (q *queueRunner) fetch(ctx context.Context) {
 	w := q.run.w
 	lock := q.lock
 	notifier := w.cfg.Store.Capabilities().Notifier
+	waiter := w.cfg.Store.Capabilities().ClaimWaiter
 	backoff := minBackoff
 	failing := false      // the last claim failed: log when one succeeds again
 	var series *jobSeries // the metric series of the last job claimed
@@ -213,18 +215,33 @@ func (q *queueRunner) fetch(ctx context.Context) {
 			}
 			continue
 		}
+		// A store that can wait for jobs (over a network) claims and waits
+		// in one call, unless a job of an ordering key is out: its settle
+		// must wake this fetcher (q.settled) to claim the key's next job.
+		waits := waiter != nil && q.keyed.Load() == 0
 		var available <-chan struct{}
-		if notifier != nil {
+		if notifier != nil && !waits {
 			available = notifier.Available(q.name) // before claiming: no lost wake-up
 		}
 		w.settler.Nudge() // let pending verdicts share the claim's commit
-		// The lock is measured on the worker's clock from before the call:
-		// the store's lock ends no sooner, whatever the two clocks say.
+		// The lock is measured on the worker's clock from before the call
+		// (and the store's wait): the store's lock ends no sooner, whatever
+		// the two clocks say.
 		before := w.clock.Now()
-		deadline := before.Add(lock)
-		jobs, err := w.cfg.Store.Claim(ctx, store.ClaimParams{Queue: q.name, Limit: free, LockFor: lock, Worker: w.cfg.ID})
+		params := store.ClaimParams{Queue: q.name, Limit: free, LockFor: lock, Worker: w.cfg.ID}
+		var (
+			jobs   []*store.Job
+			waited time.Duration
+			err    error
+		)
+		if waits {
+			jobs, waited, err = waiter.ClaimWait(ctx, params, w.cfg.PollInterval)
+		} else {
+			jobs, err = w.cfg.Store.Claim(ctx, params)
+		}
+		deadline := before.Add(waited + lock)
 		if m := w.metrics; m != nil && err == nil && len(jobs) > 0 {
-			m.observeBatch(opClaim, len(jobs), w.clock.Since(before))
+			m.observeBatch(opClaim, len(jobs), w.clock.Since(before)-waited)
 		}
 		if err != nil {
 			if ctx.Err() != nil {
@@ -252,6 +269,9 @@ func (q *queueRunner) fetch(ctx context.Context) {
 		}
 		q.inflight.Add(int64(len(jobs)))
 		for _, j := range jobs {
+			if j.OrderingKey != "" {
+				q.keyed.Add(1) // until its verdict is settled (Worker.settled) or it ends unsettled (execute)
+			}
 			// Renewal covers a job from its claim, so a prefetched job
 			// keeps its lock while it waits for an executor.
 			r := q.run.held.add(j, deadline, lock)
@@ -264,8 +284,8 @@ func (q *queueRunner) fetch(ctx context.Context) {
 		if q.sub != nil && len(jobs) > 0 {
 			q.sub.claimed() // room for the router to route more
 		}
-		if len(jobs) == free {
-			continue // there may be more
+		if len(jobs) == free || waits {
+			continue // there may be more; or the store has waited already
 		}
 		poll := w.clock.NewTimer(w.cfg.PollInterval)
 		select {
@@ -326,6 +346,14 @@ func (q *queueRunner) execute(ctx context.Context, r *heldJob) {
 	run := q.run
 	w := run.w
 	job := r.job
+	// The fetcher counts a job of an ordering key as out until its verdict
+	// is settled (Worker.settled), or here, if it ends with none to wait for.
+	handedOver := false
+	defer func() {
+		if job.OrderingKey != "" && !handedOver {
+			q.keyed.Add(-1)
+		}
+	}()
 	if run.stopping.Load() {
 		q.releaseUnstarted(ctx, r)
 		return
@@ -374,6 +402,7 @@ func (q *queueRunner) execute(ctx context.Context, r *heldJob) {
 		return
 	}
 	if job.OrderingKey != "" {
+		handedOver = true
 		w.ordered.Store(job.ID, q)
 	}
 	q.submitTag(ctx, verdictFor(job, result, withCause(err, cause), h.opts.Retry), deadline, r)

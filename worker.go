@@ -322,9 +322,12 @@ func (w *Worker) settled(v store.Verdict, tag any, err error) {
 			o.series.staleSets.Inc()
 		}
 	}
-	if q, ok := w.ordered.LoadAndDelete(v.ID); ok && err == nil {
+	if q, ok := w.ordered.LoadAndDelete(v.ID); ok {
 		if q, ok := q.(*queueRunner); ok {
-			q.wakeFetcher()
+			q.keyed.Add(-1)
+			if err == nil {
+				q.wakeFetcher()
+			}
 		}
 	}
 	if w.hooks.OnSettled != nil {

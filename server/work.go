@@ -15,6 +15,9 @@ import (
 // claimAnswer is a claim's answer: the jobs, each with its lock token.
 type claimAnswer struct {
 	Jobs []wire.Job `json:"jobs"`
+	// WaitedSeconds is how long after the request came the claim that
+	// took the jobs began (a long poll's wait): their locks run from then.
+	WaitedSeconds float64 `json:"waited_seconds,omitempty"`
 }
 
 // claimPoll bounds the look-again interval of a long-polling claim on a
@@ -42,11 +45,11 @@ func (c *call) claim() (any, error) {
 	if err := store.ValidName("queue", queue, false); err != nil {
 		return nil, err
 	}
-	jobs, err := c.claimWaiting(p, wait)
+	jobs, waited, err := c.claimWaiting(p, wait)
 	if err != nil {
 		return nil, err
 	}
-	out := claimAnswer{Jobs: make([]wire.Job, len(jobs))}
+	out := claimAnswer{Jobs: make([]wire.Job, len(jobs)), WaitedSeconds: waited.Seconds()}
 	for i, j := range jobs {
 		out.Jobs[i] = wire.ClaimedJobOf(c.sc.jobOut(j))
 		c.fixView(&out.Jobs[i])
@@ -57,8 +60,10 @@ func (c *call) claim() (any, error) {
 // claimWaiting claims; with none available it waits, up to wait, for the
 // store's notifier (or a slow poll) and claims again. Drain ends the wait.
 // A subscription's delivery queue has its events routed whenever a claim
-// finds nothing.
-func (c *call) claimWaiting(p store.ClaimParams, wait time.Duration) ([]*store.Job, error) {
+// finds nothing. waited is how long after the call the claim that
+// returned the jobs began (zero with none).
+func (c *call) claimWaiting(p store.ClaimParams, wait time.Duration) (_ []*store.Job, waited time.Duration, _ error) {
+	began := c.s.cfg.Clock.Now()
 	var ctx = c.ctx
 	var cancel = func() {}
 	if wait > 0 {
@@ -79,21 +84,25 @@ func (c *call) claimWaiting(p store.ClaimParams, wait time.Duration) ([]*store.J
 		}
 		// The claim runs on the request's context, not the wait's: a wait
 		// that ends mid-claim must not throw away jobs just locked.
+		claimAt := c.s.cfg.Clock.Now()
 		jobs, err := c.s.st.Claim(c.ctx, p)
-		if err != nil || len(jobs) > 0 {
-			return jobs, err
+		if err != nil {
+			return nil, 0, err
+		}
+		if len(jobs) > 0 {
+			return jobs, claimAt.Sub(began), nil
 		}
 		if isSub && c.route(es, sub) {
 			continue
 		}
 		if wait == 0 {
-			return nil, nil
+			return nil, 0, nil
 		}
 		t := c.s.cfg.Clock.NewTimer(poll)
 		select {
 		case <-ctx.Done():
 			t.Stop()
-			return nil, nil
+			return nil, 0, nil
 		case <-avail:
 		case <-published:
 		case <-t.Chan():

@@ -143,11 +143,14 @@ type Capabilities struct {
 	// Health checks that the database answers and its schema is current,
 	// for readiness probes.
 	Health HealthChecker
+	// ClaimWaiter claims with a wait: a worker that finds no job is
+	// answered when one comes, rather than woken to claim again.
+	ClaimWaiter ClaimWaiter
 }
 
 // Names lists the capabilities present, for messages and diagnostics:
 // "schedules", "notify", "sql_tx", "events", "events_sql_tx", "keys",
-// "leases", "health".
+// "leases", "health", "claim_wait".
 func (c Capabilities) Names() []string {
 	var out []string
 	if c.Schedules != nil {
@@ -174,6 +177,9 @@ func (c Capabilities) Names() []string {
 	if c.Health != nil {
 		out = append(out, "health")
 	}
+	if c.ClaimWaiter != nil {
+		out = append(out, "claim_wait")
+	}
 	return out
 }
 
@@ -196,6 +202,19 @@ type Notifier interface {
 	// (completed, cancelled or dead). Call release once no longer waiting,
 	// so the store can forget the waiter.
 	Finished(id ID) (ch <-chan struct{}, release func())
+}
+
+// ClaimWaiter is a store whose claims can wait for jobs: over a network
+// (store/remote), a claim that waits on the server for the next job is one
+// round trip where a wake-up and then a claim are two.
+type ClaimWaiter interface {
+	// ClaimWait claims as Claim does. When no job is claimable it waits, up
+	// to wait, for one and claims again; it may return none. waited is how
+	// long after the call began, at least, the claim that returned the jobs
+	// began: their locks run from then, not from the call. A call whose ctx
+	// ends while the server has just claimed leaves those jobs to their
+	// locks' expiry, as a crash would.
+	ClaimWait(ctx context.Context, p ClaimParams, wait time.Duration) (jobs []*Job, waited time.Duration, err error)
 }
 
 // EnqueueParams describes one job to insert. Zero fields take the defaults

@@ -79,6 +79,37 @@ func (s *Store) Claim(ctx context.Context, p store.ClaimParams) ([]*store.Job, e
 	return s.storeJobs(r, out.Jobs)
 }
 
+// ClaimWait implements store.ClaimWaiter: a claim that long-polls on the
+// server, which claims for this store when a job comes. wait is capped at
+// the server's longest poll.
+func (s *Store) ClaimWait(ctx context.Context, p store.ClaimParams, wait time.Duration) ([]*store.Job, time.Duration, error) {
+	if err := s.start(ctx); err != nil {
+		return nil, 0, err
+	}
+	if err := p.Normalize(); err != nil {
+		return nil, 0, err
+	}
+	wait = min(max(wait, 0), wire.MaxWaitSeconds*time.Second)
+	r := request{method: http.MethodPost, path: "/v1/queues/" + seg(p.Queue) + "/claim",
+		body: wire.ClaimParamsOf(p, wait), wait: wait}
+	var out struct {
+		Jobs          []wire.Job `json:"jobs"`
+		WaitedSeconds float64    `json:"waited_seconds"`
+	}
+	if err := s.do(ctx, r, &out); err != nil {
+		return nil, 0, err
+	}
+	if len(out.Jobs) > p.Limit {
+		return nil, 0, s.badAnswer(r, "%d jobs for a claim of %d", len(out.Jobs), p.Limit)
+	}
+	if out.WaitedSeconds < 0 || out.WaitedSeconds > wait.Seconds()+1 {
+		return nil, 0, s.badAnswer(r, "waited %gs for a wait of %v", out.WaitedSeconds, wait)
+	}
+	jobs, err := s.storeJobs(r, out.Jobs)
+	// Truncated to the microsecond: never later than the server said.
+	return jobs, time.Duration(out.WaitedSeconds*1e6) * time.Microsecond, err
+}
+
 // storeJobs converts views back into jobs.
 func (s *Store) storeJobs(r request, views []wire.Job) ([]*store.Job, error) {
 	jobs := make([]*store.Job, len(views))

@@ -218,7 +218,7 @@ func (s *Store) URL() string { return s.shown }
 
 // Capabilities implements store.Store: schedules and notifications.
 func (s *Store) Capabilities() store.Capabilities {
-	return store.Capabilities{Schedules: s, Notifier: s}
+	return store.Capabilities{Schedules: s, Notifier: s, ClaimWaiter: s}
 }
 
 // Close stops the store's long polls, ends the calls in flight (they fail

@@ -195,3 +195,55 @@ func TestCloseWakesAndRefuses(t *testing.T) {
 		t.Errorf("Stats after Close = %v, want ErrClosed", err)
 	}
 }
+
+// TestClaimWait: a waiting claim answers with none when its wait passes,
+// and with a job enqueued while it waits, saying how long it waited before
+// the claim that took it, never longer than the call took.
+func TestClaimWait(t *testing.T) {
+	t.Parallel()
+	under, err := sqlite.Open(filepath.Join(t.TempDir(), "spool.db"), sqlite.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := dial(t, serve(t, under))
+	defer s.Close()
+	ctx := t.Context()
+	cw := s.Capabilities().ClaimWaiter
+	if cw == nil {
+		t.Fatal("the remote store does not declare ClaimWaiter")
+	}
+	p := store.ClaimParams{Queue: "q", Limit: 5, LockFor: time.Minute}
+	jobs, waited, err := cw.ClaimWait(ctx, p, 50*time.Millisecond)
+	if err != nil || len(jobs) != 0 || waited != 0 {
+		t.Fatalf("ClaimWait on an empty queue = %v, %v, %v; want none", jobs, waited, err)
+	}
+
+	type answer struct {
+		jobs   []*store.Job
+		waited time.Duration
+		took   time.Duration
+		err    error
+	}
+	got := make(chan answer, 1)
+	go func() {
+		began := time.Now()
+		jobs, waited, err := cw.ClaimWait(ctx, p, 20*time.Second)
+		got <- answer{jobs, waited, time.Since(began), err}
+	}()
+	time.Sleep(100 * time.Millisecond) // let the claim wait first; not a synchronisation
+	res, err := s.Enqueue(ctx, []store.EnqueueParams{{Kind: "k", Queue: "q"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case a := <-got:
+		if a.err != nil || len(a.jobs) != 1 || a.jobs[0].ID != res[0].ID || a.jobs[0].State != store.StateRunning {
+			t.Fatalf("ClaimWait = %v, %v; want the job enqueued while it waited, running", a.jobs, a.err)
+		}
+		if a.waited < 0 || a.waited > a.took {
+			t.Fatalf("ClaimWait waited %v in a call of %v", a.waited, a.took)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("a waiting claim was not answered when a job came")
+	}
+}

@@ -33,6 +33,7 @@ func testCapabilitiesMatch(t *testing.T, h *harness) {
 		{"Keys", f.Keys, c.Keys != nil},
 		{"Leases", f.Leases, c.Leases != nil},
 		{"Health", f.Health, c.Health != nil},
+		{"ClaimWaiter", f.ClaimWait, c.ClaimWaiter != nil},
 	} {
 		switch {
 		case cap.declared && !cap.have:
@@ -41,7 +42,7 @@ func testCapabilitiesMatch(t *testing.T, h *harness) {
 			t.Errorf("the store has %s, but the backend does not declare it, so the suite does not test it", cap.name)
 		}
 	}
-	if got, want := len(c.Names()), btoi(f.Schedules)+btoi(f.Notify)+btoi(f.SQLTx)+btoi(f.Events)+btoi(f.Events && f.SQLTx)+btoi(f.Keys)+btoi(f.Leases)+btoi(f.Health); got != want {
+	if got, want := len(c.Names()), btoi(f.Schedules)+btoi(f.Notify)+btoi(f.SQLTx)+btoi(f.Events)+btoi(f.Events && f.SQLTx)+btoi(f.Keys)+btoi(f.Leases)+btoi(f.Health)+btoi(f.ClaimWait); got != want {
 		t.Errorf("Capabilities().Names() = %v, want %d names", c.Names(), want)
 	}
 }

@@ -55,6 +55,8 @@ type Features struct {
 	Leases bool
 	// Health: Capabilities.Health, the readiness check.
 	Health bool
+	// ClaimWait: Capabilities.ClaimWaiter, claims that wait for jobs.
+	ClaimWait bool
 	// MultiHandle: several handles may share one database (other
 	// processes, other nodes); the suite runs the racing and failure
 	// cases across two handles.
@@ -125,6 +127,7 @@ func Run(t *testing.T, b Backend) {
 		{"Keys", keyTests, f.Keys},
 		{"Leases", leaseTests, f.Leases},
 		{"Health", healthTests, f.Health},
+		{"ClaimWait", claimWaitTests, f.ClaimWait},
 		{"MultiHandleLeases", multiLeaseTests, f.MultiHandle && f.Leases},
 		{"MultiHandleEvents", multiEventTests, f.MultiHandle && f.Events},
 		{"MultiHandle", multiTests, f.MultiHandle},
