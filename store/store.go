@@ -137,10 +137,13 @@ type Capabilities struct {
 	EventsSQLTx EventSQLTx
 	// Keys keeps the API keys of spool serve.
 	Keys KeyStore
+	// Workers keeps the heartbeats of the workers online.
+	Workers WorkerStore
 }
 
 // Names lists the capabilities present, for messages and diagnostics:
-// "schedules", "notify", "sql_tx", "events", "events_sql_tx", "keys".
+// "schedules", "notify", "sql_tx", "events", "events_sql_tx", "keys",
+// "workers".
 func (c Capabilities) Names() []string {
 	var out []string
 	if c.Schedules != nil {
@@ -160,6 +163,9 @@ func (c Capabilities) Names() []string {
 	}
 	if c.Keys != nil {
 		out = append(out, "keys")
+	}
+	if c.Workers != nil {
+		out = append(out, "workers")
 	}
 	return out
 }
@@ -231,6 +237,11 @@ type EnqueueParams struct {
 	// job does. Ordered subscriptions set it on their deliveries when
 	// their OnDeadHead is DeadHeadBlock.
 	HoldKeyWhenDead bool
+	// Metadata is a small map of strings kept with the job and handed to
+	// its handler: trace context (MetadataTraceparent, set by the Client
+	// when tracing is on), correlation IDs. At most MaxMetadata entries of
+	// MaxMetadataBytes in all. The map is copied; the caller's is not kept.
+	Metadata map[string]string
 }
 
 // HasHistory reports whether p starts with recorded attempts or errors.

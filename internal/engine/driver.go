@@ -109,6 +109,8 @@ type Driver interface {
 	Events() EventDriver
 	// Keys is the driver's API key storage, or nil.
 	Keys() KeyDriver
+	// Workers is the driver's storage of workers online, or nil.
+	Workers() WorkerDriver
 }
 
 // Insert is a batch of normalized jobs to insert.

@@ -15,13 +15,14 @@ import (
 )
 
 // Store implements store.Store over a Driver, and store.ScheduleStore,
-// store.EventStore and store.KeyStore when its driver keeps schedules,
-// events and API keys. Backends embed it.
+// store.EventStore, store.KeyStore and store.WorkerStore when its driver
+// keeps schedules, events, API keys and workers online. Backends embed it.
 type Store struct {
 	d      Driver
 	sched  ScheduleDriver // nil when the driver keeps no schedules
 	ev     EventDriver    // nil when the driver keeps no events
 	kd     KeyDriver      // nil when the driver keeps no API keys
+	wd     WorkerDriver   // nil when the driver keeps no workers online
 	pubs   sync.Map       // topic -> *pubGroups: publishes waiting to be merged
 	log    *slog.Logger
 	closed atomic.Bool
@@ -33,7 +34,7 @@ func New(d Driver, log *slog.Logger) *Store {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Store{d: d, sched: d.Schedules(), ev: d.Events(), kd: d.Keys(), log: log}
+	return &Store{d: d, sched: d.Schedules(), ev: d.Events(), kd: d.Keys(), wd: d.Workers(), log: log}
 }
 
 var (
@@ -62,6 +63,9 @@ func (e *Store) Capabilities() store.Capabilities {
 	}
 	if e.kd != nil {
 		c.Keys = e
+	}
+	if e.wd != nil {
+		c.Workers = e
 	}
 	return c
 }

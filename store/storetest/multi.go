@@ -31,6 +31,7 @@ func testCapabilitiesMatch(t *testing.T, h *harness) {
 		{"Events", f.Events, c.Events != nil},
 		{"EventsSQLTx", f.Events && f.SQLTx, c.EventsSQLTx != nil},
 		{"Keys", f.Keys, c.Keys != nil},
+		{"Workers", f.Workers, c.Workers != nil},
 	} {
 		switch {
 		case cap.declared && !cap.have:
@@ -39,7 +40,7 @@ func testCapabilitiesMatch(t *testing.T, h *harness) {
 			t.Errorf("the store has %s, but the backend does not declare it, so the suite does not test it", cap.name)
 		}
 	}
-	if got, want := len(c.Names()), btoi(f.Schedules)+btoi(f.Notify)+btoi(f.SQLTx)+btoi(f.Events)+btoi(f.Events && f.SQLTx)+btoi(f.Keys); got != want {
+	if got, want := len(c.Names()), btoi(f.Schedules)+btoi(f.Notify)+btoi(f.SQLTx)+btoi(f.Events)+btoi(f.Events && f.SQLTx)+btoi(f.Keys)+btoi(f.Workers); got != want {
 		t.Errorf("Capabilities().Names() = %v, want %d names", c.Names(), want)
 	}
 }

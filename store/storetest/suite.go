@@ -51,6 +51,8 @@ type Features struct {
 	Events bool
 	// Keys: Capabilities.Keys, the API keys of spool serve.
 	Keys bool
+	// Workers: Capabilities.Workers, the heartbeats of workers online.
+	Workers bool
 	// MultiHandle: several handles may share one database (other
 	// processes, other nodes); the suite runs the racing and failure
 	// cases across two handles.
@@ -100,6 +102,8 @@ func Run(t *testing.T, b Backend) {
 	}{
 		{"Capabilities", capabilityTests, true},
 		{"Enqueue", enqueueTests, true},
+		{"Metadata", metadataTests, true},
+		{"Timing", timingTests, true},
 		{"Unique", uniqueTests, true},
 		{"Claim", claimTests, true},
 		{"Ordering", orderingTests, true},
@@ -119,6 +123,7 @@ func Run(t *testing.T, b Backend) {
 		{"Events", eventTests, f.Events},
 		{"EventsSQLTx", eventTxTests, f.Events && f.SQLTx},
 		{"Keys", keyTests, f.Keys},
+		{"Workers", workerTests, f.Workers},
 		{"MultiHandleEvents", multiEventTests, f.MultiHandle && f.Events},
 		{"MultiHandle", multiTests, f.MultiHandle},
 		{"MultiHandleNotify", multiNotifyTests, f.MultiHandle && f.Notify && f.NotifyAcrossHandles},
