@@ -9,7 +9,9 @@ import (
 	"log/slog"
 
 	"github.com/jonboulle/clockwork"
+	"go.opentelemetry.io/otel/trace"
 
+	"github.com/spoolrun/spool/internal/tracing"
 	"github.com/spoolrun/spool/store"
 )
 
@@ -30,6 +32,15 @@ type Config struct {
 	// (Wait then polls only when the fake time moves). The store, not the
 	// Client, decides when a delayed job runs.
 	Clock clockwork.Clock
+
+	// TracerProvider makes the spans of enqueues and publishes (a
+	// "send QUEUE" span per call, following the OpenTelemetry messaging
+	// conventions), whose W3C trace context is stored with each job (in
+	// its metadata) and event (in its headers) so that its handler's span
+	// joins the trace. Default: the global provider
+	// (otel.GetTracerProvider), looked up on each call; while it is the
+	// no-op one, tracing costs nothing measurable.
+	TracerProvider trace.TracerProvider
 }
 
 // Client enqueues and inspects jobs. It is safe for concurrent use and holds
@@ -38,6 +49,7 @@ type Client struct {
 	store  store.Store
 	logger *slog.Logger
 	clock  clockwork.Clock
+	tracer *tracing.Tracer
 }
 
 // NewClient returns a Client for cfg. An invalid cfg gives errors matching
@@ -54,6 +66,7 @@ func NewClient(cfg Config) (*Client, error) {
 		store:  cfg.Store,
 		logger: cmp.Or(cfg.Logger, slog.New(slog.DiscardHandler)),
 		clock:  cfg.Clock,
+		tracer: tracing.New(cfg.TracerProvider),
 	}
 	if c.clock == nil {
 		c.clock = clockwork.NewRealClock()
@@ -128,11 +141,12 @@ func (c *Client) enqueue(ctx context.Context, tx *sql.Tx, items []Item) ([]Enque
 		res []EnqueueResult
 		err error
 	)
-	if tx != nil {
-		res, err = txe.EnqueueTx(ctx, tx, params)
-	} else {
-		res, err = c.store.Enqueue(ctx, params)
-	}
+	res, err = c.traceEnqueue(ctx, params, func(params []store.EnqueueParams) ([]EnqueueResult, error) {
+		if tx != nil {
+			return txe.EnqueueTx(ctx, tx, params)
+		}
+		return c.store.Enqueue(ctx, params)
+	})
 	if err != nil {
 		return nil, err
 	}

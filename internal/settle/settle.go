@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/jonboulle/clockwork"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/spoolrun/spool/internal/startstop"
 	"github.com/spoolrun/spool/store"
@@ -89,6 +90,9 @@ type Config struct {
 	// goroutines, possibly concurrently, and should return quickly: a slow
 	// OnResult delays the next flush.
 	OnResult func(v store.Verdict, err error)
+	// Tracer, when set, returns the tracer of the "settle" span each
+	// Settle call is wrapped in, or nil while tracing is off.
+	Tracer func() trace.Tracer
 }
 
 // Settler batches verdicts into store.Settle calls. It is safe for concurrent
