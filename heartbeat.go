@@ -28,13 +28,15 @@ func (c *Client) Workers(ctx context.Context) ([]*WorkerInfo, error) {
 }
 
 // heartbeat is the service of a run that keeps the worker's entry among the
-// workers online: one heartbeat when it starts, then every
+// workers online: one heartbeat before Start returns (so a started worker
+// is listed; a failure is logged, not fatal), then every
 // HeartbeatConfig.Interval on the worker's clock; stopping it removes the
 // entry. Without a WorkerStore it does nothing.
 type heartbeat struct {
 	run     *workerRun
 	base    startstop.Base
 	started time.Time // when the run started, on the worker's clock
+	failing bool      // the last heartbeat failed; used by Start, then by the loop alone
 }
 
 func (h *heartbeat) Start(ctx context.Context) error {
@@ -43,18 +45,9 @@ func (h *heartbeat) Start(ctx context.Context) error {
 		return nil
 	}
 	h.started = w.clock.Now()
+	h.beat(ctx)
 	return h.base.Start(ctx, func(ctx context.Context) {
-		failing := false
 		for {
-			if _, err := w.workers.Heartbeat(ctx, h.info(), w.cfg.Heartbeat.TTL); err != nil && ctx.Err() == nil {
-				if !failing {
-					w.log.Warn("spool: heartbeat failed; retrying at the next interval", "worker", w.cfg.ID, "err", err)
-				}
-				failing = true
-			} else if failing && err == nil {
-				w.log.Info("spool: heartbeats succeed again", "worker", w.cfg.ID)
-				failing = false
-			}
 			t := w.clock.NewTimer(w.cfg.Heartbeat.Interval)
 			select {
 			case <-t.Chan():
@@ -62,8 +55,27 @@ func (h *heartbeat) Start(ctx context.Context) error {
 				t.Stop()
 				return
 			}
+			h.beat(ctx)
 		}
 	})
+}
+
+// beat sends one heartbeat. A failure is logged once until one succeeds
+// again: the entry expires meanwhile, which is what a reader should see.
+func (h *heartbeat) beat(ctx context.Context) {
+	w := h.run.w
+	_, err := w.workers.Heartbeat(ctx, h.info(), w.cfg.Heartbeat.TTL)
+	switch {
+	case err != nil && ctx.Err() == nil && !h.failing:
+		w.log.Warn("spool: heartbeat failed; retrying at the next interval", "worker", w.cfg.ID, "err", err)
+		h.failing = true
+	case err == nil && h.failing:
+		w.log.Info("spool: heartbeats succeed again", "worker", w.cfg.ID)
+		h.failing = false
+	}
+	if w.hooks.AfterHeartbeat != nil {
+		w.hooks.AfterHeartbeat(err)
+	}
 }
 
 // Stop stops heartbeating and removes the worker's entry, within ctx.

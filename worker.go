@@ -263,6 +263,8 @@ type testHooks struct {
 	OnSettled func(v store.Verdict, err error)
 	// CancelGrace replaces the 2s Stop gives cancelled handlers.
 	CancelGrace time.Duration
+	// AfterHeartbeat is told the store's answer to every heartbeat.
+	AfterHeartbeat func(err error)
 }
 
 // NewWorker validates cfg and returns a Worker ready for handlers. Every
