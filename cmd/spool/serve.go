@@ -112,7 +112,8 @@ func (a *app) runServe(cmd *cobra.Command, f serveFlags) error {
 	}
 	// Upkeep: a worker with no queues reaps expired locks, fires
 	// schedules, prunes by retention.
-	upkeep, err := spool.NewWorker(spool.WorkerConfig{Store: st, Queues: map[string]spool.QueueConfig{}, Logger: log})
+	upkeep, err := spool.NewWorker(spool.WorkerConfig{Store: st, Queues: map[string]spool.QueueConfig{}, Logger: log,
+		Heartbeat: spool.HeartbeatConfig{Disable: true}}) // maintenance only: no worker to list
 	if err != nil {
 		return err
 	}
