@@ -21,6 +21,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/spoolrun/spool"
 	"github.com/spoolrun/spool/store"
 )
@@ -42,6 +44,10 @@ type Config struct {
 	// Progress, if set, is called about ten times a second with the jobs
 	// completed so far and the total.
 	Progress func(done, total int)
+	// TracerProvider traces the run's clients and workers (burn-down and
+	// continuous). Default: the global provider, which is a no-op
+	// unless the program set one.
+	TracerProvider trace.TracerProvider
 }
 
 // Result is what a run measured.
@@ -64,6 +70,8 @@ type Result struct {
 	// Idle is the cross-process run's idle worker: measured after the
 	// load, with nothing to do.
 	Idle *Idle `json:"idle,omitempty"`
+	// Spans is how many spans a traced run exported.
+	Spans int64 `json:"spans,omitempty"`
 }
 
 // Idle is what an idle worker process cost.
@@ -114,7 +122,7 @@ func BurnDown(ctx context.Context, cfg Config) (*Result, error) {
 		return nil, err
 	}
 	cs := &countingStore{Store: cfg.Store, target: int64(cfg.Jobs), done: make(chan struct{})}
-	client, err := spool.NewClient(spool.Config{Store: cs})
+	client, err := spool.NewClient(spool.Config{Store: cs, TracerProvider: cfg.TracerProvider})
 	if err != nil {
 		return nil, err
 	}
@@ -169,7 +177,7 @@ func Continuous(ctx context.Context, cfg Config) (*Result, error) {
 		return nil, &store.ValidationError{Field: "rate", Reason: "rate × duration is less than one job"}
 	}
 	cs := &countingStore{Store: cfg.Store, target: int64(total), done: make(chan struct{})}
-	client, err := spool.NewClient(spool.Config{Store: cs})
+	client, err := spool.NewClient(spool.Config{Store: cs, TracerProvider: cfg.TracerProvider})
 	if err != nil {
 		return nil, err
 	}
@@ -282,8 +290,9 @@ loop:
 
 func newWorker(st store.Store, cfg Config, fn func(context.Context, *spool.Job) ([]byte, error)) (*spool.Worker, error) {
 	w, err := spool.NewWorker(spool.WorkerConfig{
-		Store:  st,
-		Queues: map[string]spool.QueueConfig{cfg.Queue: {Concurrency: cfg.Workers, Prefetch: cfg.Workers}},
+		Store:          st,
+		Queues:         map[string]spool.QueueConfig{cfg.Queue: {Concurrency: cfg.Workers, Prefetch: cfg.Workers}},
+		TracerProvider: cfg.TracerProvider,
 	})
 	if err != nil {
 		return nil, err
