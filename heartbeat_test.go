@@ -37,7 +37,7 @@ func checkWorkersOnline(t *testing.T, workerStore, listStore store.Store, wantID
 		t.Fatal(err)
 	}
 	started, release := make(chan struct{}), make(chan struct{})
-	spool.Handle(w, busyKind, func(ctx context.Context, _ *spool.Task[struct{}]) error {
+	spool.Handle(w, busyKind, func(context.Context, *spool.Task[struct{}]) error {
 		close(started)
 		<-release
 		return nil

@@ -341,7 +341,7 @@ func (q *queueRunner) execute(ctx context.Context, r *heldJob) {
 	}
 	var span trace.Span
 	if tr := w.tracer.Get(); tr != nil && q.sub == nil { // a subscription's events get spans of their own
-		ctx, span = tracing.StartProcess(ctx, tr, jobDelivery(job))
+		ctx, span = tracing.StartProcess(ctx, tr, jobDelivery(ctx, job))
 	}
 	run.busy.Add(1)
 	result, err := h.call(ctx, job)
@@ -376,10 +376,10 @@ func (q *queueRunner) execute(ctx context.Context, r *heldJob) {
 // jobDelivery describes a job's delivery for its process span: the
 // producer's span is the parent on the first delivery, and linked on
 // retries and redeliveries.
-func jobDelivery(job *Job) tracing.Delivery {
+func jobDelivery(ctx context.Context, job *Job) tracing.Delivery {
 	return tracing.Delivery{Dest: job.Queue, ID: job.ID.String(), Kind: job.Kind, Tenant: job.Tenant,
 		Attempt: job.Attempts + 1, Delivery: job.Deliveries, First: job.Attempts == 0 && job.Deliveries <= 1,
-		Creation: tracing.Extract(job.Metadata)}
+		Creation: tracing.Extract(ctx, job.Metadata)}
 }
 
 // endProcess ends a process span, when there is one.

@@ -345,7 +345,7 @@ func (s *subscriber) call(ctx context.Context, f eventFunc, ev *store.Event, job
 	if tr := s.tracer.Get(); tr != nil {
 		ctx, span = tracing.StartProcess(ctx, tr, tracing.Delivery{Dest: ev.Topic, Subscription: s.name, ID: ev.ID, Kind: ev.Kind,
 			Tenant: ev.Tenant, Attempt: job.Attempts + 1, Delivery: job.Deliveries, First: job.Attempts == 0 && job.Deliveries <= 1,
-			Creation: tracing.Extract(ev.Headers)})
+			Creation: tracing.Extract(ctx, ev.Headers)})
 	}
 	defer func() {
 		if v := recover(); v != nil {

@@ -27,7 +27,7 @@ func (c *Client) traceEnqueue(ctx context.Context, params []store.EnqueueParams,
 	}
 	span, ctxs := tracing.StartSend(ctx, tr, msgs)
 	for i := range params {
-		params[i].Metadata = tracing.Inject(ctxs[i], params[i].Metadata)
+		params[i].Metadata = tracing.Inject(ctxs[i], params[i].Metadata) //nolint:contextcheck // ctxs[i] is a child of ctx, made by StartSend
 	}
 	res, err := insert(params)
 	var ids []string
@@ -55,7 +55,7 @@ func (c *Client) tracePublish(ctx context.Context, topic string, in []store.Even
 	}
 	span, ctxs := tracing.StartSend(ctx, tr, msgs)
 	for i := range in {
-		in[i].Headers = tracing.Inject(ctxs[i], in[i].Headers)
+		in[i].Headers = tracing.Inject(ctxs[i], in[i].Headers) //nolint:contextcheck // ctxs[i] is a child of ctx, made by StartSend
 	}
 	res, err := publish(in)
 	var ids []string

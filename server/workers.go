@@ -119,7 +119,7 @@ func (c *call) removeWorker() (any, error) {
 // client propagates it, when they carry no trace context of their own.
 func traceContextOf(r *http.Request) map[string]string {
 	tp := r.Header.Get(store.MetadataTraceparent)
-	if tp == "" || !tracing.Extract(map[string]string{store.MetadataTraceparent: tp}).IsValid() {
+	if tp == "" || !tracing.Extract(r.Context(), map[string]string{store.MetadataTraceparent: tp}).IsValid() {
 		return nil
 	}
 	out := map[string]string{store.MetadataTraceparent: tp}

@@ -181,12 +181,13 @@ func HasContext(md map[string]string) bool {
 }
 
 // Extract returns the span context stored in md; not valid when there is
-// none or it does not parse.
-func Extract(md map[string]string) trace.SpanContext {
+// none or it does not parse. ctx's own span does not count.
+func Extract(ctx context.Context, md map[string]string) trace.SpanContext {
 	if len(md) == 0 {
 		return trace.SpanContext{}
 	}
-	return trace.SpanContextFromContext(propagator.Extract(context.Background(), propagation.MapCarrier(md)))
+	ctx = trace.ContextWithSpanContext(ctx, trace.SpanContext{}) // only md's
+	return trace.SpanContextFromContext(propagator.Extract(ctx, propagation.MapCarrier(md)))
 }
 
 // ExtractRequest returns ctx with the remote span context of an incoming

@@ -18,9 +18,9 @@ import (
 // is off, and asking costs no allocation.
 func TestOffCostsNothing(t *testing.T) {
 	for name, tp := range map[string]trace.TracerProvider{
-		"default":         nil,
-		"global unset":    otel.GetTracerProvider(),
-		"noop":            noop.NewTracerProvider(),
+		"default":      nil,
+		"global unset": otel.GetTracerProvider(),
+		"noop":         noop.NewTracerProvider(),
 	} {
 		tr := tracing.New(tp)
 		if tr.Get() != nil {
@@ -65,8 +65,8 @@ func TestInjectExtract(t *testing.T) {
 	if len(md) != 1 {
 		t.Fatalf("Inject changed the caller's map: %v", md)
 	}
-	if out["a"] != "1" || !tracing.Extract(out).Equal(span.SpanContext().WithRemote(true)) {
-		t.Fatalf("Inject = %v; Extract = %v, want %v", out, tracing.Extract(out), span.SpanContext())
+	if out["a"] != "1" || !tracing.Extract(context.Background(), out).Equal(span.SpanContext().WithRemote(true)) {
+		t.Fatalf("Inject = %v; Extract = %v, want %v", out, tracing.Extract(context.Background(), out), span.SpanContext())
 	}
 	kept := map[string]string{store.MetadataTraceparent: "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"}
 	if got := tracing.Inject(ctx, kept); got[store.MetadataTraceparent] != kept[store.MetadataTraceparent] {
@@ -75,7 +75,7 @@ func TestInjectExtract(t *testing.T) {
 	if got := tracing.Inject(context.Background(), md); len(got) != 1 {
 		t.Fatalf("Inject without a span = %v, want md as it was", got)
 	}
-	if tracing.Extract(map[string]string{store.MetadataTraceparent: "garbage"}).IsValid() {
+	if tracing.Extract(context.Background(), map[string]string{store.MetadataTraceparent: "garbage"}).IsValid() {
 		t.Fatal("a bad traceparent extracts as valid")
 	}
 }
