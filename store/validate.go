@@ -134,10 +134,20 @@ func CheckMetadata(m map[string]string) error {
 	if len(m) > MaxMetadata {
 		errs = append(errs, &LimitError{Field: "metadata entries", Limit: MaxMetadata, Got: len(m)})
 	}
-	size := 0
+	size, bad := 0, false
+	for k, v := range m { // the common case: all is well, nothing to sort
+		size += len(k) + len(v)
+		bad = bad || k == "" || len(k) > MaxMetadataName || !utf8.ValidString(k) || !utf8.ValidString(v) ||
+			strings.IndexByte(k, 0) >= 0 || strings.IndexByte(v, 0) >= 0
+	}
+	if size > MaxMetadataBytes {
+		errs = append(errs, &LimitError{Field: "metadata size", Limit: MaxMetadataBytes, Got: size})
+	}
+	if !bad {
+		return errors.Join(errs...)
+	}
 	for _, k := range slices.Sorted(maps.Keys(m)) { // stable messages
 		v := m[k]
-		size += len(k) + len(v)
 		switch {
 		case k == "":
 			errs = append(errs, &ValidationError{Field: "metadata", Reason: "has an empty name"})
@@ -148,9 +158,6 @@ func CheckMetadata(m map[string]string) error {
 		case strings.IndexByte(k, 0) >= 0 || strings.IndexByte(v, 0) >= 0:
 			errs = append(errs, &ValidationError{Field: "metadata " + strconv.Quote(k), Reason: "contains a NUL byte"})
 		}
-	}
-	if size > MaxMetadataBytes {
-		errs = append(errs, &LimitError{Field: "metadata size", Limit: MaxMetadataBytes, Got: size})
 	}
 	return errors.Join(errs...)
 }
