@@ -370,27 +370,27 @@ const claimSQL = `UPDATE spool_jobs
 	RETURNING ` + claimedColumns
 
 // claimedColumns are what a claim returns: a just-claimed job is running, and
-// a running job never has a result, a dead reason or a finish time.
+// a running job never has a result, a dead reason or a finish time; its
+// attempted_at is the claim's now, which the caller knows.
 const claimedColumns = `id, queue, kind, payload, priority, run_at, tenant, unique_key, ordering_key,
 	attempts, max_attempts, deliveries, max_deliveries, lock_token, locked_until, errors, created_at, hold_when_dead, unique_until,
-	metadata, attempted_at, last_attempt_us`
+	metadata, last_attempt_us`
 
-func scanClaimed(r scanner) (*store.Job, error) {
+func scanClaimed(r scanner, now time.Time) (*store.Job, error) {
 	var (
 		j                  store.Job
 		uniq, ord, errs    sql.NullString
 		runAt, lockedUntil int64
 		created, token     int64
-		uniqueUntil        sql.NullInt64
-		attempted, took    sql.NullInt64
+		uniqueUntil, took  sql.NullInt64
 		meta               sql.NullString
 	)
 	if err := r.Scan(&j.ID, &j.Queue, &j.Kind, &j.Payload, &j.Priority, &runAt, &j.Tenant, &uniq, &ord,
 		&j.Attempts, &j.MaxAttempts, &j.Deliveries, &j.MaxDeliveries, &token, &lockedUntil, &errs, &created, &j.HoldKeyWhenDead,
-		&uniqueUntil, &meta, &attempted, &took); err != nil {
+		&uniqueUntil, &meta, &took); err != nil {
 		return nil, err
 	}
-	if err := scanTiming(&j, meta, attempted, took); err != nil {
+	if err := scanTiming(&j, meta, sql.NullInt64{Int64: now.UnixMicro(), Valid: true}, took); err != nil {
 		return nil, err
 	}
 	j.State = store.StateRunning
@@ -432,7 +432,7 @@ func (s *backend) ClaimJobs(ctx context.Context, p store.ClaimParams) ([]*store.
 		}
 		defer rows.Close()
 		for rows.Next() {
-			j, err := scanClaimed(rows)
+			j, err := scanClaimed(rows, now)
 			if err != nil {
 				return fmt.Errorf("spool: claim: %w", err)
 			}
