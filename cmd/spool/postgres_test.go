@@ -278,7 +278,8 @@ func TestMigrateSQLite(t *testing.T) {
 	f.fails(exitFailed, "migrate", "status")
 	var res migrateResultJSON
 	f.okJSON(&res, "migrate", "up")
-	if res.Backend != "sqlite" || res.From != 0 || res.To < 1 || len(res.Steps) != res.To {
+	// Versions may have gaps: the last step is the newest version.
+	if res.Backend != "sqlite" || res.From != 0 || res.To < 1 || len(res.Steps) < 1 || res.Steps[len(res.Steps)-1].Version != res.To {
 		t.Fatalf("up on a new file: %+v", res)
 	}
 	if out := f.ok("migrate", "up"); !strings.Contains(out, "nothing to do") || !strings.Contains(out, "migrate themselves") {
@@ -286,7 +287,7 @@ func TestMigrateSQLite(t *testing.T) {
 	}
 	var st migrationStatusJSON
 	f.okJSON(&st, "migrate", "status")
-	if st.Backend != "sqlite" || st.Path != path || st.Current != st.Latest || len(st.Pending) != 0 || len(st.Applied) != st.Latest {
+	if st.Backend != "sqlite" || st.Path != path || st.Current != st.Latest || len(st.Pending) != 0 || len(st.Applied) != len(res.Steps) {
 		t.Fatalf("status: %+v", st)
 	}
 	if r := f.fails(exitUsage, "migrate", "down", "--to", "0"); !strings.Contains(r.stderr, "for PostgreSQL") {
