@@ -10,7 +10,9 @@ import (
 	"time"
 
 	"github.com/jonboulle/clockwork"
+	"go.opentelemetry.io/otel/trace"
 
+	"github.com/spoolrun/spool/internal/tracing"
 	"github.com/spoolrun/spool/store"
 )
 
@@ -36,6 +38,14 @@ type Config struct {
 	// (spool_jobs_enqueued_total) and times its enqueue calls. Default:
 	// none.
 	Metrics *Metrics
+	// TracerProvider makes the spans of enqueues and publishes (a
+	// "send QUEUE" span per call, following the OpenTelemetry messaging
+	// conventions), whose W3C trace context is stored with each job (in
+	// its metadata) and event (in its headers) so that its handler's span
+	// joins the trace. Default: the global provider
+	// (otel.GetTracerProvider), looked up on each call; while it is the
+	// no-op one, tracing costs nothing measurable.
+	TracerProvider trace.TracerProvider
 }
 
 // Client enqueues and inspects jobs. It is safe for concurrent use and holds
@@ -45,6 +55,7 @@ type Client struct {
 	logger  *slog.Logger
 	clock   clockwork.Clock
 	metrics *Metrics // nil: count nothing
+	tracer  *tracing.Tracer
 }
 
 // NewClient returns a Client for cfg. An invalid cfg gives errors matching
@@ -62,6 +73,7 @@ func NewClient(cfg Config) (*Client, error) {
 		logger:  cmp.Or(cfg.Logger, slog.New(slog.DiscardHandler)),
 		clock:   cfg.Clock,
 		metrics: cfg.Metrics,
+		tracer:  tracing.New(cfg.TracerProvider),
 	}
 	if c.clock == nil {
 		c.clock = clockwork.NewRealClock()
@@ -136,11 +148,12 @@ func (c *Client) enqueue(ctx context.Context, tx *sql.Tx, items []Item) ([]Enque
 		res []EnqueueResult
 		err error
 	)
-	if tx != nil {
-		res, err = txe.EnqueueTx(ctx, tx, params)
-	} else {
-		res, err = c.store.Enqueue(ctx, params)
-	}
+	res, err = c.traceEnqueue(ctx, params, func(params []store.EnqueueParams) ([]EnqueueResult, error) {
+		if tx != nil {
+			return txe.EnqueueTx(ctx, tx, params)
+		}
+		return c.store.Enqueue(ctx, params)
+	})
 	if err != nil {
 		return nil, err
 	}

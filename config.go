@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"math/rand/v2"
 	"os"
 	"slices"
 	"strconv"
@@ -27,6 +28,7 @@ const (
 	defaultPollInterval    = time.Second
 	defaultShutdownTimeout = 10 * time.Second
 	defaultConcurrency     = 10
+	defaultHeartbeat       = 10 * time.Second
 )
 
 // queueSpec is one queue of a resolved WorkerConfig.
@@ -93,7 +95,16 @@ func (cfg *WorkerConfig) resolve() ([]queueSpec, error) {
 	}
 	if cfg.ID == "" {
 		host, _ := os.Hostname()
-		cfg.ID = cmp.Or(host, "worker") + "-" + strconv.Itoa(os.Getpid())
+		cfg.ID = cmp.Or(host, "worker") + "-" + strconv.Itoa(os.Getpid()) + "-" + strconv.FormatUint(uint64(rand.Uint32()), 36)
+	}
+	hb := &cfg.Heartbeat
+	hb.Interval = cmp.Or(hb.Interval, defaultHeartbeat)
+	hb.TTL = cmp.Or(hb.TTL, 3*hb.Interval)
+	if hb.Interval < 0 {
+		invalid("HeartbeatConfig.Interval", "%v is negative", hb.Interval)
+	}
+	if hb.TTL < hb.Interval || hb.TTL < store.MinWorkerTTL || hb.TTL > store.MaxWorkerTTL {
+		invalid("HeartbeatConfig.TTL", "%v is outside max(Interval, %v)..%v", hb.TTL, store.MinWorkerTTL, store.MaxWorkerTTL)
 	}
 
 	if cfg.Queues == nil {

@@ -151,6 +151,26 @@
 // default). In tests, give them clockwork.NewFakeClock and move time with
 // Advance, instead of sleeping.
 //
+// # Tracing, workers online and logs
+//
+// With an OpenTelemetry tracer provider (the global one, or
+// [Config].TracerProvider and [WorkerConfig].TracerProvider), an enqueue
+// makes a "send QUEUE" span whose W3C trace context is stored with the job
+// in its metadata ([EnqueueOptions].Metadata, Job.Metadata; an event's
+// headers for a publish), and a handler runs inside a "process QUEUE"
+// span, the child of the send span on the job's first delivery and linked
+// to it on retries, so a trace reads from the request that enqueued the
+// job to what its handler did, across processes and spool serve. Verdicts
+// are written inside "settle" spans. Without a provider nothing is traced,
+// at no measurable cost.
+//
+// A running [Worker] heartbeats to its store ([WorkerConfig].Heartbeat):
+// [Client.Workers] lists the workers online with their queues and busy
+// slots. A job records when its current attempt started and how long its
+// last one took (Job.AttemptedAt, Job.LastAttemptDuration). Logs go to the
+// [WorkerConfig].Logger; every line about a job names it with the
+// attributes job, queue, kind, tenant and attempt.
+//
 // # Errors
 //
 // Errors are typed and tested with errors.Is and errors.As. The sentinels

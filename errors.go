@@ -55,6 +55,11 @@ var ErrStoreFull = store.ErrStoreFull
 // have no SQLTx). It matches ErrUnsupported.
 var ErrTxUnsupported = fmt.Errorf("%w: enqueueing in a caller's transaction", store.ErrUnsupported)
 
+// ErrWorkersUnsupported is returned by Client.Workers when the store keeps
+// no workers online (its Capabilities have no Workers). It matches
+// ErrUnsupported.
+var ErrWorkersUnsupported = fmt.Errorf("%w: workers online", store.ErrUnsupported)
+
 // JobError says which job of a Cancel or Requeue call was refused and why.
 // Unwrap returns the reason, so errors.Is(err, ErrNotFound) and
 // errors.Is(err, ErrWrongState) see through it.

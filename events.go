@@ -160,7 +160,9 @@ func (c *Client) Publish(ctx context.Context, topic string, events ...EventItem)
 	if err != nil {
 		return nil, err
 	}
-	return es.Publish(ctx, topic, in)
+	return c.tracePublish(ctx, topic, in, func(in []store.EventInput) ([]PublishResult, error) {
+		return es.Publish(ctx, topic, in)
+	})
 }
 
 // PublishTx appends events to topic inside the caller's transaction tx (the
@@ -176,7 +178,9 @@ func (c *Client) PublishTx(ctx context.Context, tx *sql.Tx, topic string, events
 	if err != nil {
 		return nil, err
 	}
-	return x.PublishTx(ctx, tx, topic, in)
+	return c.tracePublish(ctx, topic, in, func(in []store.EventInput) ([]PublishResult, error) {
+		return x.PublishTx(ctx, tx, topic, in)
+	})
 }
 
 // Append appends events to the stream of key (an aggregate's ID) in topic,
@@ -194,7 +198,9 @@ func (c *Client) Append(ctx context.Context, topic, key string, expected int64, 
 	if err != nil {
 		return nil, err
 	}
-	return es.Append(ctx, topic, key, expected, in)
+	return c.tracePublish(ctx, topic, in, func(in []store.EventInput) ([]PublishResult, error) {
+		return es.Append(ctx, topic, key, expected, in)
+	})
 }
 
 // AppendTx is Append inside the caller's transaction tx.
@@ -207,7 +213,9 @@ func (c *Client) AppendTx(ctx context.Context, tx *sql.Tx, topic, key string, ex
 	if err != nil {
 		return nil, err
 	}
-	return x.AppendTx(ctx, tx, topic, key, expected, in)
+	return c.tracePublish(ctx, topic, in, func(in []store.EventInput) ([]PublishResult, error) {
+		return x.AppendTx(ctx, tx, topic, key, expected, in)
+	})
 }
 
 // ReadEvents returns a page of a topic's events in position order, or with

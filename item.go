@@ -69,6 +69,14 @@ type EnqueueOptions struct {
 	// claims lost to crashes or expired locks, before it is dead-lettered
 	// (poison-message protection). Default 10; allowed 1..10000.
 	MaxDeliveries int
+
+	// Metadata is a small map of strings kept with the job and handed to
+	// its handler as Job.Metadata, such as a correlation ID. When tracing
+	// is on, the Client adds the W3C trace context of its send span
+	// (traceparent, tracestate) unless Metadata has a traceparent already.
+	// At most 16 entries of 4 KiB in all (store.MaxMetadata,
+	// store.MaxMetadataBytes). The map is not modified.
+	Metadata map[string]string
 }
 
 // Item is one job ready to be enqueued with Client.EnqueueMany or
@@ -112,6 +120,7 @@ func (it *Item) params(now time.Time) (store.EnqueueParams, error) {
 		OrderingKey:   it.opts.OrderingKey,
 		MaxAttempts:   it.opts.MaxAttempts,
 		MaxDeliveries: it.opts.MaxDeliveries,
+		Metadata:      it.opts.Metadata,
 	}
 	if it.err == nil {
 		return p, nil

@@ -220,10 +220,9 @@ func (rn *renewer) giveUp(ctx context.Context, g giveUp) {
 	w.givenUp.Add(1)
 	w.stuck.Add(1)
 	w.log.Error("spool: handler ignores its context: giving up on it; its goroutine keeps an executor slot until it returns",
-		"job", job.ID, "kind", job.Kind, "queue", job.Queue, "timeout", g.opts.Timeout, "grace", w.cfg.TimeoutGrace)
+		jobAttrs(job, "timeout", g.opts.Timeout, "grace", w.cfg.TimeoutGrace)...)
 	if err := w.settler.Submit(ctx, w.giveUpVerdict(job, g.opts), g.deadline); err != nil {
-		w.log.Error("spool: timed-out verdict not accepted; the job runs again once its lock expires",
-			"job", job.ID, "err", err)
+		w.log.Error("spool: timed-out verdict not accepted; the job runs again once its lock expires", jobAttrs(job, "err", err)...)
 	}
 }
 

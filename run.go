@@ -12,8 +12,10 @@ import (
 	"time"
 
 	"github.com/jonboulle/clockwork"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/spoolrun/spool/internal/startstop"
+	"github.com/spoolrun/spool/internal/tracing"
 	"github.com/spoolrun/spool/store"
 )
 
@@ -39,6 +41,9 @@ type workerRun struct {
 	executors *executors
 	renewer   *renewer
 	unexport  func() // stops exporting the run's slots; nil without metrics
+	heartbeat *heartbeat
+	busy      atomic.Int64 // handlers running now
+
 }
 
 func newWorkerRun(w *Worker, subs []queueSpec) *workerRun {
@@ -60,6 +65,7 @@ func newWorkerRun(w *Worker, subs []queueSpec) *workerRun {
 	run.fetchers = &fetchers{run: run}
 	run.executors = &executors{run: run}
 	run.renewer = &renewer{run: run}
+	run.heartbeat = &heartbeat{run: run}
 	return run
 }
 
@@ -371,16 +377,21 @@ func (q *queueRunner) execute(ctx context.Context, r *heldJob) {
 	defer release()
 	if !run.held.start(r, cancel, giveUpAt, h.opts) {
 		run.held.remove(r)
-		w.log.Warn("spool: lock lost while the job waited for an executor; not run, it runs again elsewhere",
-			"job", job.ID, "kind", job.Kind)
+		w.log.Warn("spool: lock lost while the job waited for an executor; not run, it runs again elsewhere", jobAttrs(job)...)
 		return
+	}
+	var span trace.Span
+	if tr := w.tracer.Get(); tr != nil && q.sub == nil { // a subscription's events get spans of their own
+		ctx, span = tracing.StartProcess(ctx, tr, jobDelivery(ctx, job))
 	}
 	var started time.Time
 	if r.ms != nil {
 		q.busy.Add(1)
 		started = w.clock.Now()
 	}
+	run.busy.Add(1)
 	result, err := h.call(ctx, job)
+	run.busy.Add(-1)
 	if r.ms != nil {
 		r.ms.duration.Observe(w.clock.Since(started).Seconds())
 		q.busy.Add(-1)
@@ -391,21 +402,42 @@ func (q *queueRunner) execute(ctx context.Context, r *heldJob) {
 	case givenUp:
 		w.stuck.Add(-1)
 		w.log.Warn("spool: a handler the worker had given up on returned; its verdict is dropped (its attempt was already recorded as timed out)",
-			"job", job.ID, "kind", job.Kind, "queue", job.Queue)
+			jobAttrs(job)...)
+		endProcess(span, "given_up", err)
 		return
 	case lost:
-		w.log.Warn("spool: lock lost while running; verdict dropped, the job runs again elsewhere",
-			"job", job.ID, "kind", job.Kind)
+		w.log.Warn("spool: lock lost while running; verdict dropped, the job runs again elsewhere", jobAttrs(job)...)
+		endProcess(span, "lock_lost", err)
 		return
 	case err != nil && errors.Is(cause, errShutdown):
 		q.submitTag(ctx, store.Verdict{ID: job.ID, Token: job.LockToken, Outcome: store.Release}, deadline, r)
+		endProcess(span, store.Release.String(), err)
 		return
 	}
 	if job.OrderingKey != "" {
 		handedOver = true
 		w.ordered.Store(job.ID, q)
 	}
-	q.submitTag(ctx, verdictFor(job, result, withCause(err, cause), h.opts.Retry), deadline, r)
+	err = withCause(err, cause)
+	v := verdictFor(job, result, err, h.opts.Retry)
+	endProcess(span, v.Outcome.String(), err)
+	q.submitTag(ctx, v, deadline, r)
+}
+
+// jobDelivery describes a job's delivery for its process span: the
+// producer's span is the parent on the first delivery, and linked on
+// retries and redeliveries.
+func jobDelivery(ctx context.Context, job *Job) tracing.Delivery {
+	return tracing.Delivery{Dest: job.Queue, ID: job.ID.String(), Kind: job.Kind, Tenant: job.Tenant,
+		Attempt: job.Attempts + 1, Delivery: job.Deliveries, First: job.Attempts == 0 && job.Deliveries <= 1,
+		Creation: tracing.Extract(ctx, job.Metadata)}
+}
+
+// endProcess ends a process span, when there is one.
+func endProcess(span trace.Span, outcome string, err error) {
+	if span != nil {
+		tracing.EndProcess(span, outcome, err)
+	}
 }
 
 // The pieces of an execution that the executors and the synchronous path

@@ -13,7 +13,10 @@ import (
 	"sync"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/spoolrun/spool/internal/startstop"
+	"github.com/spoolrun/spool/internal/tracing"
 	"github.com/spoolrun/spool/store"
 )
 
@@ -80,6 +83,7 @@ type subscriber struct {
 	all         eventFunc
 	store       store.Store      // set by Start
 	tx          store.EventSQLTx // set by Start: the inbox, or nil
+	tracer      *tracing.Tracer  // set by Start: the worker's
 
 	// Set by Start.
 	sub   *store.Subscription
@@ -200,7 +204,7 @@ func (w *Worker) resolveSubscriptions(ctx context.Context) ([]queueSpec, error) 
 		}
 		s.sub, s.kick = sub, make(chan struct{}, 1)
 		s.retry = Backoff{Base: sub.RetryBase, Max: sub.RetryMax}
-		s.store, s.tx = w.cfg.Store, caps.EventsSQLTx
+		s.store, s.tx, s.tracer = w.cfg.Store, caps.EventsSQLTx, w.tracer
 		specs = append(specs, queueSpec{name: sub.Queue, conc: conc, capacity: capacity, lock: sub.LockFor, sub: s})
 	}
 	return specs, errors.Join(errs...)
@@ -227,7 +231,7 @@ func (q *queueRunner) handlerFor(kind string) (handler, bool) {
 		if err != nil {
 			return nil, DeadLetter(err)
 		}
-		return nil, f(ctx, evs[0], job)
+		return nil, s.call(ctx, f, evs[0], job)
 	}, opts: HandlerOptions{Timeout: cmp.Or(s.opts.Timeout, w.cfg.JobTimeout), Retry: s.retry}}, true
 }
 
@@ -329,12 +333,39 @@ func (s *subscriber) runEvent(ctx context.Context, timeout time.Duration, ev *st
 		ctx, cancel = context.WithTimeout(ctx, timeout)
 		defer cancel()
 	}
+	return s.call(ctx, f, ev, job)
+}
+
+// call runs f on the event ev of delivery job, inside the event's process
+// span when tracing is on (its parent is the publisher's span on the
+// delivery's first attempt, linked after), turning a panic into a
+// *PanicError.
+func (s *subscriber) call(ctx context.Context, f eventFunc, ev *store.Event, job *Job) (err error) {
+	var span trace.Span
+	if tr := s.tracer.Get(); tr != nil {
+		ctx, span = tracing.StartProcess(ctx, tr, tracing.Delivery{Dest: ev.Topic, Subscription: s.name, ID: ev.ID, Kind: ev.Kind,
+			Tenant: ev.Tenant, Attempt: job.Attempts + 1, Delivery: job.Deliveries, First: job.Attempts == 0 && job.Deliveries <= 1,
+			Creation: tracing.Extract(ctx, ev.Headers)})
+	}
 	defer func() {
 		if v := recover(); v != nil {
 			err = &PanicError{Value: v, Stack: string(debug.Stack())}
 		}
+		endProcess(span, verdictName(err), err)
 	}()
 	return f(ctx, ev, job)
+}
+
+// verdictName names the verdict a handler's error asks for.
+func verdictName(err error) string {
+	var oe *outcomeError
+	switch {
+	case err == nil:
+		return store.Complete.String()
+	case errors.As(err, &oe):
+		return oe.outcome.String()
+	}
+	return store.Fail.String()
 }
 
 // own is the delivery of its own that an event leaves a batch with. With

@@ -10,11 +10,13 @@ import (
 	"time"
 
 	"github.com/jonboulle/clockwork"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/spoolrun/spool/internal/maint"
 	"github.com/spoolrun/spool/internal/scheduler"
 	"github.com/spoolrun/spool/internal/settle"
 	"github.com/spoolrun/spool/internal/startstop"
+	"github.com/spoolrun/spool/internal/tracing"
 	"github.com/spoolrun/spool/store"
 )
 
@@ -90,7 +92,14 @@ type WorkerConfig struct {
 	// costs nothing.
 	Metrics *Metrics
 
-	// ID names this worker in claims and logs. Default: host-pid.
+	// Heartbeat configures how this worker is listed among the workers
+	// online (Client.Workers, spool workers) when its store keeps them.
+	Heartbeat HeartbeatConfig
+
+	// ID names this worker in claims, logs and the workers online.
+	// Default: host-pid-random, different for every Worker of a process.
+	// Two running workers must not share an ID: their heartbeats would
+	// overwrite each other's entry.
 	ID string
 	// Logger receives operational logs. Default: discard.
 	Logger *slog.Logger
@@ -102,6 +111,32 @@ type WorkerConfig struct {
 	// package documentation), so a clock that is off does not shorten locks
 	// or move retries.
 	Clock clockwork.Clock
+
+	// TracerProvider makes the spans of handlers ("process QUEUE", whose
+	// parent is the producer's span on a job's first delivery and which
+	// links to it on retries) and of settle batches ("settle"), following
+	// the OpenTelemetry messaging conventions. A handler's context carries
+	// its span. Default: the global provider (otel.GetTracerProvider),
+	// looked up on each use; while it is the no-op one, tracing costs
+	// nothing measurable.
+	TracerProvider trace.TracerProvider
+}
+
+// HeartbeatConfig configures a Worker's heartbeats: while it runs, it
+// records itself in the store (store.WorkerStore) every Interval: its ID,
+// host, pid, version of Spool, queues, busy and total slots, start time.
+// It removes its entry when it stops; the entry of a worker that dies
+// expires after TTL. A store without the Workers capability is not
+// heartbeated.
+type HeartbeatConfig struct {
+	// Disable turns heartbeats off.
+	Disable bool
+	// Interval is how often the worker heartbeats. Default 10s.
+	Interval time.Duration
+	// TTL is how long an entry stays without a heartbeat. Default three
+	// Intervals; at least Interval, and store.MinWorkerTTL..MaxWorkerTTL
+	// (1s..24h).
+	TTL time.Duration
 }
 
 // QueueConfig sets how one queue is worked.
@@ -176,11 +211,13 @@ type SchedulerConfig struct {
 //  4. the executors, Concurrency goroutines per queue running handlers;
 //  5. the routers, one per subscription (see Subscribe), turning the
 //     topic's new events into the subscription's deliveries;
-//  6. the fetchers, one goroutine per queue claiming jobs.
+//  6. the fetchers, one goroutine per queue claiming jobs;
+//  7. the heartbeat, which lists the worker among the workers online.
 //
 // Stop stops them in the reverse order, which is the graceful shutdown:
 //
-//  1. fetchers, then routers: no more claims or routing; jobs claimed
+//  1. the heartbeat (the worker's entry is removed), fetchers, then
+//     routers: no more claims or routing; jobs claimed
 //     ahead and not started are released (available again, no attempt
 //     spent);
 //  2. executors (the drain): running handlers get until Stop's ctx ends,
@@ -203,6 +240,8 @@ type Worker struct {
 	settler  *settle.Settler
 	services []startstop.Service // reaper, retention, scheduler, as present; started in this order
 	hooks    testHooks
+	tracer   *tracing.Tracer
+	workers  store.WorkerStore // where heartbeats go; nil: none
 
 	// ordered maps a job with an ordering key whose verdict is with the
 	// settler to its queue's runner: once the verdict is written, the
@@ -231,6 +270,8 @@ type testHooks struct {
 	OnSettled func(v store.Verdict, err error)
 	// CancelGrace replaces the 2s Stop gives cancelled handlers.
 	CancelGrace time.Duration
+	// AfterHeartbeat is told the store's answer to every heartbeat.
+	AfterHeartbeat func(err error)
 }
 
 // NewWorker validates cfg and returns a Worker ready for handlers. Every
@@ -246,7 +287,11 @@ func newWorker(cfg WorkerConfig, hooks testHooks) (*Worker, error) {
 	if err != nil {
 		return nil, err
 	}
-	w := &Worker{cfg: cfg, metrics: cfg.Metrics, queues: queues, log: cfg.Logger, clock: cfg.Clock, hooks: hooks, handlers: map[string]handler{}}
+	w := &Worker{cfg: cfg, metrics: cfg.Metrics, queues: queues, log: cfg.Logger, clock: cfg.Clock, hooks: hooks, handlers: map[string]handler{},
+		tracer: tracing.New(cfg.TracerProvider)}
+	if !cfg.Heartbeat.Disable {
+		w.workers = cfg.Store.Capabilities().Workers
+	}
 	var (
 		onFlush func(int, time.Duration)
 		onReap  func(maint.ReapPass)
@@ -270,6 +315,7 @@ func newWorker(cfg WorkerConfig, hooks testHooks) (*Worker, error) {
 		OnFlush:       onFlush,
 		Clock:         cfg.Clock,
 		Logger:        cfg.Logger,
+		Tracer:        w.tracer.Get,
 	})
 	if m := cfg.Maintenance; !m.Disable {
 		w.services = append(w.services,
@@ -358,7 +404,8 @@ func (w *Worker) Start(ctx context.Context) error {
 	for _, s := range w.services {
 		services = append(services, detached{s})
 	}
-	services = append(services, detached{w.settler}, detached{run.renewer}, detached{run.executors}, detached{run.routers}, detached{run.fetchers})
+	services = append(services, detached{w.settler}, detached{run.renewer}, detached{run.executors}, detached{run.routers}, detached{run.fetchers},
+		detached{run.heartbeat})
 	if err := startstop.StartAll(ctx, services...); err != nil {
 		return err
 	}
@@ -410,6 +457,7 @@ func (w *Worker) Stop(ctx context.Context) error {
 		errs = append(errs, s.Stop(ctx))
 	}
 	fetchCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), stepTimeout)
+	step(fetchCtx, run.heartbeat) // off the list of workers online first
 	step(fetchCtx, run.fetchers)
 	step(fetchCtx, run.routers)
 	cancel()

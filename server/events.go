@@ -89,6 +89,11 @@ func (c *call) publish() (any, error) {
 	if err := c.ownEvents(events); err != nil {
 		return nil, err
 	}
+	if tc := traceContextOf(c.r); tc != nil {
+		for i := range events {
+			events[i].Headers = withTraceContext(events[i].Headers, tc)
+		}
+	}
 	res, err := es.Publish(c.ctx, topic, events)
 	if err != nil {
 		return nil, c.sc.errOut(err)

@@ -53,8 +53,10 @@ func (c *call) enqueue() (any, error) {
 		}
 		params = []store.EnqueueParams{p}
 	}
+	tc := traceContextOf(c.r)
 	var errs []error
 	for i := range params {
+		params[i].Metadata = withTraceContext(params[i].Metadata, tc)
 		if err := c.sc.ownParams(&params[i]); err != nil {
 			errs = append(errs, &store.ItemError{Index: i, Err: err})
 		}

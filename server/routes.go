@@ -195,6 +195,21 @@ func (s *Server) table() []route {
 			out: wire.FireResult{},
 			fn:  (*call).fireSchedules},
 
+		// Workers online (workers.go).
+		{method: http.MethodPost, path: "/v1/workers/heartbeat", perm: permWork,
+			doc: "Record a worker as online for ttl_seconds (1..86400) from now, replacing its entry: its id, host, pid, version, queues, busy and total slots, start time. Remote workers heartbeat every few seconds; an entry not renewed expires. Answers the entry as stored.",
+			in:  wire.Heartbeat{},
+			out: wire.Worker{},
+			fn:  (*call).heartbeat},
+		{method: http.MethodGet, path: "/v1/workers", perm: permRead,
+			doc: "The workers online the key sees (a tenant's key: its tenant's), by ID, with their queues, busy and total slots, start time and last heartbeat. 501 when the store keeps no workers.",
+			out: wire.WorkerList{},
+			fn:  (*call).listWorkers},
+		{method: http.MethodDelete, path: "/v1/workers/{id}", perm: permWork,
+			doc: "Remove a worker's entry: a worker that stops says so. An entry that is not there (expired) is removed all the same.",
+			out: workerAnswer{},
+			fn:  (*call).removeWorker},
+
 		// Topics, events and streams (events.go). A subscription's
 		// deliveries are claimed from queue "sub/TOPIC/NAME" through the
 		// claim route above, its "/" escaped as %2F.

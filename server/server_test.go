@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -186,6 +187,7 @@ func (h *harness) seedGlobex() globex {
 	h.must(201, "globex/producer", "POST", "/v1/topics/orders/events", `{"kind": "secret", "key": "o-1", "payload": {"globex": "secret"}}`, &ev)
 	g.event = ev.ID
 	h.must(201, "globex/admin", "POST", "/v1/schedules", `{"id": "nightly", "spec": "@daily", "kind": "secret", "queue": "mail"}`, nil)
+	h.must(200, "globex/worker", "POST", "/v1/workers/heartbeat", `{"id": "secret-worker", "ttl_seconds": 3600, "queues": ["mail"], "busy": 1, "slots": 2}`, nil)
 	return g
 }
 
@@ -276,6 +278,9 @@ func probes(g globex) map[string]struct{ path, body string } {
 		"POST /v1/renew":                  {"/v1/renew", fmt.Sprintf(`{"renewals": [{"id": %q, "lock_token": %q, "lock_seconds": 600}]}`, g.running.ID, g.running.LockToken)},
 		"POST /v1/settle":                 {"/v1/settle", settle},
 		"POST /v1/maintenance/reap":       {"/v1/maintenance/reap", ""},
+		"POST /v1/workers/heartbeat":      {"/v1/workers/heartbeat", `{"id": "acme-worker", "ttl_seconds": 60, "queues": ["mail"]}`},
+		"GET /v1/workers":                 {"/v1/workers", ""},
+		"DELETE /v1/workers/{id}":         {"/v1/workers/secret-worker", ""},
 		"POST /v1/maintenance/prune":      {"/v1/maintenance/prune", `{"dead_before": "2100-01-01T00:00:00Z"}`},
 		"GET /v1/stats":                   {"/v1/stats", ""},
 		"GET /v1/queues":                  {"/v1/queues", ""},
@@ -371,6 +376,19 @@ func TestEveryRouteEveryRole(t *testing.T) {
 		t.Errorf("operator sees by unique key %+v, want job %s", v, g.waiting.ID)
 	}
 	h.must(404, "*/admin", "GET", "/v1/jobs/by-unique-key?key=globex-order-1", "", nil)
+	// Globex's worker is still online, under its tenant's prefix; no other
+	// tenant's heartbeat or removal touched it.
+	var ws struct{ Workers []struct{ ID, Tenant string } }
+	h.must(200, "*/admin", "GET", "/v1/workers", "", &ws)
+	if !slices.ContainsFunc(ws.Workers, func(w struct{ ID, Tenant string }) bool {
+		return w.ID == "globex/secret-worker" && w.Tenant == "globex"
+	}) {
+		t.Errorf("operator sees workers %+v, want globex/secret-worker of tenant globex", ws.Workers)
+	}
+	h.must(200, "globex/reader", "GET", "/v1/workers", "", &ws)
+	if len(ws.Workers) != 1 || ws.Workers[0].ID != "secret-worker" {
+		t.Errorf("globex sees workers %+v, want its secret-worker alone", ws.Workers)
+	}
 }
 
 func roleAllows(role, perm string) bool {

@@ -71,6 +71,20 @@ type Job struct {
 	// finished: created_at plus EnqueueParams.UniqueFor. Zero when it was
 	// enqueued without UniqueFor.
 	UniqueUntil time.Time `json:"unique_until,omitzero"`
+
+	// Metadata is the small string map the job was enqueued with
+	// (EnqueueParams.Metadata): the producer's trace context under
+	// MetadataTraceparent, and whatever else the producer attached.
+	Metadata map[string]string `json:"metadata,omitempty"`
+	// AttemptedAt is when the job's current (or, once settled, latest)
+	// delivery began: its last claim, by the store's clock. Zero until
+	// the job is first claimed.
+	AttemptedAt time.Time `json:"attempted_at,omitzero"`
+	// LastAttemptDuration is how long the latest settled delivery took,
+	// from its claim to its verdict, by the store's clock. Zero until a
+	// delivery is settled; a release (shutdown) and a lost lock leave it
+	// as it was.
+	LastAttemptDuration time.Duration `json:"last_attempt_duration,omitempty"`
 }
 
 // AttemptError records why one delivery of a job did not complete.
@@ -118,6 +132,25 @@ const (
 	DefaultPruneLimit = 10_000  // finished jobs one Prune call deletes
 	MaxPruneLimit     = 100_000 // the most one Prune call may delete
 	MaxReapLimit      = MaxBatch
+)
+
+// Limits on job metadata (EnqueueParams.Metadata): entries, and the bytes
+// of their names and values together. Larger metadata is refused with a
+// *LimitError; a name must be 1..MaxMetadataName bytes. Names and values
+// are UTF-8 without NUL bytes.
+const (
+	MaxMetadata      = 16
+	MaxMetadataBytes = 4 << 10
+	MaxMetadataName  = 128
+)
+
+// Metadata names Spool itself sets: the W3C trace context of the span that
+// enqueued a job (https://www.w3.org/TR/trace-context/), so the handler's
+// span continues the producer's trace. Events carry the same names in
+// their headers.
+const (
+	MetadataTraceparent = "traceparent"
+	MetadataTracestate  = "tracestate"
 )
 
 // MaxUniqueFor is the longest EnqueueParams.UniqueFor: how long a job may

@@ -146,11 +146,13 @@ type Capabilities struct {
 	// ClaimWaiter claims with a wait: a worker that finds no job is
 	// answered when one comes, rather than woken to claim again.
 	ClaimWaiter ClaimWaiter
+	// Workers keeps the heartbeats of the workers online.
+	Workers WorkerStore
 }
 
 // Names lists the capabilities present, for messages and diagnostics:
 // "schedules", "notify", "sql_tx", "events", "events_sql_tx", "keys",
-// "leases", "health", "claim_wait".
+// "leases", "health", "claim_wait", "workers".
 func (c Capabilities) Names() []string {
 	var out []string
 	if c.Schedules != nil {
@@ -179,6 +181,9 @@ func (c Capabilities) Names() []string {
 	}
 	if c.ClaimWaiter != nil {
 		out = append(out, "claim_wait")
+	}
+	if c.Workers != nil {
+		out = append(out, "workers")
 	}
 	return out
 }
@@ -263,6 +268,11 @@ type EnqueueParams struct {
 	// job does. Ordered subscriptions set it on their deliveries when
 	// their OnDeadHead is DeadHeadBlock.
 	HoldKeyWhenDead bool
+	// Metadata is a small map of strings kept with the job and handed to
+	// its handler: trace context (MetadataTraceparent, set by the Client
+	// when tracing is on), correlation IDs. At most MaxMetadata entries of
+	// MaxMetadataBytes in all. The map is copied; the caller's is not kept.
+	Metadata map[string]string
 }
 
 // HasHistory reports whether p starts with recorded attempts or errors.

@@ -3,7 +3,9 @@ package store
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -112,6 +114,49 @@ func (p *EnqueueParams) Normalize(now time.Time) error {
 		p.Errors = slices.Clone(p.Errors)
 		for i := range p.Errors {
 			p.Errors[i].Truncate()
+		}
+	}
+	if len(p.Metadata) == 0 {
+		p.Metadata = nil
+	} else {
+		errs = append(errs, CheckMetadata(p.Metadata))
+		p.Metadata = maps.Clone(p.Metadata)
+	}
+	return errors.Join(errs...)
+}
+
+// CheckMetadata reports every reason m cannot be a job's metadata: more
+// than MaxMetadata entries or MaxMetadataBytes of names and values (a
+// *LimitError), an empty or overlong name, or text that is not UTF-8 or
+// holds a NUL byte (a *ValidationError).
+func CheckMetadata(m map[string]string) error {
+	var errs []error
+	if len(m) > MaxMetadata {
+		errs = append(errs, &LimitError{Field: "metadata entries", Limit: MaxMetadata, Got: len(m)})
+	}
+	size, bad := 0, false
+	for k, v := range m { // the common case: all is well, nothing to sort
+		size += len(k) + len(v)
+		bad = bad || k == "" || len(k) > MaxMetadataName || !utf8.ValidString(k) || !utf8.ValidString(v) ||
+			strings.IndexByte(k, 0) >= 0 || strings.IndexByte(v, 0) >= 0
+	}
+	if size > MaxMetadataBytes {
+		errs = append(errs, &LimitError{Field: "metadata size", Limit: MaxMetadataBytes, Got: size})
+	}
+	if !bad {
+		return errors.Join(errs...)
+	}
+	for _, k := range slices.Sorted(maps.Keys(m)) { // stable messages
+		v := m[k]
+		switch {
+		case k == "":
+			errs = append(errs, &ValidationError{Field: "metadata", Reason: "has an empty name"})
+		case len(k) > MaxMetadataName:
+			errs = append(errs, &LimitError{Field: "metadata name length", Limit: MaxMetadataName, Got: len(k)})
+		case !utf8.ValidString(k) || !utf8.ValidString(v):
+			errs = append(errs, &ValidationError{Field: "metadata " + strconv.Quote(k), Reason: "is not valid UTF-8"})
+		case strings.IndexByte(k, 0) >= 0 || strings.IndexByte(v, 0) >= 0:
+			errs = append(errs, &ValidationError{Field: "metadata " + strconv.Quote(k), Reason: "contains a NUL byte"})
 		}
 	}
 	return errors.Join(errs...)

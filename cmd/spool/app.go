@@ -162,6 +162,7 @@ func (a *app) rootCmd() *cobra.Command {
 		a.jobsCmd(),
 		a.dlqCmd(),
 		a.statsCmd(),
+		a.workersCmd(),
 		a.queuesCmd(),
 		a.schedulesCmd(),
 		a.publishCmd(),

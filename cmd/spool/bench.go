@@ -49,6 +49,11 @@ With --through-server, bench serves the store with spool serve's HTTP API on
 a loopback port, in this process, and measures through it: producers and
 workers use the store as remote Go workers do (--store http://...).
 
+With --trace, burn-down and continuous runs trace every job with
+OpenTelemetry (send, process and settle spans, every span sampled and
+exported in batches to an exporter that drops them): compare with a run
+without it for the cost of tracing. Without --trace nothing is traced.
+
 Unless --store is given on the command line, bench runs on a fresh temporary
 SQLite file that it deletes afterwards ($SPOOL_STORE is ignored), so it never
 touches your jobs. With --store postgres://..., it runs in a fresh schema
@@ -66,6 +71,7 @@ const benchExample = `  spool bench
   spool bench --mode events-continuous --rate 1000 --duration 30s
   spool bench --mode replay --jobs 1000000
   spool bench --through-server --jobs 100000 --workers 100
+  spool bench --trace --jobs 100000 --workers 100
   spool bench --through-server --mode enqueue --batch 100 --producers 16
   spool bench --store postgres://localhost/app --jobs 100000 --workers 100`
 
@@ -84,6 +90,8 @@ type benchFlags struct {
 	producers int
 	// metrics turns Spool's Prometheus metrics on for the run.
 	metrics bool
+	// trace records every span of the run (burn-down, continuous).
+	trace bool
 }
 
 func (a *app) benchCmd() *cobra.Command {
@@ -112,6 +120,7 @@ func (a *app) benchCmd() *cobra.Command {
 	fl.IntVar(&f.batch, "batch", 100, "enqueue: jobs per call")
 	fl.BoolVar(&f.metrics, "metrics", false, "burn-down, continuous, enqueue: count Prometheus metrics while measuring (their cost; scraped once at the end)")
 	fl.IntVar(&f.producers, "producers", 16, "enqueue: calls in flight at once")
+	fl.BoolVar(&f.trace, "trace", false, "burn-down, continuous: trace every job with OpenTelemetry (an SDK tracer provider sampling everything, batching spans to an exporter that drops them), to measure tracing's cost")
 	return cmd
 }
 
@@ -177,17 +186,26 @@ func (a *app) bench(cmd *cobra.Command, f *benchFlags) error {
 			return err
 		}
 	}
+	var tracer *benchTracer
+	if f.trace {
+		if f.mode != "burn-down" && f.mode != "burndown" && f.mode != "continuous" {
+			return usagef("--trace applies to burn-down and continuous")
+		}
+		tracer = newBenchTracer()
+		where += ", traced"
+	}
 	bar := a.newProgress(total, f.mode)
 	defer bar.Finish()
 	res, err := run(cmd.Context(), bench.Config{
-		Store:    st,
-		Jobs:     f.jobs,
-		Workers:  f.workers,
-		Rate:     f.rate,
-		Duration: f.duration,
-		Warmup:   benchWarmup(f.warmup),
-		Progress: func(done, _ int) { bar.Set(done) },
-		Metrics:  metrics,
+		Store:          st,
+		Jobs:           f.jobs,
+		Workers:        f.workers,
+		Rate:           f.rate,
+		Duration:       f.duration,
+		Warmup:         benchWarmup(f.warmup),
+		Progress:       func(done, _ int) { bar.Set(done) },
+		Metrics:        metrics,
+		TracerProvider: tracer.provider(),
 	})
 	bar.Finish()
 	if err != nil {
@@ -197,6 +215,9 @@ func (a *app) bench(cmd *cobra.Command, f *benchFlags) error {
 		if _, err := metricsRegistry(metrics).Gather(); err != nil {
 			return fmt.Errorf("gather metrics: %w", err)
 		}
+	}
+	if tracer != nil {
+		res.Spans = tracer.shutdown(cmd.Context())
 	}
 	if a.jsonOut {
 		a.printJSON(res)
@@ -223,6 +244,9 @@ func (a *app) bench(cmd *cobra.Command, f *benchFlags) error {
 	}
 	if res.SettleBatch > 0 {
 		fmt.Fprintf(w, "  settle batch:  %.1f verdicts per commit on average\n", res.SettleBatch)
+	}
+	if res.Spans > 0 {
+		fmt.Fprintf(w, "  traced:        %d spans exported (%.1f per job)\n", res.Spans, float64(res.Spans)/float64(res.Jobs))
 	}
 	if i := res.Idle; i != nil {
 		fmt.Fprintf(w, "  idle worker:   %.2f%% of a core (%.3fs CPU in %.1fs)\n", i.CPUPercent, i.CPUSeconds, i.Seconds)

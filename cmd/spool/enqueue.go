@@ -65,6 +65,7 @@ type enqueueFlags struct {
 	maxAttempts int
 	wait        bool
 	timeout     time.Duration
+	metadata    []string
 }
 
 func (a *app) enqueueCmd() *cobra.Command {
@@ -91,6 +92,7 @@ func (a *app) enqueueCmd() *cobra.Command {
 	fl.StringVar(&f.tenant, "tenant", "", "tenant the job belongs to")
 	fl.StringVar(&f.orderingKey, "ordering-key", "", "jobs sharing this key run one at a time, in enqueue order")
 	fl.IntVar(&f.maxAttempts, "max-attempts", 0, "failed attempts before the job is dead-lettered (default 25)")
+	fl.StringArrayVar(&f.metadata, "meta", nil, "metadata NAME=VALUE kept with the job and handed to its handler (repeatable), such as a W3C traceparent")
 	fl.BoolVar(&f.wait, "wait", false, "wait for the job to finish and print its result; exit 1 if it is cancelled or dead")
 	fl.DurationVar(&f.timeout, "timeout", 0, "with --wait: give up waiting after this long, exit 1 (code timeout); 0: no limit")
 	_ = cmd.MarkFlagRequired("kind")
@@ -122,7 +124,12 @@ func (a *app) enqueue(cmd *cobra.Command, f *enqueueFlags) error {
 	if err := spool.ValidKindName(f.kind); err != nil {
 		return err
 	}
+	md, err := parseKeyValues("--meta", f.metadata)
+	if err != nil {
+		return err
+	}
 	opts := &spool.EnqueueOptions{
+		Metadata:    md,
 		Queue:       f.queue,
 		Priority:    f.priority,
 		Delay:       f.delay,

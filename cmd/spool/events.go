@@ -112,6 +112,11 @@ func (a *app) publish(cmd *cobra.Command, topic string, f *publishFlags) error {
 
 // parseHeaders reads --header NAME=VALUE flags.
 func parseHeaders(flags []string) (map[string]string, error) {
+	return parseKeyValues("--header", flags)
+}
+
+// parseKeyValues reads flag's NAME=VALUE values into a map; nil for none.
+func parseKeyValues(flag string, flags []string) (map[string]string, error) {
 	if len(flags) == 0 {
 		return nil, nil
 	}
@@ -119,10 +124,10 @@ func parseHeaders(flags []string) (map[string]string, error) {
 	for _, kv := range flags {
 		k, v, ok := strings.Cut(kv, "=")
 		if !ok || k == "" {
-			return nil, usagef("--header %q: want NAME=VALUE", kv)
+			return nil, usagef("%s %q: want NAME=VALUE", flag, kv)
 		}
 		if _, dup := h[k]; dup {
-			return nil, usagef("--header %s given twice", k)
+			return nil, usagef("%s %s given twice", flag, k)
 		}
 		h[k] = v
 	}

@@ -16,6 +16,9 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/spoolrun/spool"
 	"github.com/spoolrun/spool/store"
 )
@@ -44,21 +47,52 @@ type commandRunner struct {
 func (r *commandRunner) run(ctx context.Context, job *spool.Job) ([]byte, error) {
 	out, err := r.exec(ctx, invocation{
 		stdin: job.Payload,
-		env: []string{
+		env: append([]string{
 			"SPOOL_JOB_ID=" + job.ID.String(),
 			"SPOOL_JOB_KIND=" + job.Kind,
 			"SPOOL_JOB_QUEUE=" + job.Queue,
 			"SPOOL_JOB_ATTEMPT=" + strconv.Itoa(job.Attempts+1),
 			"SPOOL_JOB_TENANT=" + job.Tenant,
-		},
+		}, traceEnv(ctx, job.Metadata)...),
 		what:   "job",
 		result: true,
-		attrs:  []any{"job", job.ID, "kind", job.Kind, "queue", job.Queue, "attempt", job.Attempts + 1},
+		attrs:  jobLogAttrs(job),
 	})
 	if err != nil {
 		return nil, err
 	}
 	return commandResult(out.Bytes(), out.truncated), nil
+}
+
+// jobLogAttrs names a job in logs with the attributes every log line
+// about a job uses: job, queue, kind, tenant (when it has one), attempt.
+func jobLogAttrs(job *spool.Job) []any {
+	attrs := []any{"job", job.ID, "queue", job.Queue, "kind", job.Kind}
+	if job.Tenant != "" {
+		attrs = append(attrs, "tenant", job.Tenant)
+	}
+	return append(attrs, "attempt", job.Attempts+1)
+}
+
+// traceEnv is the W3C trace context a command gets in TRACEPARENT and
+// TRACESTATE, so that its own tracing continues the trace: the handler's
+// span when this process traces, else the producer's context stored with
+// the job or event.
+func traceEnv(ctx context.Context, md map[string]string) []string {
+	carrier := propagation.MapCarrier{}
+	if trace.SpanContextFromContext(ctx).IsValid() {
+		propagation.TraceContext{}.Inject(ctx, carrier)
+	} else {
+		carrier = md
+	}
+	var env []string
+	if tp := carrier[store.MetadataTraceparent]; tp != "" {
+		env = append(env, "TRACEPARENT="+tp)
+		if ts := carrier[store.MetadataTracestate]; ts != "" {
+			env = append(env, "TRACESTATE="+ts)
+		}
+	}
+	return env
 }
 
 // invocation is what one run of the command gets, and how logs name it.
@@ -276,7 +310,7 @@ func (r *commandRunner) runEvent(ctx context.Context, e *spool.Event[json.RawMes
 	attempt := e.Delivery.Attempts + 1
 	_, err := r.exec(ctx, invocation{
 		stdin: e.Raw,
-		env: []string{
+		env: append([]string{
 			"SPOOL_TOPIC=" + e.Topic,
 			"SPOOL_SUBSCRIPTION=" + e.Subscription,
 			"SPOOL_EVENT_ID=" + e.ID,
@@ -289,7 +323,7 @@ func (r *commandRunner) runEvent(ctx context.Context, e *spool.Event[json.RawMes
 			"SPOOL_EVENT_PUBLISHED_AT=" + e.PublishedAt.UTC().Format(time.RFC3339Nano),
 			"SPOOL_DELIVERY_ID=" + e.Delivery.ID.String(),
 			"SPOOL_ATTEMPT=" + strconv.Itoa(attempt),
-		},
+		}, traceEnv(ctx, e.Headers)...),
 		what: "event",
 		attrs: []any{"subscription", e.Subscription, "event", e.ID, "kind", e.Kind, "position", e.Position,
 			"delivery", e.Delivery.ID, "attempt", attempt},

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -251,10 +252,17 @@ func printJob(w io.Writer, j *spool.Job) {
 	row("Created", ts(j.CreatedAt))
 	row("Run at", ts(j.RunAt))
 	row("Locked until", ts(j.LockedUntil))
+	row("Attempted at", ts(j.AttemptedAt))
+	if j.LastAttemptDuration > 0 {
+		row("Last attempt", j.LastAttemptDuration.String())
+	}
 	row("Finished", ts(j.FinishedAt))
 	row("Dead reason", j.DeadReason)
 	row("Payload", bytesText(j.Payload))
 	row("Result", bytesText(j.Result))
+	for _, k := range slices.Sorted(maps.Keys(j.Metadata)) {
+		row("Metadata "+k, j.Metadata[k])
+	}
 	_ = tw.Flush()
 	if len(j.Errors) == 0 {
 		return

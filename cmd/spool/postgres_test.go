@@ -187,7 +187,9 @@ func TestMigratePostgres(t *testing.T) {
 	}
 	var st status
 	f.okJSON(&st, "migrate", "status")
-	if st.Backend != "postgres" || st.Schema != schema || st.Current != 0 || st.Latest < 1 || len(st.Pending) != st.Latest || len(st.Applied) != 0 {
+	// Versions may have gaps: count the migrations there are.
+	known := len(st.Pending)
+	if st.Backend != "postgres" || st.Schema != schema || st.Current != 0 || st.Latest < 1 || known < 1 || st.Pending[known-1].Version != st.Latest || len(st.Applied) != 0 {
 		t.Fatalf("status of a new schema: %+v", st)
 	}
 	if out := f.ok("migrate", "status"); !strings.Contains(out, "no Spool tables yet") || !strings.Contains(out, "pending") {
@@ -196,14 +198,14 @@ func TestMigratePostgres(t *testing.T) {
 
 	var res migrateResultJSON
 	f.okJSON(&res, "migrate", "up")
-	if res.From != 0 || res.To != st.Latest || len(res.Steps) != st.Latest || res.Steps[0].Direction != "up" {
+	if res.From != 0 || res.To != st.Latest || len(res.Steps) != known || res.Steps[0].Direction != "up" {
 		t.Fatalf("up: %+v", res)
 	}
 	if out := f.ok("migrate", "up"); !strings.Contains(out, "nothing to do") {
 		t.Fatalf("second up: %q", out)
 	}
 	f.okJSON(&st, "migrate", "status")
-	if st.Current != st.Latest || len(st.Pending) != 0 || len(st.Applied) != st.Latest || st.Applied[0].AppliedAt == nil {
+	if st.Current != st.Latest || len(st.Pending) != 0 || len(st.Applied) != known || st.Applied[0].AppliedAt == nil {
 		t.Fatalf("status after up: %+v", st)
 	}
 	if out := f.ok("migrate", "status"); !strings.Contains(out, "up to date") {
@@ -220,7 +222,7 @@ func TestMigratePostgres(t *testing.T) {
 	f.fails(exitUsage, "migrate", "down", "--to", "99")
 	f.fails(exitUsage, "migrate", "up", "--to", "-1")
 	f.okJSON(&res, "migrate", "down", "--to", "0")
-	if res.From != st.Latest || res.To != 0 || len(res.Steps) != st.Latest || res.Steps[0].Direction != "down" {
+	if res.From != st.Latest || res.To != 0 || len(res.Steps) != known || res.Steps[0].Direction != "down" {
 		t.Fatalf("down: %+v", res)
 	}
 	f.fails(exitFailed, "jobs", "get", id.String())
@@ -276,7 +278,8 @@ func TestMigrateSQLite(t *testing.T) {
 	f.fails(exitFailed, "migrate", "status")
 	var res migrateResultJSON
 	f.okJSON(&res, "migrate", "up")
-	if res.Backend != "sqlite" || res.From != 0 || res.To < 1 || len(res.Steps) != res.To {
+	// Versions may have gaps: the last step is the newest version.
+	if res.Backend != "sqlite" || res.From != 0 || res.To < 1 || len(res.Steps) < 1 || res.Steps[len(res.Steps)-1].Version != res.To {
 		t.Fatalf("up on a new file: %+v", res)
 	}
 	if out := f.ok("migrate", "up"); !strings.Contains(out, "nothing to do") || !strings.Contains(out, "migrate themselves") {
@@ -284,7 +287,7 @@ func TestMigrateSQLite(t *testing.T) {
 	}
 	var st migrationStatusJSON
 	f.okJSON(&st, "migrate", "status")
-	if st.Backend != "sqlite" || st.Path != path || st.Current != st.Latest || len(st.Pending) != 0 || len(st.Applied) != st.Latest {
+	if st.Backend != "sqlite" || st.Path != path || st.Current != st.Latest || len(st.Pending) != 0 || len(st.Applied) != len(res.Steps) {
 		t.Fatalf("status: %+v", st)
 	}
 	if r := f.fails(exitUsage, "migrate", "down", "--to", "0"); !strings.Contains(r.stderr, "for PostgreSQL") {

@@ -132,7 +132,8 @@ func (a *app) runServe(cmd *cobra.Command, f serveFlags) error {
 	// Upkeep: a worker with no queues reaps expired locks, fires
 	// schedules, prunes by retention, and computes the cluster gauges
 	// while it holds their lease.
-	upkeep, err := spool.NewWorker(spool.WorkerConfig{Store: st, Queues: map[string]spool.QueueConfig{}, Logger: log, Metrics: metrics})
+	upkeep, err := spool.NewWorker(spool.WorkerConfig{Store: st, Queues: map[string]spool.QueueConfig{}, Logger: log, Metrics: metrics,
+		Heartbeat: spool.HeartbeatConfig{Disable: true}}) // maintenance only: no worker to list
 	if err != nil {
 		return err
 	}

@@ -22,12 +22,16 @@ kind, up to --concurrency at a time per queue:
 
   stdin        the job's payload
   environment  the parent's, plus SPOOL_JOB_ID, SPOOL_JOB_KIND, SPOOL_JOB_QUEUE,
-               SPOOL_JOB_TENANT and SPOOL_JOB_ATTEMPT (1 on the first run)
+               SPOOL_JOB_TENANT and SPOOL_JOB_ATTEMPT (1 on the first run); and
+               TRACEPARENT (TRACESTATE) when the producer stored a W3C trace
+               context with the job, for the command's tracing to continue
   exit 0       completes the job; stdout (up to --max-output bytes) becomes its
                result: as is when it is JSON, else as a JSON string
   exit non-0   fails the attempt; the exit status and the last 2 KiB of stderr
                are recorded in the job's error history. The job is retried with
                exponential backoff until its max attempts, then dead-lettered.
+
+The worker heartbeats while it runs: spool workers lists it.
 
 A command that runs past --timeout is killed with its whole process group,
 and the attempt fails. Locks are renewed while commands run, so --lock only

@@ -83,11 +83,12 @@ func TestWorkFailureRecordsExitCodeAndStderr(t *testing.T) {
 func TestWorkEnvironmentAndTimeout(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
-	envJob := f.enqueue("--queue", "e", "--kind", "env.dump", "--tenant", "acme")
+	const tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+	envJob := f.enqueue("--queue", "e", "--kind", "env.dump", "--tenant", "acme", "--meta", "traceparent="+tp)
 	slow := f.enqueue("--queue", "e", "--kind", "slow", "--max-attempts", "1")
 	script := `if [ "$SPOOL_JOB_KIND" = slow ]; then sleep 30 & sleep 31; fi
-printf '{"id":"%s","kind":"%s","queue":"%s","attempt":%s,"tenant":"%s","home":"%s"}' \
-  "$SPOOL_JOB_ID" "$SPOOL_JOB_KIND" "$SPOOL_JOB_QUEUE" "$SPOOL_JOB_ATTEMPT" "$SPOOL_JOB_TENANT" "$HOME"`
+printf '{"id":"%s","kind":"%s","queue":"%s","attempt":%s,"tenant":"%s","home":"%s","traceparent":"%s"}' \
+  "$SPOOL_JOB_ID" "$SPOOL_JOB_KIND" "$SPOOL_JOB_QUEUE" "$SPOOL_JOB_ATTEMPT" "$SPOOL_JOB_TENANT" "$HOME" "$TRACEPARENT"`
 	stop := startWork(t, f, "--queue", "e", "--timeout", "300ms", "--", "sh", "-c", script)
 
 	j := f.wait(envJob)
@@ -95,7 +96,7 @@ printf '{"id":"%s","kind":"%s","queue":"%s","attempt":%s,"tenant":"%s","home":"%
 	if err := json.Unmarshal(j.Result, &env); err != nil {
 		t.Fatalf("result %q: %v", j.Result, err)
 	}
-	want := map[string]any{"id": envJob.String(), "kind": "env.dump", "queue": "e", "attempt": 1.0, "tenant": "acme"}
+	want := map[string]any{"id": envJob.String(), "kind": "env.dump", "queue": "e", "attempt": 1.0, "tenant": "acme", "traceparent": tp}
 	for k, v := range want {
 		if env[k] != v {
 			t.Errorf("$SPOOL_JOB_%s = %v, want %v", strings.ToUpper(k), env[k], v)

@@ -21,6 +21,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/spoolrun/spool"
 	"github.com/spoolrun/spool/store"
 )
@@ -50,6 +52,10 @@ type Config struct {
 	// Metrics, if set, is given to the worker and the producer's client,
 	// to measure what metrics cost.
 	Metrics *spool.Metrics
+	// TracerProvider traces the run's clients and workers (burn-down and
+	// continuous). Default: the global provider, which is a no-op
+	// unless the program set one.
+	TracerProvider trace.TracerProvider
 }
 
 // Result is what a run measured.
@@ -72,6 +78,8 @@ type Result struct {
 	// Idle is the cross-process run's idle worker: measured after the
 	// load, with nothing to do.
 	Idle *Idle `json:"idle,omitempty"`
+	// Spans is how many spans a traced run exported.
+	Spans int64 `json:"spans,omitempty"`
 }
 
 // Idle is what an idle worker process cost.
@@ -134,7 +142,7 @@ func BurnDown(ctx context.Context, cfg Config) (*Result, error) {
 		return nil, err
 	}
 	cs := &countingStore{Store: cfg.Store, target: int64(cfg.Jobs), done: make(chan struct{})}
-	client, err := spool.NewClient(spool.Config{Store: cs, Metrics: cfg.Metrics})
+	client, err := spool.NewClient(spool.Config{Store: cs, Metrics: cfg.Metrics, TracerProvider: cfg.TracerProvider})
 	if err != nil {
 		return nil, err
 	}
@@ -191,7 +199,7 @@ func Continuous(ctx context.Context, cfg Config) (*Result, error) {
 	}
 	warm := int(float64(cfg.Rate) * cfg.Warmup.Seconds())
 	cs := &countingStore{Store: cfg.Store, target: int64(warm + total), done: make(chan struct{})}
-	client, err := spool.NewClient(spool.Config{Store: cs, Metrics: cfg.Metrics})
+	client, err := spool.NewClient(spool.Config{Store: cs, Metrics: cfg.Metrics, TracerProvider: cfg.TracerProvider})
 	if err != nil {
 		return nil, err
 	}
@@ -340,9 +348,10 @@ loop:
 
 func newWorker(st store.Store, cfg Config, fn func(context.Context, *spool.Job) ([]byte, error)) (*spool.Worker, error) {
 	w, err := spool.NewWorker(spool.WorkerConfig{
-		Store:   st,
-		Queues:  map[string]spool.QueueConfig{cfg.Queue: {Concurrency: cfg.Workers, Prefetch: cfg.Workers}},
-		Metrics: cfg.Metrics,
+		Store:          st,
+		Queues:         map[string]spool.QueueConfig{cfg.Queue: {Concurrency: cfg.Workers, Prefetch: cfg.Workers}},
+		Metrics:        cfg.Metrics,
+		TracerProvider: cfg.TracerProvider,
 	})
 	if err != nil {
 		return nil, err

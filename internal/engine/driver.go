@@ -113,6 +113,8 @@ type Driver interface {
 	Leases() LeaseDriver
 	// Health is the driver's readiness check, or nil.
 	Health() HealthDriver
+	// Workers is the driver's storage of workers online, or nil.
+	Workers() WorkerDriver
 }
 
 // Insert is a batch of normalized jobs to insert.

@@ -15,8 +15,8 @@ import (
 )
 
 // Store implements store.Store over a Driver, and store.ScheduleStore,
-// store.EventStore and store.KeyStore when its driver keeps schedules,
-// events and API keys. Backends embed it.
+// store.EventStore, store.KeyStore and store.WorkerStore when its driver
+// keeps schedules, events, API keys and workers online. Backends embed it.
 type Store struct {
 	d      Driver
 	sched  ScheduleDriver // nil when the driver keeps no schedules
@@ -24,6 +24,7 @@ type Store struct {
 	kd     KeyDriver      // nil when the driver keeps no API keys
 	ld     LeaseDriver    // nil when the driver keeps no leases
 	hd     HealthDriver   // nil when the driver answers no health checks
+	wd     WorkerDriver   // nil when the driver keeps no workers online
 	pubs   sync.Map       // topic -> *pubGroups: publishes waiting to be merged
 	log    *slog.Logger
 	closed atomic.Bool
@@ -35,7 +36,7 @@ func New(d Driver, log *slog.Logger) *Store {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Store{d: d, sched: d.Schedules(), ev: d.Events(), kd: d.Keys(), ld: d.Leases(), hd: d.Health(), log: log}
+	return &Store{d: d, sched: d.Schedules(), ev: d.Events(), kd: d.Keys(), ld: d.Leases(), hd: d.Health(), wd: d.Workers(), log: log}
 }
 
 var (
@@ -70,6 +71,9 @@ func (e *Store) Capabilities() store.Capabilities {
 	}
 	if e.hd != nil {
 		c.Health = e
+	}
+	if e.wd != nil {
+		c.Workers = e
 	}
 	return c
 }

@@ -9,7 +9,9 @@ import (
 	"time"
 
 	"github.com/jonboulle/clockwork"
+	"go.opentelemetry.io/otel/trace"
 
+	"github.com/spoolrun/spool/internal/tracing"
 	"github.com/spoolrun/spool/store"
 )
 
@@ -188,10 +190,7 @@ func (s *Settler) flush(ctx context.Context, batch []item, flushBy time.Time) {
 		if s.cfg.OnFlush != nil {
 			start = time.Now()
 		}
-		errs, err := s.cfg.Store.Settle(ctx, verdicts)
-		if err == nil && len(errs) != len(verdicts) {
-			err = fmt.Errorf("%w: %d results for %d verdicts", errBadResults, len(errs), len(verdicts))
-		}
+		errs, err := s.settle(ctx, verdicts)
 		if err == nil {
 			if s.cfg.OnFlush != nil {
 				s.cfg.OnFlush(len(verdicts), time.Since(start))
@@ -235,6 +234,30 @@ func (s *Settler) flush(ctx context.Context, batch []item, flushBy time.Time) {
 			return
 		}
 	}
+}
+
+// settle makes one Settle call, inside a settle span when tracing is on.
+func (s *Settler) settle(ctx context.Context, verdicts []store.Verdict) ([]error, error) {
+	var span trace.Span
+	if s.cfg.Tracer != nil {
+		if tr := s.cfg.Tracer(); tr != nil {
+			ctx, span = tracing.StartSettle(ctx, tr, len(verdicts))
+		}
+	}
+	errs, err := s.cfg.Store.Settle(ctx, verdicts)
+	if err == nil && len(errs) != len(verdicts) {
+		err = fmt.Errorf("%w: %d results for %d verdicts", errBadResults, len(errs), len(verdicts))
+	}
+	if span != nil {
+		refused := 0
+		for _, e := range errs {
+			if e != nil {
+				refused++
+			}
+		}
+		tracing.EndSettle(span, refused, err)
+	}
+	return errs, err
 }
 
 // permanent reports whether a whole-call error cannot be cured by retrying.
@@ -296,7 +319,7 @@ func (s *Settler) deliver(batch []item, errs []error, whole error) {
 			err = errs[i]
 			if err != nil {
 				s.log.Warn("settle: verdict refused",
-					slog.String("job_id", batch[i].v.ID.String()),
+					slog.String("job", batch[i].v.ID.String()),
 					slog.String("outcome", batch[i].v.Outcome.String()),
 					slog.Any("err", err))
 			}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/jonboulle/clockwork"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/spoolrun/spool/internal/startstop"
 	"github.com/spoolrun/spool/store"
@@ -93,6 +94,9 @@ type Config struct {
 	// OnFlush, when set, is told the size and wall-clock duration of every
 	// Settle call that succeeded, for metrics.
 	OnFlush func(verdicts int, took time.Duration)
+	// Tracer, when set, returns the tracer of the "settle" span each
+	// Settle call is wrapped in, or nil while tracing is off.
+	Tracer func() trace.Tracer
 }
 
 // Settler batches verdicts into store.Settle calls. It is safe for concurrent

@@ -51,6 +51,11 @@ type EnqueueParams struct {
 	// HoldKeyWhenDead makes the job, once dead, keep its ordering key's
 	// line blocked until it is requeued or purged.
 	HoldKeyWhenDead bool `json:"hold_key_when_dead,omitempty"`
+	// Metadata is a small map of strings kept with the job
+	// (store.EnqueueParams.Metadata): a W3C trace context under
+	// traceparent and tracestate joins the job's handler to the
+	// producer's trace. At most 16 entries of 4 KiB in all.
+	Metadata map[string]string `json:"metadata,omitempty"`
 }
 
 // EnqueueParamsOf returns the wire form of p.
@@ -71,6 +76,7 @@ func EnqueueParamsOf(p store.EnqueueParams) EnqueueParams {
 		Attempts:        p.Attempts,
 		Errors:          attemptErrorsOf(p.Errors),
 		HoldKeyWhenDead: p.HoldKeyWhenDead,
+		Metadata:        p.Metadata,
 	}
 	if !p.ID.IsZero() {
 		w.ID = p.ID.String()
@@ -93,6 +99,7 @@ func (w EnqueueParams) Params() (store.EnqueueParams, error) {
 		Attempts:        w.Attempts,
 		Errors:          storeAttemptErrors(w.Errors),
 		HoldKeyWhenDead: w.HoldKeyWhenDead,
+		Metadata:        w.Metadata,
 	}
 	var errs []error
 	if w.ID != "" {

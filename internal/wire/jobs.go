@@ -50,6 +50,15 @@ type Job struct {
 	// Errors is the job's error history, oldest first; only in the view of
 	// one job (JobOf with history), not in lists.
 	Errors []AttemptError `json:"errors,omitempty"`
+	// Metadata is the job's small string map: the producer's trace
+	// context (traceparent, tracestate) and what else it attached.
+	Metadata map[string]string `json:"metadata,omitempty"`
+	// AttemptedAt is when the current (or latest) delivery was claimed;
+	// absent before the first claim.
+	AttemptedAt *time.Time `json:"attempted_at,omitempty"`
+	// LastAttemptSeconds is how long the latest settled delivery took,
+	// from its claim to its verdict; absent before one was settled.
+	LastAttemptSeconds *float64 `json:"last_attempt_seconds,omitempty"`
 }
 
 // AttemptError is one entry of a job's error history.
@@ -83,6 +92,12 @@ func JobOf(j *store.Job, history bool) Job {
 		FinishedAt:      timePtr(j.FinishedAt),
 		UniqueUntil:     timePtr(j.UniqueUntil),
 		DeadReason:      j.DeadReason,
+		Metadata:        j.Metadata,
+		AttemptedAt:     timePtr(j.AttemptedAt),
+	}
+	if j.LastAttemptDuration > 0 {
+		s := j.LastAttemptDuration.Seconds()
+		v.LastAttemptSeconds = &s
 	}
 	if n := len(j.Errors); n > 0 {
 		v.LastError = j.Errors[n-1].Message
@@ -223,6 +238,13 @@ func (v *Job) StoreJob() (*store.Job, error) {
 		HoldKeyWhenDead: v.HoldKeyWhenDead,
 		CreatedAt:       v.CreatedAt,
 		Errors:          storeAttemptErrors(v.Errors),
+		Metadata:        v.Metadata,
+	}
+	if v.AttemptedAt != nil {
+		j.AttemptedAt = *v.AttemptedAt
+	}
+	if v.LastAttemptSeconds != nil {
+		j.LastAttemptDuration = secondsDuration(*v.LastAttemptSeconds)
 	}
 	if v.LockedUntil != nil {
 		j.LockedUntil = *v.LockedUntil

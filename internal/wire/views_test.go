@@ -44,7 +44,8 @@ func TestJobView(t *testing.T) {
 		Attempts: 3, MaxAttempts: 3, Deliveries: 4, MaxDeliveries: 10, LockToken: 42,
 		Errors: []store.AttemptError{{At: t0, Attempt: 1, Message: "boom", Stack: "main.go:1"}, {At: t0, Attempt: 3, Message: "bang"}},
 		Result: []byte{0xff, 0x00}, DeadReason: store.DeadMaxAttempts, CreatedAt: t0, FinishedAt: t0.Add(time.Second),
-		UniqueUntil: t0.Add(time.Hour)}
+		UniqueUntil: t0.Add(time.Hour), Metadata: map[string]string{"traceparent": "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"},
+		AttemptedAt: t0.Add(time.Second / 2), LastAttemptDuration: 1500 * time.Millisecond}
 	golden(t, wire.JobOf(j, true), `{
 		"id": "0193a4c1-5e3b-7d2e-8f00-1a2b3c4d5e6f", "queue": "mail", "kind": "welcome", "state": "dead",
 		"priority": -5, "tenant": "acme", "unique_key": "u", "unique_until": "2030-01-02T03:04:05Z", "ordering_key": "o", "hold_key_when_dead": true,
@@ -52,10 +53,12 @@ func TestJobView(t *testing.T) {
 		"run_at": "2030-01-02T02:04:05Z", "created_at": "2030-01-02T02:04:05Z", "finished_at": "2030-01-02T02:04:06Z",
 		"dead_reason": "max_attempts", "last_error": "bang", "payload": {"to": "ada"}, "result_base64": "/wA=",
 		"errors": [{"at": "2030-01-02T02:04:05Z", "attempt": 1, "message": "boom", "stack": "main.go:1"},
-		           {"at": "2030-01-02T02:04:05Z", "attempt": 3, "message": "bang"}]}`)
+		           {"at": "2030-01-02T02:04:05Z", "attempt": 3, "message": "bang"}],
+		"metadata": {"traceparent": "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"},
+		"attempted_at": "2030-01-02T02:04:05.5Z", "last_attempt_seconds": 1.5}`)
 	// Lists leave the history out; a running job shows its lock's end.
 	j.State, j.LockedUntil, j.FinishedAt, j.Errors, j.Result, j.DeadReason = store.StateRunning, t0, time.Time{}, nil, nil, ""
-	j.HoldKeyWhenDead, j.UniqueUntil = false, time.Time{}
+	j.HoldKeyWhenDead, j.UniqueUntil, j.Metadata, j.AttemptedAt, j.LastAttemptDuration = false, time.Time{}, nil, time.Time{}, 0
 	golden(t, wire.JobPageOf(&store.ListPage{Jobs: []*store.Job{j}, Next: jobID}), `{"jobs": [{
 		"id": "0193a4c1-5e3b-7d2e-8f00-1a2b3c4d5e6f", "queue": "mail", "kind": "welcome", "state": "running",
 		"priority": -5, "tenant": "acme", "unique_key": "u", "ordering_key": "o",

@@ -62,7 +62,7 @@ func (s *backend) ClaimJobs(ctx context.Context, p store.ClaimParams) ([]*store.
 	b := &pgx.Batch{}
 	b.Queue(lightSQL)
 	b.Queue(s.q.promote, p.Queue, now)
-	b.Queue(s.q.claim, p.Queue, p.Limit, now.Add(p.LockFor), p.Worker, tokens, s.keyClass)
+	b.Queue(s.q.claim, p.Queue, p.Limit, now.Add(p.LockFor), p.Worker, tokens, s.keyClass, now)
 	b.Queue(s.q.verifyKeys)
 	br := s.pool.SendBatch(ctx, b)
 	jobs, err := readClaim(br)

@@ -248,8 +248,9 @@ type insertArgs struct {
 	runAts                                             []time.Time
 	maxAttempts, maxDeliveries                         []int32
 	holds                                              []bool
-	uniqueFor                                          []int64 // microseconds
-	ext                                                bool    // a job has HoldKeyWhenDead or UniqueFor: use insertExtSQL
+	uniqueFor                                          []int64   // microseconds
+	metadata                                           []*string // JSON objects; nil for none
+	ext                                                bool      // a job has HoldKeyWhenDead, UniqueFor or Metadata: use insertExtSQL
 }
 
 func (a *insertArgs) add(p *store.EnqueueParams, state store.State) {
@@ -267,7 +268,13 @@ func (a *insertArgs) add(p *store.EnqueueParams, state store.State) {
 	a.maxDeliveries = append(a.maxDeliveries, int32(p.MaxDeliveries)) //nolint:gosec // validated to 1..10,000
 	a.holds = append(a.holds, p.HoldKeyWhenDead)
 	a.uniqueFor = append(a.uniqueFor, int64((p.UniqueFor+time.Microsecond-1)/time.Microsecond)) // rounded up: any window is at least 1µs
-	a.ext = a.ext || p.HoldKeyWhenDead || p.UniqueFor > 0
+	var meta *string
+	if b := engine.EncodeMetadata(p.Metadata); b != nil {
+		m := string(b)
+		meta = &m
+	}
+	a.metadata = append(a.metadata, meta)
+	a.ext = a.ext || p.HoldKeyWhenDead || p.UniqueFor > 0 || meta != nil
 }
 
 // statement returns the insert for the arrays, and its arguments: the
@@ -286,7 +293,7 @@ func (a *insertArgs) choose(insert, ext string, now time.Time) (string, []any) {
 	args := []any{a.ids, a.queues, a.kinds, a.payloads, a.priorities, a.runAts, a.states, a.tenants,
 		a.uniques, a.orderings, a.maxAttempts, a.maxDeliveries, now}
 	if a.ext {
-		return ext, append(args, a.holds, a.uniqueFor)
+		return ext, append(args, a.holds, a.uniqueFor, a.metadata)
 	}
 	return insert, args
 }

@@ -805,14 +805,14 @@ func TestEventsMigrationDownUp(t *testing.T) {
 	}
 	publish(t, s, "t", store.EventInput{Kind: "k"})
 	latest := postgres.LatestVersion()
-	if steps, err := postgres.Migrate(ctx, pool, schema, 2); err != nil || len(steps) != latest-2 ||
+	if steps, err := postgres.Migrate(ctx, pool, schema, 2); err != nil || len(steps) != knownAbove(t, 2) ||
 		!steps[len(steps)-1].Down || steps[len(steps)-1].Version != 3 {
 		t.Fatalf("Migrate down to 2: %+v, %v", steps, err)
 	}
 	if n := tables(); n != 0 {
 		t.Fatalf("%d event tables left after down", n)
 	}
-	if steps, err := postgres.Migrate(ctx, pool, schema, latest); err != nil || len(steps) != latest-2 || steps[0].Version != 3 {
+	if steps, err := postgres.Migrate(ctx, pool, schema, latest); err != nil || len(steps) != knownAbove(t, 2) || steps[0].Version != 3 {
 		t.Fatalf("Migrate up again: %+v, %v", steps, err)
 	}
 	if res := publish(t, s, "t", store.EventInput{Kind: "k"}); res[0].Position != 1 {
@@ -848,14 +848,14 @@ func TestDeadHeadMigrationDownUp(t *testing.T) {
 		t.Fatalf("%d of migration 0004's objects after Open, want 3", n)
 	}
 	latest := postgres.LatestVersion()
-	if steps, err := postgres.Migrate(ctx, pool, schema, 3); err != nil || len(steps) != latest-3 ||
+	if steps, err := postgres.Migrate(ctx, pool, schema, 3); err != nil || len(steps) != knownAbove(t, 3) ||
 		!steps[len(steps)-1].Down || steps[len(steps)-1].Version != 4 {
 		t.Fatalf("Migrate down to 3: %+v, %v", steps, err)
 	}
 	if n := objects(); n != 0 {
 		t.Fatalf("%d of migration 0004's objects left after down", n)
 	}
-	if steps, err := postgres.Migrate(ctx, pool, schema, latest); err != nil || len(steps) != latest-3 || steps[0].Version != 4 {
+	if steps, err := postgres.Migrate(ctx, pool, schema, latest); err != nil || len(steps) != knownAbove(t, 3) || steps[0].Version != 4 {
 		t.Fatalf("Migrate up again: %+v, %v", steps, err)
 	}
 	if j, err := s.Get(ctx, res[0].ID); err != nil || j.HoldKeyWhenDead {

@@ -37,7 +37,7 @@ func TestKeysMigrationDownUp(t *testing.T) {
 		t.Fatal("no api_keys table after Open")
 	}
 	latest := postgres.LatestVersion()
-	if steps, err := postgres.Migrate(ctx, pool, schema, 4); err != nil || len(steps) != latest-4 ||
+	if steps, err := postgres.Migrate(ctx, pool, schema, 4); err != nil || len(steps) != knownAbove(t, 4) ||
 		!steps[len(steps)-1].Down || steps[len(steps)-1].Version != 5 {
 		t.Fatalf("Migrate down to 4: %+v, %v", steps, err)
 	}
@@ -47,7 +47,7 @@ func TestKeysMigrationDownUp(t *testing.T) {
 	if _, err := ks.GetKey(ctx, "k1"); err == nil || errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("GetKey without the table = %v, want a database error", err)
 	}
-	if steps, err := postgres.Migrate(ctx, pool, schema, latest); err != nil || len(steps) != latest-4 || steps[0].Version != 5 {
+	if steps, err := postgres.Migrate(ctx, pool, schema, latest); err != nil || len(steps) != knownAbove(t, 4) || steps[0].Version != 5 {
 		t.Fatalf("Migrate up again: %+v, %v", steps, err)
 	}
 	if _, err := ks.GetKey(ctx, "k1"); !errors.Is(err, store.ErrNotFound) {

@@ -357,11 +357,25 @@ func scanJob(r pgx.Row) (*store.Job, error) {
 		errs                        []byte
 		priority                    int16
 		attempts, maxAtt, del, maxD int32
+		meta                        []byte
+		attempted                   *time.Time
+		took                        *int64
 	)
 	if err := r.Scan((*[16]byte)(&j.ID), &j.Queue, &j.Kind, &j.Payload, &priority, &j.RunAt, &state, &j.Tenant, &uniq, &ord,
 		&attempts, &maxAtt, &del, &maxD, &token, &lockedUntil,
-		&errs, &j.Result, &dead, &j.CreatedAt, &finished, &j.HoldKeyWhenDead, &uniqueUntil); err != nil {
+		&errs, &j.Result, &dead, &j.CreatedAt, &finished, &j.HoldKeyWhenDead, &uniqueUntil,
+		&meta, &attempted, &took); err != nil {
 		return nil, err
+	}
+	var err error
+	if j.Metadata, err = engine.DecodeMetadata(j.ID, meta); err != nil {
+		return nil, err
+	}
+	if attempted != nil {
+		j.AttemptedAt = attempted.UTC()
+	}
+	if took != nil {
+		j.LastAttemptDuration = time.Duration(*took) * time.Microsecond
 	}
 	j.Priority, j.Attempts, j.MaxAttempts, j.Deliveries, j.MaxDeliveries = int(priority), int(attempts), int(maxAtt), int(del), int(maxD)
 	j.State = store.State(state)

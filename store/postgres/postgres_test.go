@@ -333,15 +333,15 @@ func TestMigrations(t *testing.T) {
 		}
 		return st
 	}
-	if st := status(); st.Current != 0 || st.Latest != latest || len(st.Pending) != latest {
+	if st := status(); st.Current != 0 || st.Latest != latest || len(st.Pending) != knownAbove(t, 0) {
 		t.Fatalf("fresh schema: %+v", st)
 	}
 	for round := range 2 {
 		steps, err := postgres.Migrate(ctx, pool, schema, latest)
-		if err != nil || len(steps) != latest || steps[0].Down {
+		if err != nil || len(steps) != knownAbove(t, 0) || steps[0].Down {
 			t.Fatalf("round %d: up: %+v, %v", round, steps, err)
 		}
-		if st := status(); st.Current != latest || len(st.Pending) != 0 || len(st.Applied) != latest {
+		if st := status(); st.Current != latest || len(st.Pending) != 0 || len(st.Applied) != knownAbove(t, 0) {
 			t.Fatalf("round %d: after up: %+v", round, st)
 		}
 		if n := tables(); n != 2 {
@@ -351,7 +351,7 @@ func TestMigrations(t *testing.T) {
 			t.Fatalf("round %d: up again: %+v, %v; want nothing to do", round, steps, err)
 		}
 		steps, err = postgres.Migrate(ctx, pool, schema, 0)
-		if err != nil || len(steps) != latest || !steps[0].Down {
+		if err != nil || len(steps) != knownAbove(t, 0) || !steps[0].Down {
 			t.Fatalf("round %d: down: %+v, %v", round, steps, err)
 		}
 		if n := tables(); n != 0 {
@@ -400,7 +400,7 @@ func TestMigrations(t *testing.T) {
 		}
 	}
 	st, err := postgres.MigrationStatus(ctx, pool, fresh)
-	if err != nil || len(st.Applied) != latest {
+	if err != nil || len(st.Applied) != knownAbove(t, 0) {
 		t.Fatalf("after concurrent opens: %+v, %v", st, err)
 	}
 

@@ -12,7 +12,8 @@ import (
 // jobColumns is the column list every job read returns, in scanJob's order.
 const jobColumns = `id, queue, kind, payload, priority, run_at, state, tenant, unique_key, ordering_key,
 	attempts, max_attempts, deliveries, max_deliveries, lock_token, locked_until,
-	errors, result, dead_reason, created_at, finished_at, hold_when_dead, unique_until`
+	errors, result, dead_reason, created_at, finished_at, hold_when_dead, unique_until,
+	metadata, attempted_at, last_attempt_us`
 
 // live is the SQL list of live states.
 const live = `('scheduled', 'available', 'running')`
@@ -35,22 +36,23 @@ FROM unnest($1::uuid[], $2::text[], $3::text[], $4::bytea[], $5::smallint[], $6:
 	$8::text[], $9::text[], $10::text[], $11::integer[], $12::integer[])
 	AS t(id, queue, kind, payload, priority, run_at, state, tenant, unique_key, ordering_key, max_attempts, max_deliveries)`
 
-// insertExtSQL is insertSQL that also sets hold_when_dead from $14 and
-// the unique key's window from $15 (UniqueFor in microseconds, 0 for none:
+// insertExtSQL is insertSQL that also sets hold_when_dead from $14, the
+// unique key's window from $15 (UniqueFor in microseconds, 0 for none:
 // unique_until is created_at plus it, and the job keeps its key past
-// finishing, unique_held), for batches with a job that has HoldKeyWhenDead
-// or UniqueFor: the common insert sends no arrays for them.
+// finishing, unique_held) and metadata from $16 (JSON text, NULL for
+// none), for batches with a job that has HoldKeyWhenDead, UniqueFor or
+// Metadata: the common insert sends no arrays for them.
 const insertExtSQL = insertExtRowsSQL + skipConflictsSQL
 
 // insertExtRowsSQL is insertExtSQL's INSERT on its own (see insertRowsSQL).
 const insertExtRowsSQL = `INSERT INTO {schema}.jobs (id, queue, kind, payload, priority, run_at, state, tenant,
-	unique_key, ordering_key, max_attempts, max_deliveries, created_at, hold_when_dead, unique_until, unique_held)
+	unique_key, ordering_key, max_attempts, max_deliveries, created_at, hold_when_dead, unique_until, unique_held, metadata)
 SELECT id, queue, kind, payload, priority, run_at, state, tenant,
 	NULLIF(unique_key, ''), NULLIF(ordering_key, ''), max_attempts, max_deliveries, $13, hold,
-	CASE WHEN unique_for > 0 THEN $13::timestamptz + unique_for * interval '1 microsecond' END, unique_for > 0
+	CASE WHEN unique_for > 0 THEN $13::timestamptz + unique_for * interval '1 microsecond' END, unique_for > 0, meta::jsonb
 FROM unnest($1::uuid[], $2::text[], $3::text[], $4::bytea[], $5::smallint[], $6::timestamptz[], $7::text[],
-	$8::text[], $9::text[], $10::text[], $11::integer[], $12::integer[], $14::boolean[], $15::bigint[])
-	AS t(id, queue, kind, payload, priority, run_at, state, tenant, unique_key, ordering_key, max_attempts, max_deliveries, hold, unique_for)`
+	$8::text[], $9::text[], $10::text[], $11::integer[], $12::integer[], $14::boolean[], $15::bigint[], $16::text[])
+	AS t(id, queue, kind, payload, priority, run_at, state, tenant, unique_key, ordering_key, max_attempts, max_deliveries, hold, unique_for, meta)`
 
 // skipConflictsSQL makes an insert skip the rows it cannot insert and name
 // those it did.
@@ -121,7 +123,7 @@ const promoteBatch = "10000"
 // for why the lock and that second look make keyed claims exclusive.
 const claimSQL = `WITH claimed AS (
 	UPDATE {schema}.jobs AS j
-	SET state = 'running', lock_token = c.token, locked_until = $3, deliveries = j.deliveries + 1, worker = NULLIF($4, '')
+	SET state = 'running', lock_token = c.token, locked_until = $3, attempted_at = $7, deliveries = j.deliveries + 1, worker = NULLIF($4, '')
 	FROM (
 		SELECT s.id, ($5::bigint[])[row_number() OVER ()] AS token
 		FROM (
@@ -146,7 +148,8 @@ const claimSQL = `WITH claimed AS (
 	WHERE j.id = c.id
 	RETURNING j.id, j.queue, j.kind, j.payload, j.priority, j.run_at, j.state, j.tenant, j.unique_key, j.ordering_key,
 		j.attempts, j.max_attempts, j.deliveries, j.max_deliveries, j.lock_token, j.locked_until,
-		j.errors, j.result, j.dead_reason, j.created_at, j.finished_at, j.hold_when_dead, j.unique_until
+		j.errors, j.result, j.dead_reason, j.created_at, j.finished_at, j.hold_when_dead, j.unique_until,
+		j.metadata, j.attempted_at, j.last_attempt_us
 ), noted AS (
 	SELECT set_config('spool.claimed_keys',
 		coalesce(array_agg(id) FILTER (WHERE ordering_key IS NOT NULL), '{}')::text, true) AS keys
@@ -203,13 +206,18 @@ func appendError(msg, stack string) string {
 const fenced = ` WHERE j.id = v.id AND j.lock_token = v.tok AND j.state = 'running'
 RETURNING j.id, j.queue, j.state`
 
+// took sets how long the delivery being settled took, from its claim
+// (attempted_at) to $1, the settle's now. Every verdict but a release sets
+// it.
+const took = ` last_attempt_us = greatest((extract(epoch FROM $1::timestamptz - j.attempted_at) * 1000000)::bigint, 0)`
+
 // settleSQL applies one outcome to many deliveries, given as parallel
 // arrays starting with the IDs and tokens, and returns the settled jobs.
 // Statements that record an error take $1 now and $2 now as RFC 3339 text
 // (for the entry); complete and snooze take $1 now; release takes no time.
 var settleSQL = map[store.Outcome]string{
 	store.Complete: `UPDATE {schema}.jobs AS j
-		SET state = 'completed', finished_at = $1, result = v.result, lock_token = NULL, locked_until = NULL
+		SET state = 'completed', finished_at = $1, result = v.result,` + took + `, lock_token = NULL, locked_until = NULL
 		FROM unnest($2::uuid[], $3::bigint[], $4::bytea[]) AS v(id, tok, result)` + fenced,
 	store.Fail: `UPDATE {schema}.jobs AS j SET
 		errors = ` + appendError("v.msg", "v.stack") + `,
@@ -217,19 +225,19 @@ var settleSQL = map[store.Outcome]string{
 		dead_reason = CASE WHEN j.attempts + 1 >= j.max_attempts THEN 'max_attempts' END,
 		finished_at = CASE WHEN j.attempts + 1 >= j.max_attempts THEN $1 END,
 		run_at = CASE WHEN j.attempts + 1 >= j.max_attempts THEN j.run_at ELSE v.retry_at END,
-		attempts = j.attempts + 1, lock_token = NULL, locked_until = NULL
+		attempts = j.attempts + 1,` + took + `, lock_token = NULL, locked_until = NULL
 		FROM unnest($3::uuid[], $4::bigint[], $5::timestamptz[], $6::text[], $7::text[]) AS v(id, tok, retry_at, msg, stack)` + fenced,
 	store.DeadLetter: `UPDATE {schema}.jobs AS j SET
 		errors = ` + appendError("v.msg", "v.stack") + `,
-		state = 'dead', dead_reason = 'dead_lettered', finished_at = $1, attempts = j.attempts + 1,
+		state = 'dead', dead_reason = 'dead_lettered', finished_at = $1, attempts = j.attempts + 1,` + took + `,
 		lock_token = NULL, locked_until = NULL
 		FROM unnest($3::uuid[], $4::bigint[], $5::text[], $6::text[]) AS v(id, tok, msg, stack)` + fenced,
 	store.Cancel: `UPDATE {schema}.jobs AS j SET
 		errors = CASE WHEN v.msg IS NULL THEN j.errors ELSE ` + appendError("v.msg", "v.stack") + ` END,
-		state = 'cancelled', finished_at = $1, lock_token = NULL, locked_until = NULL
+		state = 'cancelled', finished_at = $1,` + took + `, lock_token = NULL, locked_until = NULL
 		FROM unnest($3::uuid[], $4::bigint[], $5::text[], $6::text[]) AS v(id, tok, msg, stack)` + fenced,
 	store.Snooze: `UPDATE {schema}.jobs AS j SET
-		state = CASE WHEN v.retry_at <= $1 THEN 'available' ELSE 'scheduled' END, run_at = v.retry_at,
+		state = CASE WHEN v.retry_at <= $1 THEN 'available' ELSE 'scheduled' END, run_at = v.retry_at,` + took + `,
 		lock_token = NULL, locked_until = NULL
 		FROM unnest($2::uuid[], $3::bigint[], $4::timestamptz[]) AS v(id, tok, retry_at)` + fenced,
 	store.Release: `UPDATE {schema}.jobs AS j SET
@@ -319,6 +327,7 @@ type queries struct {
 	ev                                                     *eventQueries
 	keys                                                   *keyQueries
 	leases                                                 *leaseQueries
+	workers                                                *workerQueries
 }
 
 func newQueries(schema string) *queries {
@@ -332,10 +341,11 @@ func newQueries(schema string) *queries {
 		get:    r(getSQL), uniqueKey: r(uniqueKeySQL), list: r(listSQL), stats: r(statsSQL), queueStates: r(queueStatesSQL), jobStates: r(jobStatesSQL),
 		cancel: r(cancelSQL), requeueLock: r(requeueLockSQL), requeue: r(requeueSQL), purge: r(purgeSQL),
 		setPaused: r(setPausedSQL), prune: r(pruneSQL),
-		sched:  newScheduleQueries(schema),
-		ev:     newEventQueries(schema),
-		keys:   newKeyQueries(schema),
-		leases: newLeaseQueries(schema),
+		sched:   newScheduleQueries(schema),
+		ev:      newEventQueries(schema),
+		keys:    newKeyQueries(schema),
+		leases:  newLeaseQueries(schema),
+		workers: newWorkerQueries(schema),
 	}
 	for o, s := range settleSQL {
 		q.settle[o] = r(s)

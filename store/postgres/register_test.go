@@ -96,11 +96,11 @@ func TestRegisteredBackend(t *testing.T) {
 	defer m.Close()
 	st, err := m.Status(ctx)
 	if err != nil || st.Backend != "postgres" || st.Schema != schema || st.Where != "schema "+schema ||
-		st.Current != 0 || len(st.Pending) != m.Latest() {
+		st.Current != 0 || len(st.Pending) != knownAbove(t, 0) {
 		t.Fatalf("Status of an empty schema = %+v, %v", st, err)
 	}
 	steps, err := m.Migrate(ctx, m.Latest())
-	if err != nil || len(steps) != m.Latest() || steps[0].Down {
+	if err != nil || len(steps) != knownAbove(t, 0) || steps[0].Down {
 		t.Fatalf("Migrate up = %+v, %v", steps, err)
 	}
 	s, err := store.Open(ctx, raw+"&"+postgres.ParamSkipMigrate+"=1", store.OpenOptions{MustExist: true})
@@ -110,7 +110,7 @@ func TestRegisteredBackend(t *testing.T) {
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if steps, err := m.Migrate(ctx, 0); err != nil || len(steps) != m.Latest() || !steps[0].Down {
+	if steps, err := m.Migrate(ctx, 0); err != nil || len(steps) != knownAbove(t, 0) || !steps[0].Down {
 		t.Fatalf("Migrate down = %+v, %v", steps, err)
 	}
 	if script, err := m.Script(0, m.Latest()); err != nil || !strings.Contains(script, "CREATE TABLE "+schema+".jobs") {

@@ -293,7 +293,7 @@ func TestScheduleMigrationDownUp(t *testing.T) {
 	}
 	upsert(t, s, store.Schedule{ID: "a", Spec: "@every 1m", Kind: "k"})
 	// Down to 1 takes off 0002 after the migrations above it.
-	if steps, err := postgres.Migrate(ctx, pool, schema, 1); err != nil || len(steps) != postgres.LatestVersion()-1 ||
+	if steps, err := postgres.Migrate(ctx, pool, schema, 1); err != nil || len(steps) != knownAbove(t, 1) ||
 		!steps[len(steps)-1].Down || steps[len(steps)-1].Version != 2 {
 		t.Fatalf("Migrate down to 1: %+v, %v", steps, err)
 	}
@@ -312,7 +312,7 @@ func TestScheduleMigrationDownUp(t *testing.T) {
 		t.Fatalf("Cancel without the trigger: %v %v", errs, err)
 	}
 
-	if steps, err := postgres.Migrate(ctx, pool, schema, postgres.LatestVersion()); err != nil || len(steps) != postgres.LatestVersion()-1 || steps[0].Version != 2 {
+	if steps, err := postgres.Migrate(ctx, pool, schema, postgres.LatestVersion()); err != nil || len(steps) != knownAbove(t, 1) || steps[0].Version != 2 {
 		t.Fatalf("Migrate up again: %+v, %v", steps, err)
 	}
 	if n := objects(); n != 3 {

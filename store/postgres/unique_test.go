@@ -34,10 +34,10 @@ func TestUniqueForMigrationDownUp(t *testing.T) {
 		t.Fatalf("settle: %v %v", err, errs)
 	}
 	latest := postgres.LatestVersion()
-	if steps, err := postgres.Migrate(ctx, s.Pool(), schema, 5); err != nil || len(steps) != latest-5 || steps[len(steps)-1].Version != 6 || !steps[0].Down {
+	if steps, err := postgres.Migrate(ctx, s.Pool(), schema, 5); err != nil || len(steps) != knownAbove(t, 5) || steps[len(steps)-1].Version != 6 || !steps[0].Down {
 		t.Fatalf("Migrate down to 5: %+v, %v", steps, err)
 	}
-	if steps, err := postgres.Migrate(ctx, s.Pool(), schema, latest); err != nil || len(steps) != latest-5 || steps[0].Version != 6 {
+	if steps, err := postgres.Migrate(ctx, s.Pool(), schema, latest); err != nil || len(steps) != knownAbove(t, 5) || steps[0].Version != 6 {
 		t.Fatalf("Migrate up again: %+v, %v", steps, err)
 	}
 	again, err := s.Enqueue(ctx, []store.EnqueueParams{{Kind: "k", UniqueKey: "live"}, {Kind: "k", UniqueKey: "held"}})

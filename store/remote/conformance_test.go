@@ -79,7 +79,7 @@ func backend(open func(t *testing.T, now func() time.Time) *served) storetest.Ba
 		// The server's store has SQL transactions and events too; neither
 		// crosses HTTP (events have routes of their own, not a remote
 		// EventStore yet).
-		Features: storetest.Features{Schedules: true, Notify: true, ClaimWait: true, MultiHandle: true, NotifyAcrossHandles: true},
+		Features: storetest.Features{Schedules: true, Notify: true, ClaimWait: true, Workers: true, MultiHandle: true, NotifyAcrossHandles: true},
 		// Another handle is another remote store on the same server, as
 		// a second worker process would have.
 		Reopen: func(t *testing.T, s store.Store, _ func() time.Time) store.Store {

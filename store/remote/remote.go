@@ -216,9 +216,10 @@ func newTransport(tlsConfig *tls.Config) *http.Transport {
 // URL returns the server's base URL, without the API key.
 func (s *Store) URL() string { return s.shown }
 
-// Capabilities implements store.Store: schedules and notifications.
+// Capabilities implements store.Store: schedules, notifications and the
+// workers online.
 func (s *Store) Capabilities() store.Capabilities {
-	return store.Capabilities{Schedules: s, Notifier: s, ClaimWaiter: s}
+	return store.Capabilities{Schedules: s, Notifier: s, ClaimWaiter: s, Workers: s}
 }
 
 // Close stops the store's long polls, ends the calls in flight (they fail

@@ -17,7 +17,8 @@ import (
 
 const jobColumns = `id, queue, kind, payload, priority, run_at, state, tenant, unique_key, ordering_key,
 	attempts, max_attempts, deliveries, max_deliveries, lock_token, locked_until,
-	errors, result, dead_reason, created_at, finished_at, hold_when_dead, unique_until`
+	errors, result, dead_reason, created_at, finished_at, hold_when_dead, unique_until,
+	metadata, attempted_at, last_attempt_us`
 
 type scanner interface{ Scan(dest ...any) error }
 
@@ -27,12 +28,17 @@ func scanJob(r scanner) (*store.Job, error) {
 		state                             string
 		uniq, ord, errs, dead             sql.NullString
 		token, lockedUntil, runAt, finish sql.NullInt64
-		uniqueUntil                       sql.NullInt64
+		uniqueUntil, attempted, took      sql.NullInt64
 		created                           int64
+		meta                              sql.NullString
 	)
 	if err := r.Scan(&j.ID, &j.Queue, &j.Kind, &j.Payload, &j.Priority, &runAt, &state, &j.Tenant, &uniq, &ord,
 		&j.Attempts, &j.MaxAttempts, &j.Deliveries, &j.MaxDeliveries, &token, &lockedUntil,
-		&errs, &j.Result, &dead, &created, &finish, &j.HoldKeyWhenDead, &uniqueUntil); err != nil {
+		&errs, &j.Result, &dead, &created, &finish, &j.HoldKeyWhenDead, &uniqueUntil,
+		&meta, &attempted, &took); err != nil {
+		return nil, err
+	}
+	if err := scanTiming(&j, meta, attempted, took); err != nil {
 		return nil, err
 	}
 	j.State = store.State(state)
@@ -49,6 +55,17 @@ func scanJob(r scanner) (*store.Job, error) {
 		}
 	}
 	return &j, nil
+}
+
+// scanTiming fills a job's metadata and attempt timing from their columns.
+func scanTiming(j *store.Job, meta sql.NullString, attempted, took sql.NullInt64) error {
+	var err error
+	if j.Metadata, err = engine.DecodeMetadata(j.ID, []byte(meta.String)); err != nil {
+		return err
+	}
+	j.AttemptedAt = fromMicros(attempted)
+	j.LastAttemptDuration = time.Duration(took.Int64) * time.Microsecond
+	return nil
 }
 
 // InsertJobs implements engine.Driver.
@@ -91,30 +108,32 @@ const insertTail = ` ON CONFLICT DO NOTHING`
 const insertChunk = 64
 
 // insertCols is how many parameters a row of insertSQL takes; a row of
-// insertExtSQL takes insertExtCols more: hold_when_dead, unique_until and
-// unique_held.
+// insertExtSQL takes insertExtCols more: hold_when_dead, unique_until,
+// unique_held and metadata.
 const (
 	insertCols    = 13
-	insertExtCols = 3
+	insertExtCols = 4
 )
 
 // insertSQL[n] inserts n rows. insertExtSQL[n] also sets hold_when_dead,
-// unique_until and unique_held: it serves the chunks that have a job with
-// HoldKeyWhenDead or UniqueFor, so the common insert binds no parameter
-// for them.
+// unique_until, unique_held and metadata: it serves the chunks that have a
+// job with HoldKeyWhenDead, UniqueFor or Metadata, so the common insert
+// binds no parameter for them.
 var insertSQL, insertExtSQL [insertChunk + 1]string
 
 func init() {
 	row, extRow := "("+placeholders(insertCols)+")", "("+placeholders(insertCols+insertExtCols)+")"
 	for n := 1; n <= insertChunk; n++ {
 		insertSQL[n] = insertHead + ") VALUES " + strings.TrimSuffix(strings.Repeat(row+", ", n), ", ") + insertTail
-		insertExtSQL[n] = insertHead + ", hold_when_dead, unique_until, unique_held) VALUES " +
+		insertExtSQL[n] = insertHead + ", hold_when_dead, unique_until, unique_held, metadata) VALUES " +
 			strings.TrimSuffix(strings.Repeat(extRow+", ", n), ", ") + insertTail
 	}
 }
 
 // extended tells the jobs that need insertExtSQL's columns.
-func extended(p store.EnqueueParams) bool { return p.HoldKeyWhenDead || p.UniqueFor > 0 }
+func extended(p store.EnqueueParams) bool {
+	return p.HoldKeyWhenDead || p.UniqueFor > 0 || len(p.Metadata) > 0
+}
 
 // uniqueForMicros is UniqueFor in whole microseconds, rounded up, so that
 // any window is at least one.
@@ -206,7 +225,7 @@ func insertJobs(x execer, jobs []store.EnqueueParams, results []store.EnqueueRes
 				if p.UniqueFor > 0 {
 					until = created + uniqueForMicros(p.UniqueFor)
 				}
-				args = append(args, p.HoldKeyWhenDead, until, p.UniqueFor > 0)
+				args = append(args, p.HoldKeyWhenDead, until, p.UniqueFor > 0, nullString(string(engine.EncodeMetadata(p.Metadata))))
 			}
 		}
 		if !mayConflict {
@@ -334,7 +353,7 @@ const promoteSQL = `UPDATE spool_jobs SET state = 'available' WHERE state = 'sch
 // dead and holds the key (hold_when_dead: spool_jobs_dead_holds, empty in a
 // healthy store, makes that one index probe).
 const claimSQL = `UPDATE spool_jobs
-	SET state = 'running', lock_token = (random() | 1), locked_until = ?, deliveries = deliveries + 1, worker = ?
+	SET state = 'running', lock_token = (random() | 1), locked_until = ?, attempted_at = ?, deliveries = deliveries + 1, worker = ?
 	WHERE id IN (
 		SELECT j.id FROM spool_jobs AS j
 		WHERE j.state = 'available' AND j.queue = ?
@@ -351,21 +370,27 @@ const claimSQL = `UPDATE spool_jobs
 	RETURNING ` + claimedColumns
 
 // claimedColumns are what a claim returns: a just-claimed job is running, and
-// a running job never has a result, a dead reason or a finish time.
+// a running job never has a result, a dead reason or a finish time; its
+// attempted_at is the claim's now, which the caller knows.
 const claimedColumns = `id, queue, kind, payload, priority, run_at, tenant, unique_key, ordering_key,
-	attempts, max_attempts, deliveries, max_deliveries, lock_token, locked_until, errors, created_at, hold_when_dead, unique_until`
+	attempts, max_attempts, deliveries, max_deliveries, lock_token, locked_until, errors, created_at, hold_when_dead, unique_until,
+	metadata, last_attempt_us`
 
-func scanClaimed(r scanner) (*store.Job, error) {
+func scanClaimed(r scanner, now time.Time) (*store.Job, error) {
 	var (
 		j                  store.Job
 		uniq, ord, errs    sql.NullString
 		runAt, lockedUntil int64
 		created, token     int64
-		uniqueUntil        sql.NullInt64
+		uniqueUntil, took  sql.NullInt64
+		meta               sql.NullString
 	)
 	if err := r.Scan(&j.ID, &j.Queue, &j.Kind, &j.Payload, &j.Priority, &runAt, &j.Tenant, &uniq, &ord,
 		&j.Attempts, &j.MaxAttempts, &j.Deliveries, &j.MaxDeliveries, &token, &lockedUntil, &errs, &created, &j.HoldKeyWhenDead,
-		&uniqueUntil); err != nil {
+		&uniqueUntil, &meta, &took); err != nil {
+		return nil, err
+	}
+	if err := scanTiming(&j, meta, sql.NullInt64{Int64: now.UnixMicro(), Valid: true}, took); err != nil {
 		return nil, err
 	}
 	j.State = store.StateRunning
@@ -401,13 +426,13 @@ func (s *backend) ClaimJobs(ctx context.Context, p store.ClaimParams) ([]*store.
 		if _, err := x.exec(promoteSQL, p.Queue, now.UnixMicro()); err != nil {
 			return fmt.Errorf("spool: claim: %w", err)
 		}
-		rows, err := x.query(claimSQL, now.Add(p.LockFor).UnixMicro(), nullString(p.Worker), p.Queue, p.Limit)
+		rows, err := x.query(claimSQL, now.Add(p.LockFor).UnixMicro(), now.UnixMicro(), nullString(p.Worker), p.Queue, p.Limit)
 		if err != nil {
 			return fmt.Errorf("spool: claim: %w", err)
 		}
 		defer rows.Close()
 		for rows.Next() {
-			j, err := scanClaimed(rows)
+			j, err := scanClaimed(rows, now)
 			if err != nil {
 				return fmt.Errorf("spool: claim: %w", err)
 			}
@@ -475,21 +500,26 @@ var appendErrorSQL = fmt.Sprintf(`(CASE WHEN json_array_length(coalesce(errors, 
 
 const fence = ` WHERE id = ? AND lock_token = ? AND state = 'running'`
 
+// took sets how long the delivery being settled took: from its claim
+// (attempted_at) to the settle's now, its one parameter. Every verdict but
+// a release sets it.
+const took = ` last_attempt_us = max(? - attempted_at, 0)`
+
 var settleSQL = map[store.Outcome]string{
-	store.Complete: `UPDATE spool_jobs SET state = 'completed', finished_at = ?, result = ?, lock_token = NULL, locked_until = NULL` + fence,
+	store.Complete: `UPDATE spool_jobs SET state = 'completed', finished_at = ?, result = ?,` + took + `, lock_token = NULL, locked_until = NULL` + fence,
 	store.Fail: `UPDATE spool_jobs SET
 		errors = ` + appendErrorSQL + `,
 		state = CASE WHEN attempts + 1 >= max_attempts THEN 'dead' WHEN ? <= ? THEN 'available' ELSE 'scheduled' END,
 		dead_reason = CASE WHEN attempts + 1 >= max_attempts THEN 'max_attempts' END,
 		finished_at = CASE WHEN attempts + 1 >= max_attempts THEN ? END,
 		run_at = CASE WHEN attempts + 1 >= max_attempts THEN run_at ELSE ? END,
-		attempts = attempts + 1, lock_token = NULL, locked_until = NULL` + fence,
+		attempts = attempts + 1,` + took + `, lock_token = NULL, locked_until = NULL` + fence,
 	store.DeadLetter: `UPDATE spool_jobs SET errors = ` + appendErrorSQL + `,
-		state = 'dead', dead_reason = 'dead_lettered', finished_at = ?, attempts = attempts + 1,
+		state = 'dead', dead_reason = 'dead_lettered', finished_at = ?, attempts = attempts + 1,` + took + `,
 		lock_token = NULL, locked_until = NULL` + fence,
 	store.Cancel: `UPDATE spool_jobs SET errors = CASE WHEN ? THEN ` + appendErrorSQL + ` ELSE errors END,
-		state = 'cancelled', finished_at = ?, lock_token = NULL, locked_until = NULL` + fence,
-	store.Snooze: `UPDATE spool_jobs SET state = CASE WHEN ? <= ? THEN 'available' ELSE 'scheduled' END, run_at = ?,
+		state = 'cancelled', finished_at = ?,` + took + `, lock_token = NULL, locked_until = NULL` + fence,
+	store.Snooze: `UPDATE spool_jobs SET state = CASE WHEN ? <= ? THEN 'available' ELSE 'scheduled' END, run_at = ?,` + took + `,
 		lock_token = NULL, locked_until = NULL` + fence,
 	store.Release: `UPDATE spool_jobs SET state = 'available', deliveries = max(deliveries - 1, 0),
 		lock_token = NULL, locked_until = NULL` + fence,
@@ -544,15 +574,15 @@ func (s *backend) SettleJobs(ctx context.Context, verdicts []store.Verdict, errs
 			var args []any
 			switch v.Outcome {
 			case store.Complete:
-				args = []any{nowUS, v.Result}
+				args = []any{nowUS, v.Result, nowUS}
 			case store.Fail:
-				args = append(errArgs(v.Error, now, "failed"), retry.UnixMicro(), nowUS, nowUS, retry.UnixMicro())
+				args = append(errArgs(v.Error, now, "failed"), retry.UnixMicro(), nowUS, nowUS, retry.UnixMicro(), nowUS)
 			case store.DeadLetter:
-				args = append(errArgs(v.Error, now, "dead-lettered by handler"), nowUS)
+				args = append(errArgs(v.Error, now, "dead-lettered by handler"), nowUS, nowUS)
 			case store.Cancel:
-				args = append(append([]any{v.Error != nil}, errArgs(v.Error, now, "cancelled")...), nowUS)
+				args = append(append([]any{v.Error != nil}, errArgs(v.Error, now, "cancelled")...), nowUS, nowUS)
 			case store.Snooze:
-				args = []any{retry.UnixMicro(), nowUS, retry.UnixMicro()}
+				args = []any{retry.UnixMicro(), nowUS, retry.UnixMicro(), nowUS}
 			case store.Release:
 			}
 			args = append(args, v.ID, int64(v.Token))
@@ -597,7 +627,7 @@ var completeSQL [completeChunk + 1]string
 func init() {
 	for n := 1; n <= completeChunk; n++ {
 		completeSQL[n] = `WITH v(id, tok) AS (VALUES ` + strings.TrimSuffix(strings.Repeat("(?, ?), ", n), ", ") + `)
-			UPDATE spool_jobs SET state = 'completed', finished_at = ?, lock_token = NULL, locked_until = NULL
+			UPDATE spool_jobs SET state = 'completed', finished_at = ?, last_attempt_us = max(? - attempted_at, 0), lock_token = NULL, locked_until = NULL
 			FROM v WHERE spool_jobs.id = v.id AND spool_jobs.lock_token = v.tok AND spool_jobs.state = 'running'
 `
 	}
@@ -622,7 +652,7 @@ func completeBulk(x execer, verdicts []store.Verdict, errs []error, repeated map
 		for _, i := range chunk {
 			args = append(args, verdicts[i].ID, int64(verdicts[i].Token))
 		}
-		args = append(args, nowUS)
+		args = append(args, nowUS, nowUS)
 		if _, err := x.exec("SAVEPOINT bulk_complete"); err != nil {
 			return 0, fmt.Errorf("spool: settle: %w", err)
 		}
@@ -650,7 +680,7 @@ func completeBulk(x execer, verdicts []store.Verdict, errs []error, repeated map
 			return 0, fmt.Errorf("spool: settle: %w", err)
 		}
 		for _, i := range chunk {
-			res, err := x.exec(settleSQL[store.Complete], nowUS, nil, verdicts[i].ID, int64(verdicts[i].Token))
+			res, err := x.exec(settleSQL[store.Complete], nowUS, nil, nowUS, verdicts[i].ID, int64(verdicts[i].Token))
 			if err != nil {
 				return 0, fmt.Errorf("spool: settle: %w", err)
 			}

@@ -70,7 +70,7 @@ func TestRegisteredBackend(t *testing.T) {
 		t.Fatalf("Migrate(0) = %v; want a refusal", err)
 	}
 	steps, err := m.Migrate(ctx, m.Latest())
-	if err != nil || len(steps) != m.Latest() || steps[0].Version != 1 || steps[0].Down {
+	if err != nil || len(steps) != knownAbove(0) || steps[0].Version != 1 || steps[0].Down {
 		t.Fatalf("Migrate on a new file = %+v, %v", steps, err)
 	}
 	if steps, err := m.Migrate(ctx, m.Latest()); err != nil || len(steps) != 0 {
@@ -78,7 +78,7 @@ func TestRegisteredBackend(t *testing.T) {
 	}
 	st, err := m.Status(ctx)
 	if err != nil || st.Backend != "sqlite" || st.Path != path || st.Where != "file "+path || st.Current != st.Latest ||
-		len(st.Applied) != st.Latest || len(st.Pending) != 0 || st.Applied[0].AppliedAt.IsZero() {
+		len(st.Applied) != knownAbove(0) || len(st.Pending) != 0 || st.Applied[0].AppliedAt.IsZero() {
 		t.Fatalf("Status after Migrate = %+v, %v", st, err)
 	}
 

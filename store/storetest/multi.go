@@ -34,6 +34,7 @@ func testCapabilitiesMatch(t *testing.T, h *harness) {
 		{"Leases", f.Leases, c.Leases != nil},
 		{"Health", f.Health, c.Health != nil},
 		{"ClaimWaiter", f.ClaimWait, c.ClaimWaiter != nil},
+		{"Workers", f.Workers, c.Workers != nil},
 	} {
 		switch {
 		case cap.declared && !cap.have:
@@ -42,7 +43,7 @@ func testCapabilitiesMatch(t *testing.T, h *harness) {
 			t.Errorf("the store has %s, but the backend does not declare it, so the suite does not test it", cap.name)
 		}
 	}
-	if got, want := len(c.Names()), btoi(f.Schedules)+btoi(f.Notify)+btoi(f.SQLTx)+btoi(f.Events)+btoi(f.Events && f.SQLTx)+btoi(f.Keys)+btoi(f.Leases)+btoi(f.Health)+btoi(f.ClaimWait); got != want {
+	if got, want := len(c.Names()), btoi(f.Schedules)+btoi(f.Notify)+btoi(f.SQLTx)+btoi(f.Events)+btoi(f.Events && f.SQLTx)+btoi(f.Keys)+btoi(f.Leases)+btoi(f.Health)+btoi(f.ClaimWait)+btoi(f.Workers); got != want {
 		t.Errorf("Capabilities().Names() = %v, want %d names", c.Names(), want)
 	}
 }

@@ -57,6 +57,9 @@ type Features struct {
 	Health bool
 	// ClaimWait: Capabilities.ClaimWaiter, claims that wait for jobs.
 	ClaimWait bool
+	// Workers: Capabilities.Workers, the heartbeats of workers online.
+	Workers bool
+
 	// MultiHandle: several handles may share one database (other
 	// processes, other nodes); the suite runs the racing and failure
 	// cases across two handles.
@@ -106,6 +109,8 @@ func Run(t *testing.T, b Backend) {
 	}{
 		{"Capabilities", capabilityTests, true},
 		{"Enqueue", enqueueTests, true},
+		{"Metadata", metadataTests, true},
+		{"Timing", timingTests, true},
 		{"Unique", uniqueTests, true},
 		{"Claim", claimTests, true},
 		{"Ordering", orderingTests, true},
@@ -128,6 +133,7 @@ func Run(t *testing.T, b Backend) {
 		{"Leases", leaseTests, f.Leases},
 		{"Health", healthTests, f.Health},
 		{"ClaimWait", claimWaitTests, f.ClaimWait},
+		{"Workers", workerTests, f.Workers},
 		{"MultiHandleLeases", multiLeaseTests, f.MultiHandle && f.Leases},
 		{"MultiHandleEvents", multiEventTests, f.MultiHandle && f.Events},
 		{"MultiHandle", multiTests, f.MultiHandle},
