@@ -203,12 +203,9 @@ func Continuous(ctx context.Context, cfg Config) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	// Each payload is the job's number and the time its enqueue began.
 	lat := newLatencies(warm, total)
-	base := time.Now()
 	w, err := newWorker(cs, cfg, func(_ context.Context, job *spool.Job) ([]byte, error) {
-		at := time.Since(base)
-		lat.record(int(binary.LittleEndian.Uint64(job.Payload)), at-time.Duration(binary.LittleEndian.Uint64(job.Payload[8:])))
+		lat.record(job.Payload)
 		return nil, nil
 	})
 	if err != nil {
@@ -217,15 +214,8 @@ func Continuous(ctx context.Context, cfg Config) (*Result, error) {
 	if err := w.Start(ctx); err != nil {
 		return nil, err
 	}
-	var start time.Time // when the first measured job is due
 	err = pace(ctx, cfg.Rate, warm+total, func(ctx context.Context, n int) error {
-		if n == warm {
-			start = time.Now()
-		}
-		payload := make([]byte, 16)
-		binary.LittleEndian.PutUint64(payload, uint64(n))
-		binary.LittleEndian.PutUint64(payload[8:], uint64(time.Since(base)))
-		_, err := client.EnqueueMany(ctx, spool.RawItem("noop", payload, &spool.EnqueueOptions{Queue: cfg.Queue}))
+		_, err := client.EnqueueMany(ctx, spool.RawItem("noop", lat.stamp(n), &spool.EnqueueOptions{Queue: cfg.Queue}))
 		return err
 	})
 	if err != nil {
@@ -233,7 +223,7 @@ func Continuous(ctx context.Context, cfg Config) (*Result, error) {
 	} else {
 		err = cs.wait(ctx, cfg.Progress)
 	}
-	elapsed := cs.finishedAt().Sub(start)
+	elapsed := cs.finishedAt().Sub(lat.start)
 	stopErr := stop(ctx, w)
 	if err != nil {
 		return nil, err
@@ -251,22 +241,41 @@ func Continuous(ctx context.Context, cfg Config) (*Result, error) {
 }
 
 // latencies records the latencies of the measured jobs of a run: those
-// numbered from warm on, total of them (or, for events, deliveries).
+// numbered from warm on, total of them (or, for events, deliveries). Each
+// job's (or event's) payload is its number and the time its send began
+// (16 bytes, see stamp).
 type latencies struct {
-	warm int
-	mu   sync.Mutex // guards all
-	all  []time.Duration
+	warm  int
+	base  time.Time // stamps count from here
+	start time.Time // when the first measured item was sent; set by stamp, read once sending is over
+
+	mu  sync.Mutex // guards all
+	all []time.Duration
 }
 
 func newLatencies(warm, total int) *latencies {
-	return &latencies{warm: warm, all: make([]time.Duration, 0, total)}
+	return &latencies{warm: warm, base: time.Now(), all: make([]time.Duration, 0, total)}
 }
 
-// record records the latency of job n, unless it is a warm-up job.
-func (l *latencies) record(n int, d time.Duration) {
-	if n < l.warm {
+// stamp returns the payload of item n, sent now.
+func (l *latencies) stamp(n int) []byte {
+	if n == l.warm {
+		l.start = time.Now()
+	}
+	p := make([]byte, 16)
+	binary.LittleEndian.PutUint64(p, uint64(n))
+	binary.LittleEndian.PutUint64(p[8:], uint64(time.Since(l.base)))
+	return p
+}
+
+// record records the latency, until now, of the item whose payload is p,
+// unless it is a warm-up item (or p is not a stamp).
+func (l *latencies) record(p []byte) {
+	at := time.Since(l.base)
+	if len(p) != 16 || int(binary.LittleEndian.Uint64(p)) < l.warm {
 		return
 	}
+	d := at - time.Duration(binary.LittleEndian.Uint64(p[8:]))
 	l.mu.Lock()
 	l.all = append(l.all, d)
 	l.mu.Unlock()

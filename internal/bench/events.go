@@ -3,7 +3,6 @@ package bench
 import (
 	"cmp"
 	"context"
-	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"slices"
@@ -294,27 +293,13 @@ func EventsContinuous(ctx context.Context, cfg EventsConfig) (*EventsResult, err
 	}
 	dc := newDeliveryCounter(cfg.Store, cfg.Subscriptions, warm+total)
 	lat := newLatencies(warm, total*cfg.Subscriptions)
-	base := time.Now()
-	w, err := eventsWorker(ctx, dc, cfg, names, func(_ int, e *spool.Event[json.RawMessage]) {
-		at := time.Since(base)
-		if len(e.Raw) == 16 {
-			lat.record(int(binary.LittleEndian.Uint64(e.Raw)), at-time.Duration(binary.LittleEndian.Uint64(e.Raw[8:])))
-		}
-	})
+	w, err := eventsWorker(ctx, dc, cfg, names, func(_ int, e *spool.Event[json.RawMessage]) { lat.record(e.Raw) })
 	if err != nil {
 		return nil, err
 	}
-	var start time.Time // when the first measured event is due
+	// Payloads are stamps (16 bytes, not JSON: stored as is).
 	err = pace(ctx, cfg.Rate, warm+total, func(ctx context.Context, n int) error {
-		if n == warm {
-			start = time.Now()
-		}
-		// The payload is the event's number and the time its publish
-		// began (16 bytes, not JSON: stored as is).
-		payload := make([]byte, 16)
-		binary.LittleEndian.PutUint64(payload, uint64(n))
-		binary.LittleEndian.PutUint64(payload[8:], uint64(time.Since(base)))
-		_, err := es.Publish(ctx, benchTopic, []store.EventInput{{Kind: "bench.event", Payload: payload}})
+		_, err := es.Publish(ctx, benchTopic, []store.EventInput{{Kind: "bench.event", Payload: lat.stamp(n)}})
 		return err
 	})
 	if err != nil {
@@ -328,6 +313,6 @@ func EventsContinuous(ctx context.Context, cfg EventsConfig) (*EventsResult, err
 	}
 	r := &EventsResult{Mode: "events-continuous", Events: total, Subscriptions: cfg.Subscriptions, Workers: cfg.Workers, Rate: cfg.Rate,
 		LatencyMS: lat.summary()}
-	r.summarise(start, dc.last)
+	r.summarise(lat.start, dc.last)
 	return r, stopErr
 }

@@ -298,6 +298,22 @@ func (a *insertArgs) choose(insert, ext string, now time.Time) (string, []any) {
 	return insert, args
 }
 
+// newInsertArgs gathers jobs' columns for an insert and fills results as
+// the insert leaves a row it inserts: available, or scheduled when it runs
+// later than now.
+func newInsertArgs(jobs []store.EnqueueParams, results []store.EnqueueResult, now time.Time) *insertArgs {
+	a := &insertArgs{}
+	for i := range jobs {
+		state := store.StateAvailable
+		if jobs[i].RunAt.After(now) {
+			state = store.StateScheduled
+		}
+		results[i] = store.EnqueueResult{ID: jobs[i].ID, State: state}
+		a.add(&jobs[i], state)
+	}
+	return a
+}
+
 // plainJobs reports whether no job has a unique key or history: their
 // insert can only put every row in or fail.
 func plainJobs(jobs []store.EnqueueParams) bool {
@@ -314,15 +330,7 @@ func plainJobs(jobs []store.EnqueueParams) bool {
 // taken ID) fails the statement, so the transaction, instead of being
 // skipped.
 func (s *backend) queueInsert(ctx context.Context, p *pipeExec, jobs []store.EnqueueParams, results []store.EnqueueResult, now time.Time) {
-	var a insertArgs
-	for i := range jobs {
-		state := store.StateAvailable
-		if jobs[i].RunAt.After(now) {
-			state = store.StateScheduled
-		}
-		results[i] = store.EnqueueResult{ID: jobs[i].ID, State: state}
-		a.add(&jobs[i], state)
-	}
+	a := newInsertArgs(jobs, results, now)
 	insert, args := a.strictStatement(s.q, now)
 	_ = p.exec(ctx, insert, args...) // queued: it cannot fail here
 }
@@ -334,15 +342,7 @@ func (s *backend) queueInsert(ctx context.Context, p *pipeExec, jobs []store.Enq
 // finished, without a window), or holds it for a window that has passed
 // (it then gives the key up), the row is inserted again.
 func (s *backend) insertJobs(ctx context.Context, x execer, jobs []store.EnqueueParams, results []store.EnqueueResult, now time.Time) error {
-	var a insertArgs
-	for i := range jobs {
-		state := store.StateAvailable
-		if jobs[i].RunAt.After(now) {
-			state = store.StateScheduled
-		}
-		results[i] = store.EnqueueResult{ID: jobs[i].ID, State: state}
-		a.add(&jobs[i], state)
-	}
+	a := newInsertArgs(jobs, results, now)
 	insert, args := a.statement(s.q, now)
 	inserted, err := x.queryIDs(ctx, insert, args...)
 	if err != nil {
