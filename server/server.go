@@ -26,6 +26,7 @@ import (
 
 	"github.com/jonboulle/clockwork"
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/trace"
 	"golang.org/x/time/rate"
 
 	spool "github.com/spoolrun/spool"
@@ -75,6 +76,10 @@ type Config struct {
 	// Health answers GET /livez and /readyz. Default: a spool.Health over
 	// Store, with no workers. Drain makes its readiness fail.
 	Health *spool.Health
+	// TracerProvider makes the send spans of jobs enqueued and events
+	// published through the API (spool.Config.TracerProvider of the
+	// server's Client). Default: the global provider.
+	TracerProvider trace.TracerProvider
 }
 
 // MaxWait is the longest a claim or a wait may long-poll.
@@ -148,7 +153,7 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Clock == nil {
 		cfg.Clock = clockwork.NewRealClock()
 	}
-	client, err := spool.NewClient(spool.Config{Store: cfg.Store, Clock: cfg.Clock, Metrics: cfg.Metrics})
+	client, err := spool.NewClient(spool.Config{Store: cfg.Store, Clock: cfg.Clock, Metrics: cfg.Metrics, TracerProvider: cfg.TracerProvider})
 	if err != nil {
 		return nil, err
 	}

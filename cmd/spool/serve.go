@@ -132,7 +132,12 @@ func (a *app) runServe(cmd *cobra.Command, f serveFlags) error {
 	// Upkeep: a worker with no queues reaps expired locks, fires
 	// schedules, prunes by retention, and computes the cluster gauges
 	// while it holds their lease.
-	upkeep, err := spool.NewWorker(spool.WorkerConfig{Store: st, Queues: map[string]spool.QueueConfig{}, Logger: log, Metrics: metrics,
+	tp, stopTracing, err := otlpTracing(ctx, log)
+	if err != nil {
+		return err
+	}
+	defer stopTracing()
+	upkeep, err := spool.NewWorker(spool.WorkerConfig{Store: st, Queues: map[string]spool.QueueConfig{}, Logger: log, Metrics: metrics, TracerProvider: tp,
 		Heartbeat: spool.HeartbeatConfig{Disable: true}}) // maintenance only: no worker to list
 	if err != nil {
 		return err
@@ -143,7 +148,7 @@ func (a *app) runServe(cmd *cobra.Command, f serveFlags) error {
 	}
 	srv, err := server.New(server.Config{Store: st, Insecure: f.insecure, RateLimit: f.rateLimit, RateBurst: f.rateBurst,
 		RequestTimeout: f.requestTimeout, MaxBodyBytes: f.maxBody, Logger: log,
-		Metrics: metrics, Gatherer: metricsRegistry(metrics), MetricsAccess: access, Health: health})
+		Metrics: metrics, Gatherer: metricsRegistry(metrics), MetricsAccess: access, Health: health, TracerProvider: tp})
 	if err != nil {
 		return err
 	}

@@ -170,7 +170,13 @@ func (a *app) work(cmd *cobra.Command, f *workFlags, argv []string) error {
 			return usagef("--gauge-interval: %v", err)
 		}
 	}
+	tp, stopTracing, err := otlpTracing(ctx, log)
+	if err != nil {
+		return err
+	}
+	defer stopTracing()
 	w, err := spool.NewWorker(spool.WorkerConfig{
+		TracerProvider:  tp,
 		Metrics:         metrics,
 		Store:           st,
 		Queues:          queues,
