@@ -59,29 +59,13 @@ func (s *Store) Enqueue(ctx context.Context, jobs []store.EnqueueParams) ([]stor
 // Claim implements store.Store (POST /v1/queues/{queue}/claim, answered at
 // once).
 func (s *Store) Claim(ctx context.Context, p store.ClaimParams) ([]*store.Job, error) {
-	if err := s.start(ctx); err != nil {
-		return nil, err
-	}
-	if err := p.Normalize(); err != nil {
-		return nil, err
-	}
-	r := request{method: http.MethodPost, path: "/v1/queues/" + seg(p.Queue) + "/claim",
-		body: wire.ClaimParamsOf(p, 0)}
-	var out struct {
-		Jobs []wire.Job `json:"jobs"`
-	}
-	if err := s.do(ctx, r, &out); err != nil {
-		return nil, err
-	}
-	if len(out.Jobs) > p.Limit {
-		return nil, s.badAnswer(r, "%d jobs for a claim of %d", len(out.Jobs), p.Limit)
-	}
-	return s.storeJobs(r, out.Jobs)
+	jobs, _, err := s.ClaimWait(ctx, p, 0)
+	return jobs, err
 }
 
 // ClaimWait implements store.ClaimWaiter: a claim that long-polls on the
 // server, which claims for this store when a job comes. wait is capped at
-// the server's longest poll.
+// the server's longest poll; with none, the server answers at once.
 func (s *Store) ClaimWait(ctx context.Context, p store.ClaimParams, wait time.Duration) ([]*store.Job, time.Duration, error) {
 	if err := s.start(ctx); err != nil {
 		return nil, 0, err
