@@ -148,11 +148,21 @@ type Capabilities struct {
 	ClaimWaiter ClaimWaiter
 	// Workers keeps the heartbeats of the workers online.
 	Workers WorkerStore
+	// Bulk counts the jobs a filter selects and cancels, requeues or
+	// deletes them in one statement (the dashboard's bulk actions).
+	Bulk BulkStore
+	// Activity keeps per-minute counts of what workers did (the
+	// dashboard's charts).
+	Activity ActivityStore
+	// Audit keeps the log of actions taken through spool serve and its
+	// dashboard.
+	Audit AuditStore
 }
 
 // Names lists the capabilities present, for messages and diagnostics:
 // "schedules", "notify", "sql_tx", "events", "events_sql_tx", "keys",
-// "leases", "health", "claim_wait", "workers".
+// "leases", "health", "claim_wait", "workers", "bulk", "activity",
+// "audit".
 func (c Capabilities) Names() []string {
 	var out []string
 	if c.Schedules != nil {
@@ -184,6 +194,15 @@ func (c Capabilities) Names() []string {
 	}
 	if c.Workers != nil {
 		out = append(out, "workers")
+	}
+	if c.Bulk != nil {
+		out = append(out, "bulk")
+	}
+	if c.Activity != nil {
+		out = append(out, "activity")
+	}
+	if c.Audit != nil {
+		out = append(out, "audit")
 	}
 	return out
 }
@@ -354,13 +373,26 @@ type ReapResult struct {
 	DeadLettered int // reached max deliveries
 }
 
-// ListParams filters List. Zero fields do not filter.
+// ListParams filters List. Zero fields do not filter. The filter fields
+// (all but After, Limit and Newest) also select the jobs of the bulk
+// actions (BulkStore).
 type ListParams struct {
 	Queue  string
 	Kind   string
 	Tenant string
 	States []State
-	After  ID  // cursor: only jobs with a larger ID (use ListPage.Next)
+	// UniqueKey and OrderingKey select the jobs enqueued with that key.
+	UniqueKey   string
+	OrderingKey string
+	// CreatedAfter and CreatedBefore bound created_at: jobs created at or
+	// after CreatedAfter and before CreatedBefore.
+	CreatedAfter  time.Time
+	CreatedBefore time.Time
+
+	// Newest lists in descending ID order (newest first); After then
+	// means "older than".
+	Newest bool
+	After  ID  // cursor: only jobs past this ID in the listing's order (use ListPage.Next)
 	Limit  int // 1..MaxListLimit; default DefaultListLimit
 }
 
