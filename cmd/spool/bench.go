@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"strings"
 	"time"
 
@@ -92,6 +93,8 @@ type benchFlags struct {
 	metrics bool
 	// trace records every span of the run (burn-down, continuous).
 	trace bool
+	// cpuProfile names a file for a CPU profile of the whole run.
+	cpuProfile string
 }
 
 func (a *app) benchCmd() *cobra.Command {
@@ -103,6 +106,18 @@ func (a *app) benchCmd() *cobra.Command {
 		Example: benchExample,
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if f.cpuProfile == "" {
+				return a.bench(cmd, &f)
+			}
+			out, err := os.Create(f.cpuProfile)
+			if err != nil {
+				return err
+			}
+			defer out.Close()
+			if err := pprof.StartCPUProfile(out); err != nil {
+				return err
+			}
+			defer pprof.StopCPUProfile()
 			return a.bench(cmd, &f)
 		},
 	}
@@ -121,6 +136,7 @@ func (a *app) benchCmd() *cobra.Command {
 	fl.BoolVar(&f.metrics, "metrics", false, "burn-down, continuous, enqueue: count Prometheus metrics while measuring (their cost; scraped once at the end)")
 	fl.IntVar(&f.producers, "producers", 16, "enqueue: calls in flight at once")
 	fl.BoolVar(&f.trace, "trace", false, "burn-down, continuous: trace every job with OpenTelemetry (an SDK tracer provider sampling everything, batching spans to an exporter that drops them), to measure tracing's cost")
+	fl.StringVar(&f.cpuProfile, "cpuprofile", "", "write a CPU profile of the run to this file (go tool pprof reads it)")
 	return cmd
 }
 
