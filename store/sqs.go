@@ -60,11 +60,12 @@ type SQSStore interface {
 	// CompleteUnclaimed completes jobs whose last delivery ended without a
 	// verdict (its lock expired and the reaper returned the job, or it was
 	// snoozed) and that no one has claimed since: for each delivery, the
-	// job is completed when it is not running and its deliveries still
-	// equal d.Deliveries. Per item: nil when it completed the job, or the
-	// job was completed already with those deliveries (a retry);
-	// ErrLockLost when the job was claimed again since, is running, or
-	// finished otherwise; ErrNotFound when it does not exist.
+	// job is completed when it is in queue d.Queue, is not running, and
+	// its deliveries still equal d.Deliveries. Per item: nil when it
+	// completed the job, or the job was completed already with those
+	// deliveries (a retry); ErrLockLost when the job was claimed again
+	// since, is running, or finished otherwise; ErrNotFound when no job of
+	// d.Queue has the ID.
 	CompleteUnclaimed(ctx context.Context, ds []Delivery) ([]error, error)
 
 	// RedriveDead moves up to p.Limit dead jobs of queue p.From into queue
@@ -134,10 +135,11 @@ type QueueDepth struct {
 	Dead      int // dead letters
 }
 
-// Delivery names one delivery of a job: the job and its deliveries count
-// as the claim that made the delivery returned it.
+// Delivery names one delivery of a job: the job, the queue it is in, and
+// its deliveries count as the claim that made the delivery returned it.
 type Delivery struct {
 	ID         ID
+	Queue      string
 	Deliveries int
 }
 

@@ -237,6 +237,8 @@ func (e *Store) CompleteUnclaimed(ctx context.Context, ds []store.Delivery) ([]e
 	for i, d := range ds {
 		if d.Deliveries < 1 {
 			errs[i] = &store.ValidationError{Field: "deliveries", Reason: fmt.Sprintf("%d is not positive", d.Deliveries)}
+		} else {
+			errs[i] = store.ValidName("queue", d.Queue, false)
 		}
 		valid = valid || errs[i] == nil
 	}

@@ -54,8 +54,8 @@ RETURNING ` + sqsColumns
 	(SELECT count(*) FROM {schema}.jobs WHERE queue = $1 AND state = 'dead')`
 
 	completeUnclaimedSQL = `UPDATE {schema}.jobs SET state = 'completed', finished_at = $3, lock_token = NULL, locked_until = NULL
-WHERE id = $1 AND deliveries = $2 AND state IN ('scheduled', 'available')`
-	deliveryStateSQL = `SELECT state, deliveries FROM {schema}.jobs WHERE id = $1`
+WHERE id = $1 AND queue = $4 AND deliveries = $2 AND state IN ('scheduled', 'available')`
+	deliveryStateSQL = `SELECT state, deliveries FROM {schema}.jobs WHERE id = $1 AND queue = $2`
 
 	// redriveSQL moves a queue's oldest dead jobs into another queue, as a
 	// requeue does, giving up their unique keys and rewriting ordering
@@ -89,7 +89,7 @@ DELETE FROM {schema}.jobs AS j USING picked WHERE j.id = picked.id`)
 // sqsQueries are the statements of SQS queues rendered for one schema.
 type sqsQueries struct {
 	insert, get, list, update, remove, count, complete, deliveryState, redrive string
-	deleteJobs                                                                []string
+	deleteJobs                                                                 []string
 }
 
 func newSQSQueries(schema string) *sqsQueries {
@@ -222,7 +222,7 @@ func (s *backend) CompleteUnclaimed(ctx context.Context, ds []store.Delivery, er
 		if errs[i] != nil {
 			continue
 		}
-		tag, err := s.pool.Exec(ctx, s.q.sqs.complete, d.ID, d.Deliveries, now)
+		tag, err := s.pool.Exec(ctx, s.q.sqs.complete, d.ID, d.Deliveries, now, d.Queue)
 		if err != nil {
 			return s.fail(ctx, "complete unclaimed", err)
 		}
@@ -232,7 +232,7 @@ func (s *backend) CompleteUnclaimed(ctx context.Context, ds []store.Delivery, er
 		}
 		var state string
 		var deliveries int
-		switch err := s.pool.QueryRow(ctx, s.q.sqs.deliveryState, d.ID).Scan(&state, &deliveries); {
+		switch err := s.pool.QueryRow(ctx, s.q.sqs.deliveryState, d.ID, d.Queue).Scan(&state, &deliveries); {
 		case errors.Is(err, pgx.ErrNoRows):
 			errs[i] = store.JobNotFound(d.ID)
 		case err != nil:

@@ -56,8 +56,8 @@ const (
 		(SELECT count(*) FROM spool_jobs WHERE queue = ?1 AND state = 'dead')`
 
 	completeUnclaimedSQL = `UPDATE spool_jobs SET state = 'completed', finished_at = ?, lock_token = NULL, locked_until = NULL
-		WHERE id = ? AND deliveries = ? AND state IN ('scheduled', 'available')`
-	deliveryStateSQL = `SELECT state, deliveries FROM spool_jobs WHERE id = ?`
+		WHERE id = ? AND queue = ? AND deliveries = ? AND state IN ('scheduled', 'available')`
+	deliveryStateSQL = `SELECT state, deliveries FROM spool_jobs WHERE id = ? AND queue = ?`
 
 	// redriveSQL moves a queue's oldest dead jobs into another queue, as a
 	// requeue does, giving up their unique keys and rewriting ordering
@@ -220,7 +220,7 @@ func (s *backend) CompleteUnclaimed(ctx context.Context, ds []store.Delivery, er
 			if errs[i] != nil {
 				continue
 			}
-			res, err := x.exec(completeUnclaimedSQL, now.UnixMicro(), d.ID, d.Deliveries)
+			res, err := x.exec(completeUnclaimedSQL, now.UnixMicro(), d.ID, d.Queue, d.Deliveries)
 			if err != nil {
 				return fmt.Errorf("spool: complete unclaimed: %w", err)
 			}
@@ -232,7 +232,7 @@ func (s *backend) CompleteUnclaimed(ctx context.Context, ds []store.Delivery, er
 			}
 			var state string
 			var deliveries int
-			switch err := x.queryRow(deliveryStateSQL, d.ID).Scan(&state, &deliveries); {
+			switch err := x.queryRow(deliveryStateSQL, d.ID, d.Queue).Scan(&state, &deliveries); {
 			case errors.Is(err, sql.ErrNoRows):
 				errs[i] = store.JobNotFound(d.ID)
 			case err != nil:

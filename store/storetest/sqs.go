@@ -282,8 +282,9 @@ func testSQSInvalid(t *testing.T, h *harness) {
 	if _, err := h.sqs().DeleteQueueJobs(h.ctx, store.DeleteQueueJobsParams{}); !errors.Is(err, store.ErrInvalid) {
 		t.Errorf("DeleteQueueJobs without a queue = %v, want ErrInvalid", err)
 	}
-	if errs, err := h.sqs().CompleteUnclaimed(h.ctx, []store.Delivery{{ID: store.NewID()}}); err != nil || !errors.Is(errs[0], store.ErrInvalid) {
-		t.Errorf("CompleteUnclaimed of delivery 0 = %v, %v; want ErrInvalid for the item", errs, err)
+	if errs, err := h.sqs().CompleteUnclaimed(h.ctx, []store.Delivery{{ID: store.NewID(), Queue: "q"}, {ID: store.NewID(), Deliveries: 1}}); err != nil ||
+		!errors.Is(errs[0], store.ErrInvalid) || !errors.Is(errs[1], store.ErrInvalid) {
+		t.Errorf("CompleteUnclaimed of delivery 0, and without a queue = %v, %v; want ErrInvalid for both items", errs, err)
 	}
 }
 
@@ -403,17 +404,17 @@ func testSQSCompleteUnclaimed(t *testing.T, h *harness) {
 	r := h.claimOne("r")
 	unknown := store.NewID()
 
-	errs := complete(store.Delivery{ID: expired, Deliveries: j.Deliveries}, store.Delivery{ID: snoozed, Deliveries: s.Deliveries},
-		store.Delivery{ID: again, Deliveries: first.Deliveries}, store.Delivery{ID: running, Deliveries: r.Deliveries},
-		store.Delivery{ID: unknown, Deliveries: 1})
+	errs := complete(store.Delivery{ID: expired, Queue: "q", Deliveries: j.Deliveries}, store.Delivery{ID: snoozed, Queue: "s", Deliveries: s.Deliveries},
+		store.Delivery{ID: again, Queue: "a", Deliveries: first.Deliveries}, store.Delivery{ID: running, Queue: "r", Deliveries: r.Deliveries},
+		store.Delivery{ID: unknown, Queue: "q", Deliveries: 1}, store.Delivery{ID: expired, Queue: "other", Deliveries: j.Deliveries})
 	if errs[0] != nil || errs[1] != nil {
 		t.Fatalf("CompleteUnclaimed of unclaimed deliveries = %v, %v; want nil", errs[0], errs[1])
 	}
 	if !errors.Is(errs[2], store.ErrLockLost) || !errors.Is(errs[3], store.ErrLockLost) {
 		t.Fatalf("CompleteUnclaimed of a job claimed since, and of a running one = %v, %v; want ErrLockLost", errs[2], errs[3])
 	}
-	if !errors.Is(errs[4], store.ErrNotFound) {
-		t.Fatalf("CompleteUnclaimed of an unknown job = %v, want ErrNotFound", errs[4])
+	if !errors.Is(errs[4], store.ErrNotFound) || !errors.Is(errs[5], store.ErrNotFound) {
+		t.Fatalf("CompleteUnclaimed of an unknown job, and of a job of another queue = %v, %v; want ErrNotFound", errs[4], errs[5])
 	}
 	h.wantState(expired, store.StateCompleted)
 	h.wantState(snoozed, store.StateCompleted)
@@ -425,7 +426,7 @@ func testSQSCompleteUnclaimed(t *testing.T, h *harness) {
 	// deliveries differ was completed by another delivery: refused.
 	finishedAt := h.get(expired).FinishedAt
 	h.clock.Advance(time.Second)
-	errs = complete(store.Delivery{ID: expired, Deliveries: j.Deliveries}, store.Delivery{ID: expired, Deliveries: j.Deliveries + 1})
+	errs = complete(store.Delivery{ID: expired, Queue: "q", Deliveries: j.Deliveries}, store.Delivery{ID: expired, Queue: "q", Deliveries: j.Deliveries + 1})
 	if errs[0] != nil || !errors.Is(errs[1], store.ErrLockLost) {
 		t.Fatalf("CompleteUnclaimed retried = %v; want nil, then ErrLockLost for other deliveries", errs)
 	}
@@ -512,7 +513,7 @@ func testSQSClosed(t *testing.T, h *harness) {
 		},
 		"CountQueueJobs": func() error { _, err := qs.CountQueueJobs(ctx, "q"); return err },
 		"CompleteUnclaimed": func() error {
-			_, err := qs.CompleteUnclaimed(ctx, []store.Delivery{{ID: store.NewID(), Deliveries: 1}})
+			_, err := qs.CompleteUnclaimed(ctx, []store.Delivery{{ID: store.NewID(), Queue: "q", Deliveries: 1}})
 			return err
 		},
 		"RedriveDead": func() error { _, err := qs.RedriveDead(ctx, store.RedriveParams{From: "q", To: "d"}); return err },
