@@ -83,11 +83,16 @@ type env struct {
 // roles are every key role, least able first.
 var roles = []string{store.RoleReader, store.RoleProducer, store.RoleWorker, store.RoleAdmin}
 
-// newEnv starts an env; cfg's Store and Clock are filled in.
+// newEnv starts an env; cfg's Store is filled in, and its Clock when it
+// has none: a fake one, which the store shares.
 func newEnv(t *testing.T, b backend, cfg sqs.Config) *env {
 	t.Helper()
-	clock := clockwork.NewFakeClockAt(time.Now().UTC().Truncate(time.Second))
-	st := b.open(t, clock.Now)
+	var clock *clockwork.FakeClock
+	if cfg.Clock == nil {
+		clock = clockwork.NewFakeClockAt(time.Now().UTC().Truncate(time.Second))
+		cfg.Clock = clock
+	}
+	st := b.open(t, cfg.Clock.Now)
 	t.Cleanup(func() { st.Close() })
 	e := &env{t: t, st: st, clock: clock, creds: map[string]aws.Credentials{}, keys: map[string]string{}}
 	for _, tenant := range []string{"acme", "globex"} {
@@ -99,12 +104,12 @@ func newEnv(t *testing.T, b backend, cfg sqs.Config) *env {
 	e.addKey("acme/nosqs", apikey.Params{Tenant: "acme", Role: store.RoleAdmin})
 	e.addKey("acme/worker:jobs", apikey.Params{Tenant: "acme", Role: store.RoleWorker, Queues: []string{"jobs"}, SQS: true})
 
-	cfg.Store, cfg.Clock = st, clock
+	cfg.Store = st
 	h, err := sqs.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := server.New(server.Config{Store: st, SQS: h, Clock: clock})
+	srv, err := server.New(server.Config{Store: st, SQS: h, Clock: cfg.Clock})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -122,7 +127,7 @@ func newEnv(t *testing.T, b backend, cfg sqs.Config) *env {
 // addKey makes a key and remembers its token and AWS credentials.
 func (e *env) addKey(name string, p apikey.Params) {
 	e.t.Helper()
-	token, k, err := apikey.New(p, e.clock.Now())
+	token, k, err := apikey.New(p, time.Now())
 	if err != nil {
 		e.t.Fatal(err)
 	}
