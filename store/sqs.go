@@ -57,6 +57,10 @@ type SQSStore interface {
 	// store's now.
 	CountQueueJobs(ctx context.Context, queue string) (QueueDepth, error)
 
+	// CountRunning counts one queue's running jobs alone: QueueDepth's
+	// Running, without the cost of counting a large backlog.
+	CountRunning(ctx context.Context, queue string) (int, error)
+
 	// CompleteUnclaimed completes jobs whose last delivery ended without a
 	// verdict (its lock expired and the reaper returned the job, or it was
 	// snoozed) and that no one has claimed since: for each delivery, the

@@ -43,6 +43,9 @@ type SQSDriver interface {
 	// CountQueueJobs counts a queue's live and dead jobs as of now.
 	CountQueueJobs(ctx context.Context, queue string, now time.Time) (store.QueueDepth, error)
 
+	// CountRunning counts a queue's running jobs.
+	CountRunning(ctx context.Context, queue string) (int, error)
+
 	// CompleteUnclaimed is store.SQSStore.CompleteUnclaimed: it answers
 	// each delivery in errs.
 	CompleteUnclaimed(ctx context.Context, ds []store.Delivery, errs []error, now time.Time) error
@@ -221,6 +224,18 @@ func (e *Store) CountQueueJobs(ctx context.Context, queue string) (store.QueueDe
 		return store.QueueDepth{}, err
 	}
 	return qd.CountQueueJobs(ctx, queue, e.d.Now())
+}
+
+// CountRunning implements store.SQSStore.
+func (e *Store) CountRunning(ctx context.Context, queue string) (int, error) {
+	if err := store.ValidName("queue", queue, false); err != nil {
+		return 0, err
+	}
+	qd, err := e.sqsQueues(ctx)
+	if err != nil {
+		return 0, err
+	}
+	return qd.CountRunning(ctx, queue)
 }
 
 // CompleteUnclaimed implements store.SQSStore.

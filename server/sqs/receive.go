@@ -146,11 +146,11 @@ func (h *Handler) checkInflight(c *call, q *queue) error {
 	cc, ok := h.inflight[q.stored]
 	h.mu.Unlock()
 	if !ok || now.Sub(cc.at) >= inflightCountedEvery {
-		d, err := h.sq.CountQueueJobs(c.ctx, q.stored)
+		n, err := h.sq.CountRunning(c.ctx, q.stored)
 		if err != nil {
 			return err
 		}
-		cc = cachedCount{n: d.Running, at: now}
+		cc = cachedCount{n: n, at: now}
 		h.mu.Lock()
 		if len(h.inflight) > 100_000 {
 			clear(h.inflight)

@@ -53,6 +53,8 @@ RETURNING ` + sqsColumns
 	(SELECT count(*) FROM {schema}.jobs WHERE queue = $1 AND state = 'running'),
 	(SELECT count(*) FROM {schema}.jobs WHERE queue = $1 AND state = 'dead')`
 
+	countRunningSQL = `SELECT count(*) FROM {schema}.jobs WHERE queue = $1 AND state = 'running'`
+
 	completeUnclaimedSQL = `UPDATE {schema}.jobs SET state = 'completed', finished_at = $3, lock_token = NULL, locked_until = NULL
 WHERE id = $1 AND queue = $4 AND deliveries = $2 AND state IN ('scheduled', 'available')`
 	deliveryStateSQL = `SELECT state, deliveries FROM {schema}.jobs WHERE id = $1 AND queue = $2`
@@ -88,14 +90,14 @@ DELETE FROM {schema}.jobs AS j USING picked WHERE j.id = picked.id`)
 
 // sqsQueries are the statements of SQS queues rendered for one schema.
 type sqsQueries struct {
-	insert, get, list, update, remove, count, complete, deliveryState, redrive string
-	deleteJobs                                                                 []string
+	insert, get, list, update, remove, count, running, complete, deliveryState, redrive string
+	deleteJobs                                                                          []string
 }
 
 func newSQSQueries(schema string) *sqsQueries {
 	r := func(s string) string { return render(s, schema) }
 	q := &sqsQueries{insert: r(insertSQSQueueSQL), get: r(getSQSQueueSQL), list: r(listSQSQueuesSQL), update: r(updateSQSQueueSQL),
-		remove: r(removeSQSQueueSQL), count: r(countQueueSQL), complete: r(completeUnclaimedSQL), deliveryState: r(deliveryStateSQL),
+		remove: r(removeSQSQueueSQL), count: r(countQueueSQL), running: r(countRunningSQL), complete: r(completeUnclaimedSQL), deliveryState: r(deliveryStateSQL),
 		redrive: r(redriveSQL)}
 	for _, d := range deleteQueueJobsSQL {
 		q.deleteJobs = append(q.deleteJobs, r(d))
@@ -210,6 +212,18 @@ func (s *backend) CountQueueJobs(ctx context.Context, queue string, now time.Tim
 	}
 	d.Available += due
 	return d, nil
+}
+
+// CountRunning implements engine.SQSDriver.
+func (s *backend) CountRunning(ctx context.Context, queue string) (int, error) {
+	if err := s.start(ctx); err != nil {
+		return 0, err
+	}
+	var n int
+	if err := s.pool.QueryRow(ctx, s.q.sqs.running, queue).Scan(&n); err != nil {
+		return 0, s.fail(ctx, "count running jobs", err)
+	}
+	return n, nil
 }
 
 // CompleteUnclaimed implements engine.SQSDriver.

@@ -55,6 +55,8 @@ const (
 		(SELECT count(*) FROM spool_jobs WHERE queue = ?1 AND state = 'running'),
 		(SELECT count(*) FROM spool_jobs WHERE queue = ?1 AND state = 'dead')`
 
+	countRunningSQL = `SELECT count(*) FROM spool_jobs WHERE queue = ? AND state = 'running'`
+
 	completeUnclaimedSQL = `UPDATE spool_jobs SET state = 'completed', finished_at = ?, lock_token = NULL, locked_until = NULL
 		WHERE id = ? AND queue = ? AND deliveries = ? AND state IN ('scheduled', 'available')`
 	deliveryStateSQL = `SELECT state, deliveries FROM spool_jobs WHERE id = ? AND queue = ?`
@@ -207,6 +209,15 @@ func (s *backend) CountQueueJobs(ctx context.Context, queue string, now time.Tim
 	}
 	d.Available += due
 	return d, nil
+}
+
+// CountRunning implements engine.SQSDriver.
+func (s *backend) CountRunning(ctx context.Context, queue string) (int, error) {
+	var n int
+	if err := s.rdb.QueryRowContext(ctx, countRunningSQL, queue).Scan(&n); err != nil {
+		return 0, s.readErr(fmt.Errorf("spool: count running jobs: %w", err))
+	}
+	return n, nil
 }
 
 // CompleteUnclaimed implements engine.SQSDriver.

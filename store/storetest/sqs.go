@@ -367,6 +367,10 @@ func testSQSCount(t *testing.T, h *harness) {
 	if got, want := count(), (store.QueueDepth{Available: 1, Running: 1, Delayed: 2, Dead: 1}); got != want {
 		t.Fatalf("CountQueueJobs = %+v, want %+v", got, want)
 	}
+	h.claim("other", 1)
+	if n, err := h.sqs().CountRunning(h.ctx, "q"); err != nil || n != 1 {
+		t.Fatalf("CountRunning = %d, %v; want 1", n, err)
+	}
 	// A scheduled job whose run_at has come counts as available before any
 	// claim promotes it.
 	h.clock.Advance(2 * time.Minute)
@@ -512,6 +516,7 @@ func testSQSClosed(t *testing.T, h *harness) {
 			return err
 		},
 		"CountQueueJobs": func() error { _, err := qs.CountQueueJobs(ctx, "q"); return err },
+		"CountRunning":   func() error { _, err := qs.CountRunning(ctx, "q"); return err },
 		"CompleteUnclaimed": func() error {
 			_, err := qs.CompleteUnclaimed(ctx, []store.Delivery{{ID: store.NewID(), Queue: "q", Deliveries: 1}})
 			return err
