@@ -411,8 +411,8 @@ func (h *Handler) authenticate(ctx context.Context, r *http.Request, body []byte
 // lookupKey reads a key through a short cache, so a busy worker's every
 // request does not read the key table; nil when there is no such key.
 func (h *Handler) lookupKey(ctx context.Context, id string) (*store.APIKey, error) {
-	if store.ValidName("key id", id, false) != nil {
-		return nil, nil
+	if valid := store.ValidName("key id", id, false) == nil; !valid {
+		return nil, nil // no key has such an ID
 	}
 	now := h.cfg.Clock.Now()
 	h.mu.Lock()

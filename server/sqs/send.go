@@ -175,7 +175,7 @@ func (c *call) prepare(q *queue, e *sendEntry) (*prepared, *Error) {
 		} else {
 			// Too large for metadata: before the body in the payload.
 			meta[metaAttrLen] = strconv.Itoa(len(attrs))
-			p.job.Payload = append(attrs, body...)
+			p.job.Payload = append(append(make([]byte, 0, len(attrs)+len(body)), attrs...), body...)
 			if len(p.job.Payload) > store.MaxPayloadBytes {
 				return nil, invalid("One or more parameters are invalid. Reason: the message and its attributes are over %d bytes.", store.MaxPayloadBytes)
 			}

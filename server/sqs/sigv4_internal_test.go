@@ -89,7 +89,7 @@ func TestSigV4Canonical(t *testing.T) {
 func FuzzParseAuthorization(f *testing.F) {
 	f.Add("AWS4-HMAC-SHA256 Credential=kabc/20300101/us-east-1/sqs/aws4_request, SignedHeaders=host;x-amz-date, Signature=abcd", "20300101T000000Z")
 	f.Add("AWS4-HMAC-SHA256 ,,,=", "")
-	f.Fuzz(func(t *testing.T, auth, date string) {
+	f.Fuzz(func(_ *testing.T, auth, date string) {
 		r := httptest.NewRequest(http.MethodPost, "/", nil)
 		r.Header.Set("Authorization", auth)
 		r.Header.Set("X-Amz-Date", date)
