@@ -72,22 +72,19 @@ var attrSpecs = map[string]attrSpec{
 	attrRedriveAllowPolicy: {settable: true, check: jsonText},
 	attrKmsMasterKeyID:     {settable: true, check: text(2048)},
 	attrKmsReusePeriod:     {settable: true, check: intRange(60, 86_400), def: constant("300")},
-	attrSqsManagedSseEnabled: {settable: true, check: boolean, def: func(_ *Handler, q *queue) string {
-		if q.attrs[attrKmsMasterKeyID] != "" {
-			return "false"
-		}
-		return "true"
-	}},
-	attrFifoQueue:           {createOnly: true, fifoOnly: true, check: boolean, def: constant("true")},
-	attrContentDedup:        {settable: true, fifoOnly: true, check: boolean, def: constant("false")},
-	attrDeduplicationScope:  {settable: true, fifoOnly: true, check: oneOf("messageGroup", "queue"), def: constant("queue")},
-	attrFifoThroughputLimit: {settable: true, fifoOnly: true, check: oneOf("perQueue", "perMessageGroupId"), def: constant("perQueue")},
-	attrApproxMessages:      {},
-	attrApproxNotVisible:    {},
-	attrApproxDelayed:       {},
-	attrCreatedTimestamp:    {},
-	attrLastModified:        {},
-	attrQueueArn:            {},
+	// Spool encrypts nothing itself: SSE is off unless a client set it
+	// (kept and shown, not acted on).
+	attrSqsManagedSseEnabled: {settable: true, check: boolean, def: constant("false")},
+	attrFifoQueue:            {createOnly: true, fifoOnly: true, check: boolean, def: constant("true")},
+	attrContentDedup:         {settable: true, fifoOnly: true, check: boolean, def: constant("false")},
+	attrDeduplicationScope:   {settable: true, fifoOnly: true, check: oneOf("messageGroup", "queue"), def: constant("queue")},
+	attrFifoThroughputLimit:  {settable: true, fifoOnly: true, check: oneOf("perQueue", "perMessageGroupId"), def: constant("perQueue")},
+	attrApproxMessages:       {},
+	attrApproxNotVisible:     {},
+	attrApproxDelayed:        {},
+	attrCreatedTimestamp:     {},
+	attrLastModified:         {},
+	attrQueueArn:             {},
 }
 
 // readOrder is the order GetQueueAttributes fills "All" in; the answer is

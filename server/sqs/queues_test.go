@@ -57,7 +57,7 @@ func TestQueueLifecycle(t *testing.T) {
 			"QueueArn": "arn:aws:sqs:us-east-1:acme:orders", "ApproximateNumberOfMessages": "2", "ApproximateNumberOfMessagesNotVisible": "0",
 			"ApproximateNumberOfMessagesDelayed": "0", "CreatedTimestamp": created, "LastModifiedTimestamp": created,
 			"VisibilityTimeout": "45", "MaximumMessageSize": "262144", "MessageRetentionPeriod": "345600", "DelaySeconds": "0",
-			"ReceiveMessageWaitTimeSeconds": "0", "KmsDataKeyReusePeriodSeconds": "300", "SqsManagedSseEnabled": "true",
+			"ReceiveMessageWaitTimeSeconds": "0", "KmsDataKeyReusePeriodSeconds": "300", "SqsManagedSseEnabled": "false",
 		}
 		if !maps.Equal(out.Attributes, want) {
 			t.Fatalf("GetQueueAttributes(All) =\n%v\nwant\n%v", out.Attributes, want)
