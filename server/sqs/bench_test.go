@@ -60,12 +60,18 @@ func benchReceiveDelete(b *testing.B) {
 	var st store.Store
 	var err error
 	if *benchStore != "" {
-		st, err = postgres.Open(ctx, *benchStore, postgres.Config{Schema: fmt.Sprintf("sqs_bench_%d", time.Now().UnixNano()%1e9)})
+		schema := fmt.Sprintf("sqs_bench_%d", time.Now().UnixNano()%1e9)
+		pg, perr := postgres.Open(ctx, *benchStore, postgres.Config{Schema: schema})
+		if perr != nil {
+			b.Fatal(perr)
+		}
+		defer pg.Pool().Exec(ctx, "DROP SCHEMA "+schema+" CASCADE") //nolint:errcheck // a benchmark's leftovers, best effort
+		st = pg
 	} else {
 		st, err = sqlite.Open(filepath.Join(b.TempDir(), "spool.db"), sqlite.Config{})
-	}
-	if err != nil {
-		b.Fatal(err)
+		if err != nil {
+			b.Fatal(err)
+		}
 	}
 	defer st.Close()
 	// spool serve's upkeep returns locks whose visibility ran out.
