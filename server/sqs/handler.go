@@ -306,6 +306,20 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(w, newError(errUnknownOperation, "Unknown action %q.", name))
 		return
 	}
+	timeout := h.cfg.RequestTimeout
+	if a.poll {
+		timeout += MaxWaitSeconds * time.Second
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), timeout)
+	defer cancel()
+	// The key is looked up before the body is read, so that a request of
+	// no known key does not make the server read a large body; the
+	// signature, which covers the body, is checked after.
+	sig, k, e := h.identify(ctx, r)
+	if e != nil {
+		writeError(w, e)
+		return
+	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, h.maxBody))
 	if err != nil {
 		var mbe *http.MaxBytesError
@@ -316,13 +330,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(w, newError(errSerialization, "Could not read the request body: %v", err))
 		return
 	}
-	timeout := h.cfg.RequestTimeout
-	if a.poll {
-		timeout += MaxWaitSeconds * time.Second
-	}
-	ctx, cancel := context.WithTimeout(r.Context(), timeout)
-	defer cancel()
-	sc, e := h.authenticate(ctx, r, body)
+	sc, e := h.verify(r, sig, k, body)
 	if e != nil {
 		writeError(w, e)
 		return
@@ -372,37 +380,45 @@ func (c *call) decode(v any) error {
 	return nil
 }
 
-// authenticate returns the scope of the request's key: the key its
-// signature names, checked, or an admin of the default tenant with
-// AuthOff.
-func (h *Handler) authenticate(ctx context.Context, r *http.Request, body []byte) (*scope, *Error) {
+// identify reads the request's signature and looks up the key it names,
+// checking the time and the service; with AuthOff it reads nothing.
+func (h *Handler) identify(ctx context.Context, r *http.Request) (*sigRequest, *store.APIKey, *Error) {
 	if h.cfg.Auth == AuthOff {
-		return &scope{account: DefaultAccount, role: store.RoleAdmin}, nil
+		return nil, nil, nil
 	}
 	s, e := parseAuthorization(r)
 	if e != nil {
-		return nil, e
+		return nil, nil, e
 	}
-	now := h.cfg.Clock.Now()
-	if e := s.checkTime(now); e != nil {
-		return nil, e
+	if e := s.checkTime(h.cfg.Clock.Now()); e != nil {
+		return nil, nil, e
 	}
 	if s.service != "sqs" {
-		return nil, newError(errSignature, "Credential should be scoped to correct service: 'sqs'.")
+		return nil, nil, newError(errSignature, "Credential should be scoped to correct service: 'sqs'.")
 	}
 	k, err := h.lookupKey(ctx, s.accessKey)
 	if err != nil {
-		return nil, asError(err)
+		return nil, nil, asError(err)
 	}
 	if k == nil || k.SQSSecret == "" {
 		h.cfg.Logger.Warn("spool serve: sqs: refused an unknown access key", "key", s.accessKey, "remote", r.RemoteAddr)
-		return nil, newError(errInvalidClientID, "The security token included in the request is invalid: no API key %q with SQS access (spool keys create --sqs).", s.accessKey)
+		return nil, nil, newError(errInvalidClientID, "The security token included in the request is invalid: no API key %q with SQS access (spool keys create --sqs).", s.accessKey)
+	}
+	return s, k, nil
+}
+
+// verify checks the signature of the request and its body against the
+// key's SQS secret, then that the key is usable, and returns the key's
+// scope: an admin of the default tenant with AuthOff.
+func (h *Handler) verify(r *http.Request, s *sigRequest, k *store.APIKey, body []byte) (*scope, *Error) {
+	if h.cfg.Auth == AuthOff {
+		return &scope{account: DefaultAccount, role: store.RoleAdmin}, nil
 	}
 	if !s.verify(r, body, k.SQSSecret) {
 		h.cfg.Logger.Warn("spool serve: sqs: refused a signature", "key", s.accessKey, "remote", r.RemoteAddr)
 		return nil, newError(errSignature, "The request signature we calculated does not match the signature you provided. Check your AWS Secret Access Key and signing method.")
 	}
-	if !k.Usable(now) {
+	if !k.Usable(h.cfg.Clock.Now()) {
 		return nil, newError(errInvalidClientID, "The API key %s is revoked or expired.", k.ID)
 	}
 	return scopeOf(k), nil

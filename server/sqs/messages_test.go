@@ -724,6 +724,15 @@ func TestNativeJobsAreMessages(t *testing.T) {
 		if aws.ToString(m.MessageId) != res[0].ID.String() || aws.ToString(m.Body) != `{"to":"bo"}` {
 			t.Fatalf("the native job came as %s %q", aws.ToString(m.MessageId), aws.ToString(m.Body))
 		}
+		// A job whose metadata says, wrongly, where attributes are comes
+		// whole, as its body, without attributes: it does not stop the queue.
+		if _, err := e.st.Enqueue(t.Context(), []store.EnqueueParams{{Queue: "acme/shared", Kind: "email", Tenant: "acme", Payload: []byte("odd"),
+			Metadata: map[string]string{"sqs.attrlen": "99"}}}); err != nil {
+			t.Fatal(err)
+		}
+		if m := e.receiveOne(url); aws.ToString(m.Body) != "odd" || m.MessageAttributes != nil {
+			t.Fatalf("a job with bad attribute metadata came as %q, %v", aws.ToString(m.Body), m.MessageAttributes)
+		}
 		id := e.send(url, "from sqs")
 		jobs, err := e.st.Claim(t.Context(), store.ClaimParams{Queue: "acme/shared", LockFor: time.Minute})
 		if err != nil || len(jobs) != 1 || jobs[0].ID.String() != id || string(jobs[0].Payload) != "from sqs" || jobs[0].Kind != sqs.Kind || jobs[0].Tenant != "acme" {

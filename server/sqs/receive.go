@@ -197,11 +197,7 @@ func (c *call) deliver(q *queue, jobs []*store.Job, in *receiveInput) ([]message
 				Error: &store.AttemptError{Message: "sqs: received more than the redrive policy's maxReceiveCount of " + strconv.Itoa(q.maxReceiveCount)}})
 			moved = true
 		default:
-			m, err := c.message(q, j, sysNames, in.MessageAttributeNames)
-			if err != nil {
-				return nil, err
-			}
-			msgs = append(msgs, m)
+			msgs = append(msgs, c.message(q, j, sysNames, in.MessageAttributeNames))
 		}
 	}
 	if len(drop) > 0 {
@@ -218,21 +214,22 @@ func (c *call) deliver(q *queue, jobs []*store.Job, in *receiveInput) ([]message
 }
 
 // message is the view of a claimed job of queue q, with the system
-// attributes and message attributes the receive asked for.
-func (c *call) message(q *queue, j *store.Job, sysNames, attrNames []string) (message, error) {
-	payload := j.Payload
-	var kept []byte
-	if n, ok := j.Metadata[metaAttrLen]; ok {
-		k, err := strconv.Atoi(n)
-		if err != nil || k < 0 || k > len(payload) {
-			return message{}, errBadAttributes
-		}
-		kept, payload = payload[:k], payload[k:]
-	} else if enc := j.Metadata[metaAttributes]; enc != "" {
+// attributes and message attributes the receive asked for. A job whose
+// kept attributes do not decode (one enqueued through another door with
+// metadata of the same names) is answered without them, its whole payload
+// the body, rather than stopping the queue.
+func (c *call) message(q *queue, j *store.Job, sysNames, attrNames []string) message {
+	payload, kept, ok := splitPayload(j)
+	var entries []attrEntry
+	if ok && len(kept) > 0 && len(attrNames) > 0 {
 		var err error
-		if kept, err = base64.StdEncoding.DecodeString(enc); err != nil {
-			return message{}, errBadAttributes
+		if entries, err = decodeAttributes(kept); err != nil {
+			ok = false
 		}
+	}
+	if !ok {
+		c.h.cfg.Logger.Warn("spool serve: sqs: a message's attributes do not decode; answered without them", "job", j.ID, "queue", j.Queue)
+		payload, entries = j.Payload, nil
 	}
 	body := string(payload)
 	if !utf8.ValidString(body) { // a job enqueued through another door: answer text
@@ -242,17 +239,32 @@ func (c *call) message(q *queue, j *store.Job, sysNames, attrNames []string) (me
 	if len(sysNames) > 0 {
 		m.Attributes = c.systemAttributes(q, j, sysNames)
 	}
-	if len(kept) > 0 && len(attrNames) > 0 {
-		entries, err := decodeAttributes(kept)
-		if err != nil {
-			return message{}, err
-		}
-		if sel := selectAttributes(entries, attrNames); len(sel) > 0 {
-			m.MessageAttributes = toJSON(sel)
-			m.MD5OfMessageAttributes = md5OfEntries(sel)
-		}
+	if sel := selectAttributes(entries, attrNames); len(sel) > 0 {
+		m.MessageAttributes = toJSON(sel)
+		m.MD5OfMessageAttributes = md5OfEntries(sel)
 	}
-	return m, nil
+	return m
+}
+
+// splitPayload returns a job's body and its message attributes in their
+// kept form (from its metadata, or from the head of its payload); false
+// when the metadata that says where they are is malformed.
+func splitPayload(j *store.Job) (body, kept []byte, ok bool) {
+	if n, has := j.Metadata[metaAttrLen]; has {
+		k, err := strconv.Atoi(n)
+		if err != nil || k < 0 || k > len(j.Payload) {
+			return nil, nil, false
+		}
+		return j.Payload[k:], j.Payload[:k], true
+	}
+	if enc := j.Metadata[metaAttributes]; enc != "" {
+		kept, err := base64.StdEncoding.DecodeString(enc)
+		if err != nil {
+			return nil, nil, false
+		}
+		return j.Payload, kept, true
+	}
+	return j.Payload, nil, true
 }
 
 // systemAttributes are a message's system attributes that names asks for
