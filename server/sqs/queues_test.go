@@ -1,6 +1,7 @@
 package sqs_test
 
 import (
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -14,6 +15,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
 	"github.com/spoolrun/spool/server/sqs"
+	"github.com/spoolrun/spool/store"
 )
 
 func TestQueueLifecycle(t *testing.T) {
@@ -249,5 +251,45 @@ func TestListQueues(t *testing.T) {
 		wantAPIError[generic](t, "ListQueues with MaxResults 1001", err, "InvalidParameterValue")
 		_, err = e.admin().ListQueues(ctx, &awssqs.ListQueuesInput{NextToken: aws.String("garbage!")})
 		wantAPIError[generic](t, "ListQueues with a bad token", err, "InvalidParameterValue")
+	})
+}
+
+func TestDeletionFinishedByUpkeep(t *testing.T) {
+	t.Parallel()
+	each(t, func(t *testing.T, b backend) {
+		e := newEnv(t, b, sqs.Config{})
+		ctx := t.Context()
+		url := e.createQueue("big", nil)
+		e.send(url, "one")
+		e.send(url, "two")
+		// A deletion cut short (a crash after the queue was marked): the
+		// name is taken, the queue gone from the API, its jobs still there.
+		if _, err := e.st.Capabilities().SQS.UpdateSQSQueue(ctx, "acme/big", store.SQSQueueUpdate{Delete: true}); err != nil {
+			t.Fatal(err)
+		}
+		e.clock.Advance(2 * time.Second) // past the settings cache
+		_, err := e.admin().CreateQueue(ctx, &awssqs.CreateQueueInput{QueueName: aws.String("big")})
+		wantAPIError[*types.QueueDeletedRecently](t, "CreateQueue while the deletion runs", err, "AWS.SimpleQueueService.QueueDeletedRecently")
+		_, err = e.admin().ReceiveMessage(ctx, &awssqs.ReceiveMessageInput{QueueUrl: aws.String(url)})
+		wantAPIError[*types.QueueDoesNotExist](t, "a receive from the deleted queue", err, "AWS.SimpleQueueService.NonExistentQueue")
+		// The upkeep pass deletes the jobs, then the settings.
+		if err := e.h.Upkeep(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if d, err := e.st.Capabilities().SQS.CountQueueJobs(ctx, "acme/big"); err != nil || d != (store.QueueDepth{}) {
+			t.Fatalf("the deleted queue's jobs: %+v, %v", d, err)
+		}
+		if _, err := e.st.Capabilities().SQS.GetSQSQueue(ctx, "acme/big"); !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("the deleted queue's settings: %v", err)
+		}
+		// Made again: empty, with its tags.
+		out, err := e.admin().CreateQueue(ctx, &awssqs.CreateQueueInput{QueueName: aws.String("big"), Tags: map[string]string{"team": "ops"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		e.receiveNone(aws.ToString(out.QueueUrl))
+		if tags, err := e.admin().ListQueueTags(ctx, &awssqs.ListQueueTagsInput{QueueUrl: out.QueueUrl}); err != nil || !maps.Equal(tags.Tags, map[string]string{"team": "ops"}) {
+			t.Fatalf("ListQueueTags of a queue made with tags = %v, %v", tags, err)
+		}
 	})
 }
