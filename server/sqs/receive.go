@@ -28,6 +28,9 @@ const (
 	receivePollMin       = 50 * time.Millisecond
 	receivePollMax       = time.Second
 	inflightCountedEvery = time.Second
+	// maxDropRounds bounds the claims one receive makes that only find
+	// messages to drop (past retention) or move (past maxReceiveCount).
+	maxDropRounds = 100
 )
 
 // message is a received message as SQS's JSON carries it.
@@ -97,6 +100,7 @@ func (c *call) receiveMessage() (any, error) {
 	clock := c.h.cfg.Clock
 	deadline := clock.Now().Add(time.Duration(wait) * time.Second)
 	poll := receivePollMin
+	dropRounds := 0
 	for {
 		var avail <-chan struct{}
 		if c.h.notifier != nil && wait > 0 {
@@ -116,7 +120,12 @@ func (c *call) receiveMessage() (any, error) {
 			return receiveAnswer{Messages: msgs}, nil
 		}
 		if len(jobs) > 0 {
-			continue // every job claimed was dropped or moved: look again
+			// Every job claimed was dropped or moved: look again, for a
+			// while; a large backlog past retention is for later receives.
+			if dropRounds++; dropRounds < maxDropRounds {
+				continue
+			}
+			return receiveAnswer{}, nil
 		}
 		left := deadline.Sub(clock.Now())
 		if left <= 0 {
