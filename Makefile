@@ -2,7 +2,7 @@
 
 GO ?= go
 
-.PHONY: all test bench bench-peers lint fmt cover
+.PHONY: all test bench bench-sqs bench-peers lint fmt cover
 
 all: test
 
@@ -13,6 +13,11 @@ test:
 ## bench: run the benchmarks (no tests), with allocation counts
 bench:
 	$(GO) test -run='^$$' -bench=. -benchmem ./...
+
+## bench-sqs: the SQS facade through the AWS Go SDK on SQLite, 100,000 messages
+## received and deleted by 32 pollers (docs/benchmarks.md)
+bench-sqs:
+	$(GO) test -run='^$$' -bench=SQSReceiveDelete -benchtime=1x ./server/sqs
 
 ## bench-peers: Spool side by side with River, Asynq, goqite and NATS JetStream
 ## (needs PostgreSQL, Redis and NATS on 127.0.0.1; about 7 minutes on 2 cores);

@@ -31,6 +31,7 @@ import (
 
 	spool "github.com/spoolrun/spool"
 	"github.com/spoolrun/spool/internal/wire"
+	"github.com/spoolrun/spool/server/sqs"
 	"github.com/spoolrun/spool/store"
 )
 
@@ -80,6 +81,18 @@ type Config struct {
 	// published through the API (spool.Config.TracerProvider of the
 	// server's Client). Default: the global provider.
 	TracerProvider trace.TracerProvider
+	// SQS, when set, answers the requests of AWS SDKs on the same
+	// listener: those whose X-Amz-Target header names AmazonSQS go to it
+	// (the SQS facade, package server/sqs), every other to the API. Drain
+	// drains it too. Default: none; such requests get 404.
+	SQS SQSFacade
+}
+
+// SQSFacade is what the server hands SQS requests to: a *sqs.Handler.
+type SQSFacade interface {
+	http.Handler
+	// Drain ends its long polls at once.
+	Drain()
 }
 
 // MaxWait is the longest a claim or a wait may long-poll.
@@ -169,8 +182,14 @@ func New(cfg Config) (*Server, error) {
 	return s, nil
 }
 
-// ServeHTTP serves the API.
-func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
+// ServeHTTP serves the API, and SQS requests through Config.SQS.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if s.cfg.SQS != nil && sqs.IsRequest(r) {
+		s.cfg.SQS.ServeHTTP(w, r)
+		return
+	}
+	s.mux.ServeHTTP(w, r)
+}
 
 // Drain makes /readyz fail and ends long polls at once, answering them as
 // if their wait ran out: call it before http.Server.Shutdown so that
@@ -179,6 +198,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.Serve
 func (s *Server) Drain() {
 	s.health.Drain()
 	s.drainOnce.Do(func() { close(s.draining) })
+	if s.cfg.SQS != nil {
+		s.cfg.SQS.Drain()
+	}
 }
 
 // Route describes one route of the API, for documentation and tests.

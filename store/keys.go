@@ -16,11 +16,14 @@ type KeyStore interface {
 	// otherwise); CreatedAt is set by the store when zero.
 	CreateKey(ctx context.Context, k APIKey) (*APIKey, error)
 
-	// GetKey returns one key, revoked or not, with its hash, or ErrNotFound.
+	// GetKey returns one key, revoked or not, with its hash and SQS
+	// secret, or ErrNotFound.
 	GetKey(ctx context.Context, id string) (*APIKey, error)
 
 	// ListKeys returns every key, revoked ones included, in ID order, with
-	// their hashes cleared.
+	// their hashes cleared and their SQS secrets replaced by
+	// SQSSecretHidden (set) or "" (none), so a listing tells which keys may
+	// use the SQS facade without revealing their secrets.
 	ListKeys(ctx context.Context) ([]*APIKey, error)
 
 	// RevokeKey marks a key revoked from now on; revoking it again is a
@@ -37,6 +40,10 @@ const (
 	RoleWorker   = "worker"
 	RoleAdmin    = "admin"
 )
+
+// SQSSecretHidden stands for a key's SQS secret in ListKeys: the key has
+// one, which the listing does not show.
+const SQSSecretHidden = "*"
 
 // AllTenants is the tenant of a key that acts on every tenant: an
 // operator's key.
@@ -61,6 +68,14 @@ type APIKey struct {
 	ExpiresAt time.Time
 	// RevokedAt is when the key was revoked; zero: it was not.
 	RevokedAt time.Time
+	// SQSSecret is the secret access key AWS SDKs sign requests to spool
+	// serve's SQS facade with (SigV4, with the key's ID as the access key
+	// ID); empty: the key may not use the facade. It is derived from the
+	// key's secret by a one-way function (internal/apikey.SQSSecret) and
+	// stored as it is, since the server must compute signatures with it:
+	// reading the store reveals it, which grants the key's access through
+	// the SQS facade but not through the /v1 API (docs/sqs.md).
+	SQSSecret string
 }
 
 // Check validates a key before it is stored.
@@ -93,6 +108,9 @@ func (k *APIKey) Check() error {
 	}
 	if len(k.Name) > MaxNameLen {
 		return &LimitError{Field: "key name length", Limit: MaxNameLen, Got: len(k.Name)}
+	}
+	if len(k.SQSSecret) > MaxNameLen || !textOK(k.SQSSecret) {
+		return &ValidationError{Field: "sqs secret", Reason: fmt.Sprintf("must be text of at most %d bytes", MaxNameLen)}
 	}
 	return nil
 }

@@ -157,12 +157,14 @@ type Capabilities struct {
 	// Audit keeps the log of actions taken through spool serve and its
 	// dashboard.
 	Audit AuditStore
+	// SQS keeps the queues of spool serve's SQS facade (server/sqs).
+	SQS SQSStore
 }
 
 // Names lists the capabilities present, for messages and diagnostics:
 // "schedules", "notify", "sql_tx", "events", "events_sql_tx", "keys",
 // "leases", "health", "claim_wait", "workers", "bulk", "activity",
-// "audit".
+// "audit", "sqs".
 func (c Capabilities) Names() []string {
 	var out []string
 	if c.Schedules != nil {
@@ -203,6 +205,9 @@ func (c Capabilities) Names() []string {
 	}
 	if c.Audit != nil {
 		out = append(out, "audit")
+	}
+	if c.SQS != nil {
+		out = append(out, "sqs")
 	}
 	return out
 }

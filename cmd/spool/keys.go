@@ -33,7 +33,7 @@ func (a *app) keysCmd() *cobra.Command {
 		Short: "Create, list and revoke the API keys of spool serve",
 		Long:  keysLong,
 	}
-	cmd.AddCommand(a.keysCreateCmd(), a.keysListCmd(), a.keysRevokeCmd())
+	cmd.AddCommand(a.keysCreateCmd(), a.keysListCmd(), a.keysRevokeCmd(), a.keysSQSCmd())
 	return cmd
 }
 
@@ -59,8 +59,15 @@ func (a *app) keyStore(cmd *cobra.Command, create bool) (store.KeyStore, func(),
 
 // createdKey is what keys create prints with --json.
 type createdKey struct {
-	Key   wire.APIKey `json:"key"`
-	Token string      `json:"token"`
+	Key   wire.APIKey     `json:"key"`
+	Token string          `json:"token"`
+	SQS   *sqsCredentials `json:"sqs,omitempty"`
+}
+
+// sqsCredentials are the AWS credentials of a key made with --sqs.
+type sqsCredentials struct {
+	AccessKeyID     string `json:"access_key_id"`
+	SecretAccessKey string `json:"secret_access_key"`
 }
 
 const keysCreateLong = `Create makes a new API key and prints its token, spool_<id>_<secret>, on
@@ -76,17 +83,26 @@ operators: an admin key of every tenant can do anything to any job.
 --queues limits the key to those queues (default: every queue of its tenant).
 --expires makes the key stop working after a while: a duration such as 12h or
 whole days such as 90d (default: it does not expire).
+--sqs lets the key call the SQS facade of spool serve with AWS SDKs too
+(docs/sqs.md): stdout then has two more lines, AWS_ACCESS_KEY_ID=<the key's
+ID> and AWS_SECRET_ACCESS_KEY=<its SQS secret>, the credentials an SDK signs
+with. The SQS secret is derived from the token one way (spool keys
+sqs-credentials prints it again from the token) and is stored as it is, for
+the server signs with it: reading the database gives the key's access
+through SQS, never through the /v1 API.
 
 Invalid input exits 2 and creates nothing. With --json it prints
-{"key": {...}, "token": "spool_..."}.`
+{"key": {...}, "token": "spool_...", "sqs": {"access_key_id", "secret_access_key"}}.`
 
 const keysCreateExample = `  spool keys create --tenant acme --role worker --queues mail,billing --name "billing workers" --expires 90d
   spool keys create --tenant '*' --role admin --name "ops on-call"
-  TOKEN=$(spool keys create --tenant acme --role producer)`
+  TOKEN=$(spool keys create --tenant acme --role producer)
+  spool keys create --tenant acme --role worker --sqs   # token, then AWS_ACCESS_KEY_ID=... and AWS_SECRET_ACCESS_KEY=...`
 
 type keysCreateFlags struct {
 	tenant, role, expires, name string
 	queues                      []string
+	sqs                         bool
 }
 
 func (a *app) keysCreateCmd() *cobra.Command {
@@ -107,6 +123,7 @@ func (a *app) keysCreateCmd() *cobra.Command {
 	fl.StringSliceVar(&f.queues, "queues", nil, "the only queues the key may use (repeat or separate with commas; default every queue)")
 	fl.StringVar(&f.expires, "expires", "", "how long the key works: a duration such as 12h, or days such as 90d (default: it does not expire)")
 	fl.StringVar(&f.name, "name", "", "a note for people, such as who holds the key")
+	fl.BoolVar(&f.sqs, "sqs", false, "let the key call the SQS facade with AWS SDKs too, and print its AWS credentials")
 	_ = cmd.MarkFlagRequired("tenant") // the flag exists
 	_ = cmd.MarkFlagRequired("role")   // the flag exists
 	return cmd
@@ -123,7 +140,7 @@ func (a *app) keysCreate(cmd *cobra.Command, f *keysCreateFlags) error {
 	if err != nil {
 		return err
 	}
-	p := apikey.Params{Tenant: f.tenant, Role: f.role, Queues: f.queues, Name: f.name, ExpiresIn: expiresIn}
+	p := apikey.Params{Tenant: f.tenant, Role: f.role, Queues: f.queues, Name: f.name, ExpiresIn: expiresIn, SQS: f.sqs}
 	if _, _, err := apikey.New(p, time.Now()); err != nil {
 		return err
 	}
@@ -146,14 +163,65 @@ func (a *app) keysCreate(cmd *cobra.Command, f *keysCreateFlags) error {
 	if err != nil {
 		return err
 	}
+	var creds *sqsCredentials
+	if key.SQSSecret != "" {
+		creds = &sqsCredentials{AccessKeyID: key.ID, SecretAccessKey: key.SQSSecret}
+	}
 	if a.jsonOut {
-		a.printJSON(createdKey{Key: wire.KeyOf(key), Token: token})
+		a.printJSON(createdKey{Key: wire.KeyOf(key), Token: token, SQS: creds})
 		return nil
 	}
 	fmt.Fprintf(a.stderr, "spool: created API key %s (%s, role %s); its token follows. It is shown only this once and cannot be shown again: store it now.\n",
 		key.ID, tenantText(key.Tenant), key.Role)
 	fmt.Fprintln(a.stdout, token)
+	if creds != nil {
+		printSQSCredentials(a.stdout, creds)
+	}
 	return nil
+}
+
+// printSQSCredentials prints AWS credentials as environment assignments,
+// the names AWS SDKs read.
+func printSQSCredentials(w io.Writer, c *sqsCredentials) {
+	fmt.Fprintf(w, "AWS_ACCESS_KEY_ID=%s\nAWS_SECRET_ACCESS_KEY=%s\n", c.AccessKeyID, c.SecretAccessKey)
+}
+
+func (a *app) keysSQSCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "sqs-credentials TOKEN",
+		Short: "Print the AWS credentials of a key made with --sqs, from its token",
+		Long: `sqs-credentials prints the AWS credentials AWS SDKs sign requests to the SQS
+facade with, derived from a key's token (spool_<id>_<secret>): its access key
+ID (the key's ID) and its secret access key (derived one way from the token).
+Give - to read the token from stdin. It reads no store: the server accepts
+the credentials only if the key was made with spool keys create --sqs.
+
+With --json it prints {"access_key_id", "secret_access_key"}.`,
+		Example: `  spool keys sqs-credentials "$TOKEN"
+  echo "$TOKEN" | spool keys sqs-credentials -`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			token := args[0]
+			if token == "-" {
+				b, err := io.ReadAll(io.LimitReader(cmd.InOrStdin(), 4096))
+				if err != nil {
+					return err
+				}
+				token = strings.TrimSpace(string(b))
+			}
+			id, secret, err := apikey.Parse(token)
+			if err != nil {
+				return err
+			}
+			creds := &sqsCredentials{AccessKeyID: id, SecretAccessKey: apikey.SQSSecret(id, secret)}
+			if a.jsonOut {
+				a.printJSON(creds)
+				return nil
+			}
+			printSQSCredentials(a.stdout, creds)
+			return nil
+		},
+	}
 }
 
 // tenantText names a key's tenant for people.
@@ -206,7 +274,7 @@ With --json it prints {"keys": [...]}.`,
 
 func printKeyTable(w io.Writer, keys []*store.APIKey, now time.Time) {
 	tw := newTable(w)
-	fmt.Fprintln(tw, "ID\tTENANT\tROLE\tQUEUES\tNAME\tCREATED\tEXPIRES\tSTATUS")
+	fmt.Fprintln(tw, "ID\tTENANT\tROLE\tQUEUES\tSQS\tNAME\tCREATED\tEXPIRES\tSTATUS")
 	for _, k := range keys {
 		tenant := k.Tenant
 		switch tenant {
@@ -227,7 +295,11 @@ func printKeyTable(w io.Writer, keys []*store.APIKey, now time.Time) {
 		if !k.ExpiresAt.IsZero() {
 			expires = timeText(k.ExpiresAt, time.RFC3339)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", k.ID, tenant, k.Role, queues, name,
+		sqsAccess := "no"
+		if k.SQSSecret != "" {
+			sqsAccess = "yes"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", k.ID, tenant, k.Role, queues, sqsAccess, name,
 			timeText(k.CreatedAt, time.RFC3339), expires, keyStatus(k, now))
 	}
 	_ = tw.Flush()

@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"time"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/spoolrun/spool"
 	"github.com/spoolrun/spool/server"
+	"github.com/spoolrun/spool/server/sqs"
 	"github.com/spoolrun/spool/store"
 )
 
@@ -36,6 +38,14 @@ or to anyone with --metrics public (--metrics off: 404). The server's own
 worker computes the cluster-wide gauges (queue depth, oldest job,
 subscription lag) while it holds their lease.
 
+The same listener speaks SQS (docs/sqs.md): requests of AWS SDKs (an
+X-Amz-Target: AmazonSQS.* header, AWS JSON 1.0) go to the SQS facade, so an
+application written for SQS uses Spool by changing its endpoint URL. They
+are signed (SigV4) with a key made by spool keys create --sqs, its ID the
+access key ID; --sqs-auth off accepts any signature, as an admin of the
+default tenant, and then listens on loopback only. --sqs=false turns the
+facade off.
+
 SIGINT or SIGTERM first makes /readyz fail (503), so a load balancer stops
 sending requests; after --drain-delay it stops accepting connections,
 answers long polls at once, lets requests in flight finish for up to
@@ -46,7 +56,9 @@ them expire.`
 const serveExample = `  spool keys create --tenant acme --role producer
   spool serve --addr 127.0.0.1:8080
   spool serve --addr :8443 --tls-cert cert.pem --tls-key key.pem --store postgres://app@db/app
-  spool serve --insecure-no-auth   # local development: loopback only, no keys`
+  spool serve --insecure-no-auth   # local development: loopback only, no keys
+  spool serve --insecure-no-auth --sqs-auth off   # and AWS SDKs with any credentials
+  spool serve --sqs-max-message-bytes 1048576     # SQS messages up to 1 MiB`
 
 type serveFlags struct {
 	addr            string
@@ -60,6 +72,11 @@ type serveFlags struct {
 	metrics         string
 	drainDelay      time.Duration
 	gaugeInterval   time.Duration
+	sqs             bool
+	sqsAuth         string
+	sqsMaxMessage   int
+	sqsRegion       string
+	sqsBaseURL      string
 }
 
 func (a *app) serveCmd() *cobra.Command {
@@ -87,6 +104,11 @@ func (a *app) serveCmd() *cobra.Command {
 	fl.StringVar(&f.metrics, "metrics", string(server.MetricsOperator), "who may read GET /metrics: operator (a key of tenant *), public (no key) or off")
 	fl.DurationVar(&f.gaugeInterval, "gauge-interval", 15*time.Second, "how often the cluster gauges (queue depth, oldest job, subscription lag) are computed, by the one node holding their lease")
 	fl.DurationVar(&f.drainDelay, "drain-delay", 0, "after SIGINT or SIGTERM, how long /readyz fails before the server stops taking connections (give load balancers time to notice)")
+	fl.BoolVar(&f.sqs, "sqs", true, "answer AWS SDKs' SQS requests (X-Amz-Target: AmazonSQS.*) on the same listener (docs/sqs.md)")
+	fl.StringVar(&f.sqsAuth, "sqs-auth", string(sqs.AuthSigV4), "how SQS requests authenticate: sigv4 (signed with a key made by spool keys create --sqs) or off (any signature, as an admin of the default tenant; loopback only)")
+	fl.IntVar(&f.sqsMaxMessage, "sqs-max-message-bytes", sqs.DefaultMaxMessageBytes, "the largest SQS message (body and attributes), up to 1048576; SQS's own limit is the default")
+	fl.StringVar(&f.sqsRegion, "sqs-region", "us-east-1", "the region in SQS queue ARNs")
+	fl.StringVar(&f.sqsBaseURL, "sqs-base-url", "", "the scheme and host SQS queue URLs start with, such as https://sqs.example.com (default: each request's own)")
 	return cmd
 }
 
@@ -109,6 +131,18 @@ func (a *app) runServe(cmd *cobra.Command, f serveFlags) error {
 	}
 	if f.insecure && !isLoopback(host) {
 		return usagef("--insecure-no-auth listens on loopback only: use --addr 127.0.0.1:PORT, not %q", f.addr)
+	}
+	switch sqs.Auth(f.sqsAuth) {
+	case sqs.AuthSigV4:
+	case sqs.AuthOff:
+		if f.sqs && !isLoopback(host) {
+			return usagef("--sqs-auth off listens on loopback only: use --addr 127.0.0.1:PORT, not %q", f.addr)
+		}
+	default:
+		return usagef("--sqs-auth %q: use sigv4 or off", f.sqsAuth)
+	}
+	if f.sqsMaxMessage < 1024 || f.sqsMaxMessage > store.MaxPayloadBytes {
+		return usagef("--sqs-max-message-bytes %d: use 1024 to %d", f.sqsMaxMessage, store.MaxPayloadBytes)
 	}
 	log, err := a.logger()
 	if err != nil {
@@ -146,9 +180,17 @@ func (a *app) runServe(cmd *cobra.Command, f serveFlags) error {
 	if err != nil {
 		return err
 	}
-	srv, err := server.New(server.Config{Store: st, Insecure: f.insecure, RateLimit: f.rateLimit, RateBurst: f.rateBurst,
+	facade, err := sqsFacade(st, f, displayURL(a.storeURL(cmd)), log)
+	if err != nil {
+		return err
+	}
+	scfg := server.Config{Store: st, Insecure: f.insecure, RateLimit: f.rateLimit, RateBurst: f.rateBurst,
 		RequestTimeout: f.requestTimeout, MaxBodyBytes: f.maxBody, Logger: log,
-		Metrics: metrics, Gatherer: metricsRegistry(metrics), MetricsAccess: access, Health: health, TracerProvider: tp})
+		Metrics: metrics, Gatherer: metricsRegistry(metrics), MetricsAccess: access, Health: health, TracerProvider: tp}
+	if facade != nil {
+		scfg.SQS = facade
+	}
+	srv, err := server.New(scfg)
 	if err != nil {
 		return err
 	}
@@ -160,6 +202,16 @@ func (a *app) runServe(cmd *cobra.Command, f serveFlags) error {
 		defer cancel()
 		_ = upkeep.Stop(stopCtx)
 	}()
+	if facade != nil {
+		if err := facade.Start(ctx); err != nil {
+			return err
+		}
+		defer func() {
+			stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), f.shutdownTimeout)
+			defer cancel()
+			_ = facade.Stop(stopCtx)
+		}()
+	}
 
 	ln, err := (&net.ListenConfig{}).Listen(ctx, "tcp", f.addr)
 	if err != nil {
@@ -179,7 +231,8 @@ func (a *app) runServe(cmd *cobra.Command, f serveFlags) error {
 	}
 	served := make(chan error, 1)
 	go func() { served <- hs.Serve(ln) }()
-	log.Info("serving", "url", scheme+"://"+ln.Addr().String(), "store", displayURL(a.storeURL(cmd)), "auth", !f.insecure)
+	log.Info("serving", "url", scheme+"://"+ln.Addr().String(), "store", displayURL(a.storeURL(cmd)), "auth", !f.insecure,
+		"sqs", sqsMode(facade, f))
 	if a.jsonOut {
 		a.printJSON(map[string]string{"url": scheme + "://" + ln.Addr().String()})
 	}
@@ -213,6 +266,29 @@ func (a *app) runServe(cmd *cobra.Command, f serveFlags) error {
 	}
 	log.Info("stopped")
 	return nil
+}
+
+// sqsFacade returns the SQS facade spool serve answers AWS SDKs with, or
+// nil with --sqs=false or over a store that keeps no SQS queues (said in
+// the log).
+func sqsFacade(st store.Store, f serveFlags, storeName string, log *slog.Logger) (*sqs.Handler, error) {
+	if !f.sqs {
+		return nil, nil
+	}
+	if st.Capabilities().SQS == nil {
+		log.Warn("the store keeps no SQS queues: the SQS facade is off", "store", storeName)
+		return nil, nil
+	}
+	return sqs.New(sqs.Config{Store: st, Auth: sqs.Auth(f.sqsAuth), Region: f.sqsRegion, BaseURL: f.sqsBaseURL,
+		MaxMessageBytes: f.sqsMaxMessage, RequestTimeout: f.requestTimeout, Logger: log})
+}
+
+// sqsMode says how the SQS facade serves, for the log.
+func sqsMode(facade *sqs.Handler, f serveFlags) string {
+	if facade == nil {
+		return "off"
+	}
+	return f.sqsAuth
 }
 
 // requireKeys refuses to serve a store without usable keys: a server

@@ -11,9 +11,16 @@
 // ID (store.KeyStore.GetKey) and checks the secret against the hash
 // (Verify) in constant time, then whether the key is still usable
 // (store.APIKey.Usable).
+//
+// A key made with Params.SQS also works with AWS SDKs against the SQS
+// facade (server/sqs): its access key ID is the key's ID and its secret
+// access key is SQSSecret(id, secret), which the store keeps as it is, for
+// the server must compute SigV4 signatures with it. The derivation is one
+// way, so that secret gives no access to the /v1 API.
 package apikey
 
 import (
+	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
@@ -57,6 +64,9 @@ type Params struct {
 	// ExpiresIn is how long the key works from now; zero: it does not
 	// expire.
 	ExpiresIn time.Duration
+	// SQS lets the key sign requests to the SQS facade (SigV4): the key is
+	// stored with its SQS secret (store.APIKey.SQSSecret).
+	SQS bool
 }
 
 // New makes a key: a fresh random ID and secret. It returns the token to
@@ -81,6 +91,9 @@ func New(p Params, now time.Time) (token string, key store.APIKey, err error) {
 	}
 	secretPart := base64.RawURLEncoding.EncodeToString(secret)
 	key.Hash = Hash(secretPart)
+	if p.SQS {
+		key.SQSSecret = SQSSecret(key.ID, secretPart)
+	}
 	if p.ExpiresIn > 0 {
 		key.ExpiresAt = now.Add(p.ExpiresIn)
 	}
@@ -94,6 +107,17 @@ func New(p Params, now time.Time) (token string, key store.APIKey, err error) {
 func Hash(secretPart string) []byte {
 	sum := sha256.Sum256([]byte(secretPart))
 	return sum[:]
+}
+
+// SQSSecret is the secret access key of key id for the SQS facade, derived
+// from the key's secret part: the first 30 bytes of HMAC-SHA256 keyed with
+// the secret part over "spool sqs v1 " and the ID, in unpadded base64url,
+// 40 characters as AWS's own secret access keys are. It is one way: it
+// gives neither the secret part nor the hash the /v1 API checks.
+func SQSSecret(id, secretPart string) string {
+	m := hmac.New(sha256.New, []byte(secretPart))
+	m.Write([]byte("spool sqs v1 " + id))
+	return base64.RawURLEncoding.EncodeToString(m.Sum(nil)[:30])
 }
 
 // Parse splits a token into its key's ID and its secret part. Anything but

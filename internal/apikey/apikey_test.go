@@ -211,3 +211,42 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+func TestSQSSecret(t *testing.T) {
+	t.Parallel()
+	token, k, err := apikey.New(apikey.Params{Tenant: "acme", Role: store.RoleProducer, SQS: true}, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, secret, err := apikey.Parse(token)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 40 characters, as AWS's are; derived from the token alone, so it can
+	// be printed again from the token; never the secret part nor the hash.
+	if len(k.SQSSecret) != 40 || !regexp.MustCompile(`^[A-Za-z0-9_-]{40}$`).MatchString(k.SQSSecret) {
+		t.Fatalf("SQSSecret = %q, want 40 base64url characters", k.SQSSecret)
+	}
+	if got := apikey.SQSSecret(id, secret); got != k.SQSSecret {
+		t.Fatalf("SQSSecret(id, secret) = %q, the key holds %q", got, k.SQSSecret)
+	}
+	if strings.Contains(k.SQSSecret, secret) || strings.Contains(secret, k.SQSSecret) || apikey.Verify(&store.APIKey{Hash: apikey.Hash(k.SQSSecret)}, secret) {
+		t.Fatal("the SQS secret gives the key's secret")
+	}
+	// Every key and every secret derives its own.
+	if apikey.SQSSecret(id+"x", secret) == k.SQSSecret || apikey.SQSSecret(id, secret[:42]+"A") == k.SQSSecret {
+		t.Fatal("SQSSecret ignores its inputs")
+	}
+	// A fixed vector, so the derivation never changes under the keys made
+	// with it.
+	if got := apikey.SQSSecret("k0123456789", strings.Repeat("a", 43)); got != sqsVector {
+		t.Fatalf("SQSSecret of the fixed vector = %q, want %q", got, sqsVector)
+	}
+	// Without SQS, no secret.
+	if _, k, _ := apikey.New(apikey.Params{Tenant: "acme", Role: store.RoleProducer}, now); k.SQSSecret != "" {
+		t.Fatalf("a key made without SQS has SQSSecret %q", k.SQSSecret)
+	}
+}
+
+// sqsVector is SQSSecret("k0123456789", 43 × "a"), computed once.
+const sqsVector = "PN2_sl9ZuF1XW5t1U1lMxeAuX3w2B2VQvKLKieXr"

@@ -115,6 +115,8 @@ type Driver interface {
 	Health() HealthDriver
 	// Workers is the driver's storage of workers online, or nil.
 	Workers() WorkerDriver
+	// SQS is the driver's storage of the SQS facade's queues, or nil.
+	SQS() SQSDriver
 }
 
 // Insert is a batch of normalized jobs to insert.

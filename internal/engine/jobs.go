@@ -25,6 +25,7 @@ type Store struct {
 	ld     LeaseDriver    // nil when the driver keeps no leases
 	hd     HealthDriver   // nil when the driver answers no health checks
 	wd     WorkerDriver   // nil when the driver keeps no workers online
+	qd     SQSDriver      // nil when the driver keeps no SQS queues
 	pubs   sync.Map       // topic -> *pubGroups: publishes waiting to be merged
 	log    *slog.Logger
 	closed atomic.Bool
@@ -36,7 +37,7 @@ func New(d Driver, log *slog.Logger) *Store {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Store{d: d, sched: d.Schedules(), ev: d.Events(), kd: d.Keys(), ld: d.Leases(), hd: d.Health(), wd: d.Workers(), log: log}
+	return &Store{d: d, sched: d.Schedules(), ev: d.Events(), kd: d.Keys(), ld: d.Leases(), hd: d.Health(), wd: d.Workers(), qd: d.SQS(), log: log}
 }
 
 var (
@@ -74,6 +75,9 @@ func (e *Store) Capabilities() store.Capabilities {
 	}
 	if e.wd != nil {
 		c.Workers = e
+	}
+	if e.qd != nil {
+		c.SQS = e
 	}
 	return c
 }

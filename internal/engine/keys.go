@@ -17,11 +17,13 @@ type KeyDriver interface {
 	// a key with k's ID exists.
 	InsertKey(ctx context.Context, k *store.APIKey) (bool, error)
 
-	// GetKey returns one key with its hash, or nil when there is none.
+	// GetKey returns one key with its hash and SQS secret, or nil when
+	// there is none.
 	GetKey(ctx context.Context, id string) (*store.APIKey, error)
 
 	// ListKeys returns every key in ID order (byte-wise); it need not read
-	// their hashes.
+	// their hashes, and may return SQSSecret as any non-empty text for a
+	// key that has one.
 	ListKeys(ctx context.Context) ([]*store.APIKey, error)
 
 	// RevokeKey sets the key's revoked_at to at unless it is set already,
@@ -114,6 +116,9 @@ func (e *Store) ListKeys(ctx context.Context) ([]*store.APIKey, error) {
 	}
 	for _, k := range keys {
 		k.Hash = nil
+		if k.SQSSecret != "" {
+			k.SQSSecret = store.SQSSecretHidden
+		}
 	}
 	return keys, nil
 }

@@ -20,6 +20,9 @@ type APIKey struct {
 	CreatedAt time.Time  `json:"created_at"`
 	ExpiresAt *time.Time `json:"expires_at,omitempty"`
 	RevokedAt *time.Time `json:"revoked_at,omitempty"`
+	// SQS tells whether the key may call the SQS facade (made with
+	// --sqs); its secret is never shown here.
+	SQS bool `json:"sqs"`
 }
 
 // KeyOf returns the view of an API key.
@@ -35,6 +38,7 @@ func KeyOf(k *store.APIKey) APIKey {
 		CreatedAt: k.CreatedAt.UTC(),
 		ExpiresAt: timePtr(k.ExpiresAt),
 		RevokedAt: timePtr(k.RevokedAt),
+		SQS:       k.SQSSecret != "",
 	}
 }
 

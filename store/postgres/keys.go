@@ -21,12 +21,12 @@ var _ engine.KeyDriver = (*backend)(nil)
 func (s *backend) Keys() engine.KeyDriver { return s }
 
 // keyColumns is the column list every key read returns, in scanKey's order.
-const keyColumns = `id, tenant, role, queues, name, created_at, expires_at, revoked_at`
+const keyColumns = `id, tenant, role, queues, name, created_at, expires_at, revoked_at, coalesce(sqs_secret, '')`
 
 // The statements of API keys.
 const (
-	insertKeySQL = `INSERT INTO {schema}.api_keys (id, hash, tenant, role, queues, name, created_at, expires_at, revoked_at)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (id) DO NOTHING`
+	insertKeySQL = `INSERT INTO {schema}.api_keys (id, hash, tenant, role, queues, name, created_at, expires_at, revoked_at, sqs_secret)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, NULLIF($10, '')) ON CONFLICT (id) DO NOTHING`
 	getKeySQL    = `SELECT ` + keyColumns + `, hash FROM {schema}.api_keys WHERE id = $1`
 	listKeysSQL  = `SELECT ` + keyColumns + ` FROM {schema}.api_keys ORDER BY id`
 	revokeKeySQL = `UPDATE {schema}.api_keys SET revoked_at = coalesce(revoked_at, $2) WHERE id = $1`
@@ -48,7 +48,7 @@ func (s *backend) InsertKey(ctx context.Context, k *store.APIKey) (bool, error) 
 		return false, err
 	}
 	tag, err := s.pool.Exec(ctx, s.q.keys.insert, k.ID, k.Hash, k.Tenant, k.Role, engine.EncodeKeyQueues(k.Queues), k.Name,
-		k.CreatedAt, stampOf(k.ExpiresAt), stampOf(k.RevokedAt))
+		k.CreatedAt, stampOf(k.ExpiresAt), stampOf(k.RevokedAt), k.SQSSecret)
 	if err != nil {
 		return false, s.fail(ctx, "create api key", err)
 	}
@@ -107,7 +107,7 @@ func scanKey(r pgx.Row, extra ...any) (*store.APIKey, error) {
 		queues           []byte
 		expires, revoked *time.Time
 	)
-	dest := append([]any{&k.ID, &k.Tenant, &k.Role, &queues, &k.Name, &k.CreatedAt, &expires, &revoked}, extra...)
+	dest := append([]any{&k.ID, &k.Tenant, &k.Role, &queues, &k.Name, &k.CreatedAt, &expires, &revoked, &k.SQSSecret}, extra...)
 	if err := r.Scan(dest...); err != nil {
 		return nil, err
 	}

@@ -328,6 +328,7 @@ type queries struct {
 	keys                                                   *keyQueries
 	leases                                                 *leaseQueries
 	workers                                                *workerQueries
+	sqs                                                    *sqsQueries
 }
 
 func newQueries(schema string) *queries {
@@ -346,6 +347,7 @@ func newQueries(schema string) *queries {
 		keys:    newKeyQueries(schema),
 		leases:  newLeaseQueries(schema),
 		workers: newWorkerQueries(schema),
+		sqs:     newSQSQueries(schema),
 	}
 	for o, s := range settleSQL {
 		q.settle[o] = r(s)

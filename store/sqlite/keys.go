@@ -22,16 +22,16 @@ var _ engine.KeyDriver = (*backend)(nil)
 func (s *backend) Keys() engine.KeyDriver { return s }
 
 // keyColumns is the column list every key read returns, in scanKey's order.
-const keyColumns = `id, tenant, role, queues, name, created_at, expires_at, revoked_at`
+const keyColumns = `id, tenant, role, queues, name, created_at, expires_at, revoked_at, sqs_secret`
 
 // InsertKey implements engine.KeyDriver.
 func (s *backend) InsertKey(ctx context.Context, k *store.APIKey) (bool, error) {
 	var inserted bool
 	err := s.writer.do(ctx, func(x execer) error {
-		res, err := x.exec(`INSERT INTO spool_api_keys (id, hash, tenant, role, queues, name, created_at, expires_at, revoked_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING`,
+		res, err := x.exec(`INSERT INTO spool_api_keys (id, hash, tenant, role, queues, name, created_at, expires_at, revoked_at, sqs_secret)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING`,
 			k.ID, k.Hash, k.Tenant, k.Role, nullString(string(engine.EncodeKeyQueues(k.Queues))), k.Name,
-			k.CreatedAt.UnixMicro(), micros(k.ExpiresAt), micros(k.RevokedAt))
+			k.CreatedAt.UnixMicro(), micros(k.ExpiresAt), micros(k.RevokedAt), nullString(k.SQSSecret))
 		if err != nil {
 			return fmt.Errorf("spool: create api key: %w", err)
 		}
@@ -96,8 +96,9 @@ func scanKey(r interface{ Scan(...any) error }, extra ...any) (*store.APIKey, er
 		queues           sql.NullString
 		created          int64
 		expires, revoked sql.NullInt64
+		sqsSecret        sql.NullString
 	)
-	dest := append([]any{&k.ID, &k.Tenant, &k.Role, &queues, &k.Name, &created, &expires, &revoked}, extra...)
+	dest := append([]any{&k.ID, &k.Tenant, &k.Role, &queues, &k.Name, &created, &expires, &revoked, &sqsSecret}, extra...)
 	if err := r.Scan(dest...); err != nil {
 		return nil, err
 	}
@@ -107,5 +108,6 @@ func scanKey(r interface{ Scan(...any) error }, extra ...any) (*store.APIKey, er
 	}
 	k.CreatedAt = time.UnixMicro(created).UTC()
 	k.ExpiresAt, k.RevokedAt = fromMicros(expires), fromMicros(revoked)
+	k.SQSSecret = sqsSecret.String
 	return &k, nil
 }

@@ -99,6 +99,9 @@ func diffKeys(a, b *store.APIKey) []string {
 	if a.Name != b.Name {
 		add("Name", a.Name, b.Name)
 	}
+	if a.SQSSecret != b.SQSSecret {
+		add("SQSSecret", a.SQSSecret, b.SQSSecret)
+	}
 	for _, tm := range []struct {
 		name string
 		x, y time.Time
@@ -123,6 +126,7 @@ func testKeyCreateGet(t *testing.T, h *harness) {
 	k := newKey("kworker1")
 	k.Queues = []string{"mail", "billing"}
 	k.Name = "billing workers"
+	k.SQSSecret = "sqs-secret-of-kworker1"
 	k.ExpiresAt = h.now().Add(90*24*time.Hour + 1500*time.Millisecond)
 	want := k
 	want.Hash, want.Queues, want.CreatedAt = slices.Clone(k.Hash), slices.Clone(k.Queues), h.now()
@@ -199,6 +203,8 @@ func testKeyInvalid(t *testing.T, h *harness) {
 		"long name":       func(k *store.APIKey) { k.Name = string(bytes.Repeat([]byte{'n'}, store.MaxNameLen+1)) },
 		"long tenant":     func(k *store.APIKey) { k.Tenant = string(bytes.Repeat([]byte{'t'}, store.MaxNameLen+1)) },
 		"tenant wildcard": func(k *store.APIKey) { k.Tenant = "acme*" },
+		"long sqs secret": func(k *store.APIKey) { k.SQSSecret = string(bytes.Repeat([]byte{'s'}, store.MaxNameLen+1)) },
+		"nul sqs secret":  func(k *store.APIKey) { k.SQSSecret = "a\x00b" },
 	}
 	for what, spoil := range bad {
 		k := newKey("kbad")
@@ -239,6 +245,9 @@ func testKeyList(t *testing.T, h *harness) {
 		k := newKey(id)
 		k.Name = "key " + id
 		k.Queues = []string{"q-" + id}
+		if id == "ka" {
+			k.SQSSecret = "sqs secret of ka"
+		}
 		w := k
 		w.CreatedAt = h.now()
 		h.createKey(k)
@@ -266,7 +275,13 @@ func testKeyList(t *testing.T, h *harness) {
 		}
 		w := want[k.ID]
 		w.Hash = nil
+		if w.SQSSecret != "" { // listed as set, never shown
+			w.SQSSecret = store.SQSSecretHidden
+		}
 		wantKey(t, "listed key "+k.ID, k, &w)
+	}
+	if k := h.getKey("ka"); k.SQSSecret != "sqs secret of ka" {
+		t.Errorf("GetKey(ka).SQSSecret = %q after a listing, want it as created", k.SQSSecret)
 	}
 	// The hashes are still stored.
 	if k := h.getKey("kb"); !bytes.Equal(k.Hash, want["kb"].Hash) {

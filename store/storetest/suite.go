@@ -59,6 +59,8 @@ type Features struct {
 	ClaimWait bool
 	// Workers: Capabilities.Workers, the heartbeats of workers online.
 	Workers bool
+	// SQS: Capabilities.SQS, the queues of the SQS facade.
+	SQS bool
 
 	// MultiHandle: several handles may share one database (other
 	// processes, other nodes); the suite runs the racing and failure
@@ -134,6 +136,7 @@ func Run(t *testing.T, b Backend) {
 		{"Health", healthTests, f.Health},
 		{"ClaimWait", claimWaitTests, f.ClaimWait},
 		{"Workers", workerTests, f.Workers},
+		{"SQS", sqsTests, f.SQS},
 		{"MultiHandleLeases", multiLeaseTests, f.MultiHandle && f.Leases},
 		{"MultiHandleEvents", multiEventTests, f.MultiHandle && f.Events},
 		{"MultiHandle", multiTests, f.MultiHandle},
