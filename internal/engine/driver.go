@@ -69,7 +69,9 @@ type Driver interface {
 	// the newest finished job with it, else a *store.NotFoundError.
 	GetByUniqueKey(ctx context.Context, tenant, key string) (*store.Job, error)
 
-	// ListJobs returns up to p.Limit+1 jobs matching p in ID order.
+	// ListJobs returns up to p.Limit+1 jobs matching p (checked, its
+	// created bounds normalized by Filter) in ID order, descending with
+	// p.Newest, after the cursor p.After in that order.
 	ListJobs(ctx context.Context, p store.ListParams) ([]*store.Job, error)
 
 	// CancelJobs cancels live jobs, one answer per id in errs: nil, a
@@ -115,6 +117,12 @@ type Driver interface {
 	Health() HealthDriver
 	// Workers is the driver's storage of workers online, or nil.
 	Workers() WorkerDriver
+	// Bulk is the driver's bulk actions over a filter, or nil.
+	Bulk() BulkDriver
+	// Activity is the driver's per-minute activity, or nil.
+	Activity() ActivityDriver
+	// Audit is the driver's audit log, or nil.
+	Audit() AuditDriver
 }
 
 // Insert is a batch of normalized jobs to insert.

@@ -15,8 +15,10 @@ import (
 )
 
 // Store implements store.Store over a Driver, and store.ScheduleStore,
-// store.EventStore, store.KeyStore and store.WorkerStore when its driver
-// keeps schedules, events, API keys and workers online. Backends embed it.
+// store.EventStore, store.KeyStore, store.WorkerStore, store.BulkStore,
+// store.ActivityStore and store.AuditStore when its driver keeps
+// schedules, events, API keys, workers online, bulk actions, activity and
+// an audit log. Backends embed it.
 type Store struct {
 	d      Driver
 	sched  ScheduleDriver // nil when the driver keeps no schedules
@@ -25,9 +27,15 @@ type Store struct {
 	ld     LeaseDriver    // nil when the driver keeps no leases
 	hd     HealthDriver   // nil when the driver answers no health checks
 	wd     WorkerDriver   // nil when the driver keeps no workers online
+	bd     BulkDriver     // nil when the driver has no bulk actions
+	ad     ActivityDriver // nil when the driver keeps no activity
+	aud    AuditDriver    // nil when the driver keeps no audit log
 	pubs   sync.Map       // topic -> *pubGroups: publishes waiting to be merged
 	log    *slog.Logger
 	closed atomic.Bool
+	// actPruned is when AddActivity last deleted old minutes (Unix
+	// microseconds of the store's clock; 0: not yet).
+	actPruned atomic.Int64
 }
 
 // New returns the store over d. log receives the engine's operational
@@ -36,7 +44,8 @@ func New(d Driver, log *slog.Logger) *Store {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Store{d: d, sched: d.Schedules(), ev: d.Events(), kd: d.Keys(), ld: d.Leases(), hd: d.Health(), wd: d.Workers(), log: log}
+	return &Store{d: d, sched: d.Schedules(), ev: d.Events(), kd: d.Keys(), ld: d.Leases(), hd: d.Health(), wd: d.Workers(),
+		bd: d.Bulk(), ad: d.Activity(), aud: d.Audit(), log: log}
 }
 
 var (
@@ -74,6 +83,15 @@ func (e *Store) Capabilities() store.Capabilities {
 	}
 	if e.wd != nil {
 		c.Workers = e
+	}
+	if e.bd != nil {
+		c.Bulk = e
+	}
+	if e.ad != nil {
+		c.Activity = e
+	}
+	if e.aud != nil {
+		c.Audit = e
 	}
 	return c
 }
@@ -265,7 +283,7 @@ func (e *Store) List(ctx context.Context, p store.ListParams) (*store.ListPage, 
 	if err := p.Check(); err != nil {
 		return nil, err
 	}
-	jobs, err := e.d.ListJobs(ctx, p)
+	jobs, err := e.d.ListJobs(ctx, Filter(p))
 	if err != nil {
 		return nil, err
 	}

@@ -277,10 +277,6 @@ const (
 	 ORDER BY created_at DESC, id DESC LIMIT 1)
 ) AS c
 ORDER BY pick LIMIT 1`
-	listSQL = `SELECT ` + jobColumns + ` FROM {schema}.jobs
-WHERE ($1::uuid IS NULL OR id > $1) AND ($2 = '' OR queue = $2) AND ($3 = '' OR kind = $3)
-  AND ($4 = '' OR tenant = $4) AND ($5::text[] IS NULL OR state = ANY($5))
-ORDER BY id LIMIT $6`
 	statsSQL       = `SELECT queue, state, count(*), min(run_at) FROM {schema}.jobs GROUP BY queue, state`
 	queueStatesSQL = `SELECT name, paused FROM {schema}.queues`
 	jobStatesSQL   = `SELECT id, state FROM {schema}.jobs WHERE id = ANY($1::uuid[])`
@@ -321,7 +317,7 @@ type queries struct {
 	insertStrict, insertExtStrict                          string
 	promote, claim, verifyKeys, renew, existing, reap      string
 	settle                                                 map[store.Outcome]string
-	get, uniqueKey, list, stats, queueStates, jobStates    string
+	get, uniqueKey, stats, queueStates, jobStates    string
 	cancel, requeueLock, requeue, purge, setPaused, prune  string
 	sched                                                  *scheduleQueries
 	ev                                                     *eventQueries
@@ -338,7 +334,7 @@ func newQueries(schema string) *queries {
 		promote: r(promoteSQL), claim: r(claimSQL), verifyKeys: r(verifyKeysSQL), renew: r(renewSQL),
 		existing: r(existingSQL), reap: r(reapSQL),
 		settle: map[store.Outcome]string{},
-		get:    r(getSQL), uniqueKey: r(uniqueKeySQL), list: r(listSQL), stats: r(statsSQL), queueStates: r(queueStatesSQL), jobStates: r(jobStatesSQL),
+		get:    r(getSQL), uniqueKey: r(uniqueKeySQL), stats: r(statsSQL), queueStates: r(queueStatesSQL), jobStates: r(jobStatesSQL),
 		cancel: r(cancelSQL), requeueLock: r(requeueLockSQL), requeue: r(requeueSQL), purge: r(purgeSQL),
 		setPaused: r(setPausedSQL), prune: r(pruneSQL),
 		sched:   newScheduleQueries(schema),

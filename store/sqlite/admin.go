@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/spoolrun/spool/internal/engine"
@@ -58,38 +57,20 @@ func (s *backend) isClosed() bool {
 
 // ListJobs implements engine.Driver.
 func (s *backend) ListJobs(ctx context.Context, f store.ListParams) ([]*store.Job, error) {
-	var where []string
-	var args []any
-	add := func(clause string, vals ...any) {
-		where = append(where, clause)
-		args = append(args, vals...)
+	w := jobFilter(f, "")
+	order := "id"
+	if f.Newest {
+		order = "id DESC"
 	}
 	if !f.After.IsZero() {
-		add("id > ?", f.After)
-	}
-	if f.Queue != "" {
-		add("queue = ?", f.Queue)
-	}
-	if f.Kind != "" {
-		add("kind = ?", f.Kind)
-	}
-	if f.Tenant != "" {
-		add("tenant = ?", f.Tenant)
-	}
-	if len(f.States) > 0 {
-		vals := make([]any, len(f.States))
-		for i, st := range f.States {
-			vals[i] = string(st)
+		if f.Newest {
+			w.add("id < ?", f.After)
+		} else {
+			w.add("id > ?", f.After)
 		}
-		add("state IN ("+placeholders(len(vals))+")", vals...)
 	}
-	q := `SELECT ` + jobColumns + ` FROM spool_jobs`
-	if len(where) > 0 {
-		q += " WHERE " + strings.Join(where, " AND ")
-	}
-	q += " ORDER BY id LIMIT ?"
-	args = append(args, f.Limit+1)
-	rows, err := s.rdb.QueryContext(ctx, q, args...)
+	rows, err := s.rdb.QueryContext(ctx, `SELECT `+jobColumns+` FROM spool_jobs WHERE `+w.sql()+` ORDER BY `+order+` LIMIT ?`,
+		append(w.args, f.Limit+1)...)
 	if err != nil {
 		return nil, s.readErr(err)
 	}
