@@ -11,7 +11,7 @@ import (
 // CountJobs and the bulk actions. Only the fields a filter sets become
 // clauses, so each combination is a statement of its own that the planner
 // plans for what it filters on (and pgx caches), never one with
-// "($1 = '' OR queue = $1)" terms that a generic plan cannot use an index
+// "($1 = ” OR queue = $1)" terms that a generic plan cannot use an index
 // for.
 type filter struct {
 	where []string

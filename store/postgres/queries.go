@@ -317,7 +317,7 @@ type queries struct {
 	insertStrict, insertExtStrict                          string
 	promote, claim, verifyKeys, renew, existing, reap      string
 	settle                                                 map[store.Outcome]string
-	get, uniqueKey, stats, queueStates, jobStates    string
+	get, uniqueKey, stats, queueStates, jobStates          string
 	cancel, requeueLock, requeue, purge, setPaused, prune  string
 	sched                                                  *scheduleQueries
 	ev                                                     *eventQueries
