@@ -10,9 +10,9 @@ import (
 // filter builds a WHERE clause with numbered parameters, for List,
 // CountJobs and the bulk actions. Only the fields a filter sets become
 // clauses, so each combination is a statement of its own that the planner
-// plans for what it filters on (and pgx caches), never one with
-// "($1 = ” OR queue = $1)" terms that a generic plan cannot use an index
-// for.
+// plans for what it filters on (and pgx caches), never a catch-all whose
+// "parameter is empty or column equals it" terms a generic plan cannot
+// use an index for.
 type filter struct {
 	where []string
 	args  []any
