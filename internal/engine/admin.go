@@ -134,16 +134,23 @@ func (e *Store) CountJobs(ctx context.Context, f store.ListParams) (int, bool, e
 	limit := f.Limit
 	f = Filter(f)
 	f.After, f.Limit, f.Newest = store.ID{}, 0, false
-	probe := 0
-	if limit > 0 {
-		probe = limit + 1 // one more than the cap tells that more match
+	parts := byState(f)
+	if parts == nil {
+		parts = []store.ListParams{f}
 	}
-	n, err := bd.CountFiltered(ctx, f, probe)
-	if err != nil {
-		return 0, false, err
-	}
-	if limit > 0 && n > limit {
-		return limit, true, nil
+	n := 0
+	for _, part := range parts {
+		probe := 0
+		if limit > 0 {
+			probe = limit + 1 - n // one more than the cap tells that more match
+		}
+		c, err := bd.CountFiltered(ctx, part, probe)
+		if err != nil {
+			return 0, false, err
+		}
+		if n += c; limit > 0 && n > limit {
+			return limit, true, nil
+		}
 	}
 	return n, false, nil
 }

@@ -92,8 +92,10 @@ type Driver interface {
 	// SetQueuePaused records a queue's paused flag (a valid name).
 	SetQueuePaused(ctx context.Context, queue string, paused bool) error
 
-	// CountJobs counts jobs per queue and state, and lists queue settings.
-	CountJobs(ctx context.Context) (*Counts, error)
+	// CountJobs counts jobs per queue and state, and lists queue settings:
+	// live states exactly, finished states up to finishedCap+1 per queue
+	// (so that the engine can tell a count that reached the cap).
+	CountJobs(ctx context.Context, finishedCap int) (*Counts, error)
 
 	// PruneFinished deletes up to p.Limit finished jobs past the cutoffs.
 	PruneFinished(ctx context.Context, p store.PruneParams) (int, error)
@@ -135,8 +137,8 @@ type Insert struct {
 	Fresh bool
 }
 
-// Counts is what CountJobs reads: one row per (queue, state) with jobs, and
-// every queue with settings.
+// Counts is what CountJobs reads: one row per (queue, state) with jobs (a
+// row may count none), and every queue with settings.
 type Counts struct {
 	Rows   []CountRow
 	Paused map[string]bool // every queue with settings, and its paused flag

@@ -283,9 +283,30 @@ func (e *Store) List(ctx context.Context, p store.ListParams) (*store.ListPage, 
 	if err := p.Check(); err != nil {
 		return nil, err
 	}
-	jobs, err := e.d.ListJobs(ctx, Filter(p))
-	if err != nil {
-		return nil, err
+	f := Filter(p)
+	var jobs []*store.Job
+	if parts := byState(f); parts != nil {
+		// Each state's part walks that state's index; the page is the
+		// first Limit+1 of their union, in the listing's order.
+		for _, part := range parts {
+			js, err := e.d.ListJobs(ctx, part)
+			if err != nil {
+				return nil, err
+			}
+			jobs = append(jobs, js...)
+		}
+		slices.SortFunc(jobs, func(a, b *store.Job) int {
+			if f.Newest {
+				a, b = b, a
+			}
+			return slices.Compare(a.ID[:], b.ID[:])
+		})
+		jobs = jobs[:min(len(jobs), f.Limit+1)]
+	} else {
+		var err error
+		if jobs, err = e.d.ListJobs(ctx, f); err != nil {
+			return nil, err
+		}
 	}
 	page := &store.ListPage{Jobs: jobs}
 	if len(jobs) > p.Limit {
@@ -293,6 +314,35 @@ func (e *Store) List(ctx context.Context, p store.ListParams) (*store.ListPage, 
 		page.Next = page.Jobs[p.Limit-1].ID
 	}
 	return page, nil
+}
+
+// byState splits a filter into one filter per state when the drivers'
+// indexes serve it better so: a filter of several states, or of one
+// queue's jobs in every state. Every index of the jobs is partial, by
+// state, so a part's rows come from one index, already in ID order for a
+// queue's finished jobs; one query over several states would have to
+// gather and sort them all. It returns nil when the filter is best run as
+// it is.
+func byState(f store.ListParams) []store.ListParams {
+	states := f.States
+	if len(states) == 0 && f.Queue != "" {
+		states = store.States
+	}
+	if len(states) < 2 {
+		return nil
+	}
+	var parts []store.ListParams
+	seen := map[store.State]bool{}
+	for _, s := range states {
+		if seen[s] {
+			continue
+		}
+		seen[s] = true
+		part := f
+		part.States = []store.State{s}
+		parts = append(parts, part)
+	}
+	return parts
 }
 
 // perID runs a per-item driver operation over a checked batch of IDs.
@@ -360,7 +410,7 @@ func (e *Store) Stats(ctx context.Context) ([]store.QueueStats, error) {
 	if err := e.start(ctx); err != nil {
 		return nil, err
 	}
-	c, err := e.d.CountJobs(ctx)
+	c, err := e.d.CountJobs(ctx, store.StatsCountCap)
 	if err != nil {
 		return nil, err
 	}
@@ -378,9 +428,12 @@ func (e *Store) Stats(ctx context.Context) ([]store.QueueStats, error) {
 		return st
 	}
 	for _, r := range c.Rows {
+		if r.N == 0 {
+			continue
+		}
 		st := get(r.Queue)
 		st.Counts[r.State] += r.N
-		if r.State == store.StateAvailable && r.N > 0 {
+		if r.State == store.StateAvailable {
 			st.OldestAvailable = max(0, now.Sub(r.Oldest))
 		}
 	}
@@ -389,7 +442,14 @@ func (e *Store) Stats(ctx context.Context) ([]store.QueueStats, error) {
 	}
 	out := make([]store.QueueStats, 0, len(byQueue))
 	for _, q := range slices.Sorted(maps.Keys(byQueue)) {
-		out = append(out, *byQueue[q])
+		st := byQueue[q]
+		for _, s := range store.States {
+			if s.Finished() && st.Counts[s] > store.StatsCountCap {
+				st.Counts[s] = store.StatsCountCap
+				st.Capped = append(st.Capped, s)
+			}
+		}
+		out = append(out, *st)
 	}
 	return out, nil
 }

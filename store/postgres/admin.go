@@ -292,20 +292,24 @@ func (s *backend) SetQueuePaused(ctx context.Context, queue string, paused bool)
 }
 
 // CountJobs implements engine.Driver.
-func (s *backend) CountJobs(ctx context.Context) (*engine.Counts, error) {
+func (s *backend) CountJobs(ctx context.Context, finishedCap int) (*engine.Counts, error) {
 	if err := s.start(ctx); err != nil {
 		return nil, err
 	}
 	c := &engine.Counts{Paused: map[string]bool{}}
-	rows, err := s.pool.Query(ctx, s.q.stats)
+	rows, err := s.pool.Query(ctx, s.q.stats, finishedCap+1)
 	if err != nil {
 		return nil, s.fail(ctx, "stats", err)
 	}
 	var q, state string
 	var n int64
-	var oldest time.Time
+	var oldest *time.Time
 	if _, err := pgx.ForEachRow(rows, []any{&q, &state, &n, &oldest}, func() error {
-		c.Rows = append(c.Rows, engine.CountRow{Queue: q, State: store.State(state), N: int(n), Oldest: oldest})
+		r := engine.CountRow{Queue: q, State: store.State(state), N: int(n)}
+		if oldest != nil {
+			r.Oldest = *oldest
+		}
+		c.Rows = append(c.Rows, r)
 		return nil
 	}); err != nil {
 		return nil, s.fail(ctx, "stats", err)

@@ -50,7 +50,11 @@ func (w *filter) jobs(f store.ListParams, alias string) string {
 	if f.Tenant != "" {
 		w.add(col("tenant") + " = " + w.param(f.Tenant))
 	}
-	if len(f.States) > 0 {
+	switch len(f.States) {
+	case 0:
+	case 1:
+		w.add(col("state") + " = '" + string(f.States[0]) + "'")
+	default:
 		w.add(col("state") + " IN (" + stateList(f.States) + ")")
 	}
 	if f.UniqueKey != "" {

@@ -29,7 +29,13 @@ func jobFilter(f store.ListParams, alias string) *filter {
 	if f.Tenant != "" {
 		w.add(col("tenant")+" = ?", f.Tenant)
 	}
-	if len(f.States) > 0 {
+	switch len(f.States) {
+	case 0:
+	case 1:
+		// An equality with a literal is what SQLite matches with the
+		// partial indexes' predicates (an IN list is not).
+		w.add(col("state") + " = '" + string(f.States[0]) + "'")
+	default:
 		w.add(col("state") + " IN (" + stateList(f.States) + ")")
 	}
 	if f.UniqueKey != "" {
