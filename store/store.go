@@ -71,8 +71,10 @@ type Store interface {
 	// the key it was enqueued with.
 	GetByUniqueKey(ctx context.Context, tenant, key string) (*Job, error)
 
-	// List returns jobs matching the filter in ID (enqueue) order, with a
-	// cursor for the next page.
+	// List returns jobs matching the filter in ID (enqueue) order, or
+	// newest first with f.Newest, with a cursor for the next page. A bad
+	// filter (CheckFilter) or limit is refused with an error matching
+	// ErrInvalid.
 	List(ctx context.Context, f ListParams) (*ListPage, error)
 
 	// Cancel cancels live jobs. A running job is cancelled too: its holder's
@@ -388,7 +390,9 @@ type ListParams struct {
 	UniqueKey   string
 	OrderingKey string
 	// CreatedAfter and CreatedBefore bound created_at: jobs created at or
-	// after CreatedAfter and before CreatedBefore.
+	// after CreatedAfter and before CreatedBefore (by the store's clock,
+	// kept to the microsecond). CreatedAfter later than CreatedBefore is
+	// refused.
 	CreatedAfter  time.Time
 	CreatedBefore time.Time
 

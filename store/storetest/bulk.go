@@ -180,7 +180,7 @@ func testBulkCancelRunning(t *testing.T, h *harness) {
 	h.wantReap(100, store.ReapResult{})
 }
 
-func testBulkCancelStates(t *testing.T, h *harness) {
+func testBulkCancelStates(_ *testing.T, h *harness) {
 	q := h.mixed(store.DefaultQueue, "")
 	all := h.snapshot(q[store.StateScheduled], q[store.StateRunning], q[store.StateCompleted], q[store.StateDead], q[store.StateCancelled])
 	h.wantBulk(store.BulkCancel, store.ListParams{States: []store.State{store.StateAvailable, store.StateDead}}, 1)
@@ -190,7 +190,7 @@ func testBulkCancelStates(t *testing.T, h *harness) {
 	h.unchangedAll(all)
 }
 
-func testBulkCancelOrdering(t *testing.T, h *harness) {
+func testBulkCancelOrdering(_ *testing.T, h *harness) {
 	head := h.add(store.EnqueueParams{OrderingKey: "k", Kind: "head"})
 	next := h.add(store.EnqueueParams{OrderingKey: "k", Kind: "next"})
 	h.claimID(store.DefaultQueue, head)
@@ -249,7 +249,7 @@ func testBulkRequeue(t *testing.T, h *harness) {
 	h.wantState(dead, store.StateAvailable)
 }
 
-func testBulkRequeueLiveHolder(t *testing.T, h *harness) {
+func testBulkRequeueLiveHolder(_ *testing.T, h *harness) {
 	old := h.finish(store.EnqueueParams{UniqueKey: "k", Tenant: "t"}, store.StateDead)
 	h.add(store.EnqueueParams{UniqueKey: "k", Tenant: "t"}) // holds k, live
 	free := h.finish(store.EnqueueParams{Queue: "q1", UniqueKey: "k", Tenant: "u"}, store.StateDead)
@@ -284,7 +284,7 @@ func testBulkRequeueWindow(t *testing.T, h *harness) {
 	}
 }
 
-func testBulkRequeueOnePerKey(t *testing.T, h *harness) {
+func testBulkRequeueOnePerKey(_ *testing.T, h *harness) {
 	first := h.finish(store.EnqueueParams{UniqueKey: "k"}, store.StateDead)
 	second := h.finish(store.EnqueueParams{UniqueKey: "k"}, store.StateCancelled)
 	third := h.finish(store.EnqueueParams{UniqueKey: "k"}, store.StateDead)
@@ -297,7 +297,7 @@ func testBulkRequeueOnePerKey(t *testing.T, h *harness) {
 	h.unchangedAll(keep)
 }
 
-func testBulkRequeueHolderSelected(t *testing.T, h *harness) {
+func testBulkRequeueHolderSelected(_ *testing.T, h *harness) {
 	// An early dead job with k and no window, then a later one that keeps
 	// k for an hour after it dies: the later one holds the key, so it is
 	// the one requeued, although it comes second in ID order.
@@ -309,7 +309,7 @@ func testBulkRequeueHolderSelected(t *testing.T, h *harness) {
 	h.unchanged(before)
 }
 
-func testBulkDelete(t *testing.T, h *harness) {
+func testBulkDelete(_ *testing.T, h *harness) {
 	q := h.mixed("q", "")
 	other := h.mixed("other", "")
 	keep := h.snapshot(q[store.StateRunning])
@@ -327,7 +327,7 @@ func testBulkDelete(t *testing.T, h *harness) {
 	h.unchangedAll(keep)
 }
 
-func testBulkDeleteDeadHead(t *testing.T, h *harness) {
+func testBulkDeleteDeadHead(_ *testing.T, h *harness) {
 	head := h.add(store.EnqueueParams{OrderingKey: "k", HoldKeyWhenDead: true})
 	next := h.add(store.EnqueueParams{OrderingKey: "k"})
 	h.settleOK(verdict(h.claimID(store.DefaultQueue, head), store.DeadLetter))
@@ -337,7 +337,7 @@ func testBulkDeleteDeadHead(t *testing.T, h *harness) {
 	h.claimID(store.DefaultQueue, next)
 }
 
-func testBulkDeleteLiveHead(t *testing.T, h *harness) {
+func testBulkDeleteLiveHead(_ *testing.T, h *harness) {
 	head := h.add(store.EnqueueParams{OrderingKey: "k", Kind: "head", RunAt: h.now().Add(time.Hour)})
 	next := h.add(store.EnqueueParams{OrderingKey: "k", Kind: "next"})
 	h.claimNone(store.DefaultQueue) // next waits for the scheduled head
