@@ -85,16 +85,6 @@ func ActivityPrefixes(tenant string) ([]string, error) {
 	return []string{tenant + "/", SubscriptionQueuePrefix + tenant + "/"}, nil
 }
 
-// HasPrefix reports whether queue starts with one of prefixes.
-func HasPrefix(queue string, prefixes []string) bool {
-	for _, p := range prefixes {
-		if strings.HasPrefix(queue, p) {
-			return true
-		}
-	}
-	return false
-}
-
 // Normalize checks an audit entry before it is recorded and cuts its
 // Detail to MaxAuditText; ID and At are the store's to set. It returns
 // every mistake at once.
