@@ -78,7 +78,7 @@ func (s *backend) BulkCancel(ctx context.Context, f store.ListParams) (int, erro
 // holder probe is written as the unique index's predicate, and the
 // earlier-job probe reads spool_jobs_unique_finished. %[1]s is the
 // filter on t, %[2]s the same filter on o.
-const chosenSQL = `SELECT t.id FROM spool_jobs AS t
+const chosenSQL = `SELECT t.id, t.tenant, t.unique_key FROM spool_jobs AS t
 WHERE %[1]s AND (t.unique_key IS NULL OR (
 	NOT EXISTS (SELECT 1 FROM spool_jobs AS h
 		WHERE h.tenant = t.tenant AND h.unique_key = t.unique_key
@@ -90,18 +90,21 @@ WHERE %[1]s AND (t.unique_key IS NULL OR (
 // BulkRequeue implements engine.BulkDriver with two statements in one
 // transaction (SQLite has no data-modifying CTEs): the finished jobs that
 // still keep a key a requeued job takes, though their window has passed,
-// give it up (as takeKey does for one job); then one UPDATE requeues the
+// give it up (as takeKey does for one job: each found by a probe of the
+// unique index from a chosen job's key); then one UPDATE requeues the
 // chosen jobs (chosenSQL).
 func (s *backend) BulkRequeue(ctx context.Context, f store.ListParams) (int, error) {
 	t, o := jobFilter(f, "t."), jobFilter(f, "o.")
 	chosen, args := numbered(fmt.Sprintf(chosenSQL, t.sql(), o.sql()), t.args, o.args)
 	return s.bulkWrite(ctx, "requeue", func(x execer, now int64) (int64, error) {
 		a := append([]any{now}, args...)
-		if _, err := x.exec(`WITH chosen AS (`+chosen+`)
-			UPDATE spool_jobs SET unique_held = 0
-			WHERE unique_held = 1 AND state IN ('completed', 'cancelled', 'dead') AND unique_until <= ?1
-			  AND (tenant, unique_key) IN (SELECT c.tenant, c.unique_key FROM spool_jobs AS c WHERE c.id IN (SELECT id FROM chosen))
-			  AND id NOT IN (SELECT id FROM chosen)`, a...); err != nil {
+		if _, err := x.exec(`WITH chosen AS MATERIALIZED (`+chosen+`)
+			UPDATE spool_jobs SET unique_held = 0 WHERE id IN (
+				SELECT h.id FROM chosen AS c JOIN spool_jobs AS h
+				  ON h.tenant = c.tenant AND h.unique_key = c.unique_key
+				 AND (h.state IN ('scheduled', 'available', 'running') OR h.unique_held = 1)
+				WHERE c.unique_key IS NOT NULL AND h.unique_held = 1 AND h.state IN ('completed', 'cancelled', 'dead')
+				  AND h.unique_until <= ?1 AND h.id NOT IN (SELECT id FROM chosen))`, a...); err != nil {
 			return 0, err
 		}
 		res, err := x.exec(`WITH chosen AS (`+chosen+`)
