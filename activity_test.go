@@ -37,14 +37,19 @@ func activityJobs(t *testing.T, st store.Store, n int) int {
 	return n + 2*2 + 1 + 1
 }
 
-// activityWorker is a Worker on st for the jobs of activityJobs; settled
-// receives the store's answer to each of its verdicts.
-func activityWorker(t *testing.T, st store.Store, hooks spool.TestHooks) (*spool.Worker, chan error) {
+// activityWorker is a Worker on st for the jobs of activityJobs, which
+// heartbeats (and flushes its activity) every hour, or as hb says;
+// settled receives the store's answer to each of its verdicts.
+func activityWorker(t *testing.T, st store.Store, hooks spool.TestHooks, hb ...spool.HeartbeatConfig) (*spool.Worker, chan error) {
 	t.Helper()
 	settled := make(chan error, 100)
 	hooks.OnSettled = func(_ store.Verdict, err error) { settled <- err }
+	heartbeat := spool.HeartbeatConfig{Interval: time.Hour}
+	if len(hb) > 0 {
+		heartbeat = hb[0]
+	}
 	w, err := spool.NewWorkerWithHooks(spool.WorkerConfig{Store: st, Queues: map[string]spool.QueueConfig{"mail": {Concurrency: 2}},
-		Retry: retryNow{}, Heartbeat: spool.HeartbeatConfig{Interval: time.Hour},
+		Retry: retryNow{}, Heartbeat: heartbeat,
 		Maintenance: spool.MaintenanceConfig{Disable: true}, Scheduler: spool.SchedulerConfig{Disable: true}}, hooks)
 	if err != nil {
 		t.Fatal(err)
@@ -232,6 +237,34 @@ func TestActivityThroughServe(t *testing.T) {
 	}
 	if err := srv.FlushActivity(t.Context()); err != nil {
 		t.Fatal(err)
+	}
+	wantActivity(t, st, n)
+}
+
+// A running Worker adds its activity on the heartbeat's interval, not only
+// when it stops.
+func TestActivityFlushedWhileRunning(t *testing.T) {
+	t.Parallel()
+	st := openTraceStore(t)
+	const n = 5
+	verdicts := activityJobs(t, st, n)
+	flushed := make(chan error, 1000)
+	w, settled := activityWorker(t, st, spool.TestHooks{AfterActivityFlush: func(err error) { flushed <- err }},
+		spool.HeartbeatConfig{Interval: 20 * time.Millisecond, TTL: time.Second})
+	if err := w.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = w.Stop(context.Background()) })
+	waitSettled(t, settled, verdicts)
+	// Every flush from now on has every count to add: wait for one after
+	// this point that found the store holding them all.
+	for {
+		if err := <-flushed; err != nil {
+			t.Fatalf("flush: %v", err)
+		}
+		if a := activityTotals(t, st)["mail"]; a.Completed == n+2 && a.Failed == 2 && a.Dead == 2 {
+			break
+		}
 	}
 	wantActivity(t, st, n)
 }
