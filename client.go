@@ -200,15 +200,18 @@ func (c *Client) GetByUniqueKey(ctx context.Context, tenant, key string) (*Job, 
 	return c.store.GetByUniqueKey(ctx, tenant, key)
 }
 
-// List returns jobs matching p in enqueue order, one page at a time: pass
-// the page's Next as p.After for the next page. Bad parameters give errors
-// matching ErrInvalid.
+// List returns jobs matching p in enqueue order (newest first with
+// p.Newest), one page at a time: pass the page's Next as p.After for the
+// next page. p filters by queue, kind, tenant, states, unique and ordering
+// key and creation time. Bad parameters give errors matching ErrInvalid.
 func (c *Client) List(ctx context.Context, p ListParams) (*ListPage, error) {
 	return c.store.List(ctx, p)
 }
 
 // Stats returns, for every queue that has jobs or settings, its counts by
-// state, whether it is paused and the age of its oldest available job.
+// state (finished states counted up to store.StatsCountCap: see
+// QueueStats.Capped), whether it is paused and the age of its oldest
+// available job.
 func (c *Client) Stats(ctx context.Context) ([]QueueStats, error) {
 	return c.store.Stats(ctx)
 }

@@ -31,7 +31,9 @@ func (c *Client) Workers(ctx context.Context) ([]*WorkerInfo, error) {
 // workers online: one heartbeat before Start returns (so a started worker
 // is listed; a failure is logged, not fatal), then every
 // HeartbeatConfig.Interval on the worker's clock; stopping it removes the
-// entry. Without a WorkerStore it does nothing.
+// entry. On the same interval it flushes the worker's activity counts
+// (Stop makes the last flush, after the settler's). Without a WorkerStore
+// nor activity to record it does nothing.
 type heartbeat struct {
 	run     *workerRun
 	base    startstop.Base
@@ -41,11 +43,13 @@ type heartbeat struct {
 
 func (h *heartbeat) Start(ctx context.Context) error {
 	w := h.run.w
-	if w.workers == nil {
+	if w.workers == nil && w.activity == nil {
 		return nil
 	}
 	h.started = w.clock.Now()
-	h.beat(ctx)
+	if w.workers != nil {
+		h.beat(ctx)
+	}
 	return h.base.Start(ctx, func(ctx context.Context) {
 		for {
 			t := w.clock.NewTimer(w.cfg.Heartbeat.Interval)
@@ -55,7 +59,10 @@ func (h *heartbeat) Start(ctx context.Context) error {
 				t.Stop()
 				return
 			}
-			h.beat(ctx)
+			if w.workers != nil {
+				h.beat(ctx)
+			}
+			w.flushActivity(ctx)
 		}
 	})
 }
@@ -81,11 +88,14 @@ func (h *heartbeat) beat(ctx context.Context) {
 // Stop stops heartbeating and removes the worker's entry, within ctx.
 func (h *heartbeat) Stop(ctx context.Context) error {
 	w := h.run.w
-	if w.workers == nil {
+	if w.workers == nil && w.activity == nil {
 		return nil
 	}
 	if err := h.base.Stop(ctx); err != nil {
 		return err
+	}
+	if w.workers == nil {
+		return nil
 	}
 	if err := w.workers.RemoveWorker(ctx, w.cfg.ID); err != nil {
 		// The entry expires by itself; a stop is not failed for it.

@@ -298,11 +298,9 @@ type jobSeries struct {
 	outcomes                     [numOutcomes]outcomeSeries
 }
 
-// outcomeSeries is the settled counter of one outcome of a jobSeries; a
-// pointer to it is the settler's tag of a verdict.
+// outcomeSeries is the settled counter of one outcome of a jobSeries.
 type outcomeSeries struct {
 	settled prometheus.Counter
-	series  *jobSeries
 }
 
 // seriesFor returns the series of a job of queue, kind and tenant.
@@ -334,7 +332,7 @@ func (m *Metrics) seriesFor(queue, kind, tenant string) *jobSeries {
 		if m.tenant {
 			ol = append(ol, tenant)
 		}
-		s.outcomes[i] = outcomeSeries{settled: m.settled.WithLabelValues(ol...), series: s}
+		s.outcomes[i] = outcomeSeries{settled: m.settled.WithLabelValues(ol...)}
 	}
 	actual, _ := m.series.LoadOrStore(k, s)
 	return actual.(*jobSeries) //nolint:errcheck // only *jobSeries are stored

@@ -9,6 +9,7 @@ import (
 
 	"github.com/jonboulle/clockwork"
 
+	"github.com/spoolrun/spool/internal/activity"
 	"github.com/spoolrun/spool/internal/startstop"
 	"github.com/spoolrun/spool/store"
 )
@@ -48,6 +49,9 @@ type heldJob struct {
 	givenUp bool
 	// ms are the job's metric series; nil without WorkerConfig.Metrics.
 	ms *jobSeries
+	// act are the activity counters of the job's queue; nil when the
+	// store keeps no activity.
+	act *activity.Queue
 }
 
 // add tracks a claimed job whose lock lasts until deadline at the earliest
@@ -221,7 +225,14 @@ func (rn *renewer) giveUp(ctx context.Context, g giveUp) {
 	w.stuck.Add(1)
 	w.log.Error("spool: handler ignores its context: giving up on it; its goroutine keeps an executor slot until it returns",
 		jobAttrs(job, "timeout", g.opts.Timeout, "grace", w.cfg.TimeoutGrace)...)
-	if err := w.settler.Submit(ctx, w.giveUpVerdict(job, g.opts), g.deadline); err != nil {
+	v := w.giveUpVerdict(job, g.opts)
+	var err error
+	if g.r.ms != nil || g.r.act != nil {
+		err = w.settler.SubmitTag(ctx, v, g.deadline, g.r) // counted when settled, as the executors' verdicts
+	} else {
+		err = w.settler.Submit(ctx, v, g.deadline)
+	}
+	if err != nil {
 		w.log.Error("spool: timed-out verdict not accepted; the job runs again once its lock expires", jobAttrs(job, "err", err)...)
 	}
 }

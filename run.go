@@ -14,6 +14,7 @@ import (
 	"github.com/jonboulle/clockwork"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/spoolrun/spool/internal/activity"
 	"github.com/spoolrun/spool/internal/startstop"
 	"github.com/spoolrun/spool/internal/tracing"
 	"github.com/spoolrun/spool/store"
@@ -49,7 +50,12 @@ type workerRun struct {
 func newWorkerRun(w *Worker, subs []queueSpec) *workerRun {
 	run := &workerRun{w: w}
 	for _, spec := range append(slices.Clone(w.queues), subs...) {
+		var act *activity.Queue
+		if w.activity != nil {
+			act = w.activity.Queue(spec.name)
+		}
 		run.queues = append(run.queues, &queueRunner{
+			act:      act,
 			run:      run,
 			name:     spec.name,
 			conc:     spec.conc,
@@ -79,12 +85,13 @@ type queueRunner struct {
 	lock     time.Duration
 	sub      *subscriber // the subscription whose deliveries this queue holds; nil for a job queue
 
-	jobs     chan *heldJob // claimed jobs waiting for an executor; never blocks (capacity slots); closed by the fetcher
-	freed    chan struct{} // capacity 1: a job was finished or released
-	settled  chan struct{} // capacity 1: a job with an ordering key was settled: its key's next may be claimable
-	inflight atomic.Int64  // claimed and not yet finished or released
-	keyed    atomic.Int64  // claimed jobs with an ordering key whose verdicts are not settled yet
-	busy     atomic.Int64  // handlers running now, counted with metrics only
+	jobs     chan *heldJob   // claimed jobs waiting for an executor; never blocks (capacity slots); closed by the fetcher
+	freed    chan struct{}   // capacity 1: a job was finished or released
+	settled  chan struct{}   // capacity 1: a job with an ordering key was settled: its key's next may be claimable
+	inflight atomic.Int64    // claimed and not yet finished or released
+	keyed    atomic.Int64    // claimed jobs with an ordering key whose verdicts are not settled yet
+	busy     atomic.Int64    // handlers running now, counted with metrics only
+	act      *activity.Queue // the queue's activity counters; nil when the store keeps no activity
 }
 
 // fetchers is the service of a run's fetcher goroutines, one per queue.
@@ -284,6 +291,10 @@ func (q *queueRunner) fetch(ctx context.Context) {
 			if m := w.metrics; m != nil {
 				r.ms = m.claimed(j, lock, series)
 				series = r.ms
+			}
+			if q.act != nil {
+				r.act = q.act
+				q.act.Claimed(activity.Pickup(j, lock))
 			}
 			q.jobs <- r
 		}
@@ -505,15 +516,15 @@ type fakeDeadline struct {
 
 func (c fakeDeadline) Deadline() (time.Time, bool) { return c.deadline, true }
 
-// submitTag is submit for the verdict of held job r, tagged with its
-// metric series when the worker has metrics.
+// submitTag is submit for the verdict of held job r, tagged with r when
+// the worker counts verdicts (metrics, activity): Worker.settled counts
+// it once the store has answered.
 func (q *queueRunner) submitTag(ctx context.Context, v store.Verdict, deadline time.Time, r *heldJob) {
-	if r.ms == nil {
+	if r.ms == nil && r.act == nil {
 		q.submit(ctx, v, deadline)
 		return
 	}
-	tag := &r.ms.outcomes[outcomeOf(v, r.job)]
-	if err := q.run.w.settler.SubmitTag(context.WithoutCancel(ctx), v, deadline, tag); err != nil {
+	if err := q.run.w.settler.SubmitTag(context.WithoutCancel(ctx), v, deadline, r); err != nil {
 		q.run.w.log.Error("spool: verdict not accepted; the job's lock will expire and it runs again",
 			"job", v.ID, "outcome", v.Outcome, "err", err)
 	}

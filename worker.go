@@ -12,6 +12,7 @@ import (
 	"github.com/jonboulle/clockwork"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/spoolrun/spool/internal/activity"
 	"github.com/spoolrun/spool/internal/maint"
 	"github.com/spoolrun/spool/internal/scheduler"
 	"github.com/spoolrun/spool/internal/settle"
@@ -243,6 +244,14 @@ type Worker struct {
 	tracer   *tracing.Tracer
 	workers  store.WorkerStore // where heartbeats go; nil: none
 
+	// activity counts claims and verdicts per queue for the store's
+	// per-minute activity (actStore), flushed on the heartbeat's interval
+	// and at Stop; both nil when the store keeps no activity. The counts
+	// outlive a run: a flush that failed at Stop is made by the next run.
+	activity   *activity.Recorder
+	actStore   store.ActivityStore
+	actFailing atomic.Bool // the last flush failed: log when one succeeds again
+
 	// ordered maps a job with an ordering key whose verdict is with the
 	// settler to its queue's runner: once the verdict is written, the
 	// next job of its key may be claimable, and the fetcher is woken.
@@ -272,6 +281,8 @@ type testHooks struct {
 	CancelGrace time.Duration
 	// AfterHeartbeat is told the store's answer to every heartbeat.
 	AfterHeartbeat func(err error)
+	// AfterActivityFlush is told the answer of every flush of activity.
+	AfterActivityFlush func(err error)
 }
 
 // NewWorker validates cfg and returns a Worker ready for handlers. Every
@@ -291,6 +302,9 @@ func newWorker(cfg WorkerConfig, hooks testHooks) (*Worker, error) {
 		tracer: tracing.New(cfg.TracerProvider)}
 	if !cfg.Heartbeat.Disable {
 		w.workers = cfg.Store.Capabilities().Workers
+	}
+	if as := cfg.Store.Capabilities().Activity; as != nil {
+		w.activity, w.actStore = &activity.Recorder{}, as
 	}
 	var (
 		onFlush func(int, time.Duration)
@@ -357,15 +371,21 @@ func (w *Worker) register(kind string, h handler) {
 	w.handlers[kind] = h
 }
 
-// settled is told the store's answer to every verdict, with its metric
-// series as the tag (nil without metrics).
+// settled is told the store's answer to every verdict, with its held job
+// as the tag when the worker counts verdicts (metrics, activity; nil
+// otherwise).
 func (w *Worker) settled(v store.Verdict, tag any, err error) {
-	if o, ok := tag.(*outcomeSeries); ok {
-		switch {
-		case err == nil:
-			o.settled.Inc()
-		case errors.Is(err, store.ErrLockLost):
-			o.series.staleSets.Inc()
+	if r, ok := tag.(*heldJob); ok {
+		if r.ms != nil {
+			switch {
+			case err == nil:
+				r.ms.outcomes[outcomeOf(v, r.job)].settled.Inc()
+			case errors.Is(err, store.ErrLockLost):
+				r.ms.staleSets.Inc()
+			}
+		}
+		if r.act != nil && err == nil {
+			r.act.Settled(v.Outcome, r.job.Attempts, r.job.MaxAttempts)
 		}
 	}
 	if q, ok := w.ordered.LoadAndDelete(v.ID); ok {
@@ -468,6 +488,7 @@ func (w *Worker) Stop(ctx context.Context) error {
 	defer cancel()
 	step(afterCtx, run.renewer)
 	step(afterCtx, w.settler)
+	w.flushActivity(afterCtx) // the verdicts just written included
 	for i := len(w.services) - 1; i >= 0; i-- {
 		step(afterCtx, w.services[i])
 	}
@@ -477,6 +498,25 @@ func (w *Worker) Stop(ctx context.Context) error {
 	w.run = nil
 	w.log.Info("spool: worker stopped", "worker", w.cfg.ID)
 	return errors.Join(errs...)
+}
+
+// flushActivity adds the activity counted since the last flush to the
+// store (Capabilities.Activity). A failure is logged once until a flush
+// succeeds again; its counts are kept for the next flush.
+func (w *Worker) flushActivity(ctx context.Context) {
+	if w.activity == nil {
+		return
+	}
+	_, err := w.activity.Flush(ctx, w.actStore)
+	switch {
+	case err != nil && !w.actFailing.Swap(true):
+		w.log.Warn("spool: recording activity failed; the counts are kept for the next try", "worker", w.cfg.ID, "err", err)
+	case err == nil && w.actFailing.Swap(false):
+		w.log.Info("spool: recording activity succeeds again", "worker", w.cfg.ID)
+	}
+	if w.hooks.AfterActivityFlush != nil {
+		w.hooks.AfterActivityFlush(err)
+	}
 }
 
 // Run starts the worker, works until ctx ends, then stops it gracefully,

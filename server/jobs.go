@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"strings"
 	"time"
 
 	"github.com/spoolrun/spool/internal/wire"
@@ -171,37 +170,22 @@ func (c *call) jobByUniqueKey() (any, error) {
 	return c.view(j, true), nil
 }
 
-// listJobs is GET /v1/jobs?queue=&state=&kind=&tenant=&after=&limit=&history=.
-// With history=true each job comes with its error history, which lists
-// otherwise leave out.
+// listJobs is GET /v1/jobs?queue=&state=&kind=&tenant=&unique_key=
+// &ordering_key=&created_after=&created_before=&order=&after=&limit=
+// &history= (wire.ParseListQuery). With history=true each job comes with
+// its error history, which lists otherwise leave out.
 func (c *call) listJobs() (any, error) {
-	p := store.ListParams{Kind: c.query("kind")}
-	var err error
-	if p.Tenant, err = c.sc.tenantIn(c.query("tenant")); err != nil {
+	p, err := wire.ParseListQuery(c.r.URL.Query())
+	if err != nil {
 		return nil, err
 	}
-	if q := c.query("queue"); q != "" || c.sc.queues != nil {
-		if p.Queue, err = c.sc.queueIn(q); err != nil {
-			return nil, err
-		}
-	}
-	for s := range strings.SplitSeq(c.query("state"), ",") {
-		if s == "" {
-			continue
-		}
-		st := store.State(s)
-		if !st.Valid() {
-			return nil, &store.ValidationError{Field: "state", Reason: fmt.Sprintf("%q is not a job state", s)}
-		}
-		p.States = append(p.States, st)
-	}
-	if a := c.query("after"); a != "" {
-		if p.After, err = store.ParseID(a); err != nil {
-			return nil, err
-		}
-	}
-	if p.Limit, err = c.intQuery("limit", 0); err != nil {
+	if p.Tenant, err = c.sc.tenantIn(p.Tenant); err != nil {
 		return nil, err
+	}
+	if p.Queue != "" || c.sc.queues != nil {
+		if p.Queue, err = c.sc.queueIn(p.Queue); err != nil {
+			return nil, err
+		}
 	}
 	page, err := c.s.st.List(c.ctx, p)
 	if err != nil {

@@ -42,7 +42,7 @@ func (s *Server) table() []route {
 			out: enqueueAnswer{},
 			fn:  (*call).enqueue},
 		{method: http.MethodGet, path: "/v1/jobs", perm: permRead,
-			doc: "List jobs, oldest first, filtered by queue, state (comma-separated), kind and tenant, a page of up to limit after the cursor.",
+			doc: "List jobs, oldest first (order=newest: newest first), filtered by queue, state (comma-separated), kind, tenant, unique_key, ordering_key, and created_after and created_before (RFC 3339; after is inclusive, before exclusive), a page of up to limit past the cursor after (in the list's order; the previous page's next). history=true adds each job's error history.",
 			out: wire.JobPage{},
 			fn:  (*call).listJobs},
 		{method: http.MethodGet, path: "/v1/jobs/by-unique-key", perm: permRead,
@@ -108,7 +108,7 @@ func (s *Server) table() []route {
 
 		// Queues and dead letters.
 		{method: http.MethodGet, path: "/v1/stats", perm: permRead,
-			doc: "Every queue the key may see, with counts by state and the age of the oldest available job.",
+			doc: "Every queue the key may see, with counts by state and the age of the oldest available job. Live states are counted exactly; a finished state's count stops at 10,000, and capped lists the states whose count did.",
 			out: statsAnswer{},
 			fn:  (*call).stats},
 		{method: http.MethodGet, path: "/v1/queues", perm: permRead,

@@ -121,6 +121,10 @@ type Server struct {
 	// subRefs remembers the subscriptions of delivery queues, which
 	// claims route (events.go).
 	subRefs subscriptionRefs
+
+	// act counts the claims and verdicts of remote workers for the
+	// store's activity (activity.go); nil when the store keeps none.
+	act *activityRecorder
 }
 
 type cachedKey struct {
@@ -171,7 +175,8 @@ func New(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{cfg: cfg, st: cfg.Store, client: client, keys: keys, health: cfg.Health, metrics: metricsHandler(cfg), mux: http.NewServeMux(),
-		draining: make(chan struct{}), limiters: map[string]*rate.Limiter{}, keyCache: map[string]cachedKey{}}
+		draining: make(chan struct{}), limiters: map[string]*rate.Limiter{}, keyCache: map[string]cachedKey{},
+		act: newActivityRecorder(cfg.Store)}
 	s.routes = s.table()
 	for _, rt := range s.routes {
 		s.mux.Handle(rt.method+" "+rt.path, s.handle(rt))

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -443,6 +444,49 @@ func TestTenantsShareNames(t *testing.T) {
 	h.must(200, "acme/worker:mail", "POST", "/v1/queues/mail/claim", `{}`, nil)
 }
 
+// A job list's filters and order come through the query string; a
+// tenant's key lists its own tenant's jobs whatever tenant it names.
+func TestListFilters(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, server.Config{})
+	var ids []string
+	for i, tenant := range []string{"acme", "globex", "acme", "acme"} {
+		var r struct{ ID string }
+		h.must(201, tenant+"/producer", "POST", "/v1/jobs", fmt.Sprintf(`{"kind": "k", "queue": "mail", "unique_key": "u%d", "ordering_key": "o%d"}`, i, i%2), &r)
+		ids = append(ids, r.ID)
+		h.clock.Advance(time.Second)
+	}
+	list := func(key, query string) []string {
+		t.Helper()
+		var page struct{ Jobs []jobView }
+		h.must(200, key, "GET", "/v1/jobs?"+query, "", &page)
+		var out []string
+		for _, j := range page.Jobs {
+			out = append(out, j.ID)
+		}
+		return out
+	}
+	for _, c := range []struct {
+		key, query string
+		want       []string
+	}{
+		{"acme/reader", "order=newest", []string{ids[3], ids[2], ids[0]}},
+		{"acme/reader", "ordering_key=o0", []string{ids[0], ids[2]}},
+		{"acme/reader", "tenant=acme&unique_key=u3&ordering_key=o1", []string{ids[3]}},
+		{"acme/reader", "unique_key=u1", nil},
+		{"globex/reader", "ordering_key=o1", []string{ids[1]}},
+		{"acme/reader", "order=newest&limit=1&after=" + ids[3], []string{ids[2]}},
+		{"*/admin", "order=newest&queue=acme/mail&state=available&created_after=" + url.QueryEscape(h.clock.Now().Add(-2500*time.Millisecond).Format(time.RFC3339Nano)),
+			[]string{ids[3], ids[2]}},
+		{"*/admin", "created_before=" + url.QueryEscape(h.clock.Now().Add(-3500*time.Millisecond).Format(time.RFC3339Nano)), []string{ids[0]}},
+	} {
+		if got := list(c.key, c.query); !slices.Equal(got, c.want) {
+			t.Errorf("%s lists %s: %v, want %v", c.key, c.query, got, c.want)
+		}
+	}
+	h.must(403, "globex/reader", "GET", "/v1/jobs?tenant=acme&unique_key=u0", "", nil)
+}
+
 // A stale lock token is refused per item with lock_lost and changes
 // nothing; the current one settles.
 func TestStaleTokenRefused(t *testing.T) {
@@ -496,6 +540,9 @@ func TestBadInput(t *testing.T) {
 		{"POST", "/v1/queues/default/claim", `{"wait_seconds": 31}`, 400, "invalid"},
 		{"GET", "/v1/jobs/not-an-id", "", 400, "invalid"},
 		{"GET", "/v1/jobs?state=sleeping", "", 400, "invalid"},
+		{"GET", "/v1/jobs?order=sideways", "", 400, "invalid"},
+		{"GET", "/v1/jobs?created_after=yesterday", "", 400, "invalid"},
+		{"GET", "/v1/jobs?created_after=2026-12-09T00:00:00Z&created_before=2026-12-08T00:00:00Z", "", 400, "invalid"},
 		{"GET", "/v1/jobs/01a25248-1413-7035-b3b5-8590eb7f5e88", "", 404, "not_found"},
 		{"GET", "/v1/nothing", "", 404, "not_found"},
 	} {

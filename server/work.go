@@ -49,6 +49,9 @@ func (c *call) claim() (any, error) {
 	if err != nil {
 		return nil, err
 	}
+	now := c.s.cfg.Clock.Now()
+	c.s.act.claimed(jobs, p.LockFor, now)
+	c.s.act.maybeFlush(c.ctx, now)
 	out := claimAnswer{Jobs: make([]wire.Job, len(jobs)), WaitedSeconds: waited.Seconds()}
 	for i, j := range jobs {
 		out.Jobs[i] = wire.ClaimedJobOf(c.sc.jobOut(j))
@@ -156,10 +159,17 @@ func (c *call) settle() (any, error) {
 			err = c.owns(v.ID)
 		}
 		return v, err
-	}, func(vs []store.Verdict) ([]error, error) { return c.s.st.Settle(c.ctx, vs) }, asIs)
+	}, func(vs []store.Verdict) ([]error, error) {
+		errs, err := c.s.st.Settle(c.ctx, vs)
+		if err == nil {
+			c.s.act.settled(c.ctx, c.s.st, vs, errs)
+		}
+		return errs, err
+	}, asIs)
 	if err != nil {
 		return nil, err
 	}
+	c.s.act.maybeFlush(c.ctx, c.s.cfg.Clock.Now())
 	return itemsAnswer{Results: wire.Items(errs)}, nil
 }
 

@@ -9,23 +9,34 @@ import (
 // one statement, so a dashboard retries or cancels a million jobs without
 // a million calls (Capabilities.Bulk). The filter is a ListParams whose
 // After, Limit and Newest are ignored, except by CountJobs, which counts up
-// to Limit.
+// to Limit. A filter is checked as List checks it (CheckFilter): a bad one
+// is refused with an error matching ErrInvalid and changes nothing. A
+// Tenant selects that tenant's jobs exactly; "" selects every tenant's.
 type BulkStore interface {
 	// CountJobs counts the jobs f selects. With f.Limit > 0 it stops
 	// counting at f.Limit and reports capped=true when more match, so a
-	// count over millions of rows stays fast.
+	// count over millions of rows stays fast; f.Limit 0 counts them all,
+	// and may take a while. A negative Limit is refused.
 	CountJobs(ctx context.Context, f ListParams) (n int, capped bool, err error)
 
 	// BulkJobs applies action to every job f selects that the action
 	// applies to, with the same semantics as the per-job calls, and returns
-	// how many jobs it changed:
+	// how many jobs it changed (f.States narrows the states the action
+	// touches; a filter that leaves none changes nothing):
 	//   - BulkCancel cancels live jobs (as Cancel; a running job's holder
 	//     is then refused with ErrLockLost);
 	//   - BulkRequeue makes dead and cancelled jobs available again (as
-	//     Requeue), skipping any whose unique key another job holds;
+	//     Requeue), skipping any whose unique key another job holds: a live
+	//     one, or a finished one within its UniqueFor window (a finished
+	//     holder whose window has passed gives the key up). Of several
+	//     selected jobs with the same (tenant, unique key), one is
+	//     requeued: the one that holds the key, else the first in ID order;
 	//   - BulkDelete deletes jobs that are not running (a running job must
 	//     be cancelled first); deleting a dead job that holds its ordering
-	//     key lets the key's next job run, as Purge does.
+	//     key, or a live job that heads its key's line, lets the key's next
+	//     job run, as Purge does; deleting a schedule's live run releases
+	//     the schedule as the run finishing would.
+	// An unknown action is refused with an error matching ErrInvalid.
 	BulkJobs(ctx context.Context, action BulkAction, f ListParams) (int, error)
 }
 
@@ -46,12 +57,20 @@ const (
 // remote workers.
 type ActivityStore interface {
 	// AddActivity adds counts to the per-queue rows of the minute holding
-	// the store's now. Minutes older than ActivityRetention are deleted.
+	// the store's now; entries for one queue are added together, empty
+	// ones skipped. An entry with a bad queue name or a negative count is
+	// refused (a *ValidationError in an *ItemError) and nothing is added;
+	// at most MaxBatch entries. Minutes older than ActivityRetention are
+	// deleted now and then (not on every call).
 	AddActivity(ctx context.Context, counts []QueueActivity) error
 
 	// Activity returns the rows of the minutes from since on (truncated to
-	// the minute), oldest first, then by queue. A tenant other than
-	// AllTenants limits them to that tenant's queues (named "tenant/...").
+	// the minute, and no further back than ActivityRetention), oldest
+	// first, then by queue (byte-wise). A tenant other than AllTenants
+	// limits them to that tenant's queues: those named "tenant/..." and
+	// its subscriptions' delivery queues, "sub/tenant/..." (the names
+	// spool serve gives a tenant's queues). A tenant that is not a valid
+	// name is refused.
 	Activity(ctx context.Context, tenant string, since time.Time) ([]ActivityMinute, error)
 }
 
@@ -103,10 +122,16 @@ type ActivityMinute struct {
 // AuditStore is the capability of keeping a log of actions taken through
 // spool serve and its dashboard (Capabilities.Audit).
 type AuditStore interface {
-	// RecordAudit appends an entry; the store sets its ID and At.
+	// RecordAudit appends an entry; the store sets its ID (larger than
+	// every earlier entry's) and At (its clock, to the microsecond). An
+	// entry without a valid Action, with a bad Tenant or KeyID, a negative
+	// Count, or a Target over MaxAuditText is refused (ErrInvalid) and not
+	// recorded; a Detail over MaxAuditText is cut to it.
 	RecordAudit(ctx context.Context, e AuditEntry) (*AuditEntry, error)
-	// ListAudit returns entries newest first: those of one tenant, or all
-	// with AllTenants; Before (an entry ID, 0 for the newest) pages.
+	// ListAudit returns up to Limit entries newest first: those whose
+	// Tenant is p.Tenant exactly (so "" lists the entries about every
+	// tenant), or all with AllTenants; Before (an entry ID, 0 for the
+	// newest) pages: pass the last entry's ID.
 	ListAudit(ctx context.Context, p AuditListParams) ([]*AuditEntry, error)
 }
 
@@ -130,7 +155,7 @@ type AuditEntry struct {
 
 // AuditListParams pages ListAudit.
 type AuditListParams struct {
-	Tenant string
-	Before int64 // only entries with a smaller ID; 0: from the newest
-	Limit  int   // 1..MaxListLimit; default DefaultListLimit
+	Tenant string // one tenant's entries ("" included), or AllTenants
+	Before int64  // only entries with a smaller ID; 0: from the newest
+	Limit  int    // 1..MaxListLimit; default DefaultListLimit
 }

@@ -71,8 +71,10 @@ type Store interface {
 	// the key it was enqueued with.
 	GetByUniqueKey(ctx context.Context, tenant, key string) (*Job, error)
 
-	// List returns jobs matching the filter in ID (enqueue) order, with a
-	// cursor for the next page.
+	// List returns jobs matching the filter in ID (enqueue) order, or
+	// newest first with f.Newest, with a cursor for the next page. A bad
+	// filter (CheckFilter) or limit is refused with an error matching
+	// ErrInvalid.
 	List(ctx context.Context, f ListParams) (*ListPage, error)
 
 	// Cancel cancels live jobs. A running job is cancelled too: its holder's
@@ -100,7 +102,10 @@ type Store interface {
 	ResumeQueue(ctx context.Context, queue string) error
 
 	// Stats returns per-queue counts by state and the age of the oldest
-	// available job, for every queue that has jobs or settings.
+	// available job, for every queue that has jobs or settings. Live
+	// states are counted exactly; a finished state's count stops at
+	// StatsCountCap (QueueStats.Capped), so that Stats stays fast however
+	// many finished jobs retention keeps.
 	Stats(ctx context.Context) ([]QueueStats, error)
 
 	// Prune deletes up to Limit finished jobs whose finished_at is before the
@@ -390,7 +395,9 @@ type ListParams struct {
 	UniqueKey   string
 	OrderingKey string
 	// CreatedAfter and CreatedBefore bound created_at: jobs created at or
-	// after CreatedAfter and before CreatedBefore.
+	// after CreatedAfter and before CreatedBefore (by the store's clock,
+	// kept to the microsecond). CreatedAfter later than CreatedBefore is
+	// refused.
 	CreatedAfter  time.Time
 	CreatedBefore time.Time
 
@@ -421,11 +428,22 @@ type PruneParams struct {
 	Limit           int // at most this many rows per call, 1..MaxPruneLimit; default DefaultPruneLimit
 }
 
+// StatsCountCap is where Stats stops counting a queue's jobs in one
+// finished state (completed, cancelled, dead): past it, the count is the
+// cap and the state is listed in QueueStats.Capped.
+const StatsCountCap = 10_000
+
 // QueueStats describes one queue.
 type QueueStats struct {
 	Queue  string
 	Paused bool
+	// Counts has a count for every state: exact for the live states, at
+	// most StatsCountCap for the finished ones.
 	Counts map[State]int
+	// Capped lists, in the order of States, the finished states whose
+	// count stopped at StatsCountCap: the queue has at least that many
+	// jobs in each. Nil when every count is exact.
+	Capped []State
 	// OldestAvailable is the age of the longest-waiting available job, zero when none.
 	OldestAvailable time.Duration
 }

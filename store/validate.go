@@ -282,10 +282,23 @@ func (p *ListParams) Check() error {
 	if p.Limit < 1 || p.Limit > MaxListLimit {
 		errs = append(errs, &ValidationError{Field: "list limit", Reason: fmt.Sprintf("%d is outside 1..%d", p.Limit, MaxListLimit)})
 	}
+	return errors.Join(append(errs, p.CheckFilter())...)
+}
+
+// CheckFilter validates the filter fields of p, those that select jobs
+// for List and for the bulk actions (all but After, Limit and Newest),
+// and returns every mistake at once.
+func (p *ListParams) CheckFilter() error {
+	var errs []error
 	for _, s := range p.States {
 		if !s.Valid() {
 			errs = append(errs, &ValidationError{Field: "state", Reason: fmt.Sprintf("%q is not a job state", s)})
 		}
+	}
+	errs = append(errs, validKey("unique key", p.UniqueKey), validKey("ordering key", p.OrderingKey))
+	if !p.CreatedAfter.IsZero() && !p.CreatedBefore.IsZero() && p.CreatedAfter.After(p.CreatedBefore) {
+		errs = append(errs, &ValidationError{Field: "created range",
+			Reason: fmt.Sprintf("created after %s is later than created before %s", p.CreatedAfter.Format(time.RFC3339Nano), p.CreatedBefore.Format(time.RFC3339Nano))})
 	}
 	return errors.Join(errs...)
 }

@@ -74,6 +74,26 @@ func TestEnqueueListGetRoundTrip(t *testing.T) {
 		t.Fatalf("--after: %+v", page.Jobs)
 	}
 
+	f.okJSON(&page, "jobs", "list", "--newest", "--limit", "1")
+	if len(page.Jobs) != 1 || page.Jobs[0].ID != other.String() || page.Next != other.String() {
+		t.Fatalf("--newest --limit 1: %+v, next %q; want %s", page.Jobs, page.Next, other)
+	}
+	f.okJSON(&page, "jobs", "list", "--newest", "--after", page.Next)
+	if len(page.Jobs) != 1 || page.Jobs[0].ID != id.String() {
+		t.Fatalf("--newest --after: %+v", page.Jobs)
+	}
+	f.okJSON(&page, "jobs", "list", "--unique-key", "welcome-ada", "--ordering-key", "ada",
+		"--created-after", time.Now().Add(-time.Hour).Format(time.RFC3339), "--created-before", time.Now().Add(time.Hour).Format(time.RFC3339))
+	if len(page.Jobs) != 1 || page.Jobs[0].ID != id.String() {
+		t.Fatalf("--unique-key --ordering-key --created-after --created-before: %+v", page.Jobs)
+	}
+	f.okJSON(&page, "jobs", "list", "--created-after", time.Now().Add(time.Hour).Format(time.RFC3339))
+	if len(page.Jobs) != 0 {
+		t.Fatalf("--created-after in an hour: %+v", page.Jobs)
+	}
+	f.fails(exitUsage, "jobs", "list", "--created-after", "yesterday")
+	f.fails(exitUsage, "jobs", "list", "--created-after", "2026-12-09T00:00:00Z", "--created-before", "2026-12-08T00:00:00Z")
+
 	// jobs get --json: every field, times in RFC 3339.
 	var raw map[string]any
 	f.okJSON(&raw, "jobs", "get", id.String())

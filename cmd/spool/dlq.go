@@ -166,7 +166,9 @@ func (a *app) requeueAllDead(cmd *cobra.Command, queue string) error {
 	return a.reportPerJob("requeued", answers)
 }
 
-// deadCount returns how many dead letters queue ("" for all) holds.
+// deadCount returns how many dead letters queue ("" for all) holds, for a
+// progress bar: Stats counts each queue's up to store.StatsCountCap, so
+// past that the bar's total is low.
 func deadCount(ctx context.Context, c *spool.Client, queue string) (int, error) {
 	stats, err := c.Stats(ctx)
 	if err != nil {

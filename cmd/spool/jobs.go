@@ -30,12 +30,17 @@ dead or cancelled ones. Finished jobs stay listed until retention removes them
 }
 
 type listFlags struct {
-	queue  string
-	kind   string
-	tenant string
-	states []string
-	limit  int
-	after  string
+	queue         string
+	kind          string
+	tenant        string
+	states        []string
+	uniqueKey     string
+	orderingKey   string
+	createdAfter  string
+	createdBefore string
+	newest        bool
+	limit         int
+	after         string
 }
 
 func (a *app) jobsListCmd() *cobra.Command {
@@ -43,13 +48,15 @@ func (a *app) jobsListCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "list [flags]",
 		Short: "List jobs, oldest first, one page at a time",
-		Long: `List prints jobs matching the filters in enqueue order, at most --limit of them.
-When there are more, it says so and gives the cursor: pass it as --after to
-get the next page.
+		Long: `List prints jobs matching the filters in enqueue order (newest first with
+--newest), at most --limit of them. When there are more, it says so and gives
+the cursor: pass it as --after to get the next page.
 
 With --json it prints {"jobs": [...], "next": "ID or empty"}.`,
 		Example: `  spool jobs list --queue mail --state available,running
   spool jobs list --state dead --limit 20 --json
+  spool jobs list --queue mail --state dead --newest --created-after 2026-12-08T00:00:00Z
+  spool jobs list --unique-key invoice-42
   spool jobs list --after 0193a4c1-5e3b-7d2e-8f00-1a2b3c4d5e6f`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -61,8 +68,13 @@ With --json it prints {"jobs": [...], "next": "ID or empty"}.`,
 	fl.StringVarP(&f.kind, "kind", "k", "", "only jobs of this kind")
 	fl.StringVar(&f.tenant, "tenant", "", "only jobs of this tenant")
 	fl.StringSliceVarP(&f.states, "state", "s", nil, "only jobs in these states: "+stateNames())
+	fl.StringVar(&f.uniqueKey, "unique-key", "", "only jobs enqueued with this unique key")
+	fl.StringVar(&f.orderingKey, "ordering-key", "", "only jobs enqueued with this ordering key")
+	fl.StringVar(&f.createdAfter, "created-after", "", "only jobs created at or after this RFC 3339 time")
+	fl.StringVar(&f.createdBefore, "created-before", "", "only jobs created before this RFC 3339 time")
+	fl.BoolVar(&f.newest, "newest", false, "newest first: --after then pages to older jobs")
 	fl.IntVarP(&f.limit, "limit", "l", store.DefaultListLimit, fmt.Sprintf("most jobs to print, 1..%d", store.MaxListLimit))
-	fl.StringVar(&f.after, "after", "", "cursor: only jobs enqueued after this job ID (the previous page's next)")
+	fl.StringVar(&f.after, "after", "", "cursor: only jobs past this job ID in the list's order (the previous page's next)")
 	return cmd
 }
 
@@ -92,7 +104,19 @@ func (a *app) jobsList(cmd *cobra.Command, f *listFlags) error {
 	if err != nil {
 		return err
 	}
-	p := spool.ListParams{Queue: f.queue, Kind: f.kind, Tenant: f.tenant, States: states, Limit: f.limit}
+	p := spool.ListParams{Queue: f.queue, Kind: f.kind, Tenant: f.tenant, States: states, UniqueKey: f.uniqueKey, OrderingKey: f.orderingKey,
+		Newest: f.newest, Limit: f.limit}
+	for _, t := range []struct {
+		flag, value string
+		to          *time.Time
+	}{{"--created-after", f.createdAfter, &p.CreatedAfter}, {"--created-before", f.createdBefore, &p.CreatedBefore}} {
+		if t.value == "" {
+			continue
+		}
+		if *t.to, err = time.Parse(time.RFC3339Nano, t.value); err != nil {
+			return usagef("%s %q: not an RFC 3339 time such as 2026-12-08T09:30:00Z", t.flag, t.value)
+		}
+	}
 	return a.listPage(cmd, p, f.after, false)
 }
 

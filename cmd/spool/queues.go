@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -64,6 +65,10 @@ func printStatsTable(w io.Writer, stats []spool.QueueStats) {
 		}
 		fmt.Fprintf(tw, "%s\t%s", q.Queue, paused)
 		for _, s := range store.States {
+			if slices.Contains(q.Capped, s) {
+				fmt.Fprintf(tw, "\t%d+", q.Counts[s]) // at least
+				continue
+			}
 			fmt.Fprintf(tw, "\t%d", q.Counts[s])
 		}
 		oldest := "-"

@@ -264,6 +264,9 @@ func (a *app) runServe(cmd *cobra.Command, f serveFlags) error {
 	if err := <-served; !errors.Is(err, http.ErrServerClosed) {
 		return err
 	}
+	if err := srv.FlushActivity(stopCtx); err != nil {
+		log.Warn("could not record the remote workers' last activity", "err", err)
+	}
 	log.Info("stopped")
 	return nil
 }

@@ -69,7 +69,9 @@ type Driver interface {
 	// the newest finished job with it, else a *store.NotFoundError.
 	GetByUniqueKey(ctx context.Context, tenant, key string) (*store.Job, error)
 
-	// ListJobs returns up to p.Limit+1 jobs matching p in ID order.
+	// ListJobs returns up to p.Limit+1 jobs matching p (checked, its
+	// created bounds normalized by Filter) in ID order, descending with
+	// p.Newest, after the cursor p.After in that order.
 	ListJobs(ctx context.Context, p store.ListParams) ([]*store.Job, error)
 
 	// CancelJobs cancels live jobs, one answer per id in errs: nil, a
@@ -90,8 +92,10 @@ type Driver interface {
 	// SetQueuePaused records a queue's paused flag (a valid name).
 	SetQueuePaused(ctx context.Context, queue string, paused bool) error
 
-	// CountJobs counts jobs per queue and state, and lists queue settings.
-	CountJobs(ctx context.Context) (*Counts, error)
+	// CountJobs counts jobs per queue and state, and lists queue settings:
+	// live states exactly, finished states up to finishedCap+1 per queue
+	// (so that the engine can tell a count that reached the cap).
+	CountJobs(ctx context.Context, finishedCap int) (*Counts, error)
 
 	// PruneFinished deletes up to p.Limit finished jobs past the cutoffs.
 	PruneFinished(ctx context.Context, p store.PruneParams) (int, error)
@@ -117,6 +121,12 @@ type Driver interface {
 	Workers() WorkerDriver
 	// SQS is the driver's storage of the SQS facade's queues, or nil.
 	SQS() SQSDriver
+	// Bulk is the driver's bulk actions over a filter, or nil.
+	Bulk() BulkDriver
+	// Activity is the driver's per-minute activity, or nil.
+	Activity() ActivityDriver
+	// Audit is the driver's audit log, or nil.
+	Audit() AuditDriver
 }
 
 // Insert is a batch of normalized jobs to insert.
@@ -129,8 +139,8 @@ type Insert struct {
 	Fresh bool
 }
 
-// Counts is what CountJobs reads: one row per (queue, state) with jobs, and
-// every queue with settings.
+// Counts is what CountJobs reads: one row per (queue, state) with jobs (a
+// row may count none), and every queue with settings.
 type Counts struct {
 	Rows   []CountRow
 	Paused map[string]bool // every queue with settings, and its paused flag

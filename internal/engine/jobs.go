@@ -15,8 +15,10 @@ import (
 )
 
 // Store implements store.Store over a Driver, and store.ScheduleStore,
-// store.EventStore, store.KeyStore and store.WorkerStore when its driver
-// keeps schedules, events, API keys and workers online. Backends embed it.
+// store.EventStore, store.KeyStore, store.WorkerStore, store.BulkStore,
+// store.ActivityStore and store.AuditStore when its driver keeps
+// schedules, events, API keys, workers online, bulk actions, activity and
+// an audit log. Backends embed it.
 type Store struct {
 	d      Driver
 	sched  ScheduleDriver // nil when the driver keeps no schedules
@@ -26,9 +28,15 @@ type Store struct {
 	hd     HealthDriver   // nil when the driver answers no health checks
 	wd     WorkerDriver   // nil when the driver keeps no workers online
 	qd     SQSDriver      // nil when the driver keeps no SQS queues
+	bd     BulkDriver     // nil when the driver has no bulk actions
+	ad     ActivityDriver // nil when the driver keeps no activity
+	aud    AuditDriver    // nil when the driver keeps no audit log
 	pubs   sync.Map       // topic -> *pubGroups: publishes waiting to be merged
 	log    *slog.Logger
 	closed atomic.Bool
+	// actPruned is when AddActivity last deleted old minutes (Unix
+	// microseconds of the store's clock; 0: not yet).
+	actPruned atomic.Int64
 }
 
 // New returns the store over d. log receives the engine's operational
@@ -37,7 +45,8 @@ func New(d Driver, log *slog.Logger) *Store {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Store{d: d, sched: d.Schedules(), ev: d.Events(), kd: d.Keys(), ld: d.Leases(), hd: d.Health(), wd: d.Workers(), qd: d.SQS(), log: log}
+	return &Store{d: d, sched: d.Schedules(), ev: d.Events(), kd: d.Keys(), ld: d.Leases(), hd: d.Health(), wd: d.Workers(), qd: d.SQS(),
+		bd: d.Bulk(), ad: d.Activity(), aud: d.Audit(), log: log}
 }
 
 var (
@@ -78,6 +87,15 @@ func (e *Store) Capabilities() store.Capabilities {
 	}
 	if e.qd != nil {
 		c.SQS = e
+	}
+	if e.bd != nil {
+		c.Bulk = e
+	}
+	if e.ad != nil {
+		c.Activity = e
+	}
+	if e.aud != nil {
+		c.Audit = e
 	}
 	return c
 }
@@ -269,9 +287,30 @@ func (e *Store) List(ctx context.Context, p store.ListParams) (*store.ListPage, 
 	if err := p.Check(); err != nil {
 		return nil, err
 	}
-	jobs, err := e.d.ListJobs(ctx, p)
-	if err != nil {
-		return nil, err
+	f := Filter(p)
+	var jobs []*store.Job
+	if parts := byState(f); parts != nil {
+		// Each state's part walks that state's index; the page is the
+		// first Limit+1 of their union, in the listing's order.
+		for _, part := range parts {
+			js, err := e.d.ListJobs(ctx, part)
+			if err != nil {
+				return nil, err
+			}
+			jobs = append(jobs, js...)
+		}
+		slices.SortFunc(jobs, func(a, b *store.Job) int {
+			if f.Newest {
+				a, b = b, a
+			}
+			return slices.Compare(a.ID[:], b.ID[:])
+		})
+		jobs = jobs[:min(len(jobs), f.Limit+1)]
+	} else {
+		var err error
+		if jobs, err = e.d.ListJobs(ctx, f); err != nil {
+			return nil, err
+		}
 	}
 	page := &store.ListPage{Jobs: jobs}
 	if len(jobs) > p.Limit {
@@ -279,6 +318,35 @@ func (e *Store) List(ctx context.Context, p store.ListParams) (*store.ListPage, 
 		page.Next = page.Jobs[p.Limit-1].ID
 	}
 	return page, nil
+}
+
+// byState splits a filter into one filter per state when the drivers'
+// indexes serve it better so: a filter of several states, or of one
+// queue's jobs in every state. Every index of the jobs is partial, by
+// state, so a part's rows come from one index, already in ID order for a
+// queue's finished jobs; one query over several states would have to
+// gather and sort them all. It returns nil when the filter is best run as
+// it is.
+func byState(f store.ListParams) []store.ListParams {
+	states := f.States
+	if len(states) == 0 && f.Queue != "" {
+		states = store.States
+	}
+	if len(states) < 2 {
+		return nil
+	}
+	var parts []store.ListParams
+	seen := map[store.State]bool{}
+	for _, s := range states {
+		if seen[s] {
+			continue
+		}
+		seen[s] = true
+		part := f
+		part.States = []store.State{s}
+		parts = append(parts, part)
+	}
+	return parts
 }
 
 // perID runs a per-item driver operation over a checked batch of IDs.
@@ -346,7 +414,7 @@ func (e *Store) Stats(ctx context.Context) ([]store.QueueStats, error) {
 	if err := e.start(ctx); err != nil {
 		return nil, err
 	}
-	c, err := e.d.CountJobs(ctx)
+	c, err := e.d.CountJobs(ctx, store.StatsCountCap)
 	if err != nil {
 		return nil, err
 	}
@@ -364,9 +432,12 @@ func (e *Store) Stats(ctx context.Context) ([]store.QueueStats, error) {
 		return st
 	}
 	for _, r := range c.Rows {
+		if r.N == 0 {
+			continue
+		}
 		st := get(r.Queue)
 		st.Counts[r.State] += r.N
-		if r.State == store.StateAvailable && r.N > 0 {
+		if r.State == store.StateAvailable {
 			st.OldestAvailable = max(0, now.Sub(r.Oldest))
 		}
 	}
@@ -375,7 +446,14 @@ func (e *Store) Stats(ctx context.Context) ([]store.QueueStats, error) {
 	}
 	out := make([]store.QueueStats, 0, len(byQueue))
 	for _, q := range slices.Sorted(maps.Keys(byQueue)) {
-		out = append(out, *byQueue[q])
+		st := byQueue[q]
+		for _, s := range store.States {
+			if s.Finished() && st.Counts[s] > store.StatsCountCap {
+				st.Counts[s] = store.StatsCountCap
+				st.Capped = append(st.Capped, s)
+			}
+		}
+		out = append(out, *st)
 	}
 	return out, nil
 }

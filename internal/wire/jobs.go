@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"maps"
 	"math"
+	"slices"
 	"time"
 
 	"github.com/spoolrun/spool/store"
@@ -163,12 +164,15 @@ func EnqueueResultOf(r store.EnqueueResult) EnqueueResult {
 }
 
 // QueueStats is how one queue's statistics look in JSON output: its counts
-// for every state (zero included), whether it is paused, and how long its
-// oldest available job has waited, in seconds.
+// for every state (zero included), the finished states whose count stopped
+// at store.StatsCountCap (capped: there are at least that many), whether
+// it is paused, and how long its oldest available job has waited, in
+// seconds.
 type QueueStats struct {
 	Queue                  string              `json:"queue"`
 	Paused                 bool                `json:"paused"`
 	Counts                 map[store.State]int `json:"counts"`
+	Capped                 []store.State       `json:"capped,omitempty"`
 	OldestAvailableSeconds float64             `json:"oldest_available_seconds"`
 }
 
@@ -180,7 +184,7 @@ func QueueStatsOf(stats []store.QueueStats) []QueueStats {
 		for _, st := range store.States {
 			counts[st] = s.Counts[st]
 		}
-		out[i] = QueueStats{Queue: s.Queue, Paused: s.Paused, Counts: counts, OldestAvailableSeconds: s.OldestAvailable.Seconds()}
+		out[i] = QueueStats{Queue: s.Queue, Paused: s.Paused, Counts: counts, Capped: slices.Clone(s.Capped), OldestAvailableSeconds: s.OldestAvailable.Seconds()}
 	}
 	return out
 }
@@ -273,7 +277,8 @@ func (v *Job) StoreJob() (*store.Job, error) {
 func (v QueueStats) StoreStats() store.QueueStats {
 	counts := make(map[store.State]int, len(v.Counts))
 	maps.Copy(counts, v.Counts)
-	return store.QueueStats{Queue: v.Queue, Paused: v.Paused, Counts: counts, OldestAvailable: secondsDuration(v.OldestAvailableSeconds)}
+	return store.QueueStats{Queue: v.Queue, Paused: v.Paused, Counts: counts, Capped: slices.Clone(v.Capped),
+		OldestAvailable: secondsDuration(v.OldestAvailableSeconds)}
 }
 
 // secondsDuration converts a number of seconds from JSON into a duration,

@@ -241,11 +241,13 @@ func TestViewsBackToStore(t *testing.T) {
 		t.Errorf("fire result came back as %+v, %v; want %+v", got, err, fr)
 	}
 
-	qs := wire.QueueStatsOf([]store.QueueStats{{Queue: "a", Paused: true, Counts: map[store.State]int{store.StateAvailable: 2}, OldestAvailable: 1234567891 * time.Nanosecond}})
+	qs := wire.QueueStatsOf([]store.QueueStats{{Queue: "a", Paused: true, Counts: map[store.State]int{store.StateAvailable: 2, store.StateDead: store.StatsCountCap},
+		Capped: []store.State{store.StateDead}, OldestAvailable: 1234567891 * time.Nanosecond}})
 	b, _ = json.Marshal(qs)
 	var qv []wire.QueueStats
 	_ = json.Unmarshal(b, &qv)
-	if got := qv[0].StoreStats(); got.OldestAvailable != 1234567891*time.Nanosecond || got.Counts[store.StateAvailable] != 2 || !got.Paused {
+	if got := qv[0].StoreStats(); got.OldestAvailable != 1234567891*time.Nanosecond || got.Counts[store.StateAvailable] != 2 || !got.Paused ||
+		got.Counts[store.StateDead] != store.StatsCountCap || !reflect.DeepEqual(got.Capped, []store.State{store.StateDead}) {
 		t.Errorf("queue stats came back as %+v", got)
 	}
 }

@@ -49,15 +49,21 @@ func (s *backend) ListJobs(ctx context.Context, f store.ListParams) ([]*store.Jo
 	if err := s.start(ctx); err != nil {
 		return nil, err
 	}
-	var after any
+	w := &filter{}
+	w.jobs(f, "")
+	order := "id"
+	if f.Newest {
+		order = "id DESC"
+	}
 	if !f.After.IsZero() {
-		after = [16]byte(f.After)
+		if f.Newest {
+			w.add("id < " + w.param([16]byte(f.After)))
+		} else {
+			w.add("id > " + w.param([16]byte(f.After)))
+		}
 	}
-	var states []string
-	for _, st := range f.States {
-		states = append(states, string(st))
-	}
-	rows, err := s.pool.Query(ctx, s.q.list, after, f.Queue, f.Kind, f.Tenant, states, f.Limit+1)
+	q := render(`SELECT `+jobColumns+` FROM {schema}.jobs WHERE `+w.sql()+` ORDER BY `+order+` LIMIT `+w.param(f.Limit+1), s.schema)
+	rows, err := s.pool.Query(ctx, q, w.args...)
 	if err != nil {
 		return nil, s.fail(ctx, "list", err)
 	}
@@ -286,20 +292,24 @@ func (s *backend) SetQueuePaused(ctx context.Context, queue string, paused bool)
 }
 
 // CountJobs implements engine.Driver.
-func (s *backend) CountJobs(ctx context.Context) (*engine.Counts, error) {
+func (s *backend) CountJobs(ctx context.Context, finishedCap int) (*engine.Counts, error) {
 	if err := s.start(ctx); err != nil {
 		return nil, err
 	}
 	c := &engine.Counts{Paused: map[string]bool{}}
-	rows, err := s.pool.Query(ctx, s.q.stats)
+	rows, err := s.pool.Query(ctx, s.q.stats, finishedCap+1)
 	if err != nil {
 		return nil, s.fail(ctx, "stats", err)
 	}
 	var q, state string
 	var n int64
-	var oldest time.Time
+	var oldest *time.Time
 	if _, err := pgx.ForEachRow(rows, []any{&q, &state, &n, &oldest}, func() error {
-		c.Rows = append(c.Rows, engine.CountRow{Queue: q, State: store.State(state), N: int(n), Oldest: oldest})
+		r := engine.CountRow{Queue: q, State: store.State(state), N: int(n)}
+		if oldest != nil {
+			r.Oldest = *oldest
+		}
+		c.Rows = append(c.Rows, r)
 		return nil
 	}); err != nil {
 		return nil, s.fail(ctx, "stats", err)

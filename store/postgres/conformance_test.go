@@ -28,7 +28,7 @@ func TestConformance(t *testing.T) {
 		Open: func(t *testing.T, now func() time.Time) store.Store {
 			return open(t, pgtest.Schema(t), now)
 		},
-		Features: storetest.Features{Schedules: true, Events: true, Notify: true, SQLTx: true, Keys: true, Leases: true, Health: true, Workers: true, SQS: true, MultiHandle: true, NotifyAcrossHandles: true},
+		Features: storetest.Features{Schedules: true, Events: true, Notify: true, SQLTx: true, Keys: true, Leases: true, Health: true, Workers: true, SQS: true, Bulk: true, Activity: true, Audit: true, MultiHandle: true, NotifyAcrossHandles: true},
 		Reopen: func(t *testing.T, s store.Store, now func() time.Time) store.Store {
 			return open(t, pg(t, s).Schema(), now)
 		},

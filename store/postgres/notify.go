@@ -70,6 +70,21 @@ func (o *outbox) add(queues []string, finished []store.ID) {
 	}
 }
 
+// addEveryFinished is add for changes that finished too many jobs to name
+// (a bulk action): one "f" wakes every waiter.
+func (o *outbox) addEveryFinished(queues []string) {
+	o.mu.Lock()
+	for _, q := range queues {
+		o.queues[q] = true
+	}
+	o.overflow, o.finished = true, o.finished[:0]
+	o.mu.Unlock()
+	select {
+	case o.kick <- struct{}{}:
+	default:
+	}
+}
+
 // take returns the pending payloads and clears them.
 func (o *outbox) take(sender string) []string {
 	o.mu.Lock()

@@ -333,6 +333,17 @@ func (s *backend) changed(queues []string, finished []store.ID) {
 	s.out.add(queues, finished)
 }
 
+// changedMany is changed for a bulk action: jobs may have become
+// claimable in queues, and too many jobs may have finished to name them,
+// so every waiter for a job looks.
+func (s *backend) changedMany(queues []string) {
+	for _, q := range queues {
+		s.available.Fire(q)
+	}
+	s.finished.FireAll()
+	s.out.addEveryFinished(queues)
+}
+
 // txOptions is how the store's explicit transactions run.
 var txOptions = pgx.TxOptions{IsoLevel: pgx.ReadCommitted}
 

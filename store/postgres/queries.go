@@ -15,8 +15,11 @@ const jobColumns = `id, queue, kind, payload, priority, run_at, state, tenant, u
 	errors, result, dead_reason, created_at, finished_at, hold_when_dead, unique_until,
 	metadata, attempted_at, last_attempt_us`
 
-// live is the SQL list of live states.
-const live = `('scheduled', 'available', 'running')`
+// live is the SQL list of live states; finishedStates of the others.
+const (
+	live           = `('scheduled', 'available', 'running')`
+	finishedStates = `('completed', 'cancelled', 'dead')`
+)
 
 // insertSQL inserts a batch of jobs passed as parallel arrays, one row per
 // element in array order. ON CONFLICT DO NOTHING skips a row whose ID is
@@ -277,11 +280,24 @@ const (
 	 ORDER BY created_at DESC, id DESC LIMIT 1)
 ) AS c
 ORDER BY pick LIMIT 1`
-	listSQL = `SELECT ` + jobColumns + ` FROM {schema}.jobs
-WHERE ($1::uuid IS NULL OR id > $1) AND ($2 = '' OR queue = $2) AND ($3 = '' OR kind = $3)
-  AND ($4 = '' OR tenant = $4) AND ($5::text[] IS NULL OR state = ANY($5))
-ORDER BY id LIMIT $6`
-	statsSQL       = `SELECT queue, state, count(*), min(run_at) FROM {schema}.jobs GROUP BY queue, state`
+	// statsSQL counts the live jobs of each queue per state exactly, each
+	// state from its own partial index, with the oldest run_at of the
+	// available ones; and each queue's finished jobs per state up to $1
+	// (Stats stops at store.StatsCountCap), from jobs_queue_finished: the
+	// queues that have finished jobs come from a skip-scan of it (one
+	// probe per queue), and each count reads at most $1 of its entries.
+	statsSQL = `SELECT queue, 'available', count(*), min(run_at) FROM {schema}.jobs WHERE state = 'available' GROUP BY queue
+UNION ALL SELECT queue, 'scheduled', count(*), NULL FROM {schema}.jobs WHERE state = 'scheduled' GROUP BY queue
+UNION ALL SELECT queue, 'running', count(*), NULL FROM {schema}.jobs WHERE state = 'running' GROUP BY queue
+UNION ALL (
+	WITH RECURSIVE q(name) AS (
+		SELECT min(queue) FROM {schema}.jobs WHERE state IN ` + finishedStates + `
+		UNION ALL
+		SELECT (SELECT min(queue) FROM {schema}.jobs WHERE state IN ` + finishedStates + ` AND queue > q.name) FROM q WHERE q.name IS NOT NULL)
+	SELECT q.name, s.state, (SELECT count(*) FROM (SELECT 1 FROM {schema}.jobs AS j
+		WHERE j.queue = q.name AND j.state = s.state AND j.state IN ` + finishedStates + ` LIMIT $1) AS c), NULL
+	FROM q, (VALUES ('completed'), ('cancelled'), ('dead')) AS s(state)
+	WHERE q.name IS NOT NULL)`
 	queueStatesSQL = `SELECT name, paused FROM {schema}.queues`
 	jobStatesSQL   = `SELECT id, state FROM {schema}.jobs WHERE id = ANY($1::uuid[])`
 )
@@ -321,7 +337,7 @@ type queries struct {
 	insertStrict, insertExtStrict                          string
 	promote, claim, verifyKeys, renew, existing, reap      string
 	settle                                                 map[store.Outcome]string
-	get, uniqueKey, list, stats, queueStates, jobStates    string
+	get, uniqueKey, stats, queueStates, jobStates          string
 	cancel, requeueLock, requeue, purge, setPaused, prune  string
 	sched                                                  *scheduleQueries
 	ev                                                     *eventQueries
@@ -339,7 +355,7 @@ func newQueries(schema string) *queries {
 		promote: r(promoteSQL), claim: r(claimSQL), verifyKeys: r(verifyKeysSQL), renew: r(renewSQL),
 		existing: r(existingSQL), reap: r(reapSQL),
 		settle: map[store.Outcome]string{},
-		get:    r(getSQL), uniqueKey: r(uniqueKeySQL), list: r(listSQL), stats: r(statsSQL), queueStates: r(queueStatesSQL), jobStates: r(jobStatesSQL),
+		get:    r(getSQL), uniqueKey: r(uniqueKeySQL), stats: r(statsSQL), queueStates: r(queueStatesSQL), jobStates: r(jobStatesSQL),
 		cancel: r(cancelSQL), requeueLock: r(requeueLockSQL), requeue: r(requeueSQL), purge: r(purgeSQL),
 		setPaused: r(setPausedSQL), prune: r(pruneSQL),
 		sched:   newScheduleQueries(schema),

@@ -6,7 +6,6 @@ import (
 	"net/url"
 	"slices"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/spoolrun/spool/internal/wire"
@@ -235,22 +234,8 @@ func (s *Store) List(ctx context.Context, p store.ListParams) (*store.ListPage, 
 	if err := p.Check(); err != nil {
 		return nil, err
 	}
-	q := url.Values{"limit": {strconv.Itoa(p.Limit)}, "history": {"true"}}
-	for k, v := range map[string]string{"queue": p.Queue, "kind": p.Kind, "tenant": p.Tenant} {
-		if v != "" {
-			q.Set(k, v)
-		}
-	}
-	if len(p.States) > 0 {
-		states := make([]string, len(p.States))
-		for i, st := range p.States {
-			states[i] = string(st)
-		}
-		q.Set("state", strings.Join(states, ","))
-	}
-	if !p.After.IsZero() {
-		q.Set("after", p.After.String())
-	}
+	q := wire.ListQuery(p)
+	q.Set("history", "true")
 	r := request{method: http.MethodGet, path: "/v1/jobs", query: q}
 	var v wire.JobPage
 	if err := s.do(ctx, r, &v); err != nil {

@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/spoolrun/spool/internal/engine"
@@ -56,40 +55,27 @@ func (s *backend) isClosed() bool {
 	return s.writer.closed
 }
 
-// ListJobs implements engine.Driver.
+// ListJobs implements engine.Driver in two steps: the IDs of the page,
+// from an index when one serves the filter (and without reading the rows
+// of the jobs passed over, when the index must be sorted: a queue's
+// available or scheduled jobs, which are not in ID order in their
+// indexes), then those jobs.
 func (s *backend) ListJobs(ctx context.Context, f store.ListParams) ([]*store.Job, error) {
-	var where []string
-	var args []any
-	add := func(clause string, vals ...any) {
-		where = append(where, clause)
-		args = append(args, vals...)
+	w := jobFilter(f, "")
+	order := "id"
+	if f.Newest {
+		order = "id DESC"
 	}
 	if !f.After.IsZero() {
-		add("id > ?", f.After)
-	}
-	if f.Queue != "" {
-		add("queue = ?", f.Queue)
-	}
-	if f.Kind != "" {
-		add("kind = ?", f.Kind)
-	}
-	if f.Tenant != "" {
-		add("tenant = ?", f.Tenant)
-	}
-	if len(f.States) > 0 {
-		vals := make([]any, len(f.States))
-		for i, st := range f.States {
-			vals[i] = string(st)
+		if f.Newest {
+			w.add("id < ?", f.After)
+		} else {
+			w.add("id > ?", f.After)
 		}
-		add("state IN ("+placeholders(len(vals))+")", vals...)
 	}
-	q := `SELECT ` + jobColumns + ` FROM spool_jobs`
-	if len(where) > 0 {
-		q += " WHERE " + strings.Join(where, " AND ")
-	}
-	q += " ORDER BY id LIMIT ?"
-	args = append(args, f.Limit+1)
-	rows, err := s.rdb.QueryContext(ctx, q, args...)
+	rows, err := s.rdb.QueryContext(ctx, `SELECT `+jobColumns+` FROM spool_jobs WHERE id IN (
+		SELECT id FROM spool_jobs WHERE `+w.sql()+` ORDER BY `+order+` LIMIT ?) ORDER BY `+order,
+		append(w.args, f.Limit+1)...)
 	if err != nil {
 		return nil, s.readErr(err)
 	}
@@ -259,25 +245,70 @@ func (s *backend) SetQueuePaused(ctx context.Context, queue string, paused bool)
 	}, after)
 }
 
+// countLiveSQL counts the live jobs per queue and state, each state from
+// its own partial index, with the oldest run_at of the available ones.
+const countLiveSQL = `SELECT queue, 'available', count(*), min(run_at) FROM spool_jobs WHERE state = 'available' GROUP BY queue
+UNION ALL SELECT queue, 'scheduled', count(*), NULL FROM spool_jobs WHERE state = 'scheduled' GROUP BY queue
+UNION ALL SELECT queue, 'running', count(*), NULL FROM spool_jobs WHERE state = 'running' GROUP BY queue`
+
+// finished is the predicate of spool_jobs_queue_finished, written as it
+// is there, so that a query containing it may use the index.
+const finished = `(state = 'completed' OR state = 'cancelled' OR state = 'dead')`
+
+// countFinishedSQL counts each queue's finished jobs per state up to ?1:
+// the queues that have any come from a skip-scan of
+// spool_jobs_queue_finished (one probe per queue; named, since without
+// statistics SQLite would rather walk spool_jobs_finished, whose predicate
+// the query's OR matches too), and each count reads at most ?1 entries of
+// it.
+var countFinishedSQL = `WITH RECURSIVE q(name) AS (
+	SELECT min(queue) FROM spool_jobs INDEXED BY spool_jobs_queue_finished WHERE ` + finished + `
+	UNION ALL
+	SELECT (SELECT min(queue) FROM spool_jobs INDEXED BY spool_jobs_queue_finished WHERE ` + finished + ` AND queue > q.name)
+	FROM q WHERE q.name IS NOT NULL)
+SELECT name,
+	(SELECT count(*) FROM (SELECT 1 FROM spool_jobs WHERE queue = q.name AND state = 'completed' LIMIT ?1)),
+	(SELECT count(*) FROM (SELECT 1 FROM spool_jobs WHERE queue = q.name AND state = 'cancelled' LIMIT ?1)),
+	(SELECT count(*) FROM (SELECT 1 FROM spool_jobs WHERE queue = q.name AND state = 'dead' LIMIT ?1))
+FROM q WHERE name IS NOT NULL`
+
 // CountJobs implements engine.Driver.
-func (s *backend) CountJobs(ctx context.Context) (*engine.Counts, error) {
-	rows, err := s.rdb.QueryContext(ctx, `SELECT queue, state, count(*), min(run_at) FROM spool_jobs GROUP BY queue, state`)
+func (s *backend) CountJobs(ctx context.Context, finishedCap int) (*engine.Counts, error) {
+	c := &engine.Counts{Paused: map[string]bool{}}
+	rows, err := s.rdb.QueryContext(ctx, countLiveSQL)
 	if err != nil {
 		return nil, s.readErr(err)
 	}
 	defer rows.Close()
-	c := &engine.Counts{Paused: map[string]bool{}}
 	for rows.Next() {
 		var r engine.CountRow
 		var state string
 		var oldest sql.NullInt64
 		if err := rows.Scan(&r.Queue, &state, &r.N, &oldest); err != nil {
-			return nil, err
+			return nil, s.readErr(err)
 		}
 		r.State, r.Oldest = store.State(state), fromMicros(oldest)
 		c.Rows = append(c.Rows, r)
 	}
 	if err := rows.Err(); err != nil {
+		return nil, s.readErr(err)
+	}
+	frows, err := s.rdb.QueryContext(ctx, countFinishedSQL, finishedCap+1)
+	if err != nil {
+		return nil, s.readErr(err)
+	}
+	defer frows.Close()
+	for frows.Next() {
+		var q string
+		var n [3]int
+		if err := frows.Scan(&q, &n[0], &n[1], &n[2]); err != nil {
+			return nil, s.readErr(err)
+		}
+		for i, st := range []store.State{store.StateCompleted, store.StateCancelled, store.StateDead} {
+			c.Rows = append(c.Rows, engine.CountRow{Queue: q, State: st, N: n[i]})
+		}
+	}
+	if err := frows.Err(); err != nil {
 		return nil, s.readErr(err)
 	}
 	qrows, err := s.rdb.QueryContext(ctx, `SELECT name, paused FROM spool_queues`)

@@ -27,7 +27,7 @@ func TestConformance(t *testing.T) {
 			files.Store(store.Store(s), path)
 			return s
 		},
-		Features: storetest.Features{Schedules: true, Notify: true, SQLTx: true, Events: true, Keys: true, Leases: true, Health: true, Workers: true, SQS: true, MultiHandle: true, NotifyAcrossHandles: true},
+		Features: storetest.Features{Schedules: true, Notify: true, SQLTx: true, Events: true, Keys: true, Leases: true, Health: true, Workers: true, SQS: true, Bulk: true, Activity: true, Audit: true, MultiHandle: true, NotifyAcrossHandles: true},
 		Reopen: func(t *testing.T, s store.Store, now func() time.Time) store.Store {
 			other, err := sqlite.Open(fileOf(t, s), sqlite.Config{Now: now})
 			if err != nil {

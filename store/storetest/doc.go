@@ -38,7 +38,11 @@
 // rule for a schedule that cannot fire (CorruptSchedule edits one behind the
 // store's back); enqueue in a caller's transaction; notifications; the
 // API keys of spool serve; named leases (one holder at a time, also racing
-// across handles); and the readiness check.
+// across handles); the readiness check; and the dashboard's capabilities:
+// list filters and newest-first paging, capped counts and the bulk
+// actions with the per-job calls' rules (fencing, unique keys and their
+// windows, ordering keys, schedules' runs, exact tenants), per-minute
+// activity (sums, tenants, retention) and the audit log.
 //
 // # Time
 //

@@ -36,6 +36,9 @@ func testCapabilitiesMatch(t *testing.T, h *harness) {
 		{"ClaimWaiter", f.ClaimWait, c.ClaimWaiter != nil},
 		{"Workers", f.Workers, c.Workers != nil},
 		{"SQS", f.SQS, c.SQS != nil},
+		{"Bulk", f.Bulk, c.Bulk != nil},
+		{"Activity", f.Activity, c.Activity != nil},
+		{"Audit", f.Audit, c.Audit != nil},
 	} {
 		switch {
 		case cap.declared && !cap.have:
@@ -44,7 +47,8 @@ func testCapabilitiesMatch(t *testing.T, h *harness) {
 			t.Errorf("the store has %s, but the backend does not declare it, so the suite does not test it", cap.name)
 		}
 	}
-	if got, want := len(c.Names()), btoi(f.Schedules)+btoi(f.Notify)+btoi(f.SQLTx)+btoi(f.Events)+btoi(f.Events && f.SQLTx)+btoi(f.Keys)+btoi(f.Leases)+btoi(f.Health)+btoi(f.ClaimWait)+btoi(f.Workers)+btoi(f.SQS); got != want {
+	if got, want := len(c.Names()), btoi(f.Schedules)+btoi(f.Notify)+btoi(f.SQLTx)+btoi(f.Events)+btoi(f.Events && f.SQLTx)+btoi(f.Keys)+btoi(f.Leases)+btoi(f.Health)+btoi(f.ClaimWait)+btoi(f.Workers)+
+		btoi(f.SQS)+btoi(f.Bulk)+btoi(f.Activity)+btoi(f.Audit); got != want {
 		t.Errorf("Capabilities().Names() = %v, want %d names", c.Names(), want)
 	}
 }

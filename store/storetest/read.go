@@ -4,6 +4,7 @@ import (
 	"errors"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -19,6 +20,10 @@ var readTests = []test{
 	{"ListDefaultLimit", testListDefaultLimit},
 	{"ListFilteredPages", testListFilteredPages},
 	{"ListInvalid", testListInvalid},
+	{"ListKeys", testListKeys},
+	{"ListCreatedRange", testListCreatedRange},
+	{"ListNewest", testListNewest},
+	{"ListNewestFilteredPages", testListNewestFilteredPages},
 }
 
 func testGetUnknown(t *testing.T, h *harness) {
@@ -179,9 +184,133 @@ func testListInvalid(t *testing.T, h *harness) {
 		{Limit: store.MaxListLimit + 1},
 		{States: []store.State{"bogus"}},
 		{States: []store.State{store.StateDead, ""}},
+		{CreatedAfter: h.now(), CreatedBefore: h.now().Add(-time.Nanosecond)},
+		{UniqueKey: strings.Repeat("k", store.MaxKeyLen+1)},
+		{OrderingKey: "a\x00b"},
 	} {
 		if _, err := h.s.List(h.ctx, p); !errors.Is(err, store.ErrInvalid) {
 			t.Errorf("List(%+v) = %v, want ErrInvalid", p, err)
 		}
 	}
+}
+
+func testListKeys(t *testing.T, h *harness) {
+	ps := []store.EnqueueParams{
+		{UniqueKey: "u1", OrderingKey: "o1"},
+		{UniqueKey: "u2", OrderingKey: "o1"},
+		{UniqueKey: "u1", Tenant: "t1", OrderingKey: "o2"},
+		{OrderingKey: "o1", Queue: "q2"},
+		{},
+	}
+	ids := h.addN(len(ps), func(i int) store.EnqueueParams { return ps[i] })
+	pick := func(is ...int) []store.ID {
+		var out []store.ID
+		for _, i := range is {
+			out = append(out, ids[i])
+		}
+		return out
+	}
+	for _, c := range []struct {
+		name string
+		p    store.ListParams
+		want []store.ID
+	}{
+		{"unique key", store.ListParams{UniqueKey: "u1"}, pick(0, 2)},
+		{"unique key and tenant", store.ListParams{UniqueKey: "u1", Tenant: "t1"}, pick(2)},
+		{"ordering key", store.ListParams{OrderingKey: "o1"}, pick(0, 1, 3)},
+		{"ordering key and queue", store.ListParams{OrderingKey: "o1", Queue: "q2"}, pick(3)},
+		{"both keys", store.ListParams{UniqueKey: "u2", OrderingKey: "o1"}, pick(1)},
+		{"unknown key", store.ListParams{UniqueKey: "o1"}, nil},
+	} {
+		wantIDs(t, c.name, h.list(c.p), c.want)
+	}
+}
+
+func testListCreatedRange(t *testing.T, h *harness) {
+	var ids []store.ID
+	var at []time.Time
+	for range 4 {
+		at = append(at, h.now())
+		ids = append(ids, h.add(store.EnqueueParams{}))
+		h.clock.Advance(time.Second)
+	}
+	for _, c := range []struct {
+		name string
+		p    store.ListParams
+		want []store.ID
+	}{
+		{"after, inclusive", store.ListParams{CreatedAfter: at[1]}, ids[1:]},
+		{"before, exclusive", store.ListParams{CreatedBefore: at[2]}, ids[:2]},
+		{"between", store.ListParams{CreatedAfter: at[1], CreatedBefore: at[3]}, ids[1:3]},
+		{"after by a nanosecond", store.ListParams{CreatedAfter: at[1].Add(time.Nanosecond)}, ids[2:]},
+		{"before by a nanosecond", store.ListParams{CreatedBefore: at[2].Add(time.Nanosecond)}, ids[:3]},
+		{"empty range", store.ListParams{CreatedAfter: at[2], CreatedBefore: at[2]}, nil},
+		{"in another zone", store.ListParams{CreatedAfter: at[3].In(time.FixedZone("x", -7*3600))}, ids[3:]},
+		{"newest first, between", store.ListParams{CreatedAfter: at[1], CreatedBefore: at[3], Newest: true}, []store.ID{ids[2], ids[1]}},
+	} {
+		wantIDs(t, c.name, h.list(c.p), c.want)
+	}
+}
+
+func testListNewest(t *testing.T, h *harness) {
+	const n, limit = 250, 100
+	ids := h.addN(n, func(int) store.EnqueueParams { return store.EnqueueParams{} })
+	slices.Reverse(ids)
+	var (
+		got   []store.ID
+		sizes []int
+		p     = store.ListParams{Newest: true, Limit: limit}
+	)
+	for range 10 {
+		page, err := h.s.List(h.ctx, p)
+		if err != nil {
+			t.Fatalf("List: %v", err)
+		}
+		sizes = append(sizes, len(page.Jobs))
+		for _, j := range page.Jobs {
+			got = append(got, j.ID)
+		}
+		if page.Next.IsZero() {
+			break
+		}
+		p.After = page.Next
+	}
+	if !slices.Equal(sizes, []int{100, 100, 50}) {
+		t.Errorf("page sizes %v, want [100 100 50] with Next zero on the last", sizes)
+	}
+	if !slices.Equal(got, ids) {
+		t.Errorf("newest-first pages listed %d jobs; want each of the %d exactly once, newest first", len(got), n)
+	}
+	// The cursor means "older than": the page after a job starts below it.
+	page, err := h.s.List(h.ctx, store.ListParams{Newest: true, After: ids[10], Limit: 3})
+	if err != nil {
+		t.Fatalf("List: %v", err)
+	}
+	wantIDs(t, "newest first after a cursor", page.Jobs, ids[11:14])
+}
+
+func testListNewestFilteredPages(t *testing.T, h *harness) {
+	// The dashboard's list: one queue's jobs in some states, newest first,
+	// a few at a time, among other queues and states.
+	var want []store.ID
+	for i := range 40 {
+		q := "q" + strconv.Itoa(i%2)
+		p := store.EnqueueParams{Queue: q}
+		switch i % 8 {
+		case 1, 5:
+			p.Priority = -1 // claimed before the queue's older jobs
+		case 7:
+			p.RunAt = h.now().Add(time.Hour)
+		}
+		id := h.add(p)
+		if i%4 == 1 {
+			h.settleOK(verdict(h.claimID(q, id), store.Complete))
+		}
+		if i%2 == 1 && i%4 != 1 {
+			want = append(want, id)
+		}
+	}
+	slices.Reverse(want)
+	got := h.list(store.ListParams{Queue: "q1", States: []store.State{store.StateAvailable, store.StateScheduled}, Newest: true, Limit: 3})
+	wantIDs(t, "queue q1, available or scheduled, newest first, pages of 3", got, want)
 }

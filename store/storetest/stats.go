@@ -1,6 +1,7 @@
 package storetest
 
 import (
+	"slices"
 	"testing"
 	"time"
 
@@ -10,6 +11,7 @@ import (
 var statsTests = []test{
 	{"EmptyStore", testStatsEmpty},
 	{"CountsAndAge", testStats},
+	{"FinishedCapped", testStatsCapped},
 }
 
 var pruneTests = []test{
@@ -111,6 +113,29 @@ func testStats(t *testing.T, h *harness) {
 	}
 	if q := h.stats()["b"]; q.OldestAvailable != 0 || q.Counts[store.StateRunning] != 1 {
 		t.Errorf("queue b after its job was claimed: OldestAvailable %v, running %d", q.OldestAvailable, q.Counts[store.StateRunning])
+	}
+}
+
+func testStatsCapped(t *testing.T, h *harness) {
+	// A queue with StatsCountCap cancelled jobs is counted exactly; one
+	// more and the count stops at the cap. Live states are never capped.
+	ids := h.addN(store.StatsCountCap, func(int) store.EnqueueParams { return store.EnqueueParams{Queue: "big"} })
+	avail := h.addN(3, func(int) store.EnqueueParams { return store.EnqueueParams{Queue: "big"} })
+	h.cancelOK(ids...)
+	h.finish(store.EnqueueParams{Queue: "small"}, store.StateDead)
+	q := h.stats()["big"]
+	if q.Counts[store.StateCancelled] != store.StatsCountCap || q.Capped != nil || q.Counts[store.StateAvailable] != 3 {
+		t.Errorf("queue big at the cap: %d cancelled, %d available, capped %v; want %d, 3 and none",
+			q.Counts[store.StateCancelled], q.Counts[store.StateAvailable], q.Capped, store.StatsCountCap)
+	}
+	h.cancelOK(avail[0])
+	q = h.stats()["big"]
+	if q.Counts[store.StateCancelled] != store.StatsCountCap || !slices.Equal(q.Capped, []store.State{store.StateCancelled}) || q.Counts[store.StateAvailable] != 2 {
+		t.Errorf("queue big past the cap: %d cancelled, %d available, capped %v; want %d, 2 and [cancelled]",
+			q.Counts[store.StateCancelled], q.Counts[store.StateAvailable], q.Capped, store.StatsCountCap)
+	}
+	if small := h.stats()["small"]; small.Counts[store.StateDead] != 1 || small.Capped != nil {
+		t.Errorf("queue small: %d dead, capped %v; want 1 and none", small.Counts[store.StateDead], small.Capped)
 	}
 }
 

@@ -61,6 +61,12 @@ type Features struct {
 	Workers bool
 	// SQS: Capabilities.SQS, the queues of the SQS facade.
 	SQS bool
+	// Bulk: Capabilities.Bulk, counts and bulk actions over a filter.
+	Bulk bool
+	// Activity: Capabilities.Activity, per-minute counts of what workers did.
+	Activity bool
+	// Audit: Capabilities.Audit, the log of actions taken through spool serve.
+	Audit bool
 
 	// MultiHandle: several handles may share one database (other
 	// processes, other nodes); the suite runs the racing and failure
@@ -137,6 +143,9 @@ func Run(t *testing.T, b Backend) {
 		{"ClaimWait", claimWaitTests, f.ClaimWait},
 		{"Workers", workerTests, f.Workers},
 		{"SQS", sqsTests, f.SQS},
+		{"Bulk", bulkTests, f.Bulk},
+		{"Activity", activityTests, f.Activity},
+		{"Audit", auditTests, f.Audit},
 		{"MultiHandleLeases", multiLeaseTests, f.MultiHandle && f.Leases},
 		{"MultiHandleEvents", multiEventTests, f.MultiHandle && f.Events},
 		{"MultiHandle", multiTests, f.MultiHandle},

@@ -1,0 +1,2 @@
+DROP TABLE {schema}.audit;
+DROP TABLE {schema}.activity;

@@ -1,0 +1,2 @@
+DROP TABLE spool_audit;
+DROP TABLE spool_activity;

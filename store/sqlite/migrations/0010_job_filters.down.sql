@@ -1,0 +1,1 @@
+DROP INDEX spool_jobs_queue_finished;
