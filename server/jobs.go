@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"strings"
 	"time"
 
 	"github.com/spoolrun/spool/internal/wire"
@@ -171,36 +170,14 @@ func (c *call) jobByUniqueKey() (any, error) {
 	return c.view(j, true), nil
 }
 
-// listJobs is GET /v1/jobs?queue=&state=&kind=&tenant=&after=&limit=&history=.
-// With history=true each job comes with its error history, which lists
-// otherwise leave out.
+// listJobs is GET /v1/jobs?queue=&state=&kind=&tenant=&unique_key=&
+// ordering_key=&created_after=&created_before=&order=&after=&limit=&history=.
+// order=newest lists newest first (after is then "older than"). With
+// history=true each job comes with its error history, which lists leave
+// out otherwise.
 func (c *call) listJobs() (any, error) {
-	p := store.ListParams{Kind: c.query("kind")}
-	var err error
-	if p.Tenant, err = c.sc.tenantIn(c.query("tenant")); err != nil {
-		return nil, err
-	}
-	if q := c.query("queue"); q != "" || c.sc.queues != nil {
-		if p.Queue, err = c.sc.queueIn(q); err != nil {
-			return nil, err
-		}
-	}
-	for s := range strings.SplitSeq(c.query("state"), ",") {
-		if s == "" {
-			continue
-		}
-		st := store.State(s)
-		if !st.Valid() {
-			return nil, &store.ValidationError{Field: "state", Reason: fmt.Sprintf("%q is not a job state", s)}
-		}
-		p.States = append(p.States, st)
-	}
-	if a := c.query("after"); a != "" {
-		if p.After, err = store.ParseID(a); err != nil {
-			return nil, err
-		}
-	}
-	if p.Limit, err = c.intQuery("limit", 0); err != nil {
+	p, err := c.listQuery()
+	if err != nil {
 		return nil, err
 	}
 	page, err := c.s.st.List(c.ctx, p)
@@ -220,6 +197,30 @@ func (c *call) listJobs() (any, error) {
 	return v, nil
 }
 
+// listQuery reads a list's filter, order, cursor and limit from the query.
+func (c *call) listQuery() (store.ListParams, error) {
+	p, err := c.sc.listParams(filterOf(c.r.URL.Query()))
+	if err != nil {
+		return p, err
+	}
+	switch c.query("order") {
+	case "", "oldest":
+	case "newest":
+		p.Newest = true
+	default:
+		return p, &store.ValidationError{Field: "order", Reason: fmt.Sprintf("%q is not oldest or newest", c.query("order"))}
+	}
+	if a := c.query("after"); a != "" {
+		if p.After, err = store.ParseID(a); err != nil {
+			return p, err
+		}
+	}
+	if p.Limit, err = c.intQuery("limit", 0); err != nil {
+		return p, err
+	}
+	return p, nil
+}
+
 // idsRequest is the body of the batch verbs: {"ids": [...]}.
 type idsRequest struct {
 	IDs []string `json:"ids"`
@@ -232,20 +233,21 @@ type itemsAnswer struct {
 
 // cancelJob is POST /v1/jobs/{id}/cancel; requeueJob .../requeue. Each
 // answers the job as it is afterwards.
-func (c *call) cancelJob() (any, error)  { return c.oneVerb(c.s.st.Cancel) }
-func (c *call) requeueJob() (any, error) { return c.oneVerb(c.s.st.Requeue) }
+func (c *call) cancelJob() (any, error)  { return c.oneVerb("job.cancel", c.s.st.Cancel) }
+func (c *call) requeueJob() (any, error) { return c.oneVerb("job.requeue", c.s.st.Requeue) }
 
-func (c *call) oneVerb(verb func(ctx context.Context, ids []store.ID) ([]error, error)) (any, error) {
+func (c *call) oneVerb(action string, verb func(ctx context.Context, ids []store.ID) ([]error, error)) (any, error) {
 	j, err := c.job()
 	if err != nil {
 		return nil, err
 	}
 	errs, err := verb(c.ctx, []store.ID{j.ID})
+	if err == nil {
+		err = errs[0]
+	}
+	c.record(action, j.ID.String(), boolCount(err == nil), err)
 	if err != nil {
 		return nil, err
-	}
-	if errs[0] != nil {
-		return nil, errs[0]
 	}
 	if j, err = c.s.st.Get(c.ctx, j.ID); err != nil {
 		return nil, err
@@ -255,10 +257,10 @@ func (c *call) oneVerb(verb func(ctx context.Context, ids []store.ID) ([]error, 
 
 // cancelJobs is POST /v1/jobs/cancel {"ids": [...]}; requeueJobs
 // /v1/jobs/requeue. Per-item answers.
-func (c *call) cancelJobs() (any, error)  { return c.manyVerb(c.s.st.Cancel) }
-func (c *call) requeueJobs() (any, error) { return c.manyVerb(c.s.st.Requeue) }
+func (c *call) cancelJobs() (any, error)  { return c.manyVerb("jobs.cancel", c.s.st.Cancel) }
+func (c *call) requeueJobs() (any, error) { return c.manyVerb("jobs.requeue", c.s.st.Requeue) }
 
-func (c *call) manyVerb(verb func(ctx context.Context, ids []store.ID) ([]error, error)) (any, error) {
+func (c *call) manyVerb(action string, verb func(ctx context.Context, ids []store.ID) ([]error, error)) (any, error) {
 	var req idsRequest
 	if err := c.decode(&req); err != nil {
 		return nil, err
@@ -276,6 +278,7 @@ func (c *call) manyVerb(verb func(ctx context.Context, ids []store.ID) ([]error,
 	if err != nil {
 		return nil, err
 	}
+	c.recordItems(action, fmt.Sprintf("%d jobs by ID", len(req.IDs)), errs)
 	return itemsAnswer{Results: wire.Items(errs)}, nil
 }
 
