@@ -18,6 +18,7 @@ import (
 	"cmp"
 	"context"
 	"errors"
+	"html/template"
 	"log/slog"
 	"net/http"
 	"strconv"
@@ -76,6 +77,9 @@ type Config struct {
 	// Health answers GET /livez and /readyz. Default: a spool.Health over
 	// Store, with no workers. Drain makes its readiness fail.
 	Health *spool.Health
+	// Dashboard configures the dashboard served at / (docs/dashboard.md);
+	// it is on unless Dashboard.Disable.
+	Dashboard DashboardConfig
 	// TracerProvider makes the send spans of jobs enqueued and events
 	// published through the API (spool.Config.TracerProvider of the
 	// server's Client). Default: the global provider.
@@ -104,6 +108,11 @@ type Server struct {
 	mu       sync.Mutex // guards limiters and keyCache
 	limiters map[string]*rate.Limiter
 	keyCache map[string]cachedKey
+
+	// templates are the dashboard's pages by file name, and uiRoutes its
+	// routes; both empty when it is off.
+	templates map[string]*template.Template
+	uiRoutes  []uiRoute
 
 	// subRefs remembers the subscriptions of delivery queues, which
 	// claims route (events.go).
@@ -162,6 +171,9 @@ func New(cfg Config) (*Server, error) {
 	s.routes = s.table()
 	for _, rt := range s.routes {
 		s.mux.Handle(rt.method+" "+rt.path, s.handle(rt))
+	}
+	if err := s.setupDashboard(); err != nil {
+		return nil, err
 	}
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, &store.NotFoundError{Resource: "route", Name: r.Method + " " + r.URL.Path})

@@ -1,0 +1,299 @@
+package server_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/cookiejar"
+	"net/url"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jonboulle/clockwork"
+
+	"github.com/spoolrun/spool/server"
+	"github.com/spoolrun/spool/store"
+)
+
+// browser is an HTTP client with a cookie jar, logged in to the
+// dashboard with one key.
+type browser struct {
+	h      *harness
+	c      *http.Client
+	base   string // the dashboard's URL, without a trailing /
+	csrf   string // the latest page's CSRF token
+	status int
+}
+
+var csrfInput = regexp.MustCompile(`name="csrf" value="([0-9a-f]+)"`)
+
+// login logs in with the key named (a name of h.keys or a raw token).
+func (h *harness) login(key string) *browser {
+	h.t.Helper()
+	b := h.browserAt(h.http.URL)
+	if tok, ok := h.keys[key]; ok {
+		key = tok
+	}
+	body := b.post("/login", url.Values{"key": {key}})
+	if b.status != http.StatusOK || strings.Contains(body, `action="/login"`) && !strings.Contains(body, "Overview") {
+		h.t.Fatalf("login as %s: %d %s", key, b.status, body)
+	}
+	return b
+}
+
+func (h *harness) browserAt(base string) *browser {
+	jar, _ := cookiejar.New(nil)
+	c := h.http.Client()
+	c.Jar = jar
+	return &browser{h: h, c: c, base: base}
+}
+
+// get fetches a page, following redirects, and remembers its CSRF token.
+func (b *browser) get(path string) string {
+	b.h.t.Helper()
+	resp, err := b.c.Get(b.base + path)
+	if err != nil {
+		b.h.t.Fatal(err)
+	}
+	return b.read(resp)
+}
+
+// post submits a form, with the latest CSRF token unless the form has one.
+func (b *browser) post(path string, form url.Values) string {
+	b.h.t.Helper()
+	if form.Get("csrf") == "" && b.csrf != "" {
+		form.Set("csrf", b.csrf)
+	}
+	req, _ := http.NewRequest(http.MethodPost, b.base+path, strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	resp, err := b.c.Do(req)
+	if err != nil {
+		b.h.t.Fatal(err)
+	}
+	return b.read(resp)
+}
+
+func (b *browser) read(resp *http.Response) string {
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	b.status = resp.StatusCode
+	if m := csrfInput.FindSubmatch(raw); m != nil {
+		b.csrf = string(m[1])
+	}
+	return string(raw)
+}
+
+// Every page renders for every role; a page without a session redirects to
+// the login form; every action refuses a reader, a request without the
+// CSRF token, and a request from another site, and changes nothing.
+func TestDashboardRoutes(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, server.Config{})
+	g := h.seedGlobex()
+	anon := h.browserAt(h.http.URL)
+	for _, rt := range h.srv.DashboardRoutes() {
+		path := strings.ReplaceAll(strings.ReplaceAll(rt.Path, "{$}", ""), "{id}", g.dead.ID)
+		if rt.Permission == "public" {
+			continue
+		}
+		before := h.snapshot("")
+		if rt.Method == http.MethodGet {
+			body := anon.get(path)
+			if !strings.Contains(body, `name="key"`) {
+				t.Errorf("GET %s without a session: %d, want the login form", path, anon.status)
+			}
+			continue
+		}
+		anon.post(path, url.Values{"csrf": {"x"}})
+		if anon.status != http.StatusForbidden && anon.status != http.StatusUnauthorized {
+			t.Errorf("POST %s without a session: %d, want 401 or 403", path, anon.status)
+		}
+		if h.snapshot("") != before {
+			t.Errorf("POST %s without a session changed the store", path)
+		}
+	}
+	for _, role := range roles {
+		b := h.login("acme/" + role)
+		for _, rt := range h.srv.DashboardRoutes() {
+			path := strings.ReplaceAll(strings.ReplaceAll(rt.Path, "{$}", ""), "{id}", g.dead.ID)
+			if rt.Permission == "public" {
+				continue
+			}
+			if rt.Method == http.MethodGet {
+				if rt.Path == "/bulk" {
+					path += "?action=cancel"
+				}
+				if rt.Path == "/schedule" {
+					path += "?id=nightly&tenant=globex"
+				}
+				body := b.get(path)
+				want := http.StatusOK
+				if rt.Permission == "admin" && role != store.RoleAdmin {
+					want = http.StatusForbidden
+				}
+				switch rt.Path {
+				case "/jobs/{id}":
+					want = http.StatusNotFound // globex's job is not acme's to see
+				case "/schedule":
+					want = http.StatusForbidden // nor is globex's schedule
+				}
+				if b.status != want {
+					t.Errorf("GET %s as %s: %d, want %d: %.300s", path, role, b.status, want, body)
+				}
+				if strings.Contains(body, "globex") && !strings.Contains(path, "globex") || strings.Contains(body, g.dead.ID) && rt.Path != "/jobs/{id}" {
+					t.Errorf("GET %s as %s shows globex: %.500s", path, role, body)
+				}
+				if role != store.RoleAdmin && strings.Contains(body, `method="post"`) && !strings.Contains(body, `/logout"`) {
+					t.Errorf("GET %s as %s shows an action", path, role)
+				}
+				continue
+			}
+			if rt.Path == "/logout" || rt.Path == "/login" {
+				continue
+			}
+			b.get("/") // a fresh token
+			for _, c := range []struct {
+				name string
+				form url.Values
+				hdr  []string
+			}{
+				{"no token", url.Values{"csrf": {"0"}}, nil},
+				{"another site", url.Values{}, []string{"Sec-Fetch-Site", "cross-site"}},
+				{"another origin", url.Values{}, []string{"Origin", "https://evil.example"}},
+			} {
+				if role != store.RoleAdmin && c.name != "no token" {
+					continue
+				}
+				before := h.snapshot("")
+				if c.form.Get("csrf") == "" {
+					c.form.Set("csrf", b.csrf)
+				}
+				req, _ := http.NewRequest(http.MethodPost, b.base+path, strings.NewReader(c.form.Encode()))
+				req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+				for i := 0; i+1 < len(c.hdr); i += 2 {
+					req.Header.Set(c.hdr[i], c.hdr[i+1])
+				}
+				resp, err := b.c.Do(req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				resp.Body.Close()
+				if resp.StatusCode != http.StatusForbidden {
+					t.Errorf("POST %s as %s with %s: %d, want 403", path, role, c.name, resp.StatusCode)
+				}
+				if h.snapshot("") != before {
+					t.Errorf("POST %s as %s with %s changed the store", path, role, c.name)
+				}
+			}
+			if role != store.RoleAdmin {
+				// A reader's forged POST with a good token: refused all the same.
+				before := h.snapshot("")
+				b.post(path, url.Values{"queue": {"mail"}, "id": {"nightly"}, "action": {"cancel"}})
+				if b.status != http.StatusForbidden || h.snapshot("") != before {
+					t.Errorf("POST %s as %s with its token: %d, want 403 and no change", path, role, b.status)
+				}
+			}
+		}
+	}
+}
+
+// The security headers are on every page, and the pages carry no inline
+// script or style.
+func TestDashboardHeaders(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, server.Config{})
+	b := h.login("acme/admin")
+	for _, path := range []string{"/", "/login", "/jobs", "/static/spool.css"} {
+		resp, err := b.c.Get(b.base + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		csp := resp.Header.Get("Content-Security-Policy")
+		for _, want := range []string{"default-src 'self'", "script-src 'self'", "style-src 'self'", "frame-ancestors 'none'", "form-action 'self'"} {
+			if !strings.Contains(csp, want) {
+				t.Errorf("%s: CSP %q lacks %q", path, csp, want)
+			}
+		}
+		if resp.Header.Get("X-Content-Type-Options") != "nosniff" || resp.Header.Get("Referrer-Policy") == "" {
+			t.Errorf("%s: headers %v", path, resp.Header)
+		}
+		if regexp.MustCompile(`<script>|<script [^>]*>[^<]|style="|onclick=`).Match(body) {
+			t.Errorf("%s has inline script or style", path)
+		}
+	}
+	// The session cookie is HttpOnly and SameSite=Strict.
+	c := h.http.Client()
+	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	resp, err := c.PostForm(h.http.URL+"/login", url.Values{"key": {h.keys["acme/reader"]}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	set := resp.Header.Get("Set-Cookie")
+	if !strings.Contains(set, "HttpOnly") || !strings.Contains(set, "SameSite=Strict") {
+		t.Errorf("session cookie %q", set)
+	}
+}
+
+// A session ends when its key is revoked (within KeyCacheFor), and a
+// tampered cookie is no session.
+func TestDashboardSessionRevoked(t *testing.T) {
+	t.Parallel()
+	fake := clockwork.NewFakeClockAt(time.Now())
+	h := newHarness(t, server.Config{KeyCacheFor: time.Second, Clock: fake})
+	b := h.login("acme/reader")
+	if body := b.get("/"); !strings.Contains(body, "Overview") {
+		t.Fatalf("overview: %d", b.status)
+	}
+	u, _ := url.Parse(h.http.URL)
+	for _, c := range b.c.Jar.Cookies(u) {
+		if c.Name == "spool_session" {
+			forged := h.browserAt(h.http.URL)
+			parts := strings.Split(c.Value, ".")
+			parts[1] = fmt.Sprint(time.Now().Add(1000 * time.Hour).Unix())
+			forged.c.Jar.SetCookies(u, []*http.Cookie{{Name: "spool_session", Value: strings.Join(parts, "."), Path: "/"}})
+			if body := forged.get("/"); !strings.Contains(body, `name="key"`) {
+				t.Errorf("a session with a changed expiry is accepted: %d", forged.status)
+			}
+			id := parts[0]
+			if err := h.st.Capabilities().Keys.RevokeKey(context.Background(), id); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	fake.Advance(2 * time.Second) // past KeyCacheFor
+	if body := b.get("/"); !strings.Contains(body, `name="key"`) {
+		t.Errorf("a revoked key's session still works: %d", b.status)
+	}
+}
+
+// The dashboard works mounted under a prefix: its links, forms, assets and
+// cookies are under it.
+func TestDashboardUnderPrefix(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, server.Config{})
+	mux := http.NewServeMux()
+	mux.Handle("/spool/", http.StripPrefix("/spool", h.srv))
+	h.http.Config.Handler = mux
+	b := h.browserAt(h.http.URL + "/spool")
+	body := b.get("/")
+	if !strings.Contains(body, `action="/spool/login"`) {
+		t.Fatalf("login form under the prefix: %d %.400s", b.status, body)
+	}
+	body = b.post("/login", url.Values{"key": {h.keys["acme/admin"]}})
+	if !strings.Contains(body, `href="/spool/static/spool.css"`) || !strings.Contains(body, `href="/spool/jobs"`) || strings.Contains(body, `href="/jobs"`) {
+		t.Fatalf("overview under the prefix: %d %.600s", b.status, body)
+	}
+	h.must(201, "acme/producer", "POST", "/spool/v1/jobs", `{"kind": "k", "queue": "mail"}`, nil)
+	if body := b.get("/jobs?queue=mail"); !strings.Contains(body, `href="/spool/jobs/`) {
+		t.Errorf("job links under the prefix: %.600s", body)
+	}
+	if body := b.get("/static/spool.js"); b.status != 200 || !strings.Contains(body, "data-confirm") {
+		t.Errorf("script under the prefix: %d", b.status)
+	}
+}
