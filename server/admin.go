@@ -17,7 +17,7 @@ type statsAnswer struct {
 // stats is GET /v1/stats (and GET /v1/queues): every queue the key may see,
 // with its counts by state.
 func (c *call) stats() (any, error) {
-	all, err := c.s.st.Stats(c.ctx)
+	all, err := c.s.storeStats(c.ctx, c.statsFor)
 	if err != nil {
 		return nil, err
 	}
@@ -29,6 +29,28 @@ func (c *call) stats() (any, error) {
 		}
 	}
 	return statsAnswer{Queues: orEmpty(wire.QueueStatsOf(mine))}, nil
+}
+
+// storeStats returns the store's queue statistics, at most maxAge old:
+// every dashboard open on the overview asks for them every few seconds,
+// and over millions of jobs they take a while, so one computation serves
+// every viewer for a moment. Concurrent callers wait for the one
+// computing. maxAge 0 reads them afresh (the API does).
+func (s *Server) storeStats(ctx context.Context, maxAge time.Duration) ([]store.QueueStats, error) {
+	if maxAge <= 0 {
+		return s.st.Stats(ctx)
+	}
+	s.stats.mu.Lock()
+	defer s.stats.mu.Unlock()
+	if s.stats.val != nil && s.cfg.Clock.Since(s.stats.at) < maxAge {
+		return s.stats.val, nil
+	}
+	all, err := s.st.Stats(ctx)
+	if err != nil {
+		return nil, err
+	}
+	s.stats.val, s.stats.at = all, s.cfg.Clock.Now()
+	return all, nil
 }
 
 // pauseQueue is POST /v1/queues/{queue}/pause; resumeQueue .../resume.

@@ -114,6 +114,14 @@ type Server struct {
 	templates map[string]*template.Template
 	uiRoutes  []uiRoute
 
+	// stats is the dashboard's short cache of the queue statistics
+	// (storeStats); its mu guards it and is held while they are read.
+	stats struct {
+		mu  sync.Mutex
+		val []store.QueueStats
+		at  time.Time
+	}
+
 	// subRefs remembers the subscriptions of delivery queues, which
 	// claims route (events.go).
 	subRefs subscriptionRefs

@@ -49,6 +49,11 @@ type DashboardConfig struct {
 	SessionSecret []byte
 	// SessionFor is how long a login lasts. Default 12h.
 	SessionFor time.Duration
+	// StatsFor is how old the queue counts a page shows may be: one read
+	// of the store's statistics serves every viewer for that long, since
+	// over millions of jobs it takes a while. Default 2s; negative: read
+	// them for every page.
+	StatsFor time.Duration
 	// BasePath is the path prefix the dashboard is served under when the
 	// server is mounted below / (such as "/spool" with
 	// http.StripPrefix("/spool", srv)). Default: found from each request,
@@ -106,6 +111,9 @@ func (s *Server) setupDashboard() error {
 	}
 	if d.SessionFor < 0 {
 		return &store.ValidationError{Field: "Dashboard.SessionFor", Reason: "may not be negative"}
+	}
+	if d.StatsFor == 0 {
+		d.StatsFor = 2 * time.Second
 	}
 	if d.BasePath != "" && (!strings.HasPrefix(d.BasePath, "/") || strings.HasPrefix(d.BasePath, "//")) {
 		return &store.ValidationError{Field: "Dashboard.BasePath", Reason: "must start with a single /"}

@@ -79,7 +79,7 @@ func (p *page) sub(q url.Values, body any, pathValues ...string) (*call, error) 
 	r.Body = io.NopCloser(bytes.NewReader(raw))
 	r.Header.Del(HeaderBytes)
 	r.Header.Del(HeaderLockTokens)
-	return &call{s: p.s, w: p.w, r: r, sc: p.sc, ctx: p.ctx, status: http.StatusOK}, nil
+	return &call{s: p.s, w: p.w, r: r, sc: p.sc, ctx: p.ctx, status: http.StatusOK, statsFor: p.s.cfg.Dashboard.StatsFor}, nil
 }
 
 // run calls fn of the API on a sub call and returns its answer as T.
@@ -346,6 +346,7 @@ type timelineEntry struct {
 	At    time.Time
 	What  string
 	Class string
+	rank  int // the order of moments of the same millisecond
 }
 
 // foldBytes is the size past which payloads and results are folded.
@@ -374,22 +375,26 @@ func (p *page) job() error {
 func timeline(j wire.Job) []timelineEntry {
 	t := []timelineEntry{{At: j.CreatedAt, What: "enqueued", Class: "scheduled"}}
 	if j.RunAt.After(j.CreatedAt) {
-		t = append(t, timelineEntry{At: j.RunAt, What: "due", Class: "scheduled"})
-	}
-	for _, e := range j.Errors {
-		t = append(t, timelineEntry{At: e.At, What: fmt.Sprintf("attempt %d failed: %s", e.Attempt, firstLine(e.Message)), Class: "dead"})
+		t = append(t, timelineEntry{At: j.RunAt, What: "due", Class: "scheduled", rank: 1})
 	}
 	if j.AttemptedAt != nil {
-		t = append(t, timelineEntry{At: *j.AttemptedAt, What: fmt.Sprintf("delivery %d began", j.Deliveries), Class: "running"})
+		t = append(t, timelineEntry{At: *j.AttemptedAt, What: fmt.Sprintf("delivery %d began", j.Deliveries), Class: "running", rank: 2})
+	}
+	for _, e := range j.Errors {
+		t = append(t, timelineEntry{At: e.At, What: fmt.Sprintf("attempt %d failed: %s", e.Attempt, firstLine(e.Message)), Class: "dead", rank: 3})
 	}
 	if j.FinishedAt != nil {
 		what := string(j.State)
 		if j.DeadReason != "" {
 			what += " (" + j.DeadReason + ")"
 		}
-		t = append(t, timelineEntry{At: *j.FinishedAt, What: what, Class: string(j.State)})
+		t = append(t, timelineEntry{At: *j.FinishedAt, What: what, Class: string(j.State), rank: 4})
 	}
-	slices.SortStableFunc(t, func(a, b timelineEntry) int { return a.At.Compare(b.At) })
+	// Moments a store records in one operation may differ by microseconds
+	// in either order: to the millisecond, the life's order decides.
+	slices.SortStableFunc(t, func(a, b timelineEntry) int {
+		return cmp.Or(a.At.Truncate(time.Millisecond).Compare(b.At.Truncate(time.Millisecond)), cmp.Compare(a.rank, b.rank))
+	})
 	return t
 }
 
