@@ -2,6 +2,7 @@ package server
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/hmac"
 	"crypto/rand"
@@ -91,6 +92,7 @@ type page struct {
 	csrf  string
 	flash string
 	route uiRoute
+	nav   string // the section the navigation marks, when not the template's
 }
 
 // setupDashboard registers the dashboard's routes, unless it is off.
@@ -398,7 +400,7 @@ func (p *page) render(name, title string, data any) error {
 	if !ok {
 		return fmt.Errorf("spool: no template %s", name)
 	}
-	l := layout{Base: p.base, Title: title, Nav: name, CSRF: p.csrf, Flash: p.flash, Insecure: p.s.cfg.Insecure, CanAct: p.canAct(), Data: data}
+	l := layout{Base: p.base, Title: title, Nav: cmp.Or(p.nav, name), CSRF: p.csrf, Flash: p.flash, Insecure: p.s.cfg.Insecure, CanAct: p.canAct(), Data: data}
 	if p.sc != nil {
 		l.LoggedIn, l.KeyID, l.Tenant, l.Role = true, p.sc.keyID, p.sc.tenant, p.sc.role
 	}

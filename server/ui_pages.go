@@ -320,7 +320,7 @@ func (p *page) jobList(dead bool) error {
 	title := "Jobs"
 	switch {
 	case dead:
-		title = "Dead letters"
+		title, p.nav = "Dead letters", "dead"
 	case f.Queue != "":
 		title = "Queue " + f.Queue
 	}
