@@ -46,9 +46,9 @@ func (h *harness) login(key string) *browser {
 
 func (h *harness) browserAt(base string) *browser {
 	jar, _ := cookiejar.New(nil)
-	c := h.http.Client()
+	c := *h.http.Client() // a copy: the test server's client is shared
 	c.Jar = jar
-	return &browser{h: h, c: c, base: base}
+	return &browser{h: h, c: &c, base: base}
 }
 
 // get fetches a page, following redirects, and remembers its CSRF token.
@@ -295,5 +295,87 @@ func TestDashboardUnderPrefix(t *testing.T) {
 	}
 	if body := b.get("/static/spool.js"); b.status != 200 || !strings.Contains(body, "data-confirm") {
 		t.Errorf("script under the prefix: %d", b.status)
+	}
+}
+
+var versionInput = regexp.MustCompile(`name="version" value="(\d+)"`)
+
+// A schedule's edit form writes only while the schedule is at the version
+// the form was loaded at.
+func TestDashboardScheduleEdit(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, server.Config{})
+	h.must(201, "acme/admin", "POST", "/v1/schedules", `{"id": "nightly", "spec": "@daily", "kind": "report"}`, nil)
+	b := h.login("acme/admin")
+	body := b.get("/schedule?id=nightly")
+	m := versionInput.FindStringSubmatch(body)
+	if m == nil {
+		t.Fatalf("no version in the form: %.500s", body)
+	}
+	form := url.Values{"id": {"nightly"}, "version": {m[1]}, "spec": {"@hourly"}, "kind": {"report"}, "queue": {"default"},
+		"overlap": {"skip"}, "misfire": {"run_once"}, "mode": {"fixed_rate"}, "max_attempts": {"3"}, "payload": {`{"full": true}`}}
+	if body := b.post("/schedule/edit", form); b.status != 200 || !strings.Contains(body, "Saved the schedule") || !strings.Contains(body, "@hourly") {
+		t.Fatalf("edit: %d %.800s", b.status, body)
+	}
+	form.Set("spec", "@weekly") // the same, stale, version
+	if body := b.post("/schedule/edit", form); b.status != 409 || !strings.Contains(body, "conflict") {
+		t.Errorf("a stale edit: %d %.800s", b.status, body)
+	}
+	form.Set("spec", "every now and then")
+	b.get("/schedule?id=nightly")
+	form.Set("version", versionInput.FindStringSubmatch(b.get("/schedule?id=nightly"))[1])
+	if b.post("/schedule/edit", form); b.status != 400 {
+		t.Errorf("a bad spec: %d", b.status)
+	}
+	var s struct{ Spec string }
+	h.must(200, "acme/reader", "GET", "/v1/schedules/nightly", "", &s)
+	if s.Spec != "@hourly" {
+		t.Errorf("the schedule's spec is %q, want @hourly", s.Spec)
+	}
+}
+
+// Keys made on the page show their token once; a revoked key's login and
+// session end.
+func TestDashboardKeys(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, server.Config{KeyCacheFor: time.Nanosecond})
+	admin := h.login("acme/admin")
+	admin.get("/keys")
+	body := admin.post("/keys", url.Values{"role": {"reader"}, "name": {"on-call"}})
+	tok := regexp.MustCompile(`spool_(k[0-9a-f]+)_[A-Za-z0-9_-]{43}`).FindStringSubmatch(body)
+	if admin.status != 201 || tok == nil {
+		t.Fatalf("create: %d %.600s", admin.status, body)
+	}
+	if strings.Contains(admin.get("/keys"), tok[0]) {
+		t.Error("the token is shown again")
+	}
+	reader := h.login(tok[0])
+	if body := reader.get("/"); !strings.Contains(body, "Overview") {
+		t.Fatalf("the new key's login: %d", reader.status)
+	}
+	admin.get("/keys")
+	if body := admin.post("/keys/"+tok[1]+"/revoke", url.Values{}); admin.status != 200 {
+		t.Fatalf("revoke: %d %.800s", admin.status, body)
+	}
+	if body := reader.get("/"); !strings.Contains(body, `name="key"`) {
+		t.Errorf("the revoked key's session goes on: %d", reader.status)
+	}
+	if body := admin.get("/audit"); !strings.Contains(body, "key.revoke") || !strings.Contains(body, "key.create") || !strings.Contains(body, "dashboard.login") {
+		t.Errorf("the audit log lacks the key's life: %.1500s", body)
+	}
+}
+
+// An insecure server's dashboard needs no login and says so.
+func TestDashboardInsecure(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, server.Config{Insecure: true})
+	b := h.browserAt(h.http.URL)
+	if body := b.get("/"); b.status != 200 || !strings.Contains(body, "without authentication") {
+		t.Errorf("insecure overview: %d %.300s", b.status, body)
+	}
+	h2 := newHarness(t, server.Config{Dashboard: server.DashboardConfig{Disable: true}})
+	b2 := h2.browserAt(h2.http.URL)
+	if b2.get("/"); b2.status != 404 {
+		t.Error("a disabled dashboard answers")
 	}
 }
