@@ -53,12 +53,12 @@ func TestScreenshots(t *testing.T) {
 	shot("schedules", "/schedules", `document.querySelector('main table')`)
 	shot("schedule", "/schedule?id=nightly-invoices", `document.querySelector('#last-runs')`)
 	shot("subscriptions", "/topics", `document.querySelector('table.subs')`)
-	u.do(chromedp.Func(func(ctx2 context.Context, t2 *chromedp.Target) error {
+	u.do(chromedp.Func(func(ctx2 context.Context, _ *chromedp.Target) error {
 		_, err := chromedp.Call(ctx2, emulation.SetEmulatedMedia, emulation.SetEmulatedMediaParams{Features: []*emulation.MediaFeature{{Name: "prefers-color-scheme", Value: "dark"}}})
 		return err
 	}))
 	shot("overview-dark", "/", `document.querySelector('svg.chart')`)
-	u.do(chromedp.Func(func(ctx2 context.Context, t2 *chromedp.Target) error {
+	u.do(chromedp.Func(func(ctx2 context.Context, _ *chromedp.Target) error {
 		_, err := chromedp.Call(ctx2, emulation.SetEmulatedMedia, emulation.SetEmulatedMediaParams{Features: []*emulation.MediaFeature{{Name: "prefers-color-scheme", Value: "light"}}})
 		return err
 	}))

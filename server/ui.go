@@ -276,8 +276,9 @@ func sameOrigin(r *http.Request) bool {
 	return err == nil && u.Host == r.Host
 }
 
-// session is what a session cookie says: the key's ID and when the
-// session ends.
+// sessionMAC signs a session: its key's ID, its end (Unix seconds) and the
+// key's hash, so a cookie whose parts are changed, or that outlives its
+// key's secret, is no session.
 func (s *Server) sessionMAC(keyID string, exp int64, keyHash []byte) string {
 	m := hmac.New(sha256.New, s.cfg.Dashboard.SessionSecret)
 	fmt.Fprintf(m, "session\x00%s\x00%d\x00%x", keyID, exp, keyHash)
@@ -436,7 +437,7 @@ func parseTemplates() (map[string]*template.Template, error) {
 	return out, nil
 }
 
-// login is GET /login: the form.
+// loginForm is GET /login.
 func (p *page) loginForm() error {
 	if p.s.cfg.Insecure {
 		p.redirect("/")

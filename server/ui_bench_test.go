@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -50,8 +51,16 @@ func BenchmarkDashboardPages(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	// Every page reads the store afresh: no cached statistics.
-	srv, err := server.New(server.Config{Store: st, Insecure: true, RequestTimeout: time.Minute, Dashboard: server.DashboardConfig{StatsFor: -1}})
+	// Every page reads the store afresh: no cached statistics, unless
+	// SPOOL_BENCH_STATS_FOR (such as 1h) says how long they may be kept,
+	// which times the pages without the store's statistics.
+	statsFor := time.Duration(-1)
+	if v := os.Getenv("SPOOL_BENCH_STATS_FOR"); v != "" {
+		if statsFor, err = time.ParseDuration(v); err != nil {
+			b.Fatalf("SPOOL_BENCH_STATS_FOR: %v", err)
+		}
+	}
+	srv, err := server.New(server.Config{Store: st, Insecure: true, RequestTimeout: time.Minute, Dashboard: server.DashboardConfig{StatsFor: statsFor}})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -148,14 +157,20 @@ func seedMillion(ctx context.Context, b *testing.B, st store.Store, n int) (prob
 		}
 		b.Logf("seeded %d jobs in %v", n, time.Since(start).Round(time.Second))
 	}
-	page, err := st.List(ctx, store.ListParams{Queue: "q3", After: store.ID{}, Limit: 1})
-	if err != nil || len(page.Jobs) == 0 {
-		return p, fmt.Errorf("no job in q3: %v", err)
+	page, err := st.List(ctx, store.ListParams{Queue: "q3", Limit: 1})
+	if err != nil {
+		return p, err
+	}
+	if len(page.Jobs) == 0 {
+		return p, errors.New("no job in q3")
 	}
 	// A job about halfway: the 1000th of a page far in.
 	mid, err := st.List(ctx, store.ListParams{Queue: "q3", After: page.Jobs[0].ID, Limit: store.MaxListLimit})
-	if err != nil || len(mid.Jobs) == 0 {
-		return p, fmt.Errorf("no middle job: %v", err)
+	if err != nil {
+		return p, err
+	}
+	if len(mid.Jobs) == 0 {
+		return p, errors.New("no middle job in q3")
 	}
 	p.middle = mid.Jobs[len(mid.Jobs)-1].ID
 	p.uniqueKey = "u-" + strconv.Itoa(n/2/10*10)

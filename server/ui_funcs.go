@@ -12,16 +12,14 @@ import (
 
 // uiFuncs are the functions the dashboard's templates call.
 var uiFuncs = template.FuncMap{
-	"when":    when,
-	"ago":     ago,
-	"secs":    seconds,
-	"states":  func() []store.State { return store.States },
-	"count":   func(m map[store.State]int, s store.State) int { return m[s] },
-	"live":    func(s store.State) bool { return s.Live() },
-	"jobsURL": jobsURL,
-	"schedURL": func(id, tenant string) string {
-		return scheduleRef(id, tenant)
-	},
+	"when":       when,
+	"ago":        ago,
+	"secs":       seconds,
+	"states":     func() []store.State { return store.States },
+	"count":      func(m map[store.State]int, s store.State) int { return m[s] },
+	"live":       func(s store.State) bool { return s.Live() },
+	"jobsURL":    jobsURL,
+	"schedURL":   scheduleRef,
 	"pathEscape": url.PathEscape,
 	"list":       func(s ...string) []string { return s },
 }

@@ -112,17 +112,16 @@ type queueRow struct {
 
 // overviewData is the overview's.
 type overviewData struct {
-	Queues                    []queueRow
-	Totals                    map[store.State]int
-	Dead, Workers             int
-	WorkersKnown              bool
-	Charts                    *charts
-	ChartsNote                string
-	Due                       []wire.ListedSchedule
-	DueNote                   string
-	Subscriptions             []wire.Subscription
-	SubscriptionsNote         string
-	OldestBacklog, LiveTotals int
+	Queues            []queueRow
+	Totals            map[store.State]int
+	Dead, Workers     int
+	WorkersKnown      bool
+	Charts            *charts
+	ChartsNote        string
+	Due               []wire.ListedSchedule
+	DueNote           string
+	Subscriptions     []wire.Subscription
+	SubscriptionsNote string
 }
 
 func (p *page) overview() error {
@@ -154,7 +153,7 @@ func (p *page) overview() error {
 	default:
 		return err
 	}
-	if err := p.dueSoon(&d, now); err != nil {
+	if err := p.dueSoon(&d); err != nil {
 		return err
 	}
 	switch subs, err := run[subscriptionsAnswer](p, nil, nil, (*call).listAllSubscriptions); {
@@ -172,7 +171,7 @@ func (p *page) overview() error {
 
 // dueSoon fills in the schedules due next: of the key's tenant's first
 // page of schedules (the default tenant's for an operator's key).
-func (p *page) dueSoon(d *overviewData, now time.Time) error {
+func (p *page) dueSoon(d *overviewData) error {
 	page, err := run[wire.ListedSchedulePage](p, url.Values{"limit": {strconv.Itoa(store.MaxListLimit)}}, nil, (*call).listSchedules)
 	switch {
 	case unsupported(err):
@@ -192,7 +191,6 @@ func (p *page) dueSoon(d *overviewData, now time.Time) error {
 	if page.Next != "" {
 		d.DueNote = fmt.Sprintf("Among the first %d schedules.", store.MaxListLimit)
 	}
-	_ = now
 	return nil
 }
 
