@@ -391,6 +391,7 @@ func (p *page) canAct() bool { return p.sc != nil && roleCan(p.sc.role, permAdmi
 type layout struct {
 	Base, Title, Nav, CSRF, Flash string
 	Insecure, CanAct, LoggedIn    bool
+	HasKeys                       bool // the store keeps API keys
 	KeyID, Tenant, Role           string
 	Data                          any
 }
@@ -401,7 +402,7 @@ func (p *page) render(name, title string, data any) error {
 	if !ok {
 		return fmt.Errorf("spool: no template %s", name)
 	}
-	l := layout{Base: p.base, Title: title, Nav: cmp.Or(p.nav, name), CSRF: p.csrf, Flash: p.flash, Insecure: p.s.cfg.Insecure, CanAct: p.canAct(), Data: data}
+	l := layout{Base: p.base, Title: title, Nav: cmp.Or(p.nav, name), CSRF: p.csrf, Flash: p.flash, Insecure: p.s.cfg.Insecure, CanAct: p.canAct(), HasKeys: p.s.keys != nil, Data: data}
 	if p.sc != nil {
 		l.LoggedIn, l.KeyID, l.Tenant, l.Role = true, p.sc.keyID, p.sc.tenant, p.sc.role
 	}
