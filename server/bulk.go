@@ -4,7 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/spoolrun/spool/internal/wire"
 	"github.com/spoolrun/spool/store"
@@ -222,16 +224,33 @@ func (c *call) record(action, target string, count int, failed error) {
 	if as == nil || c.sc == nil {
 		return
 	}
-	e := store.AuditEntry{Tenant: c.sc.tenant, KeyID: c.sc.keyID, Action: action, Target: target, Count: count}
+	e := store.AuditEntry{Tenant: c.sc.tenant, KeyID: c.sc.keyID, Action: action, Target: auditText(target), Count: count}
 	if c.sc.all() {
 		e.Tenant = ""
 	}
 	if failed != nil {
-		e.Detail = wire.ErrorOf(failed).Message
+		e.Detail = auditText(wire.ErrorOf(failed).Message)
 	}
 	if _, err := as.RecordAudit(c.ctx, e); err != nil && !errors.Is(err, c.ctx.Err()) {
 		c.s.cfg.Logger.Error("spool serve: recording an action in the audit log failed", "action", action, "err", err)
 	}
+}
+
+// maxAuditText is the most of a target or detail the log keeps.
+const maxAuditText = 4 << 10
+
+// auditText makes s fit the log: UTF-8 without NUL bytes, at most
+// maxAuditText bytes (a filter names what the request gave).
+func auditText(s string) string {
+	s = strings.ReplaceAll(strings.ToValidUTF8(s, "\uFFFD"), "\x00", "")
+	if len(s) <= maxAuditText {
+		return s
+	}
+	cut := maxAuditText - len("…")
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "…"
 }
 
 // recordItems records a batch verb: the items that went through, and the

@@ -6,20 +6,26 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/spoolrun/spool/store"
 )
 
 // dashStore gives a store the dashboard's capabilities it lacks (bulk
-// actions, activity, the audit log) and the list filters it ignores, in
-// memory and by paging through List, so the server's pages and routes can
-// be tested before every backend has them. A capability the store has is
-// kept as it is. Bulk delete here deletes dead jobs only (through Purge),
-// the one deletion the base contract has.
+// actions, activity, the audit log) and, with them, the list filters it
+// ignores, in memory and by paging through List, so the server's pages and
+// routes can be tested before every backend has them. A capability the
+// store has is kept as it is, and then so is its List; only activity
+// written with addActivityAt (minutes in the past, which a store records
+// only as they pass) replaces the store's. Bulk delete here deletes dead
+// jobs only (through Purge), the one deletion the base contract has.
 type dashStore struct {
 	store.Store
-	now func() time.Time
+	now    func() time.Time
+	native store.Capabilities
+	// fakeActivity is set once addActivityAt wrote minutes.
+	fakeActivity atomic.Bool
 
 	mu      sync.Mutex // guards minutes and entries
 	minutes []store.ActivityMinute
@@ -27,15 +33,15 @@ type dashStore struct {
 }
 
 func withDashCaps(st store.Store, now func() time.Time) *dashStore {
-	return &dashStore{Store: st, now: now}
+	return &dashStore{Store: st, now: now, native: st.Capabilities()}
 }
 
 func (d *dashStore) Capabilities() store.Capabilities {
-	c := d.Store.Capabilities()
+	c := d.native
 	if c.Bulk == nil {
 		c.Bulk = d
 	}
-	if c.Activity == nil {
+	if c.Activity == nil || d.fakeActivity.Load() {
 		c.Activity = d
 	}
 	if c.Audit == nil {
@@ -78,7 +84,7 @@ func (d *dashStore) all(ctx context.Context, f store.ListParams) ([]*store.Job, 
 }
 
 func (d *dashStore) List(ctx context.Context, f store.ListParams) (*store.ListPage, error) {
-	if !newFilters(f) {
+	if d.native.Bulk != nil || !newFilters(f) {
 		return d.Store.List(ctx, f)
 	}
 	jobs, err := d.all(ctx, f)
@@ -159,6 +165,7 @@ func (d *dashStore) AddActivity(_ context.Context, counts []store.QueueActivity)
 
 // addActivityAt adds counts to the minute holding at.
 func (d *dashStore) addActivityAt(at time.Time, counts []store.QueueActivity) {
+	d.fakeActivity.Store(true)
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	minute := at.UTC().Truncate(time.Minute)
