@@ -259,6 +259,9 @@ func (p *page) jobList(dead bool) error {
 	if dead {
 		f.State = string(store.StateDead)
 	}
+	if f.Queue == "" && p.sc.queues != nil {
+		f.Queue = p.sc.queues[0] // a key limited to queues lists one at a time
+	}
 	lq := f.values()
 	lq.Set("limit", strconv.Itoa(jobsPageSize))
 	before := q.Get("before")
@@ -337,6 +340,15 @@ type jobData struct {
 	CanRequeue       bool
 	CanDelete        bool
 	LastAttemptTaken string
+	// Events are the events a subscription's delivery carries, with their
+	// headers and payloads.
+	Events []deliveredEvent
+}
+
+// deliveredEvent is an event of a delivery, for the job page.
+type deliveredEvent struct {
+	wire.Event
+	Pretty string
 }
 
 // timelineEntry is one moment of a job's life.
@@ -365,7 +377,38 @@ func (p *page) job() error {
 		d.LastAttemptTaken = seconds(*j.LastAttemptSeconds)
 	}
 	d.Timeline = timeline(j)
+	if strings.HasPrefix(j.Queue, store.SubscriptionQueuePrefix) {
+		if d.Events, err = p.deliveredEvents(); err != nil {
+			return err
+		}
+	}
 	return p.render("job.html", "Job "+j.ID, d)
+}
+
+// deliveredEvents decodes the events of the path's job, a subscription's
+// delivery: none when its payload is not one.
+func (p *page) deliveredEvents() ([]deliveredEvent, error) {
+	c, err := p.sub(nil, nil, "id", p.r.PathValue("id"))
+	if err != nil {
+		return nil, err
+	}
+	sj, err := c.job()
+	if err != nil {
+		return nil, err
+	}
+	events, err := store.DecodeDeliveries(c.sc.jobOut(sj))
+	if err != nil {
+		return nil, nil //nolint:nilerr // a payload that is not a delivery is shown as it is
+	}
+	out := make([]deliveredEvent, len(events))
+	for i, e := range events {
+		out[i].Event = wire.EventOf(e)
+		out[i].Pretty = prettyJSON(out[i].Payload)
+		if out[i].Pretty == "" && out[i].PayloadBase64 != "" {
+			out[i].Pretty = out[i].PayloadBase64
+		}
+	}
+	return out, nil
 }
 
 // timeline orders what is known of a job's life: created, due, each

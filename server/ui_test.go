@@ -379,3 +379,29 @@ func TestDashboardInsecure(t *testing.T) {
 		t.Error("a disabled dashboard answers")
 	}
 }
+
+// A subscription's delivery shows the events it carries, with their
+// headers; a key limited to queues lists its own queue's jobs.
+func TestDashboardDeliveryAndLimitedKey(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, server.Config{})
+	h.must(201, "acme/admin", "PUT", "/v1/topics/orders/subscriptions/billing", `{}`, nil)
+	h.must(201, "acme/producer", "POST", "/v1/topics/orders/events", `{"kind": "order_placed", "key": "o-7", "headers": {"x-source": "checkout"}, "payload": {"total": 42}}`, nil)
+	var claimed struct{ Jobs []jobView }
+	h.must(200, "acme/worker", "POST", "/v1/queues/sub%2Forders%2Fbilling/claim", `{"limit": 1}`, &claimed)
+	if len(claimed.Jobs) != 1 {
+		t.Fatalf("no delivery: %+v", claimed)
+	}
+	b := h.login("acme/reader")
+	body := b.get("/jobs/" + claimed.Jobs[0].ID)
+	for _, want := range []string{"Events delivered", "order_placed", "x-source", "checkout", "&#34;total&#34;: 42", "orders #1"} {
+		if !strings.Contains(body, want) {
+			t.Errorf("the delivery's page lacks %q: %.2000s", want, body)
+		}
+	}
+	h.enqueue(1, "mail", "welcome", "")
+	limited := h.login("acme/worker:mail")
+	if body := limited.get("/jobs"); limited.status != 200 || !strings.Contains(body, "welcome") {
+		t.Errorf("a key limited to mail: %d %.500s", limited.status, body)
+	}
+}
