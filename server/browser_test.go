@@ -441,3 +441,39 @@ func TestBrowserTenantIsolation(t *testing.T) {
 	op.open("/jobs/" + g.waiting.ID)
 	op.waitFor("the operator sees globex's job", `document.querySelector('#job-state')`)
 }
+
+// At phone width no page scrolls sideways (wide tables scroll within
+// themselves), and the dashboard is used with the keyboard alone: the key
+// typed into the focused field and Enter log in, and Tab reaches the
+// navigation.
+func TestBrowserPhoneAndKeyboard(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, server.Config{})
+	h.enqueue(3, "a-queue-with-a-rather-long-name-for-a-phone", "a_kind_with_a_long_name_too", "")
+	h.work("a-queue-with-a-rather-long-name-for-a-phone", 1, "fail")
+	h.must(201, "acme/admin", "POST", "/v1/schedules", `{"id": "hourly", "spec": "@hourly", "kind": "k"}`, nil)
+	var jobs struct{ Jobs []jobView }
+	h.must(200, "acme/reader", "GET", "/v1/jobs", "", &jobs)
+	u := h.browse(t)
+	u.do(chromedp.EmulateViewport(390, 844, chromedp.EmulateMobile))
+	u.open("/login")
+	u.waitFor("the key field has the focus", `document.activeElement && document.activeElement.name === 'key'`)
+	ctx, cancel := context.WithTimeout(u.ctx, browserWait)
+	_, err := chromedp.Run(ctx, chromedp.WaitEvent(page.LoadEventFired, nil, chromedp.KeyEvent(h.keys["acme/admin"]+"\r")))
+	cancel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.waitFor("the overview after Enter", `document.querySelector('h1') && document.querySelector('h1').textContent === 'Overview'`)
+	u.do(chromedp.KeyEvent("\t"))
+	u.waitFor("Tab on the skip link", `document.activeElement && document.activeElement.classList.contains('skip')`)
+	for _, path := range []string{"/", "/jobs", "/jobs/" + jobs.Jobs[0].ID, "/dead", "/schedules", "/schedule?id=hourly", "/topics", "/workers", "/keys", "/audit"} {
+		u.open(path)
+		u.waitFor(path+" loaded", `document.querySelector('main h1')`)
+		// A mobile browser zooms out to fit a page wider than the screen, so
+		// the page's width is compared with the phone's, not the window's.
+		if w := eval[int](u, `document.documentElement.scrollWidth - 390`); w > 0 {
+			t.Errorf("%s is %d px wider than a phone", path, w)
+		}
+	}
+}
