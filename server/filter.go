@@ -47,6 +47,18 @@ func (f jobFilter) values() url.Values {
 	return v
 }
 
+// rfc3339 returns the filter with its times in RFC 3339, as every reader
+// of GET /v1/jobs's query takes them; a time it cannot read is left as
+// it is, to be refused there.
+func (f jobFilter) rfc3339() jobFilter {
+	for _, t := range []*string{&f.CreatedAfter, &f.CreatedBefore} {
+		if v, err := filterTime("", *t); err == nil && !v.IsZero() {
+			*t = v.Format(time.RFC3339Nano)
+		}
+	}
+	return f
+}
+
 // describe says what the filter selects, for the audit log and the
 // confirm step.
 func (f jobFilter) describe() string {

@@ -262,7 +262,7 @@ func (p *page) jobList(dead bool) error {
 	if f.Queue == "" && p.sc.queues != nil {
 		f.Queue = p.sc.queues[0] // a key limited to queues lists one at a time
 	}
-	lq := f.values()
+	lq := f.rfc3339().values()
 	lq.Set("limit", strconv.Itoa(jobsPageSize))
 	before := q.Get("before")
 	if before != "" {

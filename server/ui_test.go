@@ -405,3 +405,96 @@ func TestDashboardDeliveryAndLimitedKey(t *testing.T) {
 		t.Errorf("a key limited to mail: %d %.500s", limited.status, body)
 	}
 }
+
+// The job list's filters: a time range as a browser's datetime-local
+// input sends it (UTC), kind and state, all kept in the page's links.
+func TestDashboardFilters(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, server.Config{})
+	h.enqueue(3, "mail", "welcome", "")
+	h.enqueue(2, "mail", "receipt", "")
+	b := h.login("acme/reader")
+	now := time.Now().UTC()
+	q := url.Values{"queue": {"mail"}, "kind": {"welcome"}, "state": {"available"},
+		"created_after": {now.Add(-time.Hour).Format("2006-01-02T15:04")}, "created_before": {now.Add(time.Hour).Format("2006-01-02T15:04:05")}}
+	body := b.get("/jobs?" + q.Encode())
+	if b.status != 200 || strings.Count(body, "<tr data-job") != 3 || strings.Contains(body, "receipt") {
+		t.Errorf("filtered list: %d, %d rows: %.1500s", b.status, strings.Count(body, "<tr data-job"), body)
+	}
+	q.Set("created_after", now.Add(time.Hour).Format("2006-01-02T15:04"))
+	if body := b.get("/jobs?" + q.Encode()); strings.Contains(body, "<tr data-job") {
+		t.Error("a range after every job lists jobs")
+	}
+	q.Set("created_after", "last tuesday")
+	if b.get("/jobs?" + q.Encode()); b.status != 400 {
+		t.Errorf("a bad time: %d, want 400", b.status)
+	}
+}
+
+var (
+	jobRow    = regexp.MustCompile(`<tr data-job="([^"]+)"`)
+	olderLink = regexp.MustCompile(`rel="next" href="([^"]+)"`)
+	newerLink = regexp.MustCompile(`rel="prev" href="([^"]+)"`)
+)
+
+// The job list pages newest first by keyset: Older, then Newer, returns
+// to the same jobs, and every job is listed once.
+func TestDashboardPaging(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, server.Config{})
+	h.enqueue(120, "mail", "welcome", "")
+	b := h.login("acme/reader")
+	rows := func(body string) []string {
+		var ids []string
+		for _, m := range jobRow.FindAllStringSubmatch(body, -1) {
+			ids = append(ids, m[1])
+		}
+		return ids
+	}
+	link := func(re *regexp.Regexp, body string) string {
+		m := re.FindStringSubmatch(body)
+		if m == nil {
+			return ""
+		}
+		return strings.ReplaceAll(m[1], "&amp;", "&")
+	}
+	first := b.get("/jobs?queue=mail")
+	seen := map[string]bool{}
+	var pages [][]string
+	body := first
+	for {
+		ids := rows(body)
+		for i, id := range ids {
+			if seen[id] {
+				t.Fatalf("job %s listed twice", id)
+			}
+			seen[id] = true
+			if i > 0 && id > ids[i-1] {
+				t.Fatalf("not newest first: %s after %s", id, ids[i-1])
+			}
+		}
+		pages = append(pages, ids)
+		next := link(olderLink, body)
+		if next == "" {
+			break
+		}
+		body = b.get("/jobs" + next)
+	}
+	if len(seen) != 120 || len(pages) != 3 || len(pages[0]) != 50 {
+		t.Fatalf("paged through %d jobs in %d pages", len(seen), len(pages))
+	}
+	// Back from the last page to the first.
+	for i := len(pages) - 2; i >= 0; i-- {
+		prev := link(newerLink, body)
+		if prev == "" {
+			t.Fatalf("no Newer link back to page %d", i+1)
+		}
+		body = b.get("/jobs" + prev)
+		if got := rows(body); strings.Join(got, ",") != strings.Join(pages[i], ",") {
+			t.Fatalf("Newer to page %d shows %d jobs, not the same as before", i+1, len(got))
+		}
+	}
+	if link(newerLink, body) != "" {
+		t.Error("the first page has a Newer link")
+	}
+}
