@@ -12,6 +12,11 @@
 // tenant's prefix ("acme/mail"), which the API adds and removes, so two
 // tenants may both have a queue "mail" and never meet. docs/http.md has the
 // routes, with examples.
+//
+// The same server serves a dashboard for people at / (ui*.go, pages and
+// assets under ui/, docs/dashboard.md): server-rendered pages that call the
+// API's route functions with the scope of a session opened with an API
+// key, so a page shows and does exactly what its key may through /v1.
 package server
 
 import (
