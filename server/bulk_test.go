@@ -161,4 +161,12 @@ func TestActivityAPI(t *testing.T) {
 		t.Errorf("acme's activity %+v", a)
 	}
 	h.must(400, "acme/reader", "GET", "/v1/activity?since=soon", "", nil)
+	// The queue's page and the overview chart acme's minutes, not globex's.
+	b := h.login("acme/reader")
+	if body := b.get("/jobs?queue=mail"); !strings.Contains(body, "<b>7</b> completed") {
+		t.Errorf("the queue's page lacks its hour: %.1500s", body)
+	}
+	if body := b.get("/"); !strings.Contains(body, "<b>7</b> completed") || !strings.Contains(body, `<svg class="chart"`) {
+		t.Errorf("the overview lacks acme's hour: %.3000s", body)
+	}
 }

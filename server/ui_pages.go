@@ -245,6 +245,9 @@ type jobsData struct {
 	Bulk         bool // the store has bulk actions
 	Tenants      bool // the key sees every tenant (it may filter by one)
 	States       []store.State
+	// Charts are the queue's last hour, when the list is one queue's and
+	// the store keeps activity.
+	Charts *charts
 }
 
 func (p *page) jobs() error { return p.jobList(false) }
@@ -316,6 +319,15 @@ func (p *page) jobList(dead bool) error {
 					d.Counts = &stats.Queues[i]
 				}
 			}
+		}
+	}
+	if f.Queue != "" {
+		now := p.s.cfg.Clock.Now()
+		if mins, err := p.activityMinutes(now.Add(-time.Hour)); err == nil {
+			mins = slices.DeleteFunc(mins, func(m store.ActivityMinute) bool { return m.Queue != f.Queue })
+			d.Charts = chartsOf(mins, now, time.Hour)
+		} else if !unsupported(err) {
+			return err
 		}
 	}
 	title := "Jobs"
