@@ -72,6 +72,7 @@ func TestScreenshots(t *testing.T) {
 // hour of per-minute activity. It returns the dead letter's ID.
 func seedShowcase(t *testing.T, h *harness) string {
 	t.Helper()
+	h.clock.Advance(-time.Minute) // the store's clock moves below; it stays behind the real one
 	h.enqueue(40, "mail", "send_welcome", "")
 	h.enqueue(12, "billing", "charge_card", `, "max_attempts": 1`)
 	h.enqueue(25, "reports", "render_pdf", `, "delay": "10m"`)
