@@ -2,7 +2,7 @@
 
 GO ?= go
 
-.PHONY: all test bench bench-sqs bench-peers lint fmt cover
+.PHONY: all test bench bench-sqs bench-peers bench-dashboard screenshots lint fmt cover
 
 all: test
 
@@ -24,6 +24,15 @@ bench-sqs:
 ## writes docs/benchmarks-peers.md and docs/benchmarks.png
 bench-peers:
 	cd bench && $(GO) run ./cmd/peers -out ../docs -command 'make bench-peers'
+
+## bench-dashboard: every dashboard page's server time over 1,000,000 jobs
+## (seeds them first: about a minute; SPOOL_BENCH_DB=FILE keeps the store)
+bench-dashboard:
+	$(GO) test ./server -run='^$$' -bench=BenchmarkDashboardPages -benchtime=10x -timeout=60m
+
+## screenshots: rewrite docs/screenshots from the dashboard in headless Chromium
+screenshots:
+	SPOOL_SCREENSHOTS=1 $(GO) test ./server -count=1 -run='^TestScreenshots$$'
 
 ## lint: gofmt check, go vet, and golangci-lint when installed
 lint:

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	"github.com/spoolrun/spool/internal/wire"
@@ -16,7 +17,7 @@ type statsAnswer struct {
 // stats is GET /v1/stats (and GET /v1/queues): every queue the key may see,
 // with its counts by state.
 func (c *call) stats() (any, error) {
-	all, err := c.s.st.Stats(c.ctx)
+	all, err := c.s.storeStats(c.ctx, c.statsFor)
 	if err != nil {
 		return nil, err
 	}
@@ -30,22 +31,46 @@ func (c *call) stats() (any, error) {
 	return statsAnswer{Queues: orEmpty(wire.QueueStatsOf(mine))}, nil
 }
 
+// storeStats returns the store's queue statistics, at most maxAge old:
+// every dashboard open on the overview asks for them every few seconds,
+// and over millions of jobs they take a while, so one computation serves
+// every viewer for a moment. Concurrent callers wait for the one
+// computing. maxAge 0 reads them afresh (the API does).
+func (s *Server) storeStats(ctx context.Context, maxAge time.Duration) ([]store.QueueStats, error) {
+	if maxAge <= 0 {
+		return s.st.Stats(ctx)
+	}
+	s.stats.mu.Lock()
+	defer s.stats.mu.Unlock()
+	if s.stats.val != nil && s.cfg.Clock.Since(s.stats.at) < maxAge {
+		return s.stats.val, nil
+	}
+	all, err := s.st.Stats(ctx)
+	if err != nil {
+		return nil, err
+	}
+	s.stats.val, s.stats.at = all, s.cfg.Clock.Now()
+	return all, nil
+}
+
 // pauseQueue is POST /v1/queues/{queue}/pause; resumeQueue .../resume.
-func (c *call) pauseQueue() (any, error)  { return c.queueVerb(c.s.st.PauseQueue) }
-func (c *call) resumeQueue() (any, error) { return c.queueVerb(c.s.st.ResumeQueue) }
+func (c *call) pauseQueue() (any, error)  { return c.queueVerb("queue.pause", c.s.st.PauseQueue) }
+func (c *call) resumeQueue() (any, error) { return c.queueVerb("queue.resume", c.s.st.ResumeQueue) }
 
 type queueAnswer struct {
 	Queue  string `json:"queue"`
 	Paused bool   `json:"paused"`
 }
 
-func (c *call) queueVerb(verb func(ctx context.Context, queue string) error) (any, error) {
+func (c *call) queueVerb(action string, verb func(ctx context.Context, queue string) error) (any, error) {
 	name := c.r.PathValue("queue")
 	queue, err := c.sc.queueIn(name)
 	if err != nil {
 		return nil, err
 	}
-	if err := verb(c.ctx, queue); err != nil {
+	err = verb(c.ctx, queue)
+	c.record(action, name, boolCount(err == nil), err)
+	if err != nil {
 		return nil, err
 	}
 	return queueAnswer{Queue: name, Paused: c.r.URL.Path[len(c.r.URL.Path)-len("pause"):] == "pause"}, nil
@@ -84,10 +109,23 @@ func (c *call) purgeDead() (any, error) {
 		return nil, err
 	}
 	n, err := c.s.st.Purge(c.ctx, p)
+	c.record("dlq.purge", purgeTarget(req), n, err)
 	if err != nil {
 		return nil, err
 	}
 	return purgeAnswer{Purged: n}, nil
+}
+
+func purgeTarget(req deadRequest) string {
+	switch {
+	case req.All:
+		return "every dead letter"
+	case req.Queue != "" && len(req.IDs) == 0:
+		return "queue " + req.Queue
+	case req.Queue != "":
+		return fmt.Sprintf("%d jobs of queue %s", len(req.IDs), req.Queue)
+	}
+	return fmt.Sprintf("%d jobs by ID", len(req.IDs))
 }
 
 // deadSelection turns a request into purge parameters the key may use:
@@ -129,7 +167,7 @@ func (c *call) deadSelection(req deadRequest) (store.PurgeParams, error) {
 
 // requeueDead is POST /v1/dlq/requeue {"ids": [...]}: run dead letters
 // again; per-item answers.
-func (c *call) requeueDead() (any, error) { return c.manyVerb(c.s.st.Requeue) }
+func (c *call) requeueDead() (any, error) { return c.manyVerb("dlq.requeue", c.s.st.Requeue) }
 
 type reapAnswer struct {
 	Returned     int `json:"returned"`
@@ -188,6 +226,7 @@ func (c *call) prune() (any, error) {
 		*f.to = t
 	}
 	n, err := c.s.st.Prune(c.ctx, p)
+	c.record("maintenance.prune", "finished jobs", n, err)
 	if err != nil {
 		return nil, err
 	}

@@ -306,7 +306,9 @@ func (c *call) setRetention() (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := es.SetTopicRetention(c.ctx, topic, d); err != nil {
+	err = es.SetTopicRetention(c.ctx, topic, d)
+	c.record("topic.retention", name, boolCount(err == nil), err)
+	if err != nil {
 		return nil, c.sc.errOut(err)
 	}
 	topics, err := es.Topics(c.ctx)
@@ -407,6 +409,7 @@ func (c *call) putSubscription() (any, error) {
 		return nil, err
 	}
 	sub, created, err := es.CreateSubscription(c.ctx, p)
+	c.record("subscription.create", c.r.PathValue("topic")+"/"+name, boolCount(created), err)
 	if err != nil {
 		return nil, c.sc.errOut(err)
 	}
@@ -446,7 +449,9 @@ func (c *call) deleteSubscription() (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := es.DeleteSubscription(c.ctx, topic, sub); err != nil {
+	err = es.DeleteSubscription(c.ctx, topic, sub)
+	c.record("subscription.delete", name+"/"+sub, boolCount(err == nil), err)
+	if err != nil {
 		return nil, c.sc.errOut(err)
 	}
 	c.s.forgetSubscription(store.SubscriptionQueue(topic, sub))
@@ -463,11 +468,14 @@ func (c *call) pauseOrResume(pause bool) (any, error) {
 	if err != nil {
 		return nil, err
 	}
+	action := "subscription.resume"
 	if pause {
 		err = es.PauseSubscription(c.ctx, topic, sub)
+		action = "subscription.pause"
 	} else {
 		err = es.ResumeSubscription(c.ctx, topic, sub)
 	}
+	c.record(action, name+"/"+sub, boolCount(err == nil), err)
 	if err != nil {
 		return nil, c.sc.errOut(err)
 	}
@@ -508,6 +516,7 @@ func (c *call) rewindSubscription() (any, error) {
 		out.InboxForgotten = &n
 	}
 	s, err := es.RewindSubscription(c.ctx, topic, sub, to)
+	c.record("subscription.rewind", c.r.PathValue("topic")+"/"+sub, boolCount(err == nil), err)
 	if err != nil {
 		return nil, c.sc.errOut(err)
 	}

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/spoolrun/spool/internal/wire"
 	"github.com/spoolrun/spool/server"
@@ -25,6 +26,8 @@ func FuzzRequestBodies(f *testing.F) {
 		`{"events": [{"kind": "k", "key": "o-1", "headers": {"a": "b"}}]}`, `{"expected_version": 0, "events": [{"kind": "k"}]}`,
 		`{"from": "start", "kinds": ["k"], "ordered": true, "on_dead_head": "block"}`, `{"to": 1, "forget_inbox": true}`,
 		`{"retention": "1h"}`, `{"from": 0}`,
+		`{"action": "cancel", "filter": {"queue": "q", "state": "dead,available"}}`, `{"action": "requeue", "filter": {"created_after": "2026-01-01T00:00"}}`,
+		`{"role": "reader", "expires": "90d"}`,
 	} {
 		f.Add(seed)
 	}
@@ -33,7 +36,7 @@ func FuzzRequestBodies(f *testing.F) {
 		f.Fatal(err)
 	}
 	f.Cleanup(func() { st.Close() })
-	srv, err := server.New(server.Config{Store: st, Insecure: true, MaxBodyBytes: 64 << 10})
+	srv, err := server.New(server.Config{Store: withDashCaps(st, time.Now), Insecure: true, MaxBodyBytes: 64 << 10})
 	if err != nil {
 		f.Fatal(err)
 	}

@@ -40,6 +40,9 @@ type call struct {
 	ctx context.Context
 	// status answers a success; default 200.
 	status int
+	// statsFor is how old the queue statistics may be (storeStats); 0 for
+	// the API, which reads them afresh.
+	statsFor time.Duration
 }
 
 // exactBytes says the client wants payloads and results base64-encoded,

@@ -179,13 +179,8 @@ func (c *call) listJobs() (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	if p.Tenant, err = c.sc.tenantIn(p.Tenant); err != nil {
+	if p, err = c.sc.scoped(p); err != nil {
 		return nil, err
-	}
-	if p.Queue != "" || c.sc.queues != nil {
-		if p.Queue, err = c.sc.queueIn(p.Queue); err != nil {
-			return nil, err
-		}
 	}
 	page, err := c.s.st.List(c.ctx, p)
 	if err != nil {
@@ -216,20 +211,21 @@ type itemsAnswer struct {
 
 // cancelJob is POST /v1/jobs/{id}/cancel; requeueJob .../requeue. Each
 // answers the job as it is afterwards.
-func (c *call) cancelJob() (any, error)  { return c.oneVerb(c.s.st.Cancel) }
-func (c *call) requeueJob() (any, error) { return c.oneVerb(c.s.st.Requeue) }
+func (c *call) cancelJob() (any, error)  { return c.oneVerb("job.cancel", c.s.st.Cancel) }
+func (c *call) requeueJob() (any, error) { return c.oneVerb("job.requeue", c.s.st.Requeue) }
 
-func (c *call) oneVerb(verb func(ctx context.Context, ids []store.ID) ([]error, error)) (any, error) {
+func (c *call) oneVerb(action string, verb func(ctx context.Context, ids []store.ID) ([]error, error)) (any, error) {
 	j, err := c.job()
 	if err != nil {
 		return nil, err
 	}
 	errs, err := verb(c.ctx, []store.ID{j.ID})
+	if err == nil {
+		err = errs[0]
+	}
+	c.record(action, j.ID.String(), boolCount(err == nil), err)
 	if err != nil {
 		return nil, err
-	}
-	if errs[0] != nil {
-		return nil, errs[0]
 	}
 	if j, err = c.s.st.Get(c.ctx, j.ID); err != nil {
 		return nil, err
@@ -239,10 +235,10 @@ func (c *call) oneVerb(verb func(ctx context.Context, ids []store.ID) ([]error, 
 
 // cancelJobs is POST /v1/jobs/cancel {"ids": [...]}; requeueJobs
 // /v1/jobs/requeue. Per-item answers.
-func (c *call) cancelJobs() (any, error)  { return c.manyVerb(c.s.st.Cancel) }
-func (c *call) requeueJobs() (any, error) { return c.manyVerb(c.s.st.Requeue) }
+func (c *call) cancelJobs() (any, error)  { return c.manyVerb("jobs.cancel", c.s.st.Cancel) }
+func (c *call) requeueJobs() (any, error) { return c.manyVerb("jobs.requeue", c.s.st.Requeue) }
 
-func (c *call) manyVerb(verb func(ctx context.Context, ids []store.ID) ([]error, error)) (any, error) {
+func (c *call) manyVerb(action string, verb func(ctx context.Context, ids []store.ID) ([]error, error)) (any, error) {
 	var req idsRequest
 	if err := c.decode(&req); err != nil {
 		return nil, err
@@ -260,6 +256,7 @@ func (c *call) manyVerb(verb func(ctx context.Context, ids []store.ID) ([]error,
 	if err != nil {
 		return nil, err
 	}
+	c.recordItems(action, fmt.Sprintf("%d jobs by ID", len(req.IDs)), errs)
 	return itemsAnswer{Results: wire.Items(errs)}, nil
 }
 

@@ -76,6 +76,41 @@ func (s *Server) table() []route {
 			out: itemsAnswer{},
 			fn:  (*call).requeueJobs},
 
+		{method: http.MethodGet, path: "/v1/jobs/count", perm: permRead,
+			doc: "Count the jobs the filter of GET /v1/jobs selects (queue, state, kind, tenant, unique_key, ordering_key, created_after, created_before), stopping at limit (default 100000, at most 10000000): capped says more match. 501 when the store has no bulk actions.",
+			out: countAnswer{},
+			fn:  (*call).countJobs},
+		{method: http.MethodPost, path: "/v1/jobs/bulk", perm: permAdmin,
+			doc: "Apply action (cancel: live jobs; requeue: dead and cancelled ones; delete: any but running ones) to every job filter selects (the fields of GET /v1/jobs's filter; {} is every job the key sees), in one statement. Answers how many jobs changed. 501 when the store has no bulk actions.",
+			in:  bulkRequest{},
+			out: bulkAnswer{},
+			fn:  (*call).bulkJobs},
+
+		// Activity and the audit log (bulk.go).
+		{method: http.MethodGet, path: "/v1/activity", perm: permRead,
+			doc: "Per-minute counts of the queues the key sees since since (a duration such as 1h, the default, or an RFC 3339 time; at most 24h back): jobs completed, attempts failed, jobs dead-lettered, and a histogram of pickup latency (due to claimed) over pickup_bounds_ms. 501 when the store keeps no activity.",
+			out: activityAnswer{},
+			fn:  (*call).activity},
+		{method: http.MethodGet, path: "/v1/audit", perm: permRead,
+			doc: "The audit log of the key's tenant (an operator's key: every entry), newest first, up to limit entries with an ID below before; next is the before of the next page, 0 on the last. 501 when the store keeps no audit log.",
+			out: auditAnswer{},
+			fn:  (*call).audit},
+
+		// API keys (keys.go).
+		{method: http.MethodGet, path: "/v1/keys", perm: permAdmin,
+			doc: "The API keys of the key's tenant (an operator's key: every key), revoked and expired ones included, without their secrets.",
+			out: keysAnswer{},
+			fn:  (*call).listKeys},
+		{method: http.MethodPost, path: "/v1/keys", perm: permAdmin,
+			doc: "Make an API key (201) and answer its token, this once: tenant (a tenant's key: its own), role, queues, name, expires (12h, 90d). A key limited to queues may not manage keys.",
+			in:  keyRequest{},
+			out: createdKey{},
+			fn:  (*call).createKey},
+		{method: http.MethodPost, path: "/v1/keys/{id}/revoke", perm: permAdmin,
+			doc: "Revoke an API key of the key's tenant: it is refused from now on by this server, and by others within their key cache's time (5s by default). Answers the key.",
+			out: wire.APIKey{},
+			fn:  (*call).revokeKey},
+
 		// Workers: peek-lock.
 		{method: http.MethodPost, path: "/v1/queues/{queue}/claim", perm: permWork,
 			doc:  "Peek-lock up to limit jobs of the queue for lock_seconds; with none available, long-poll up to wait_seconds (at most 30). Each job carries its lock_token.",

@@ -263,9 +263,15 @@ func (c *call) upsertSchedules() (any, error) {
 	if err != nil {
 		return nil, err
 	}
+	upsertErrs := make([]error, len(res))
+	for i, r := range res {
+		upsertErrs[i] = r.Err
+	}
 	if batch {
+		c.recordItems("schedule.upsert", fmt.Sprintf("%d schedules", len(res)), upsertErrs)
 		return upsertAnswer{Results: wire.ScheduleUpsertItemsOf(res)}, nil
 	}
+	c.record("schedule.upsert", first.Ref().String(), boolCount(res[0].Err == nil), res[0].Err)
 	if res[0].Err != nil {
 		return nil, res[0].Err
 	}
@@ -316,19 +322,19 @@ func (c *call) refs(ss store.ScheduleStore) ([]store.ScheduleRef, []error, error
 // pauseSchedules is POST /v1/schedules/pause {"refs": [...]};
 // resumeSchedules .../resume; deleteSchedules .../delete. Per-item answers.
 func (c *call) pauseSchedules() (any, error) {
-	return c.manyRefs(store.ScheduleStore.PauseSchedules)
+	return c.manyRefs("schedule.pause", store.ScheduleStore.PauseSchedules)
 }
 func (c *call) resumeSchedules() (any, error) {
-	return c.manyRefs(store.ScheduleStore.ResumeSchedules)
+	return c.manyRefs("schedule.resume", store.ScheduleStore.ResumeSchedules)
 }
 func (c *call) deleteSchedules() (any, error) {
-	return c.manyRefs(store.ScheduleStore.DeleteSchedules)
+	return c.manyRefs("schedule.delete", store.ScheduleStore.DeleteSchedules)
 }
 
 // refsVerb is a ScheduleStore method with one error per ref.
 type refsVerb func(ss store.ScheduleStore, ctx context.Context, refs []store.ScheduleRef) ([]error, error)
 
-func (c *call) manyRefs(verb refsVerb) (any, error) {
+func (c *call) manyRefs(action string, verb refsVerb) (any, error) {
 	ss, err := c.schedules()
 	if err != nil {
 		return nil, err
@@ -347,6 +353,7 @@ func (c *call) manyRefs(verb refsVerb) (any, error) {
 			errs[i] = res[k]
 		}
 	}
+	c.recordItems(action, fmt.Sprintf("%d schedules", len(refs)), errs)
 	return refsAnswer{Results: wire.Items(errs)}, nil
 }
 
@@ -375,6 +382,11 @@ func (c *call) triggerSchedules() (any, error) {
 			res[i] = got[k]
 		}
 	}
+	trigErrs := make([]error, len(res))
+	for i, r := range res {
+		trigErrs[i] = r.Err
+	}
+	c.recordItems("schedule.trigger", fmt.Sprintf("%d schedules", len(refs)), trigErrs)
 	return triggerAnswer{Results: wire.TriggerItemsOf(res)}, nil
 }
 
@@ -392,7 +404,7 @@ func pick(refs []store.ScheduleRef, errs []error) ([]store.ScheduleRef, []int) {
 }
 
 // oneRef runs a batch verb on the path's schedule and returns its error.
-func (c *call) oneRef(verb refsVerb) (store.ScheduleStore, store.ScheduleRef, error) {
+func (c *call) oneRef(action string, verb refsVerb) (store.ScheduleStore, store.ScheduleRef, error) {
 	ss, err := c.schedules()
 	if err != nil {
 		return nil, store.ScheduleRef{}, err
@@ -405,20 +417,21 @@ func (c *call) oneRef(verb refsVerb) (store.ScheduleStore, store.ScheduleRef, er
 	if err == nil {
 		err = errs[0]
 	}
+	c.record(action, s.Ref().String(), boolCount(err == nil), err)
 	return ss, s.Ref(), err
 }
 
 // pauseSchedule is POST /v1/schedules/{id}/pause?tenant=; resumeSchedule
 // .../resume. Each answers the schedule as it is afterwards.
 func (c *call) pauseSchedule() (any, error) {
-	return c.oneRefView(store.ScheduleStore.PauseSchedules)
+	return c.oneRefView("schedule.pause", store.ScheduleStore.PauseSchedules)
 }
 func (c *call) resumeSchedule() (any, error) {
-	return c.oneRefView(store.ScheduleStore.ResumeSchedules)
+	return c.oneRefView("schedule.resume", store.ScheduleStore.ResumeSchedules)
 }
 
-func (c *call) oneRefView(verb refsVerb) (any, error) {
-	ss, ref, err := c.oneRef(verb)
+func (c *call) oneRefView(action string, verb refsVerb) (any, error) {
+	ss, ref, err := c.oneRef(action, verb)
 	if err != nil {
 		return nil, err
 	}
@@ -438,7 +451,7 @@ type deletedAnswer struct {
 
 // deleteSchedule is DELETE /v1/schedules/{id}?tenant=.
 func (c *call) deleteSchedule() (any, error) {
-	_, ref, err := c.oneRef(store.ScheduleStore.DeleteSchedules)
+	_, ref, err := c.oneRef("schedule.delete", store.ScheduleStore.DeleteSchedules)
 	if err != nil {
 		return nil, err
 	}
@@ -464,11 +477,12 @@ func (c *call) triggerSchedule() (any, error) {
 		return nil, err
 	}
 	res, err := ss.TriggerSchedules(c.ctx, []store.ScheduleRef{s.Ref()})
+	if err == nil {
+		err = res[0].Err
+	}
+	c.record("schedule.trigger", s.Ref().String(), boolCount(err == nil), err)
 	if err != nil {
 		return nil, err
-	}
-	if res[0].Err != nil {
-		return nil, res[0].Err
 	}
 	v := wire.TriggeredRunOf(s.Ref(), res[0].Run)
 	v.Tenant = c.tenantOut(v.Tenant)

@@ -12,12 +12,18 @@
 // tenant's prefix ("acme/mail"), which the API adds and removes, so two
 // tenants may both have a queue "mail" and never meet. docs/http.md has the
 // routes, with examples.
+//
+// The same server serves a dashboard for people at / (ui*.go, pages and
+// assets under ui/, docs/dashboard.md): server-rendered pages that call the
+// API's route functions with the scope of a session opened with an API
+// key, so a page shows and does exactly what its key may through /v1.
 package server
 
 import (
 	"cmp"
 	"context"
 	"errors"
+	"html/template"
 	"log/slog"
 	"net/http"
 	"strconv"
@@ -77,6 +83,9 @@ type Config struct {
 	// Health answers GET /livez and /readyz. Default: a spool.Health over
 	// Store, with no workers. Drain makes its readiness fail.
 	Health *spool.Health
+	// Dashboard configures the dashboard served at / (docs/dashboard.md);
+	// it is on unless Dashboard.Disable.
+	Dashboard DashboardConfig
 	// TracerProvider makes the send spans of jobs enqueued and events
 	// published through the API (spool.Config.TracerProvider of the
 	// server's Client). Default: the global provider.
@@ -117,6 +126,19 @@ type Server struct {
 	mu       sync.Mutex // guards limiters and keyCache
 	limiters map[string]*rate.Limiter
 	keyCache map[string]cachedKey
+
+	// templates are the dashboard's pages by file name, and uiRoutes its
+	// routes; both empty when it is off.
+	templates map[string]*template.Template
+	uiRoutes  []uiRoute
+
+	// stats is the dashboard's short cache of the queue statistics
+	// (storeStats); its mu guards it and is held while they are read.
+	stats struct {
+		mu  sync.Mutex
+		val []store.QueueStats
+		at  time.Time
+	}
 
 	// subRefs remembers the subscriptions of delivery queues, which
 	// claims route (events.go).
@@ -180,6 +202,9 @@ func New(cfg Config) (*Server, error) {
 	s.routes = s.table()
 	for _, rt := range s.routes {
 		s.mux.Handle(rt.method+" "+rt.path, s.handle(rt))
+	}
+	if err := s.setupDashboard(); err != nil {
+		return nil, err
 	}
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, &store.NotFoundError{Resource: "route", Name: r.Method + " " + r.URL.Path})

@@ -63,7 +63,7 @@ func newHarness(t *testing.T, cfg server.Config) *harness {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { sq.Close() })
-	h := &harness{t: t, clock: clk, st: sq, keys: map[string]string{}}
+	h := &harness{t: t, clock: clk, st: withDashCaps(sq, clk.Now), keys: map[string]string{}}
 	ctx := context.Background()
 	add := func(tenant, role string, queues []string) {
 		token, key, err := apikey.New(apikey.Params{Tenant: tenant, Role: role, Queues: queues}, clk.Now())
@@ -161,6 +161,8 @@ type globex struct {
 	// event is the ID of globex's event in its topic "orders", which has
 	// a subscription "billing" (with the event's delivery).
 	event string
+	// keyID is globex's admin key's ID.
+	keyID string
 }
 
 func (h *harness) seedGlobex() globex {
@@ -189,6 +191,7 @@ func (h *harness) seedGlobex() globex {
 	g.event = ev.ID
 	h.must(201, "globex/admin", "POST", "/v1/schedules", `{"id": "nightly", "spec": "@daily", "kind": "secret", "queue": "mail"}`, nil)
 	h.must(200, "globex/worker", "POST", "/v1/workers/heartbeat", `{"id": "secret-worker", "ttl_seconds": 3600, "queues": ["mail"], "busy": 1, "slots": 2}`, nil)
+	g.keyID, _, _ = apikey.Parse(h.keys["globex/admin"])
 	return g
 }
 
@@ -290,6 +293,13 @@ func probes(g globex) map[string]struct{ path, body string } {
 		"GET /v1/dlq":                     {"/v1/dlq", ""},
 		"POST /v1/dlq/requeue":            {"/v1/dlq/requeue", fmt.Sprintf(`{"ids": [%q]}`, g.dead.ID)},
 		"POST /v1/dlq/purge":              {"/v1/dlq/purge", fmt.Sprintf(`{"ids": [%q]}`, g.dead.ID)},
+		"GET /v1/jobs/count":              {"/v1/jobs/count?tenant=globex", ""},
+		"POST /v1/jobs/bulk":              {"/v1/jobs/bulk", `{"action": "cancel", "filter": {"tenant": "globex"}}`},
+		"GET /v1/activity":                {"/v1/activity?since=1h", ""},
+		"GET /v1/audit":                   {"/v1/audit", ""},
+		"GET /v1/keys":                    {"/v1/keys", ""},
+		"POST /v1/keys":                   {"/v1/keys", `{"tenant": "globex", "role": "admin"}`},
+		"POST /v1/keys/{id}/revoke":       {"/v1/keys/" + g.keyID + "/revoke", ""},
 
 		// Events: acme's "orders" is not globex's.
 		"GET /v1/topics":                                      {"/v1/topics", ""},
@@ -320,7 +330,7 @@ func TestEveryRouteEveryRole(t *testing.T) {
 	h := newHarness(t, server.Config{})
 	g := h.seedGlobex()
 	ps := probes(g)
-	secrets := []string{g.waiting.ID, g.running.ID, g.dead.ID, "globex", "secret", g.running.LockToken}
+	secrets := []string{g.waiting.ID, g.running.ID, g.dead.ID, "globex", "secret", g.running.LockToken, g.keyID}
 	for _, rt := range h.srv.Routes() {
 		name := rt.Method + " " + rt.Path
 		p, ok := ps[name]
@@ -347,6 +357,9 @@ func TestEveryRouteEveryRole(t *testing.T) {
 				continue
 			}
 			for _, s := range secrets {
+				if rt.Path == "/v1/audit" && s != "globex" && s != "secret" {
+					continue // acme's log repeats the IDs acme's own probes named
+				}
 				if bytes.Contains(body, []byte(s)) && !strings.Contains(p.body+p.path, s) {
 					t.Errorf("%s as %s: the answer shows globex's %q: %s", name, key, s, body)
 				}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -8,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -31,6 +33,9 @@ operator's and then listens on loopback only.
 
 The server also does the store's upkeep (returning jobs whose locks
 expired, firing schedules, routing events), so remote workers need not.
+
+The dashboard (docs/dashboard.md) is at /: log in with an API key; the key's
+tenant and role apply to every page (--dashboard=false turns it off).
 
 Operations (docs/operations.md): GET /livez and /readyz answer without a
 key; GET /metrics serves Prometheus metrics to an operator's key (tenant *),
@@ -77,6 +82,8 @@ type serveFlags struct {
 	sqsMaxMessage   int
 	sqsRegion       string
 	sqsBaseURL      string
+	dashboard       bool
+	sessionSecret   string
 }
 
 func (a *app) serveCmd() *cobra.Command {
@@ -103,6 +110,8 @@ func (a *app) serveCmd() *cobra.Command {
 	fl.DurationVar(&f.shutdownTimeout, "shutdown-timeout", 30*time.Second, "how long requests in flight may finish after SIGINT or SIGTERM")
 	fl.StringVar(&f.metrics, "metrics", string(server.MetricsOperator), "who may read GET /metrics: operator (a key of tenant *), public (no key) or off")
 	fl.DurationVar(&f.gaugeInterval, "gauge-interval", 15*time.Second, "how often the cluster gauges (queue depth, oldest job, subscription lag) are computed, by the one node holding their lease")
+	fl.BoolVar(&f.dashboard, "dashboard", true, "serve the dashboard at / (log in with an API key); --dashboard=false answers 404 there")
+	fl.StringVar(&f.sessionSecret, "session-secret-file", "", "a file of at least 32 bytes that signs dashboard sessions, so servers behind one load balancer share them (default: random per start)")
 	fl.DurationVar(&f.drainDelay, "drain-delay", 0, "after SIGINT or SIGTERM, how long /readyz fails before the server stops taking connections (give load balancers time to notice)")
 	fl.BoolVar(&f.sqs, "sqs", true, "answer AWS SDKs' SQS requests (X-Amz-Target: AmazonSQS.*) on the same listener (docs/sqs.md)")
 	fl.StringVar(&f.sqsAuth, "sqs-auth", string(sqs.AuthSigV4), "how SQS requests authenticate: sigv4 (signed with a key made by spool keys create --sqs) or off (any signature, as an admin of the default tenant; loopback only)")
@@ -143,6 +152,16 @@ func (a *app) runServe(cmd *cobra.Command, f serveFlags) error {
 	}
 	if f.sqsMaxMessage < 1024 || f.sqsMaxMessage > store.MaxPayloadBytes {
 		return usagef("--sqs-max-message-bytes %d: use 1024 to %d", f.sqsMaxMessage, store.MaxPayloadBytes)
+	}
+	dash := server.DashboardConfig{Disable: !f.dashboard}
+	if f.sessionSecret != "" {
+		secret, err := os.ReadFile(f.sessionSecret)
+		if err != nil {
+			return usagef("--session-secret-file: %v", err)
+		}
+		if dash.SessionSecret = bytes.TrimSpace(secret); len(dash.SessionSecret) < 32 {
+			return usagef("--session-secret-file %s: at least 32 bytes, not %d", f.sessionSecret, len(dash.SessionSecret))
+		}
 	}
 	log, err := a.logger()
 	if err != nil {
@@ -186,7 +205,7 @@ func (a *app) runServe(cmd *cobra.Command, f serveFlags) error {
 	}
 	scfg := server.Config{Store: st, Insecure: f.insecure, RateLimit: f.rateLimit, RateBurst: f.rateBurst,
 		RequestTimeout: f.requestTimeout, MaxBodyBytes: f.maxBody, Logger: log,
-		Metrics: metrics, Gatherer: metricsRegistry(metrics), MetricsAccess: access, Health: health, TracerProvider: tp}
+		Metrics: metrics, Gatherer: metricsRegistry(metrics), MetricsAccess: access, Health: health, TracerProvider: tp, Dashboard: dash}
 	if facade != nil {
 		scfg.SQS = facade
 	}

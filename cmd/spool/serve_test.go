@@ -126,6 +126,35 @@ func TestServeNeedsKeysOrLoopback(t *testing.T) {
 	}
 }
 
+// The dashboard is at / unless --dashboard=false; an insecure server's
+// needs no login and says so.
+func TestServeDashboard(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	get := func(url string) (int, string) {
+		resp, err := http.Get(url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	s := f.startServe("--insecure-no-auth")
+	if status, body := get(s.url + "/"); status != http.StatusOK || !strings.Contains(body, "without authentication") || !strings.Contains(body, "<h1>Overview</h1>") {
+		t.Errorf("dashboard: %d %.300s", status, body)
+	}
+	off := f.startServe("--insecure-no-auth", "--dashboard=false")
+	if status, _ := get(off.url + "/"); status != http.StatusNotFound {
+		t.Errorf("--dashboard=false: / answers %d", status)
+	}
+	secret := filepath.Join(t.TempDir(), "secret")
+	if err := os.WriteFile(secret, []byte("short"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	f.fails(exitUsage, "serve", "--insecure-no-auth", "--session-secret-file", secret)
+}
+
 // With --tls-cert and --tls-key, serve speaks HTTPS.
 func TestServeTLS(t *testing.T) {
 	t.Parallel()
