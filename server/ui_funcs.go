@@ -5,8 +5,11 @@ import (
 	"html/template"
 	"math"
 	"net/url"
+	"slices"
+	"strconv"
 	"time"
 
+	"github.com/spoolrun/spool/internal/wire"
 	"github.com/spoolrun/spool/store"
 )
 
@@ -17,11 +20,22 @@ var uiFuncs = template.FuncMap{
 	"secs":       seconds,
 	"states":     func() []store.State { return store.States },
 	"count":      func(m map[store.State]int, s store.State) int { return m[s] },
+	"countq":     queueCount,
 	"live":       func(s store.State) bool { return s.Live() },
 	"jobsURL":    jobsURL,
 	"schedURL":   scheduleRef,
 	"pathEscape": url.PathEscape,
 	"list":       func(s ...string) []string { return s },
+}
+
+// queueCount shows a queue's count of a state, "10000+" when the store
+// stopped counting at its cap (store.StatsCountCap).
+func queueCount(q wire.QueueStats, s store.State) string {
+	n := strconv.Itoa(q.Counts[s])
+	if slices.Contains(q.Capped, s) {
+		n += "+"
+	}
+	return n
 }
 
 // moment returns a time from a time.Time or *time.Time; zero for nil.

@@ -115,6 +115,7 @@ type overviewData struct {
 	Queues            []queueRow
 	Totals            map[store.State]int
 	Dead, Workers     int
+	DeadCapped        bool // a queue's dead count stopped at the store's cap
 	WorkersKnown      bool
 	Charts            *charts
 	ChartsNote        string
@@ -136,6 +137,7 @@ func (p *page) overview() error {
 			row.Total += n
 			d.Totals[st] += n
 		}
+		d.DeadCapped = d.DeadCapped || slices.Contains(q.Capped, store.StateDead)
 		d.Queues = append(d.Queues, row)
 	}
 	d.Dead = d.Totals[store.StateDead]
@@ -197,10 +199,12 @@ func (p *page) dueSoon(d *overviewData) error {
 // liveAnswer is GET /live.json: the overview's counts, which the page's
 // script refreshes.
 type liveAnswer struct {
-	Queues  []wire.QueueStats `json:"queues"`
-	Dead    int               `json:"dead"`
-	Workers *int              `json:"workers"`
-	At      time.Time         `json:"at"`
+	Queues []wire.QueueStats `json:"queues"`
+	Dead   int               `json:"dead"`
+	// DeadCapped says a queue's dead count stopped at the store's cap.
+	DeadCapped bool      `json:"dead_capped,omitempty"`
+	Workers    *int      `json:"workers"`
+	At         time.Time `json:"at"`
 }
 
 func (p *page) live() error {
@@ -211,6 +215,7 @@ func (p *page) live() error {
 	v := liveAnswer{Queues: stats.Queues, At: p.s.cfg.Clock.Now().UTC()}
 	for _, q := range stats.Queues {
 		v.Dead += q.Counts[store.StateDead]
+		v.DeadCapped = v.DeadCapped || slices.Contains(q.Capped, store.StateDead)
 	}
 	if ws, err := run[wire.WorkerList](p, nil, nil, (*call).listWorkers); err == nil {
 		n := len(ws.Workers)

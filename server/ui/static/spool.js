@@ -45,16 +45,17 @@
         v.queues.forEach(function (q) {
           var row = document.querySelector('tr[data-queue="' + CSS.escape(q.queue) + '"]');
           if (!row) { window.location.reload(); return; }
+          var capped = q.capped || [];
           Object.keys(q.counts).forEach(function (s) {
             totals[s] = (totals[s] || 0) + q.counts[s];
-            setText(row.querySelector('[data-s="' + s + '"]'), q.counts[s]);
+            setText(row.querySelector('[data-s="' + s + '"]'), q.counts[s] + (capped.indexOf(s) >= 0 ? "+" : ""));
           });
           setText(row.querySelector('[data-s="age"]'), age(q.oldest_available_seconds));
         });
         ["available", "running", "scheduled"].forEach(function (s) {
           setText(document.querySelector('[data-total="' + s + '"]'), totals[s] || 0);
         });
-        setText(document.querySelector('[data-total="dead"]'), v.dead);
+        setText(document.querySelector('[data-total="dead"]'), v.dead + (v.dead_capped ? "+" : ""));
         if (v.workers !== null && v.workers !== undefined) {
           setText(document.querySelector('[data-total="workers"]'), v.workers);
         }
