@@ -228,24 +228,35 @@ func (c *call) listQueues() (any, error) {
 		return nil, invalid("QueueNamePrefix is over %d characters.", maxQueueName)
 	}
 	var out listAnswer
-	base := c.h.baseURL(c.r)
-	more := false
-	err = c.eachQueue(in.QueueNamePrefix, after, func(q *store.SQSQueue, name string) bool {
-		if len(out.QueueURLs) == limit {
-			more = true
-			return false
-		}
-		out.QueueURLs = append(out.QueueURLs, queueURL(base, c.sc.account, name))
-		after = q.Queue
-		return true
-	})
+	out.QueueURLs, out.NextToken, err = c.queueURLs(in.QueueNamePrefix, after, limit, paged, nil)
 	if err != nil {
 		return nil, err
 	}
-	if more && paged {
-		out.NextToken = base64.RawURLEncoding.EncodeToString([]byte(after))
-	}
 	return out, nil
+}
+
+// queueURLs lists the URLs of up to limit queues whose names start with
+// prefix, after the queue after, that keep (nil: every one) accepts, with
+// the token of the next page when paged and there are more.
+func (c *call) queueURLs(prefix, after string, limit int, paged bool, keep func(*store.SQSQueue) bool) (urls []string, next string, err error) {
+	base := c.h.baseURL(c.r)
+	more := false
+	err = c.eachQueue(prefix, after, func(q *store.SQSQueue, name string) bool {
+		if keep != nil && !keep(q) {
+			return true
+		}
+		if len(urls) == limit {
+			more = true
+			return false
+		}
+		urls = append(urls, queueURL(base, c.sc.account, name))
+		after = q.Queue
+		return true
+	})
+	if more && paged {
+		next = base64.RawURLEncoding.EncodeToString([]byte(after))
+	}
+	return urls, next, err
 }
 
 func (c *call) deleteQueue() (any, error) {
@@ -414,28 +425,13 @@ func (c *call) listDeadLetterSourceQueues() (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	out := sourcesAnswer{QueueURLs: []string{}}
-	base := c.h.baseURL(c.r)
-	more := false
-	err = c.eachQueue("", after, func(sq *store.SQSQueue, name string) bool {
-		if redriveTarget(sq.Attributes[attrRedrivePolicy]) != dlq.name {
-			return true
-		}
-		if len(out.QueueURLs) == limit {
-			more = true
-			return false
-		}
-		out.QueueURLs = append(out.QueueURLs, queueURL(base, c.sc.account, name))
-		after = sq.Queue
-		return true
+	urls, next, err := c.queueURLs("", after, limit, paged, func(sq *store.SQSQueue) bool {
+		return redriveTarget(sq.Attributes[attrRedrivePolicy]) == dlq.name
 	})
 	if err != nil {
 		return nil, err
 	}
-	if more && paged {
-		out.NextToken = base64.RawURLEncoding.EncodeToString([]byte(after))
-	}
-	return out, nil
+	return sourcesAnswer{QueueURLs: append([]string{}, urls...), NextToken: next}, nil
 }
 
 func (c *call) tagQueue() (any, error) {
