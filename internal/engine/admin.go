@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strconv"
 	"time"
 
 	"github.com/spoolrun/spool/store"
@@ -56,6 +57,17 @@ type ActivityDriver interface {
 	// start with one of them.
 	ListActivity(ctx context.Context, since time.Time, prefixes []string) ([]store.ActivityMinute, error)
 }
+
+// PickupColumns names the activity table's histogram columns on both
+// backends (migration 0009): pickup_0, ..., pickup_15, one per bucket of
+// store.QueueActivity.Pickup.
+var PickupColumns = func() []string {
+	out := make([]string, store.NumPickupBuckets)
+	for i := range out {
+		out[i] = "pickup_" + strconv.Itoa(i)
+	}
+	return out
+}()
 
 // AuditDriver keeps the audit log (store.AuditStore).
 type AuditDriver interface {

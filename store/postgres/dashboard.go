@@ -29,25 +29,16 @@ func (s *backend) Activity() engine.ActivityDriver { return s }
 // Audit implements engine.Driver.
 func (s *backend) Audit() engine.AuditDriver { return s }
 
-// pickupColumns lists the histogram's columns: pickup_0, ..., pickup_15.
-var pickupColumns = func() []string {
-	out := make([]string, store.NumPickupBuckets)
-	for i := range out {
-		out[i] = "pickup_" + strconv.Itoa(i)
-	}
-	return out
-}()
-
 // addActivitySQL adds counts to the rows of minute $1: one row per queue
 // of $2, with completed, failed and dead from $3..$5 and the pickup
 // buckets from $6, NumPickupBuckets per queue in order.
 var addActivitySQL = func() string {
 	var pick, set []string
-	for i, c := range pickupColumns {
+	for i, c := range engine.PickupColumns {
 		pick = append(pick, "($6::bigint[])[(t.n - 1) * "+strconv.Itoa(store.NumPickupBuckets)+" + "+strconv.Itoa(i+1)+"]")
 		set = append(set, c+" = a."+c+" + excluded."+c)
 	}
-	return `INSERT INTO {schema}.activity AS a (minute, queue, completed, failed, dead, ` + strings.Join(pickupColumns, ", ") + `)
+	return `INSERT INTO {schema}.activity AS a (minute, queue, completed, failed, dead, ` + strings.Join(engine.PickupColumns, ", ") + `)
 SELECT $1, t.queue, t.completed, t.failed, t.dead, ` + strings.Join(pick, ", ") + `
 FROM unnest($2::text[], $3::bigint[], $4::bigint[], $5::bigint[]) WITH ORDINALITY AS t(queue, completed, failed, dead, n)
 ON CONFLICT (minute, queue) DO UPDATE SET completed = a.completed + excluded.completed, failed = a.failed + excluded.failed,
@@ -95,7 +86,7 @@ func (s *backend) ListActivity(ctx context.Context, since time.Time, prefixes []
 	if len(prefixes) > 0 {
 		w.add("queue ^@ ANY(" + w.param(prefixes) + "::text[])") // starts with one of them
 	}
-	rows, err := s.pool.Query(ctx, render(`SELECT minute, queue, completed, failed, dead, `+strings.Join(pickupColumns, ", ")+`
+	rows, err := s.pool.Query(ctx, render(`SELECT minute, queue, completed, failed, dead, `+strings.Join(engine.PickupColumns, ", ")+`
 FROM {schema}.activity WHERE `+w.sql()+` ORDER BY minute, queue`, s.schema), w.args...)
 	if err != nil {
 		return nil, s.fail(ctx, "activity", err)

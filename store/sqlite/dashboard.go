@@ -3,7 +3,6 @@ package sqlite
 import (
 	"context"
 	"fmt"
-	"strconv"
 	"strings"
 	"time"
 
@@ -27,20 +26,11 @@ func (s *backend) Activity() engine.ActivityDriver { return s }
 // Audit implements engine.Driver.
 func (s *backend) Audit() engine.AuditDriver { return s }
 
-// pickupColumns lists the histogram's columns: pickup_0, ..., pickup_15.
-var pickupColumns = func() []string {
-	out := make([]string, store.NumPickupBuckets)
-	for i := range out {
-		out[i] = "pickup_" + strconv.Itoa(i)
-	}
-	return out
-}()
-
 // addActivitySQL adds one queue's counts to a minute's row.
 var addActivitySQL = func() string {
-	cols := "minute, queue, completed, failed, dead, " + strings.Join(pickupColumns, ", ")
+	cols := "minute, queue, completed, failed, dead, " + strings.Join(engine.PickupColumns, ", ")
 	set := []string{"completed = completed + excluded.completed", "failed = failed + excluded.failed", "dead = dead + excluded.dead"}
-	for _, c := range pickupColumns {
+	for _, c := range engine.PickupColumns {
 		set = append(set, c+" = "+c+" + excluded."+c)
 	}
 	return `INSERT INTO spool_activity (` + cols + `) VALUES (` + placeholders(5+store.NumPickupBuckets) + `)
@@ -82,7 +72,7 @@ func (s *backend) ListActivity(ctx context.Context, since time.Time, prefixes []
 		}
 		w.where = append(w.where, "("+strings.Join(or, " OR ")+")")
 	}
-	rows, err := s.rdb.QueryContext(ctx, `SELECT minute, queue, completed, failed, dead, `+strings.Join(pickupColumns, ", ")+`
+	rows, err := s.rdb.QueryContext(ctx, `SELECT minute, queue, completed, failed, dead, `+strings.Join(engine.PickupColumns, ", ")+`
 		FROM spool_activity WHERE `+w.sql()+` ORDER BY minute, queue`, w.args...)
 	if err != nil {
 		return nil, s.readErr(err)
