@@ -3,15 +3,12 @@ package spool_test
 import (
 	"context"
 	"errors"
-	"net/http/httptest"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/spoolrun/spool"
-	"github.com/spoolrun/spool/server"
 	"github.com/spoolrun/spool/store"
-	"github.com/spoolrun/spool/store/remote"
 )
 
 // retryNow retries a failed job at once.
@@ -208,20 +205,8 @@ func TestActivityKeptWhenFlushFails(t *testing.T) {
 func TestActivityThroughServe(t *testing.T) {
 	t.Parallel()
 	st := openTraceStore(t)
-	srv, err := server.New(server.Config{Store: st, Insecure: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	hs := httptest.NewServer(srv)
-	t.Cleanup(func() {
-		srv.Drain()
-		hs.Close()
-	})
-	rs, err := remote.Open(hs.URL, remote.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = rs.Close() })
+	srv, dial := serveStore(t, st)
+	rs := dial()
 	if rs.Capabilities().Activity != nil {
 		t.Fatal("store/remote declares Activity: remote workers would count their jobs twice")
 	}

@@ -3,7 +3,6 @@ package spool_test
 import (
 	"context"
 	"errors"
-	"net/http/httptest"
 	"os"
 	"slices"
 	"testing"
@@ -12,9 +11,7 @@ import (
 	"github.com/jonboulle/clockwork"
 
 	"github.com/spoolrun/spool"
-	"github.com/spoolrun/spool/server"
 	"github.com/spoolrun/spool/store"
-	"github.com/spoolrun/spool/store/remote"
 )
 
 var busyKind = spool.NewKind[struct{}]("busy")
@@ -94,20 +91,8 @@ func TestWorkersOnline(t *testing.T) {
 func TestWorkersOnlineThroughServe(t *testing.T) {
 	t.Parallel()
 	st := openTraceStore(t)
-	srv, err := server.New(server.Config{Store: st, Insecure: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	hs := httptest.NewServer(srv)
-	t.Cleanup(func() {
-		srv.Drain()
-		hs.Close()
-	})
-	rs, err := remote.Open(hs.URL, remote.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = rs.Close() })
+	_, dial := serveStore(t, st)
+	rs := dial()
 	checkWorkersOnline(t, rs, st, "w-1")
 }
 

@@ -2,12 +2,15 @@ package spool_test
 
 import (
 	"context"
+	"net/http/httptest"
 	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/spoolrun/spool"
+	"github.com/spoolrun/spool/server"
 	"github.com/spoolrun/spool/store"
+	"github.com/spoolrun/spool/store/remote"
 	"github.com/spoolrun/spool/store/sqlite"
 )
 
@@ -103,4 +106,27 @@ func mustGet(t *testing.T, c *spool.Client, id spool.ID) *spool.Job {
 		t.Fatalf("Get %s: %v", id, err)
 	}
 	return job
+}
+
+// serveStore serves st with spool serve, without keys, on a loopback port,
+// and returns the server and a dial that opens a remote store on it.
+func serveStore(t *testing.T, st store.Store) (*server.Server, func() store.Store) {
+	t.Helper()
+	srv, err := server.New(server.Config{Store: st, Insecure: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := httptest.NewServer(srv)
+	t.Cleanup(func() {
+		srv.Drain()
+		hs.Close()
+	})
+	return srv, func() store.Store {
+		rs, err := remote.Open(hs.URL, remote.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = rs.Close() })
+		return rs
+	}
 }

@@ -3,7 +3,6 @@ package spool_test
 import (
 	"context"
 	"errors"
-	"net/http/httptest"
 	"path/filepath"
 	"testing"
 	"time"
@@ -14,10 +13,8 @@ import (
 
 	"github.com/spoolrun/spool"
 	"github.com/spoolrun/spool/internal/pgtest"
-	"github.com/spoolrun/spool/server"
 	"github.com/spoolrun/spool/store"
 	"github.com/spoolrun/spool/store/postgres"
-	"github.com/spoolrun/spool/store/remote"
 	"github.com/spoolrun/spool/store/sqlite"
 )
 
@@ -227,23 +224,7 @@ func TestTracePostgres(t *testing.T) {
 func TestTraceThroughServe(t *testing.T) {
 	t.Parallel()
 	st := openTraceStore(t)
-	srv, err := server.New(server.Config{Store: st, Insecure: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	hs := httptest.NewServer(srv)
-	t.Cleanup(func() {
-		srv.Drain()
-		hs.Close()
-	})
-	dial := func() store.Store {
-		rs, err := remote.Open(hs.URL, remote.Options{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = rs.Close() })
-		return rs
-	}
+	_, dial := serveStore(t, st)
 	checkTrace(t, dial(), dial(), newTracer(t), newTracer(t))
 }
 
